@@ -1,0 +1,2 @@
+"""wsol: a weakly-supervised object localization benchmark."""
+__version__ = "0.1.0"
