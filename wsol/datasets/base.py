@@ -1,0 +1,128 @@
+"""Dataset records and the adapter registry.
+
+Every adapter turns a folder on disk into a list of :class:`Sample` records. Boxes are
+``x0, y0, x1, y1`` in original image pixels (floats as read); the protocol scales them to
+224x224 later (``wsol.localize.boxes.scale_gt_boxes``).
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from typing import Callable, Dict, List, Optional
+
+import numpy as np
+
+from wsol.errors import DataError, UnknownNameError
+
+
+@dataclass
+class Sample:
+    """One image of a split.
+
+    image_id: path relative to the dataset's image root (keeps its extension); it names
+        the image in every CSV and the exported heatmap ``<image_id>.npy``.
+    path: absolute path of the image file ('' when the images are not at hand).
+    label: class index (0-based).
+    boxes: float array [n, 4] of x0, y0, x1, y1 in original pixels.
+    width, height: original image size (0 when unknown until the image is read).
+    """
+
+    image_id: str
+    path: str
+    label: int
+    boxes: np.ndarray
+    width: int = 0
+    height: int = 0
+
+    def __post_init__(self) -> None:
+        self.boxes = np.asarray(self.boxes, dtype=np.float64).reshape(-1, 4)
+
+
+@dataclass
+class WsolDataset:
+    """A split of a dataset: its samples, class names and where the images live."""
+
+    name: str
+    split: str
+    root: str
+    image_root: str
+    samples: List[Sample]
+    class_names: List[str] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    def __getitem__(self, i: int) -> Sample:
+        return self.samples[i]
+
+    @property
+    def num_classes(self) -> int:
+        if self.class_names:
+            return len(self.class_names)
+        return (max(s.label for s in self.samples) + 1) if self.samples else 0
+
+    def limit(self, n: Optional[int]) -> "WsolDataset":
+        """The first ``n`` samples (all when n is None)."""
+        if n is None:
+            return self
+        return WsolDataset(self.name, self.split, self.root, self.image_root,
+                           self.samples[:n], self.class_names)
+
+
+DatasetBuilder = Callable[..., WsolDataset]
+
+
+@dataclass
+class DatasetInfo:
+    name: str
+    builder: DatasetBuilder
+    description: str
+    splits: tuple
+
+
+_REGISTRY: Dict[str, DatasetInfo] = {}
+
+
+def register_dataset(name: str, description: str, splits: tuple = ("train", "test")):
+    """Decorator: register ``builder(root, split, **options) -> WsolDataset`` under ``name``."""
+
+    def deco(fn: DatasetBuilder) -> DatasetBuilder:
+        _REGISTRY[name] = DatasetInfo(name, fn, description, splits)
+        return fn
+
+    return deco
+
+
+def list_datasets() -> List[DatasetInfo]:
+    """Registered dataset adapters, sorted by name."""
+    _load_adapters()
+    return [_REGISTRY[k] for k in sorted(_REGISTRY)]
+
+
+def build_dataset(name: str, root: str, split: str = "test", **options) -> WsolDataset:
+    """Read split ``split`` of dataset adapter ``name`` from ``root``."""
+    _load_adapters()
+    if name not in _REGISTRY:
+        raise UnknownNameError("dataset", name, _REGISTRY)
+    if root is None or not os.path.isdir(root):
+        raise DataError("dataset root not found (pass --root DIR)", path=str(root))
+    return _REGISTRY[name].builder(root, split, **options)
+
+
+def require_file(path: str, what: str = "") -> str:
+    """Return ``path`` or raise a one-line DataError naming it."""
+    if not os.path.isfile(path):
+        raise DataError(f"missing {what or 'file'}", path=path)
+    return path
+
+
+def _load_adapters() -> None:
+    # Importing the adapter modules registers them (kept lazy so base has no cycles).
+    import importlib
+
+    for mod in ("cub", "imagenet", "wsoleval", "folder", "synthetic"):
+        try:
+            importlib.import_module(f"wsol.datasets.{mod}")
+        except ModuleNotFoundError as e:  # adapter not written yet
+            if e.name != f"wsol.datasets.{mod}":
+                raise
