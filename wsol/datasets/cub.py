@@ -1,0 +1,88 @@
+"""CUB-200-2011 in its official layout (DESIGN.md §4)."""
+from __future__ import annotations
+
+import os
+from typing import Dict, List
+
+import numpy as np
+
+from wsol.datasets.base import Sample, WsolDataset, register_dataset, require_file
+from wsol.datasets.textfiles import read_rows, to_number
+from wsol.errors import DataError
+
+CUB_FILES = ("images.txt", "image_class_labels.txt", "classes.txt", "train_test_split.txt",
+             "bounding_boxes.txt")
+
+
+def _read_map(path: str, kind=int) -> Dict[int, object]:
+    out: Dict[int, object] = {}
+    for ln, (k, v) in read_rows(path, 2):
+        key = to_number(k, int, path, ln, "image id")
+        if key in out:
+            raise DataError(f"duplicate id {key}", path=path, line=ln)
+        out[key] = v if kind is str else to_number(v, kind, path, ln, "value")
+    return out
+
+
+def read_cub(root: str, split: str = "test") -> WsolDataset:
+    """Read split 'train' or 'test' of a CUB-200-2011 folder (``root`` holds ``images/``).
+
+    Boxes ``x y w h`` (floats) become ``x0, y0, x0 + w, y0 + h`` in original pixels; labels
+    are 0-based (classes.txt numbers them from 1).
+    """
+    if split not in ("train", "test", "all"):
+        raise DataError(f"unknown CUB split {split!r} (train, test or all)", path=root)
+    # CUB archives unpack to CUB_200_2011/; accept the parent folder too.
+    if not os.path.isfile(os.path.join(root, "images.txt")) and \
+            os.path.isfile(os.path.join(root, "CUB_200_2011", "images.txt")):
+        root = os.path.join(root, "CUB_200_2011")
+    for f in CUB_FILES:
+        require_file(os.path.join(root, f), f"CUB file {f} (is --root the CUB_200_2011 folder?)")
+    image_root = os.path.join(root, "images")
+    paths_file = os.path.join(root, "images.txt")
+    paths = _read_map(paths_file, str)
+    labels_file = os.path.join(root, "image_class_labels.txt")
+    labels = _read_map(labels_file, int)
+    split_file = os.path.join(root, "train_test_split.txt")
+    is_train = _read_map(split_file, int)
+    classes_file = os.path.join(root, "classes.txt")
+    class_names: List[str] = []
+    for ln, (k, name) in read_rows(classes_file, 2):
+        idx = to_number(k, int, classes_file, ln, "class id")
+        if idx != len(class_names) + 1:
+            raise DataError(f"class ids must run 1..N in order, got {idx}", path=classes_file, line=ln)
+        class_names.append(name)
+    boxes_file = os.path.join(root, "bounding_boxes.txt")
+    boxes: Dict[int, List[List[float]]] = {}
+    for ln, fields in read_rows(boxes_file, 5, at_least=True):
+        if len(fields) != 5:
+            raise DataError(f"expected 5 fields, got {len(fields)}", path=boxes_file, line=ln)
+        iid = to_number(fields[0], int, boxes_file, ln, "image id")
+        x, y, w, h = (to_number(v, float, boxes_file, ln, "box coordinate") for v in fields[1:])
+        if w < 0 or h < 0:
+            raise DataError(f"negative box width/height ({w}, {h})", path=boxes_file, line=ln)
+        boxes.setdefault(iid, []).append([x, y, x + w, y + h])
+
+    samples: List[Sample] = []
+    for iid in sorted(paths):
+        for name, table, f in (("label", labels, labels_file), ("split flag", is_train, split_file)):
+            if iid not in table:
+                raise DataError(f"image id {iid} has no {name}", path=f)
+        flag = is_train[iid]
+        if split != "all" and flag != (1 if split == "train" else 0):
+            continue
+        label = int(labels[iid]) - 1
+        if not 0 <= label < len(class_names):
+            raise DataError(f"class id {label + 1} of image {iid} outside 1..{len(class_names)}", path=labels_file)
+        if iid not in boxes:
+            raise DataError(f"image id {iid} has no box", path=boxes_file)
+        rel = str(paths[iid])
+        samples.append(Sample(image_id=rel, path=os.path.join(image_root, rel), label=label,
+                              boxes=np.asarray(boxes[iid], dtype=np.float64)))
+    return WsolDataset("cub", split, root, image_root, samples, class_names)
+
+
+@register_dataset("cub", "CUB-200-2011, official layout (images.txt, bounding_boxes.txt, ...)",
+                  splits=("train", "test"))
+def _build(root: str, split: str = "test", **_) -> WsolDataset:
+    return read_cub(root, split)
