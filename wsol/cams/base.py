@@ -1,0 +1,74 @@
+"""CAM-method registry. A method maps (backbone, images, features, logits, targets) to raw
+maps [B, h, w] on the model's device; post-processing happens in ``wsol.localize``."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Dict, List
+
+import torch
+
+from wsol.errors import UnknownNameError, WsolError
+
+
+class CamMethod:
+    """Base class. ``needs_grad``: the engine runs the forward pass with autograd on."""
+
+    name: str = ""
+    description: str = ""
+    needs_grad: bool = False
+    needs_model: bool = True
+
+    def __init__(self, **options):
+        self.options = options
+
+    def __call__(self, backbone, images: torch.Tensor, feats: torch.Tensor, logits: torch.Tensor,
+                 targets: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+
+@dataclass
+class MethodInfo:
+    name: str
+    description: str
+    needs_grad: bool
+
+
+_REGISTRY: Dict[str, type] = {}
+
+
+def register_method(cls: type) -> type:
+    """Class decorator: register a CamMethod subclass under ``cls.name``."""
+    _REGISTRY[cls.name] = cls
+    return cls
+
+
+def _load() -> None:
+    import importlib
+
+    for mod in ("cam", "gradcam", "scorecam", "baselines"):
+        try:
+            importlib.import_module(f"wsol.cams.{mod}")
+        except ModuleNotFoundError as e:
+            if e.name != f"wsol.cams.{mod}":
+                raise
+
+
+def list_methods() -> List[MethodInfo]:
+    """Registered CAM methods, sorted by name."""
+    _load()
+    return [MethodInfo(n, c.description, c.needs_grad) for n, c in sorted(_REGISTRY.items())]
+
+
+def create_method(name: str, **options) -> CamMethod:
+    """Instantiate method ``name`` (unknown names list the closest ones)."""
+    _load()
+    if name not in _REGISTRY:
+        raise UnknownNameError("method", name, _REGISTRY)
+    return _REGISTRY[name](**options)
+
+
+def check_targets(targets: torch.Tensor, num_classes: int) -> None:
+    """Raise a clear error when a target class is outside the head."""
+    if targets.numel() and (int(targets.min()) < 0 or int(targets.max()) >= num_classes):
+        raise WsolError(f"target class {int(targets.max())} outside the classifier head "
+                        f"(0..{num_classes - 1}): does --weights match the dataset's classes?")

@@ -1,0 +1,172 @@
+"""A classifier seen as (features, classifier): what every CAM method needs.
+
+``Backbone.forward_features(x) -> [B, K, h, w]`` is the last conv stage;
+``Backbone.forward_logits(f) -> [B, C]`` is pooling + head; ``classifier_weight()`` is the
+[C, K] matrix whose rows weight the feature maps in CAM. ``cam_exact`` says whether the
+head is global-average-pool + linear, i.e. whether ``mean_hw(CAM_c) + b_c`` equals logit c.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable, Optional, Sequence, Tuple
+
+import torch
+from torch import nn
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+@dataclass
+class BackboneInfo:
+    """What ``wsol models`` lists for a backbone."""
+
+    name: str
+    source: str            # timm | torchvision | wsol
+    feature_layer: str     # the layer whose output the CAM weights
+    stride: int            # input pixels per feature-map cell
+    cam_exact: bool        # GAP + linear head
+    note: str = ""         # why CAM is not exact, or other caveats
+
+
+class Backbone(nn.Module):
+    """Base wrapper. Subclasses set ``net`` and implement the three hooks below."""
+
+    def __init__(self, info: BackboneInfo, mean: Sequence[float] = IMAGENET_MEAN,
+                 std: Sequence[float] = IMAGENET_STD):
+        super().__init__()
+        self.info = info
+        self.mean = tuple(float(v) for v in mean)
+        self.std = tuple(float(v) for v in std)
+
+    @property
+    def name(self) -> str:
+        return self.info.name
+
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def forward_logits(self, feats: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def classifier(self) -> nn.Linear:
+        raise NotImplementedError
+
+    def classifier_weight(self) -> torch.Tensor:
+        """[C, K] classifier rows (for CAM)."""
+        return self.classifier().weight
+
+    @property
+    def num_classes(self) -> int:
+        return int(self.classifier().weight.shape[0])
+
+    def forward(self, x: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
+        f = self.forward_features(x)
+        return f, self.forward_logits(f)
+
+    def reset_classifier(self, num_classes: int) -> None:
+        """Replace the head by a fresh ``num_classes``-way linear layer (for fine-tuning)."""
+        raise NotImplementedError
+
+    def new_parameters(self) -> Sequence[nn.Parameter]:
+        """Parameters not from the ImageNet checkpoint (trained at 10x lr in the recipe)."""
+        return list(self.classifier().parameters())
+
+
+def check_cam_exact(backbone: Backbone, size: int = 224, atol: float = 1e-3) -> bool:
+    """Empirically: is logit_c == mean over h,w of CAM_c + b_c (GAP + linear head)?"""
+    was_training = backbone.training
+    backbone.eval()
+    try:
+        with torch.no_grad():
+            x = torch.randn(2, 3, size, size)
+            f, logits = backbone(x)
+            fc = backbone.classifier()
+            cam_mean = torch.einsum("ck,bkhw->bchw", fc.weight, f).mean(dim=(2, 3))
+            if fc.bias is not None:
+                cam_mean = cam_mean + fc.bias
+            scale = logits.abs().max().clamp_min(1.0)
+            return bool(((cam_mean - logits).abs().max() / scale) < atol)
+    finally:
+        backbone.train(was_training)
+
+
+class TimmBackbone(Backbone):
+    """Any timm classifier: ``forward_features`` / ``forward_head`` (no hooks)."""
+
+    def __init__(self, net: nn.Module, info: BackboneInfo, mean=None, std=None):
+        cfg = getattr(net, "pretrained_cfg", None) or {}
+        super().__init__(info, mean or cfg.get("mean", IMAGENET_MEAN), std or cfg.get("std", IMAGENET_STD))
+        self.net = net
+
+    def forward_features(self, x):
+        return self.net.forward_features(x)
+
+    def forward_logits(self, feats):
+        return self.net.forward_head(feats)
+
+    def classifier(self) -> nn.Linear:
+        head = self.net.get_classifier()
+        if isinstance(head, nn.Linear):
+            return head
+        lin = [m for m in head.modules() if isinstance(m, nn.Linear)] if isinstance(head, nn.Module) else []
+        if not lin:
+            raise TypeError(f"{self.name}: classifier is not linear ({type(head).__name__})")
+        return lin[-1]
+
+    def reset_classifier(self, num_classes: int) -> None:
+        self.net.reset_classifier(num_classes)
+
+
+def _get_sub(root: nn.Module, path: str) -> nn.Module:
+    m = root
+    for p in path.split("."):
+        m = getattr(m, p)
+    return m
+
+
+def _set_sub(root: nn.Module, path: str, value: nn.Module) -> None:
+    *parents, last = path.split(".")
+    m = root
+    for p in parents:
+        m = getattr(m, p)
+    setattr(m, last, value)
+
+
+class NetBackbone(Backbone):
+    """A plain ``nn.Module`` (torchvision, or wsol's own) split by two functions.
+
+    ``features_fn(net, x)`` runs the net up to the CAM layer; the logits are
+    ``net.<head>(flatten(GAP(features)))``. The net is kept whole under ``self.net`` so its
+    checkpoints load with their own key names.
+    """
+
+    def __init__(self, net: nn.Module, info: BackboneInfo, features_fn: Callable, head: str,
+                 mean=IMAGENET_MEAN, std=IMAGENET_STD):
+        super().__init__(info, mean, std)
+        self.net = net
+        self._features_fn = features_fn
+        self._head = head
+
+    def forward_features(self, x):
+        return self._features_fn(self.net, x)
+
+    def forward_logits(self, feats):
+        return _get_sub(self.net, self._head)(torch.flatten(feats.mean(dim=(2, 3)), 1))
+
+    def classifier(self) -> nn.Linear:
+        head = _get_sub(self.net, self._head)
+        if isinstance(head, nn.Linear):
+            return head
+        return [m for m in head.modules() if isinstance(m, nn.Linear)][-1]
+
+    def reset_classifier(self, num_classes: int) -> None:
+        head = _get_sub(self.net, self._head)
+        old = self.classifier()
+        new = nn.Linear(old.in_features, num_classes)
+        if head is old:
+            _set_sub(self.net, self._head, new)
+            return
+        for name, m in head.named_modules():
+            if m is old:
+                _set_sub(head, name, new)

@@ -1,0 +1,76 @@
+"""Saving and loading backbone checkpoints (wsol's own and plain state dicts)."""
+from __future__ import annotations
+
+import os
+from typing import Any, Dict, Optional
+
+import torch
+
+from wsol.errors import WsolError
+
+
+def save_checkpoint(backbone, path: str, extra: Optional[Dict[str, Any]] = None) -> None:
+    """Write ``{'backbone', 'num_classes', 'state_dict', ...extra}`` atomically."""
+    payload = {"backbone": backbone.name, "num_classes": backbone.num_classes,
+               "state_dict": backbone.state_dict(), "wsol_checkpoint": 1}
+    payload.update(extra or {})
+    tmp = f"{path}.tmp"
+    torch.save(payload, tmp)
+    os.replace(tmp, path)
+
+
+def _state_dict_of(obj: Any, path: str) -> Dict[str, torch.Tensor]:
+    if isinstance(obj, dict):
+        for key in ("state_dict", "model", "model_state_dict", "net"):
+            if key in obj and isinstance(obj[key], dict):
+                return obj[key]
+        if all(isinstance(v, torch.Tensor) for v in obj.values()):
+            return obj
+    raise WsolError(f"{path}: not a checkpoint (no state dict found)")
+
+
+def load_checkpoint(entry, path: str, num_classes: Optional[int] = None):
+    """Build ``entry``'s backbone and load ``path`` into it; keys may be the wrapper's
+    (``net.…``), the bare net's, or carry a DataParallel ``module.`` prefix."""
+    if not os.path.isfile(path):
+        raise WsolError(f"{path}: checkpoint file not found (--weights takes 'pretrained', 'random' or a file)")
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:
+        raise WsolError(f"{path}: cannot read checkpoint ({type(e).__name__}: {str(e).splitlines()[0][:120]})") from None
+    sd = {k[7:] if k.startswith("module.") else k: v for k, v in _state_dict_of(obj, path).items()}
+    if isinstance(obj, dict) and obj.get("wsol_checkpoint") and obj.get("backbone") not in (None, entry.info.name):
+        raise WsolError(f"{path}: checkpoint is for backbone '{obj['backbone']}', not '{entry.info.name}'")
+    n_cls = obj.get("num_classes") if isinstance(obj, dict) and obj.get("wsol_checkpoint") else None
+    bb = entry.builder(False, n_cls or num_classes or entry.default_classes)
+    own = bb.state_dict()
+    if not any(k in own for k in sd):
+        sd = {f"net.{k}": v for k, v in sd.items()}
+    # a plain checkpoint may carry a head of another size: take it as the head size
+    head_w = f"net.{_head_key(bb)}" if _head_key(bb) else None
+    if head_w and head_w in sd and sd[head_w].shape != own.get(head_w, sd[head_w]).shape:
+        bb = entry.builder(False, int(sd[head_w].shape[0]))
+        own = bb.state_dict()
+    missing = [k for k in own if k not in sd]
+    unexpected = [k for k in sd if k not in own]
+    shape_bad = [k for k in own if k in sd and sd[k].shape != own[k].shape]
+    if missing or unexpected or shape_bad:
+        bits = []
+        if missing:
+            bits.append(f"{len(missing)} missing keys (e.g. {missing[0]})")
+        if unexpected:
+            bits.append(f"{len(unexpected)} unexpected keys (e.g. {unexpected[0]})")
+        if shape_bad:
+            k = shape_bad[0]
+            bits.append(f"shape mismatch at {k}: {tuple(sd[k].shape)} vs {tuple(own[k].shape)}")
+        raise WsolError(f"{path}: checkpoint does not match backbone '{entry.info.name}': " + "; ".join(bits))
+    bb.load_state_dict(sd)
+    return bb
+
+
+def _head_key(bb) -> Optional[str]:
+    fc = bb.classifier()
+    for name, p in bb.net.named_parameters():
+        if p is fc.weight:
+            return name
+    return None
