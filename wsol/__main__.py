@@ -1,0 +1,5 @@
+import sys
+
+from wsol.cli import main
+
+sys.exit(main())

