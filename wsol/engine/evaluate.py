@@ -53,6 +53,7 @@ class EvalConfig:
     dataset_options: Dict[str, object] = field(default_factory=dict)
     method_options: Dict[str, object] = field(default_factory=dict)
     progress: bool = True
+    seed: int = 0
 
 
 @dataclass
@@ -142,6 +143,7 @@ def evaluate(cfg: EvalConfig, dataset: Optional[WsolDataset] = None) -> EvalResu
         raise DataError(f"split '{cfg.split}' has no images", path=ds.root)
     taus = thresholds(cfg.cam_step)
     method = create_method(cfg.method, **cfg.method_options)
+    torch.manual_seed(cfg.seed)  # random init and random baselines are reproducible
     bb = create_backbone(cfg.backbone, cfg.weights, num_classes=ds.num_classes, device=dev)
     check_targets(torch.tensor([s.label for s in ds.samples]), bb.num_classes)
     for p in bb.parameters():

@@ -12,7 +12,7 @@ from wsol.errors import WsolError
 RUN_FILES = ("summary.csv", "per_image.csv", "curves.csv", "timings.csv")
 
 
-def write_csv_atomic(df: pd.DataFrame, path: str, float_format: str = "%.6g") -> None:
+def write_csv_atomic(df: pd.DataFrame, path: str, float_format: str = "%.10g") -> None:
     """Write ``df`` to ``path`` via a temporary file in the same folder and ``os.replace``."""
     folder = os.path.dirname(os.path.abspath(path))
     try:
