@@ -129,12 +129,27 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("methods", help="list CAM methods")
     p.set_defaults(func=cmd_methods)
 
-    for fn in _EXTRA_PARSERS:
-        fn(sub)
+    import importlib
+
+    for mod in COMMAND_MODULES:
+        try:
+            m = importlib.import_module(mod)
+        except ModuleNotFoundError as e:
+            if e.name != mod:
+                raise
+            continue
+        m.add_parsers(sub)
     return ap
 
 
-_EXTRA_PARSERS: List[Callable] = []
+# Modules that add their own subcommands: each defines ``add_parsers(subparsers)`` and sets
+# ``func`` on its parsers (a function taking the parsed args and returning an exit code).
+COMMAND_MODULES = (
+    "wsol.datasets.commands",   # check-data, export-metadata
+    "wsol.report.commands",     # report, overlay
+    "wsol.engine.commands",     # train, bench, demo
+    "wsol.suite_commands",      # suite, compare
+)
 
 
 def _config_from(args, **over):
@@ -212,6 +227,11 @@ def cmd_methods(args) -> int:
 
 def main(argv: Optional[List[str]] = None) -> int:
     """Entry point of the ``wsol`` console script."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["make-synthetic"]:  # its own parser, so --help shows its options
+        from wsol.datasets.synthetic_cli import main as synth_main
+
+        return synth_main(argv[1:], prog="wsol make-synthetic")
     parser = build_parser()
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING if args.quiet else logging.INFO,

@@ -78,16 +78,17 @@ class DatasetInfo:
     builder: DatasetBuilder
     description: str
     splits: tuple
+    generates: bool = False  # the adapter creates its root (synthetic data)
 
 
 _REGISTRY: Dict[str, DatasetInfo] = {}
 
 
-def register_dataset(name: str, description: str, splits: tuple = ("train", "test")):
+def register_dataset(name: str, description: str, splits: tuple = ("train", "test"), generates: bool = False):
     """Decorator: register ``builder(root, split, **options) -> WsolDataset`` under ``name``."""
 
     def deco(fn: DatasetBuilder) -> DatasetBuilder:
-        _REGISTRY[name] = DatasetInfo(name, fn, description, splits)
+        _REGISTRY[name] = DatasetInfo(name, fn, description, splits, generates)
         return fn
 
     return deco
@@ -104,7 +105,7 @@ def build_dataset(name: str, root: str, split: str = "test", **options) -> WsolD
     _load_adapters()
     if name not in _REGISTRY:
         raise UnknownNameError("dataset", name, _REGISTRY)
-    if root is None or not os.path.isdir(root):
+    if not root or (not os.path.isdir(root) and not _REGISTRY[name].generates):
         raise DataError("dataset root not found (pass --root DIR)", path=str(root))
     return _REGISTRY[name].builder(root, split, **options)
 

@@ -415,7 +415,7 @@ def make_synthetic(out_dir: str, n_classes: int = DEFAULTS["n_classes"],
 
 
 # ----------------------------------------------------------------------------- adapter
-@register_dataset("synthetic", "Procedural CUB-layout set (generated and cached under --root)")
+@register_dataset("synthetic", "Procedural CUB-layout set (generated and cached under --root)", generates=True)
 def build_synthetic(root: str, split: str, **opts: Any) -> WsolDataset:
     """Read split ``split`` of the synthetic set in ``root``, generating it there first
     when root has no stamp, a stale one, or one whose parameters differ from those given
