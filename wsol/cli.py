@@ -147,7 +147,8 @@ def build_parser() -> argparse.ArgumentParser:
 COMMAND_MODULES = (
     "wsol.datasets.commands",   # check-data, export-metadata
     "wsol.report.commands",     # report, overlay
-    "wsol.engine.commands",     # train, bench, demo
+    "wsol.engine.train_commands",  # train, demo
+    "wsol.engine.bench_commands",  # bench
     "wsol.suite_commands",      # suite, compare
 )
 
