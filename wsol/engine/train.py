@@ -1,0 +1,504 @@
+"""``wsol train``: fine-tune a backbone with image-level labels only (Choe et al.'s recipe).
+
+The recipe of "Evaluating WSOL right" (CVPR 2020): train transform resize 256x256 ->
+random crop 224 -> horizontal flip; SGD with momentum 0.9 and weight decay 1e-4; the layers
+that are not from the ImageNet checkpoint (``Backbone.new_parameters()``: the classifier)
+at 10x the learning rate; the learning rate multiplied by 0.1 every ``lr_decay_epochs``.
+
+The checkpoint is chosen on a held-out part of the *train* split (``holdout`` of the train
+images of each class, drawn with the seed): its boxes are used only to pick the epoch with
+the best MaxBoxAccV2 (the "train-fullsup" split of Choe et al.), or the best top-1 with
+``select_by='top1'``. Every epoch writes ``<out>/last.pt`` (weights, optimizer, scheduler,
+grad scaler, epoch, RNG states, log), so ``resume=True`` continues an interrupted run and
+ends with the very weights an uninterrupted run would have (each epoch's shuffling and
+augmentation draw from generators seeded by ``(seed, epoch)``).
+
+Outputs in ``out``: ``last.pt``, ``best.pt`` (both loadable with
+``create_backbone(name, weights=path)`` / ``wsol evaluate --weights``), ``train_log.csv``
+(one row per epoch) and ``train_config.json``.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import random
+import time
+from contextlib import nullcontext
+from dataclasses import asdict, dataclass, field
+from typing import Dict, List, Optional, Sequence, Tuple
+
+import numpy as np
+import pandas as pd
+import torch
+from torch import nn
+from tqdm import tqdm
+
+from wsol.datasets.base import Sample, WsolDataset, build_dataset
+from wsol.errors import WsolError
+from wsol.models.backbone import Backbone
+from wsol.models.checkpoint import save_checkpoint
+from wsol.models.registry import create_backbone
+from wsol.report.csv import write_csv_atomic
+from wsol.transforms.image import ImageFolderView, train_transform
+
+log = logging.getLogger(__name__)
+
+LAST = "last.pt"
+BEST = "best.pt"
+LOG_FILE = "train_log.csv"
+CONFIG_FILE = "train_config.json"
+SELECT_BY = ("maxboxacc_v2", "top1", "last")
+AMP_MODES = ("auto", "bf16", "fp16", "off")
+#: Config fields that may differ between a run and its resumption.
+_RESUMABLE_CHANGES = ("epochs", "resume", "progress", "workers", "device", "out")
+
+
+@dataclass
+class TrainConfig:
+    """Everything a training run depends on (its fields are the ``wsol train`` options)."""
+
+    dataset: str = "cub"
+    root: str = ""
+    split: str = "train"
+    backbone: str = "efficientnet_lite0"
+    weights: str = "pretrained"
+    epochs: int = 50
+    lr: float = 1e-3
+    batch_size: int = 32
+    lr_decay_epochs: int = 15
+    momentum: float = 0.9
+    weight_decay: float = 1e-4
+    new_lr_mult: float = 10.0
+    train_layers: str = "all"
+    holdout: float = 0.1
+    select_by: str = "maxboxacc_v2"
+    val_method: str = "cam"
+    val_batch_size: int = 64
+    cam_step: float = 0.01
+    device: str = "cpu"
+    amp: str = "auto"
+    out: str = ""
+    resume: bool = False
+    workers: int = 0
+    seed: int = 0
+    dataset_options: Dict[str, object] = field(default_factory=dict)
+    progress: bool = True
+
+
+# ----------------------------------------------------------------------------- seeding
+def seed_everything(seed: int) -> None:
+    """Seed python's ``random``, numpy's global RNG and torch (CPU and CUDA)."""
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def _epoch_seed(seed: int, epoch: int) -> int:
+    """The seed of epoch ``epoch`` (0-based): shuffling and augmentation depend on it only."""
+    return int(np.random.SeedSequence([seed, epoch]).generate_state(1)[0])
+
+
+def _seed_worker(worker_id: int) -> None:
+    s = torch.initial_seed() % 2**32  # set by the DataLoader from its generator
+    random.seed(s)
+    np.random.seed(s)
+
+
+def rng_states() -> dict:
+    """The global RNG states (python, numpy, torch CPU and CUDA) as checkpoint-safe values."""
+    kind, keys, pos, has_gauss, gauss = np.random.get_state()
+    st = {"python": random.getstate(),
+          "numpy": {"kind": kind, "keys": torch.from_numpy(np.asarray(keys, dtype=np.int64)),
+                    "pos": int(pos), "has_gauss": int(has_gauss), "gauss": float(gauss)},
+          "torch": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        st["cuda"] = torch.cuda.get_rng_state_all()
+    return st
+
+
+def set_rng_states(st: dict) -> None:
+    """Restore what :func:`rng_states` returned."""
+    py = st["python"]
+    random.setstate((py[0], tuple(py[1]), py[2]))
+    n = st["numpy"]
+    np.random.set_state((n["kind"], n["keys"].numpy().astype(np.uint32), n["pos"], n["has_gauss"], n["gauss"]))
+    torch.set_rng_state(st["torch"])
+    if "cuda" in st and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(st["cuda"])
+
+
+# ----------------------------------------------------------------------------- data
+def split_holdout(samples: Sequence[Sample], fraction: float, seed: int) -> Tuple[List[Sample], List[Sample]]:
+    """(train, held-out): ``round(fraction * n_c)`` images of each class c held out (at least
+    one when fraction > 0 and the class has two or more), chosen with ``seed``; order kept."""
+    if not 0 <= fraction < 1:
+        raise WsolError(f"--holdout must be in [0, 1), got {fraction}")
+    if fraction == 0:
+        return list(samples), []
+    rng = np.random.default_rng([seed, 7919])
+    by_class: Dict[int, List[int]] = {}
+    for i, s in enumerate(samples):
+        by_class.setdefault(s.label, []).append(i)
+    held = set()
+    for c in sorted(by_class):
+        idx = by_class[c]
+        k = min(max(1, int(round(fraction * len(idx)))), len(idx) - 1)
+        if k > 0:
+            held.update(rng.choice(idx, size=k, replace=False).tolist())
+    return ([s for i, s in enumerate(samples) if i not in held],
+            [s for i, s in enumerate(samples) if i in held])
+
+
+def _collate(batch):
+    return torch.stack([b[0] for b in batch]), torch.tensor([b[1] for b in batch], dtype=torch.int64)
+
+
+# ----------------------------------------------------------------------------- layers
+_EXPAND_NAMES = ("blocks", "stages", "layers", "features")
+_NORMS = (nn.modules.batchnorm._NormBase, nn.LayerNorm, nn.GroupNorm)
+
+
+def _has_params(m: nn.Module) -> bool:
+    return any(True for _ in m.parameters())
+
+
+def _scan(bb: Backbone) -> Tuple[List[Tuple[str, List[nn.Module]]], set]:
+    """(units, names of the net's top-level children that run in forward_features)."""
+    root = getattr(bb, "net", bb)
+    top = [(n, m) for n, m in root.named_children() if _has_params(m)]
+    order: Dict[str, int] = {}
+    hooks = []
+
+    def hook_for(name: str):
+        def h(mod, inp, out):
+            order.setdefault(name, len(order))
+        return h
+
+    for n, m in top:
+        hooks.append(m.register_forward_hook(hook_for(n)))
+        if isinstance(m, (nn.Sequential, nn.ModuleList)):
+            for cn, c in m.named_children():
+                if _has_params(c):
+                    hooks.append(c.register_forward_hook(hook_for(f"{n}.{cn}")))
+    was_training = bb.training
+    bb.eval()
+    try:
+        p = next(bb.parameters())
+        with torch.no_grad():
+            bb.forward_features(torch.zeros(1, 3, 224, 224, device=p.device, dtype=p.dtype))
+    finally:
+        for h in hooks:
+            h.remove()
+        bb.train(was_training)
+    feat_top = [(n, m) for n, m in top if n in order]
+    units: List[Tuple[str, List[nn.Module]]] = []
+    for n, m in sorted(feat_top, key=lambda nm: order[nm[0]]):
+        kids = [(f"{n}.{cn}", c) for cn, c in m.named_children() if f"{n}.{cn}" in order]
+        if isinstance(m, (nn.Sequential, nn.ModuleList)) and len(kids) > 1 and \
+                (n in _EXPAND_NAMES or len(feat_top) == 1):
+            parts = sorted(kids, key=lambda nm: order[nm[0]])
+        else:
+            parts = [(n, m)]
+        for pn, pm in parts:
+            if isinstance(pm, _NORMS) and units:
+                units[-1] = (f"{units[-1][0]}+{pn}", units[-1][1] + [pm])
+            else:
+                units.append((pn, [pm]))
+    return units, {n for n, _ in feat_top}
+
+
+def feature_units(bb: Backbone) -> List[Tuple[str, List[nn.Module]]]:
+    """The feature stack as an ordered list of units ``(name, modules)``, input to output.
+
+    Units are the top-level children of the wrapped net that run in ``forward_features``,
+    in the order they run; a Sequential/ModuleList named blocks/stages/layers/features (or
+    the only child holding the whole stack) is split into its children (timm EfficientNet:
+    ``blocks.0`` ... ``blocks.6``; torchvision ResNet: ``layer1`` ... ``layer4``). A norm
+    layer joins the unit before it (``conv_head+bn2``); parameter-free modules are dropped.
+    Modules that run only in ``forward_logits`` (the classifier) are no unit.
+    """
+    return _scan(bb)[0]
+
+
+def parse_train_layers(spec: str) -> Optional[int]:
+    """'all' -> None (everything), 'head' -> 0, 'last:N' -> N."""
+    s = spec.strip().lower()
+    if s == "all":
+        return None
+    if s == "head":
+        return 0
+    if s.startswith("last:"):
+        try:
+            n = int(s[5:])
+        except ValueError:
+            n = -1
+        if n >= 0:
+            return n
+    raise WsolError(f"--train-layers takes 'all', 'head' or 'last:N' (N >= 0), got {spec!r}")
+
+
+def set_trainable(bb: Backbone, spec: str) -> Tuple[List[nn.Parameter], List[nn.Module], List[str]]:
+    """Freeze according to ``spec`` ('all' | 'head' | 'last:N').
+
+    Returns (trainable parameters, frozen modules, names of the trained units). Under
+    'head' and 'last:N' the trained parameters are the classifier and any other module run
+    only in ``forward_logits``, plus the last N units of :func:`feature_units`; every other
+    parameter gets ``requires_grad=False`` and its modules are kept in eval mode while
+    training (BatchNorm statistics frozen too).
+    """
+    n = parse_train_layers(spec)
+    params = list(bb.parameters())
+    if n is None:
+        for p in params:
+            p.requires_grad_(True)
+        return params, [], ["all"]
+    units, feat_top = _scan(bb)
+    if n > len(units):
+        log.warning("--train-layers %s: the feature stack has only %d units; training all of them", spec, len(units))
+        n = len(units)
+    frozen_units, trained_units = units[:len(units) - n], units[len(units) - n:]
+    frozen_modules = [m for _, mods in frozen_units for m in mods]
+    trained_ids = {id(p) for _, mods in trained_units for m in mods for p in m.parameters()}
+    unit_ids = {id(p) for _, mods in units for m in mods for p in m.parameters()}
+    # outside the units: trained when held by a child that runs only in forward_logits (the
+    # head), frozen otherwise (e.g. position embeddings, parameters of the net itself)
+    root = getattr(bb, "net", bb)
+    head_ids = {id(p) for name, child in root.named_children() if name not in feat_top
+                for p in child.parameters()}
+    head_ids.update(id(p) for p in bb.new_parameters())
+    trainable = []
+    for p in params:
+        on = id(p) in trained_ids or (id(p) not in unit_ids and id(p) in head_ids)
+        p.requires_grad_(on)
+        if on:
+            trainable.append(p)
+    return trainable, frozen_modules, ["head"] + [u for u, _ in trained_units]
+
+
+def param_groups(bb: Backbone, trainable: Sequence[nn.Parameter], lr: float, mult: float,
+                 weight_decay: float) -> List[dict]:
+    """SGD groups: pretrained parameters at ``lr``, new ones (``new_parameters()``) at ``mult * lr``."""
+    new_ids = {id(p) for p in bb.new_parameters()}
+    base = [p for p in trainable if id(p) not in new_ids]
+    new = [p for p in trainable if id(p) in new_ids]
+    groups = []
+    if base:
+        groups.append({"params": base, "lr": lr, "weight_decay": weight_decay, "name": "pretrained"})
+    if new:
+        groups.append({"params": new, "lr": lr * mult, "weight_decay": weight_decay, "name": "new"})
+    if not groups:
+        raise WsolError("no parameter to train (check --train-layers)")
+    return groups
+
+
+# ----------------------------------------------------------------------------- AMP
+def amp_dtype(mode: str, device: torch.device) -> Optional[torch.dtype]:
+    """The autocast dtype for ``mode`` on ``device`` (None: float32). AMP is CUDA-only."""
+    if mode not in AMP_MODES:
+        raise WsolError(f"--amp takes one of {', '.join(AMP_MODES)}, got {mode!r}")
+    if mode == "off":
+        return None
+    if device.type != "cuda":
+        if mode != "auto":
+            log.warning("--amp %s is used on CUDA only; training in float32 on %s", mode, device)
+        return None
+    if mode == "bf16" or (mode == "auto" and torch.cuda.is_bf16_supported()):
+        return torch.bfloat16
+    return torch.float16
+
+
+# ----------------------------------------------------------------------------- loop
+def make_optimizer(bb: Backbone, trainable: Sequence[nn.Parameter], cfg: TrainConfig
+                   ) -> Tuple[torch.optim.SGD, torch.optim.lr_scheduler.StepLR]:
+    """SGD (momentum, weight decay; new layers at ``new_lr_mult`` x lr) and the step decay
+    (x0.1 every ``lr_decay_epochs``; call ``scheduler.step()`` once per epoch)."""
+    opt = torch.optim.SGD(param_groups(bb, trainable, cfg.lr, cfg.new_lr_mult, cfg.weight_decay),
+                          lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
+    return opt, torch.optim.lr_scheduler.StepLR(opt, step_size=cfg.lr_decay_epochs, gamma=0.1)
+
+
+def train_step(bb: Backbone, opt: torch.optim.Optimizer, scaler: torch.amp.GradScaler,
+               images: torch.Tensor, labels: torch.Tensor, dtype: Optional[torch.dtype] = None
+               ) -> Tuple[torch.Tensor, torch.Tensor]:
+    """One SGD step on a batch (autocast to ``dtype`` when given); returns the (detached)
+    loss and logits computed before the step."""
+    ctx = torch.autocast(images.device.type, dtype=dtype) if dtype is not None else nullcontext()
+    with ctx:
+        _, logits = bb(images)
+        loss = nn.functional.cross_entropy(logits.float(), labels)
+    if not torch.isfinite(loss):
+        raise WsolError(f"the training loss is {loss.item()} (lower --lr?)")
+    opt.zero_grad(set_to_none=True)
+    scaler.scale(loss).backward()
+    scaler.step(opt)
+    scaler.update()
+    return loss.detach(), logits.detach()
+
+
+def _check(cfg: TrainConfig) -> None:
+    if not cfg.out:
+        raise WsolError("training needs an output folder (--out DIR)")
+    if cfg.epochs < 1:
+        raise WsolError(f"--epochs must be >= 1, got {cfg.epochs}")
+    if cfg.batch_size < 1:
+        raise WsolError(f"--batch-size must be >= 1, got {cfg.batch_size}")
+    if not cfg.lr > 0 or not math.isfinite(cfg.lr):
+        raise WsolError(f"--lr must be a positive number, got {cfg.lr}")
+    if cfg.lr_decay_epochs < 1:
+        raise WsolError(f"--lr-decay-epochs must be >= 1, got {cfg.lr_decay_epochs}")
+    if cfg.select_by not in SELECT_BY:
+        raise WsolError(f"--select-by takes one of {', '.join(SELECT_BY)}, got {cfg.select_by!r}")
+    parse_train_layers(cfg.train_layers)
+    if cfg.amp not in AMP_MODES:
+        raise WsolError(f"--amp takes one of {', '.join(AMP_MODES)}, got {cfg.amp!r}")
+
+
+def _config_dict(cfg: TrainConfig) -> dict:
+    return json.loads(json.dumps(asdict(cfg), default=str))
+
+
+def _validate(cfg: TrainConfig, weights: str, holdout: WsolDataset) -> Dict[str, float]:
+    """Top-1 and localization of the checkpoint ``weights`` on the held-out images."""
+    from wsol.engine.evaluate import EvalConfig, evaluate
+
+    ecfg = EvalConfig(dataset=cfg.dataset, root=cfg.root, split=holdout.split, backbone=cfg.backbone,
+                      weights=weights, method=cfg.val_method, batch_size=cfg.val_batch_size,
+                      device=cfg.device, cam_step=cfg.cam_step, progress=False, seed=cfg.seed,
+                      data_workers=cfg.workers)
+    s = evaluate(ecfg, dataset=holdout).summary.iloc[0]
+    return {"val_top1": float(s["top1_cls"]), "val_gt_known_loc": float(s["gt_known_loc"]),
+            "val_maxboxacc_v2": float(s["maxboxacc_v2"])}
+
+
+def _load_resume(path: str) -> dict:
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:
+        raise WsolError(f"{path}: cannot read the checkpoint to resume from "
+                        f"({type(e).__name__}: {str(e).splitlines()[0][:120]})") from None
+
+
+def train(cfg: TrainConfig) -> pd.DataFrame:
+    """Fine-tune ``cfg.backbone`` on ``cfg.split`` with image labels only; return the
+    per-epoch log (also written to ``<out>/train_log.csv``). See the module docstring."""
+    from wsol.engine.evaluate import resolve_device
+
+    _check(cfg)
+    dev = resolve_device(cfg.device)
+    os.makedirs(cfg.out, exist_ok=True)
+    last_path, best_path = os.path.join(cfg.out, LAST), os.path.join(cfg.out, BEST)
+    if os.path.exists(last_path) and not cfg.resume:
+        raise WsolError(f"{cfg.out} already holds a training run ({LAST}); pass --resume to continue it "
+                        "or choose another --out")
+
+    seed_everything(cfg.seed)
+    full = build_dataset(cfg.dataset, cfg.root, cfg.split, **dict(cfg.dataset_options))
+    if len(full) == 0:
+        raise WsolError(f"split '{cfg.split}' of {cfg.root} has no images")
+    train_samples, held = split_holdout(full.samples, cfg.holdout if cfg.select_by != "last" else 0.0, cfg.seed)
+    holdout = WsolDataset(full.name, f"{cfg.split}-holdout", full.root, full.image_root, held, full.class_names)
+    num_classes = full.num_classes
+    select_by = cfg.select_by if held else "last"
+    if cfg.select_by != "last" and not held:
+        log.warning("no held-out images (--holdout 0): best.pt is the last epoch")
+
+    bb = create_backbone(cfg.backbone, cfg.weights, num_classes=num_classes, device=dev)
+    trainable, frozen_modules, trained_units = set_trainable(bb, cfg.train_layers)
+    n_train = sum(p.numel() for p in trainable)
+    log.info("training %s (%s) on %d images (%d held out), %d classes: %s, %.2fM parameters",
+             cfg.backbone, cfg.weights, len(train_samples), len(held), num_classes,
+             ", ".join(trained_units), n_train / 1e6)
+    opt, sched = make_optimizer(bb, trainable, cfg)
+    dtype = amp_dtype(cfg.amp, dev)
+    scaler = torch.amp.GradScaler("cuda", enabled=dtype == torch.float16)
+
+    rows: List[dict] = []
+    start, best_score = 0, -math.inf
+    if cfg.resume and os.path.exists(last_path):
+        ck = _load_resume(last_path)
+        st = ck.get("train_state") if isinstance(ck, dict) else None
+        if not st:
+            raise WsolError(f"{last_path}: not a `wsol train` checkpoint (no training state)")
+        old = st["config"]
+        new = _config_dict(cfg)
+        diff = [k for k in new if k not in _RESUMABLE_CHANGES and old.get(k) != new[k]]
+        if diff:
+            raise WsolError(f"--resume: the run in {cfg.out} was made with other options "
+                            f"({', '.join(f'{k}={old.get(k)!r}' for k in diff)})")
+        bb.load_state_dict(ck["state_dict"])
+        opt.load_state_dict(st["optimizer"])
+        sched.load_state_dict(st["scheduler"])
+        scaler.load_state_dict(st["scaler"])
+        set_rng_states(st["rng"])
+        start, best_score, rows = int(st["epoch"]), float(st["best_score"]), list(st["log"])
+        log.info("resuming %s after epoch %d", last_path, start)
+    elif cfg.resume:
+        log.info("--resume: no %s in %s yet; starting from epoch 1", LAST, cfg.out)
+    with open(os.path.join(cfg.out, CONFIG_FILE), "w", encoding="utf-8") as f:
+        json.dump(_config_dict(cfg), f, indent=1, sort_keys=True)
+    if start >= cfg.epochs:
+        log.info("%s already trained for %d epochs", cfg.out, start)
+        return pd.DataFrame(rows)
+
+    view = ImageFolderView(train_samples, train_transform(bb.mean, bb.std))
+    for epoch in range(start, cfg.epochs):
+        es = _epoch_seed(cfg.seed, epoch)
+        seed_everything(es)
+        gen = torch.Generator()
+        gen.manual_seed(es)
+        loader = torch.utils.data.DataLoader(view, batch_size=cfg.batch_size, shuffle=True, generator=gen,
+                                             num_workers=cfg.workers, collate_fn=_collate,
+                                             worker_init_fn=_seed_worker, pin_memory=dev.type == "cuda",
+                                             persistent_workers=False)
+        bb.train()
+        for m in frozen_modules:
+            m.eval()
+        lrs = [g["lr"] for g in opt.param_groups]
+        t0 = time.perf_counter()
+        tot_loss, tot_correct, tot_n = 0.0, 0, 0
+        bar = tqdm(total=len(view), desc=f"epoch {epoch + 1}/{cfg.epochs}", unit="img",
+                   disable=not cfg.progress, leave=False)
+        try:
+            for images, labels in loader:
+                images = images.to(dev, non_blocking=True)
+                labels = labels.to(dev, non_blocking=True)
+                loss, logits = train_step(bb, opt, scaler, images, labels, dtype)
+                n = labels.numel()
+                tot_loss += float(loss) * n
+                tot_correct += int((logits.argmax(1) == labels).sum())
+                tot_n += n
+                bar.update(n)
+                bar.set_postfix(loss=f"{tot_loss / tot_n:.3f}")
+        finally:
+            bar.close()
+        sched.step()
+        row = {"epoch": epoch + 1, "lr": lrs[0], "lr_new": lrs[-1], "train_loss": tot_loss / max(tot_n, 1),
+               "train_top1": 100.0 * tot_correct / max(tot_n, 1), "n_train": tot_n,
+               "train_seconds": time.perf_counter() - t0}
+        st = {"config": _config_dict(cfg), "epoch": epoch + 1, "optimizer": opt.state_dict(),
+              "scheduler": sched.state_dict(), "scaler": scaler.state_dict(), "rng": None,
+              "best_score": best_score, "log": rows}
+        bb.eval()
+        save_checkpoint(bb, last_path, {"train_state": {**st, "rng": rng_states()}})
+        if select_by != "last":
+            t1 = time.perf_counter()
+            row.update(_validate(cfg, last_path, holdout))
+            row["val_seconds"] = time.perf_counter() - t1
+            score = row["val_maxboxacc_v2"] if select_by == "maxboxacc_v2" else row["val_top1"]
+        else:
+            score = float(epoch)
+        row["best"] = bool(score > best_score)
+        if row["best"]:
+            best_score = score
+            save_checkpoint(bb, best_path, {"epoch": epoch + 1, "select_by": select_by, "score": score})
+        rows.append(row)
+        # the RNG states after this epoch's validation: resumption continues from here
+        save_checkpoint(bb, last_path, {"train_state": {**st, "best_score": best_score, "log": rows,
+                                                        "rng": rng_states()}})
+        write_csv_atomic(pd.DataFrame(rows), os.path.join(cfg.out, LOG_FILE))
+        msg = ", ".join(f"{k}={v:.4g}" for k, v in row.items()
+                        if k in ("train_loss", "train_top1", "val_top1", "val_maxboxacc_v2"))
+        log.info("epoch %d/%d: %s%s", epoch + 1, cfg.epochs, msg, " (best)" if row["best"] else "")
+    return pd.DataFrame(rows)
