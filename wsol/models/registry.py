@@ -41,7 +41,7 @@ def register_backbone(info: BackboneInfo, builder: Builder, default_classes: int
 def _load_entries() -> None:
     import importlib
 
-    for mod in ("torchvision_models", "efficientnet_lite", "efficientnet_lite_entries", "wsoleval_archs"):
+    for mod in ("torchvision_models", "efficientnet_lite", "wsoleval_archs"):
         try:
             importlib.import_module(f"wsol.models.{mod}")
         except ModuleNotFoundError as e:
