@@ -7,11 +7,15 @@ Image 2 has three boxes, image 5 two. Class n05000005 has no image.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
+import pytest
 from PIL import Image
+
+from wsol.errors import DataError
 
 # devkit ILSVRC2012_ID -> WNID (leaves: IDs 1..1000); sorted order differs from ID order
 LEAF_IDS: Dict[int, str] = {1: "n04000003", 2: "n01000001", 3: "n03000002", 4: "n02000004", 5: "n05000005"}
@@ -152,3 +156,15 @@ def write_devkit(root: str, images=IMAGES, override: Optional[Dict[int, str]] = 
 def copy_tree(src: str, dst: str) -> str:
     shutil.copytree(src, dst)
     return dst
+
+
+def raises_at(fn, path, line=None, match=""):
+    """fn() raises DataError whose one-line message starts with ``path:line:``."""
+    with pytest.raises(DataError) as ei:
+        fn()
+    msg = str(ei.value)
+    assert "\n" not in msg
+    prefix = f"{path}:{line}: " if line is not None else f"{path}"
+    assert msg.startswith(prefix), msg
+    assert re.search(match, msg), msg
+    return msg

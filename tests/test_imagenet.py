@@ -2,13 +2,13 @@
 from __future__ import annotations
 
 import os
-import re
 import shutil
 
 import numpy as np
 import pytest
 
 import imagenet_fixtures as F
+from imagenet_fixtures import raises_at
 from wsol.datasets.base import build_dataset
 from wsol.datasets.imagenet import read_devkit_meta
 from wsol.errors import DataError
@@ -18,18 +18,6 @@ SHARED = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "s
 
 def build(root, **kw):
     return build_dataset("imagenet", str(root), split="val", **kw)
-
-
-def raises_at(fn, path, line=None, match=""):
-    """fn() raises DataError whose one-line message starts with ``path:line:``."""
-    with pytest.raises(DataError) as ei:
-        fn()
-    msg = str(ei.value)
-    assert "\n" not in msg
-    prefix = f"{path}:{line}: " if line is not None else f"{path}"
-    assert msg.startswith(prefix), msg
-    assert re.search(match, msg), msg
-    return msg
 
 
 # ----------------------------------------------------------------------------- layouts

@@ -176,9 +176,12 @@ def read_folder(root: str, split: str = "test", csv: Optional[str] = None,
                 labels[image] = int(lab)
         else:
             if any(kinds.values()):
-                image = next(i for i, k in kinds.items() if k)
-                raise DataError(f"label {rows[image][1]!r} is a number while other labels are names; pass "
-                                "classes=FILE to say which is which", path=csv_path, line=rows[image][0])
+                first_image = next(iter(rows))
+                image = next(i for i, k in kinds.items() if k != kinds[first_image])
+                what = ("a number", "a name") if kinds[first_image] else ("a name", "a number")
+                raise DataError(f"label {rows[image][1]!r} is {what[1]} but {rows[first_image][1]!r} on line "
+                                f"{rows[first_image][0]} is {what[0]}; pass classes=FILE to say which is which",
+                                path=csv_path, line=rows[image][0])
             class_names = sorted({lab for _, lab, _b in rows.values()})
             index = {n: i for i, n in enumerate(class_names)}
             labels = {image: index[lab] for image, (_, lab, _b) in rows.items()}
