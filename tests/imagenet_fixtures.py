@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
 from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
@@ -151,11 +150,6 @@ def write_devkit(root: str, images=IMAGES, override: Optional[Dict[int, str]] = 
         for n in range(1, max(labels) + 1):
             f.write(f"{ID_OF[labels.get(n, CLASSES[0])]}\n")
     return data
-
-
-def copy_tree(src: str, dst: str) -> str:
-    shutil.copytree(src, dst)
-    return dst
 
 
 def raises_at(fn, path, line=None, match=""):

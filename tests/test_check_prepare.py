@@ -110,7 +110,8 @@ def test_check_reports_a_reading_error(tmp_path):
     with open(csv, "a") as f:
         f.write("ILSVRC2012_val_00000009,n01000001 1 2 3\n")
     r = check_dataset("imagenet", root, "val", progress=False)
-    assert not r.ok and r.problems == [f"{csv}:8: PredictionString must hold groups of 5 (wnid x0 y0 x1 y1), got 4 values"]
+    assert not r.ok
+    assert r.problems == [f"{csv}:8: PredictionString must hold groups of 5 (wnid x0 y0 x1 y1), got 4 values"]
     assert format_report(r).endswith("FAILED (1 problem)")
 
 

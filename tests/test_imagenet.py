@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import os
-import shutil
 
 import numpy as np
 import pytest
@@ -39,6 +38,15 @@ def test_kaggle_layout_without_xml_has_unknown_sizes(tmp_path):
     assert [t[:3] for t in F.as_tuples(ds)] == [t[:3] for t in F.expected()]
     assert all(s.width == 0 and s.height == 0 for s in ds.samples)
     assert [i.kind for i in ds.issues] == ["no_sizes"]
+
+
+def test_kaggle_layout_without_csv_reads_the_xmls(tmp_path):
+    F.make_kaggle(str(tmp_path))
+    os.remove(os.path.join(str(tmp_path), "LOC_val_solution.csv"))
+    ds = build(tmp_path)
+    assert F.as_tuples(ds) == F.expected()
+    assert ds.image_root == os.path.join(str(tmp_path), "ILSVRC", "Data", "CLS-LOC")
+    assert all(os.path.isfile(s.path) for s in ds.samples)
 
 
 @pytest.mark.parametrize("xml_dir", ["val", "val_bbox", os.path.join("bbox", "val")])

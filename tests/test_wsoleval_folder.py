@@ -73,9 +73,11 @@ def test_wsoleval_faults_name_file_and_line(tmp_path, name, old, new, line, matc
 
 def test_wsoleval_image_without_label_or_box(tmp_path):
     d = write(str(tmp_path), **dict(META, class_labels="a/1.jpg,3\n"))
-    raises_at(lambda: build_dataset("wsoleval", d), os.path.join(d, "class_labels.txt"), match="no label for image b/2.jpg")
+    raises_at(lambda: build_dataset("wsoleval", d), os.path.join(d, "class_labels.txt"),
+              match="no label for image b/2.jpg")
     d = write(str(tmp_path), **dict(META, localization="a/1.jpg,1,2,30,20\n"))
-    raises_at(lambda: build_dataset("wsoleval", d), os.path.join(d, "localization.txt"), match="no box for image b/2.jpg")
+    raises_at(lambda: build_dataset("wsoleval", d), os.path.join(d, "localization.txt"),
+              match="no box for image b/2.jpg")
 
 
 def test_wsoleval_box_outside_is_clipped(tmp_path):

@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
-from typing import List, Optional
+from typing import List
 
 from tqdm import tqdm
 

@@ -24,6 +24,7 @@ import re
 from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
+from tqdm import tqdm
 
 from wsol.datasets.base import DataIssue, Sample, WsolDataset, register_dataset, require_file
 from wsol.datasets.textfiles import to_number
@@ -302,10 +303,12 @@ def _read_kaggle(root: str, wnids, devkit: Optional[Devkit], issues: List[DataIs
             boxes = []
             for k in range(0, len(toks), 5):
                 if toks[k] != wnid:
-                    raise DataError(f"boxes of different classes ({wnid} and {toks[k]}) for {iid}", path=csv_path, line=ln)
+                    raise DataError(f"boxes of different classes ({wnid} and {toks[k]}) for {iid}",
+                                    path=csv_path, line=ln)
                 b = [to_number(v, float, csv_path, ln, "box coordinate") for v in toks[k + 1:k + 5]]
                 if b[2] < b[0] or b[3] < b[1]:
-                    raise DataError(f"inverted box x0,y0,x1,y1 = {_fmt(b)} (x1 < x0 or y1 < y0)", path=csv_path, line=ln)
+                    raise DataError(f"inverted box x0,y0,x1,y1 = {_fmt(b)} (x1 < x0 or y1 < y0)",
+                                    path=csv_path, line=ln)
                 boxes.append(b)
             rows[iid] = (ln, wnid, boxes)
     if not rows:
@@ -313,7 +316,8 @@ def _read_kaggle(root: str, wnids, devkit: Optional[Devkit], issues: List[DataIs
     classes, src = _class_list(root, wnids, devkit, [r[1] for r in rows.values()], issues)
     index = {w: i for i, w in enumerate(classes)}
     samples = []
-    for iid in sorted(rows):
+    for iid in tqdm(sorted(rows), desc="reading annotations", unit="img", leave=False,
+                    disable=len(rows) < 5000 or not have_xml):
         ln, wnid, boxes = rows[iid]
         if wnid not in index:
             raise DataError(f"WNID {wnid} is not in the class list ({src})", path=csv_path, line=ln)
@@ -370,7 +374,9 @@ def _read_xml_dir(root: str, image_dir: str, xml_dir: str, wnids, devkit: Option
                 if ext.lower() in IMAGE_EXTS:
                     images[stem] = e.name
     xmls = sorted(n for n in os.listdir(xml_dir) if n.lower().endswith(".xml"))
-    anns: List[VocAnnotation] = [read_voc_xml(os.path.join(xml_dir, n)) for n in xmls]
+    anns: List[VocAnnotation] = [read_voc_xml(os.path.join(xml_dir, n))
+                                 for n in tqdm(xmls, desc="reading XMLs", unit="file", leave=False,
+                                               disable=len(xmls) < 5000)]
     labels = [_image_label(a) for a in anns]
     classes, src = _class_list(root, wnids, devkit, labels, issues)
     index = {w: i for i, w in enumerate(classes)}
@@ -420,7 +426,8 @@ def read_imagenet(root: str, split: str = "val", wnids: Union[str, Sequence[str]
         raise DataError(f"layout='kaggle' but no {KAGGLE_IMAGES} or {KAGGLE_CSV}; {LAYOUT_NEEDS}", path=root)
     issues: List[DataIssue] = []
     dk = find_devkit(root, devkit)
-    if layout == "kaggle" and (os.path.isfile(os.path.join(root, KAGGLE_CSV)) or not _has_xml(os.path.join(root, KAGGLE_XMLS))):
+    kaggle_csv = os.path.isfile(os.path.join(root, KAGGLE_CSV))
+    if layout == "kaggle" and (kaggle_csv or not _has_xml(os.path.join(root, KAGGLE_XMLS))):
         image_root, samples, classes = _read_kaggle(root, wnids, dk, issues)
     elif layout == "kaggle":  # no LOC_val_solution.csv: the XMLs alone
         image_root = os.path.join(root, "ILSVRC", "Data", "CLS-LOC")
