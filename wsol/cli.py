@@ -246,6 +246,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING if args.quiet else logging.INFO,
                         format="%(levelname)s %(name)s: %(message)s")
+    # the hub client logs every retry twice (its own print and a warning); one line at the end is ours
+    logging.getLogger("huggingface_hub").setLevel(logging.ERROR)
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
