@@ -16,6 +16,7 @@ from tqdm import tqdm
 
 from wsol.cams.base import check_targets, create_method
 from wsol.datasets.base import Sample, WsolDataset, build_dataset
+from wsol.datasets.wsoleval import image_size
 from wsol.engine.scoring import RunScorer, summary_frame
 from wsol.engine.timing import StageTimer
 from wsol.errors import DataError, WsolError
@@ -316,22 +317,6 @@ def load_heatmap(path: str) -> np.ndarray:
     return m.astype(np.float32, copy=False)
 
 
-def _image_size(s: Sample) -> Tuple[int, int]:
-    if s.width > 0 and s.height > 0:
-        return s.width, s.height
-    if not s.path:
-        raise DataError(f"size of image {s.image_id} unknown (no image, no size in metadata)")
-    from PIL import Image
-
-    try:
-        with Image.open(s.path) as im:
-            return im.size
-    except FileNotFoundError:
-        raise DataError("missing image", path=s.path) from None
-    except OSError as e:
-        raise DataError(f"unreadable image ({e})", path=s.path) from None
-
-
 def score(cams_dir: str, cfg: EvalConfig, dataset: Optional[WsolDataset] = None) -> EvalResult:
     """Score heatmaps computed anywhere: ``<cams_dir>/<image_id>.npy`` for each image."""
     ds = dataset or build_dataset(cfg.dataset, cfg.root, cfg.split, **cfg.dataset_options)
@@ -355,7 +340,7 @@ def score(cams_dir: str, cfg: EvalConfig, dataset: Optional[WsolDataset] = None)
             for s in batch:
                 try:
                     maps.append(load_heatmap(os.path.join(cams_dir, f"{s.image_id}.npy")))
-                    gts.append(scale_gt_boxes(s.boxes, *_image_size(s), MAP_SIZE))
+                    gts.append(scale_gt_boxes(s.boxes, *image_size(s), MAP_SIZE))
                     good.append(s)
                 except DataError as e:
                     if cfg.on_error != "skip":
