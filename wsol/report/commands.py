@@ -2,7 +2,7 @@
 top-5 classes, CAM, box, PNG)."""
 from __future__ import annotations
 
-import argparse
+import logging
 import os
 from dataclasses import dataclass
 from typing import List, Optional, Sequence, Tuple
@@ -10,6 +10,8 @@ from typing import List, Optional, Sequence, Tuple
 import numpy as np
 
 from wsol.errors import WsolError
+
+log = logging.getLogger(__name__)
 
 IMAGENET_CLASSES_FILE = os.path.join(os.path.dirname(__file__), "imagenet_classes.txt")
 
@@ -89,7 +91,11 @@ def read_class_names(path: str) -> List[str]:
 
 
 def imagenet_class_names() -> List[str]:
-    """The 1000 ImageNet-1k class names in class-index (sorted WNID) order."""
+    """The 1000 ImageNet-1k class names in class-index (sorted WNID) order ([] with a warning
+    when the list is not installed)."""
+    if not os.path.isfile(IMAGENET_CLASSES_FILE):
+        log.warning("%s missing: classes shown as indices", IMAGENET_CLASSES_FILE)
+        return []
     return read_class_names(IMAGENET_CLASSES_FILE)
 
 

@@ -46,6 +46,9 @@ CONFIG_KEYS = ("dataset", "split", "protocol", "backbone", "weights", "method", 
                "n_thresholds", "fixed_tau", "loc_tau_rule", "device", "wsol_version", "date")
 TAU_COLUMNS = ("loc_tau", "fixed_tau", "tau_iou30", "tau_iou50", "tau_iou70", "cam_step")
 INT_COLUMNS = ("n_images", "n_thresholds")
+PERCENT_COLUMNS = ("top1_cls", "top5_cls", "gt_known_loc", "top1_loc", "top5_loc", "gt_known_loc_fixed",
+                   "top1_loc_fixed", "top5_loc_fixed", "maxboxacc", "maxboxacc_v2", "maxboxacc_iou30",
+                   "maxboxacc_iou50", "maxboxacc_iou70", "mean_iou", "accuracy")
 
 CSS = """
 body{font-family:-apple-system,"Segoe UI",Helvetica,Arial,sans-serif;margin:24px auto;max-width:1340px;
@@ -158,6 +161,8 @@ def format_value(col: str, v: Any) -> str:
         return "–"
     if isinstance(v, (bool, np.bool_)):
         return "yes" if v else "no"
+    if col in PERCENT_COLUMNS and isinstance(v, (int, float, np.integer, np.floating)):
+        return f"{float(v):.2f}"
     if isinstance(v, (int, np.integer)) or (col in INT_COLUMNS and isinstance(v, float) and float(v).is_integer()):
         return str(int(v))
     if isinstance(v, (float, np.floating)):
@@ -405,7 +410,11 @@ def write_report(run_dir: str, dataset=None, cams_dir: Optional[str] = None, out
         ds = dataset
     class_names = _class_names_for(ds, s)
 
-    title = f"{s.get('backbone') or '—'} + {s.get('method')} on {s.get('dataset')} / {s.get('split')}"
+    def txt(k: str) -> str:
+        v = s.get(k)
+        return "—" if _is_nan(v) or v == "" else str(v)
+
+    title = f"{txt('backbone')} + {txt('method')} on {txt('dataset')} / {txt('split')}"
     parts = [f"<h1>wsol report: {_esc(title)}</h1>",
              f"<p class=\"sub\">{_esc(os.path.abspath(run_dir))}</p>"]
 

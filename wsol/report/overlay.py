@@ -44,20 +44,34 @@ def _clip_box(b: Sequence[float], w: int, h: int) -> Tuple[int, int, int, int]:
     return (min(max(x0, 0), w - 1), min(max(y0, 0), h - 1), min(max(x1, 0), w - 1), min(max(y1, 0), h - 1))
 
 
-def _text(img: np.ndarray, text: str, org: Tuple[int, int], color: Tuple[int, int, int], scale: float,
-          thick: int, anchor_below: bool = False, bg: Tuple[int, int, int] = (0, 0, 0)) -> None:
-    """Text on a filled box so it reads over any heatmap; kept inside the image."""
+Rect = Tuple[int, int, int, int]
+
+
+def _text_rect(img: np.ndarray, text: str, org: Tuple[int, int], scale: float, thick: int,
+               anchor_below: bool = False) -> Tuple[Rect, int]:
+    """Where :func:`_text` would draw: (x0, y0, x1, y1) of the filled box, and the baseline y."""
     h, w = img.shape[:2]
-    font = cv2.FONT_HERSHEY_SIMPLEX
-    (tw, th), base = cv2.getTextSize(text, font, scale, thick)
+    (tw, th), base = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, scale, thick)
     pad = max(2, thick)
     x, y = org
     x = min(max(0, x), max(0, w - tw - 2 * pad))
     if anchor_below:
         y = y + th + 2 * pad
     y = min(max(th + 2 * pad, y), h - base - 1)
-    cv2.rectangle(img, (x, y - th - 2 * pad), (x + tw + 2 * pad, y + base), bg, -1)
-    cv2.putText(img, text, (x + pad, y - pad), font, scale, color, thick, cv2.LINE_AA)
+    return (x, y - th - 2 * pad, x + tw + 2 * pad, y + base), y
+
+
+def _text(img: np.ndarray, text: str, rect: Rect, baseline: int, color: Tuple[int, int, int], scale: float,
+          thick: int, bg: Tuple[int, int, int] = (0, 0, 0)) -> None:
+    """Text on a filled box (from :func:`_text_rect`) so it reads over any heatmap."""
+    pad = max(2, thick)
+    cv2.rectangle(img, rect[:2], rect[2:], bg, -1)
+    cv2.putText(img, text, (rect[0] + pad, baseline - pad), cv2.FONT_HERSHEY_SIMPLEX, scale, color, thick,
+                cv2.LINE_AA)
+
+
+def _overlaps(a: Optional[Rect], b: Rect) -> bool:
+    return a is not None and not (a[2] < b[0] or b[2] < a[0] or a[3] < b[1] or b[3] < a[1])
 
 
 def overlay_image(image_rgb: np.ndarray, heatmap: Optional[np.ndarray] = None,
@@ -92,15 +106,24 @@ def overlay_image(image_rgb: np.ndarray, heatmap: Optional[np.ndarray] = None,
         for b in np.asarray(gt_boxes, dtype=np.float64).reshape(-1, 4):
             x0, y0, x1, y1 = _clip_box(b, w, h)
             cv2.rectangle(out, (x0, y0), (x1, y1), GT_COLOR, t)
+    label_rect: Optional[Rect] = None
+    if label_text:
+        label_rect, label_base = _text_rect(out, label_text, (0, 0), scale, tt, anchor_below=True)
     if pred_box is not None:
         x0, y0, x1, y1 = _clip_box(scale_pred_box(pred_box, w, h, grid), w, h)
         cv2.rectangle(out, (x0, y0), (x1, y1), PRED_COLOR, t)
         if iou is not None and np.isfinite(iou):
-            above = y0 > h * 0.12
-            _text(out, f"IoU {iou:.2f}", (x0, y0 - t if above else y1 + t), (255, 255, 255), scale, tt,
-                  anchor_below=not above, bg=PRED_COLOR)
-    if label_text:
-        _text(out, label_text, (0, 0), (255, 255, 255), scale, tt, anchor_below=True)
+            # above the box's top-left corner, else below it, else inside its top, else inside its bottom
+            text = f"IoU {iou:.2f}"
+            spots = [(x0, y0 - t, False), (x0, y1 + t, True), (x0 + t, y0 + t, True), (x0 + t, y1 - t, False)]
+            for k, (x, y, below) in enumerate(spots):
+                rect, base = _text_rect(out, text, (x, y), scale, tt, anchor_below=below)
+                fits = (rect[3] <= y0 + t) if k == 0 else (rect[1] >= y1 - t) if k == 1 else True
+                if k == len(spots) - 1 or (fits and not _overlaps(label_rect, rect)):
+                    break
+            _text(out, text, rect, base, (255, 255, 255), scale, tt, bg=PRED_COLOR)
+    if label_text and label_rect is not None:
+        _text(out, label_text, label_rect, label_base, (255, 255, 255), scale, tt)
     return out
 
 

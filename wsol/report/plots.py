@@ -67,13 +67,13 @@ def plot_boxacc_curves(curves: pd.DataFrame, title: str = "") -> bytes:
         for thr in sorted(set(sub["iou_threshold"])):
             c = sub[sub["iou_threshold"] == thr].sort_values("tau")
             color = IOU_COLORS.get(round(float(thr), 2))
-            ax.plot(c["tau"], c["box_acc"], color=color, lw=1.8, label=f"IoU ≥ {thr:g}")
+            label = f"IoU ≥ {thr:g}"
             if len(c) and c["box_acc"].notna().any():
                 k = int(np.nanargmax(c["box_acc"].to_numpy()))
                 t, v = float(c["tau"].iloc[k]), float(c["box_acc"].iloc[k])
                 ax.plot([t], [v], "o", color=color, ms=5)
-                ax.annotate(f"{v:.1f} @ τ={t:.2f}", (t, v), textcoords="offset points", xytext=(4, 4),
-                            fontsize=8, color=color)
+                label += f": max {v:.1f} at τ={t:.2f}"
+            ax.plot(c["tau"], c["box_acc"], color=color, lw=1.8, label=label)
         ax.set_title(MODE_TITLES.get(mode, mode), fontsize=10)
         ax.set_xlabel("CAM threshold τ")
         ax.set_xlim(0, 1)
@@ -132,44 +132,50 @@ def plot_per_class(per_class: pd.DataFrame, title: str = "GT-known localization 
 
 def plot_suite_bars(summary: pd.DataFrame, metric: str = "maxboxacc_v2") -> bytes:
     """Grouped bars of ``metric`` per backbone (x) and method (colour), one panel per dataset
-    (suite summary.csv: backbone, method, dataset, metric; NaN rows are left out)."""
+    (suite summary.csv: backbone, method, dataset, metric; NaN rows are left out, repeated
+    backbone/method rows averaged)."""
     need = {"backbone", "method", metric}
     if not need <= set(summary.columns):
         raise WsolError(f"suite summary lacks columns {sorted(need - set(summary.columns))}")
     plt = _plt()
+    from matplotlib.patches import Patch
+
     df = summary.copy()
     if "dataset" not in df.columns:
         df["dataset"] = ""
     df[metric] = pd.to_numeric(df[metric], errors="coerce")
     df = df.dropna(subset=[metric])
-    datasets = sorted(set(df["dataset"].astype(str))) or [""]
-    methods = sorted(set(df["method"].astype(str)))
-    cmap = plt.get_cmap("tab10")
-    fig, axes = plt.subplots(1, len(datasets), figsize=(max(5.0, 1.0 + 0.9 * max(1, df["backbone"].nunique())
-                                                            * max(1, len(methods)) ** 0.5) * len(datasets), 4.0),
-                             squeeze=False, sharey=True)
+    for c in ("dataset", "backbone", "method"):
+        df[c] = df[c].fillna("").astype(str)
+    datasets = sorted(set(df["dataset"])) or [""]
+    methods = sorted(set(df["method"]))
+    colors = {m: plt.get_cmap("tab10")(j % 10) for j, m in enumerate(methods)}
+    n_bb = [max(1, df[df["dataset"] == d]["backbone"].nunique()) for d in datasets]
+    group_w = 0.55 + 0.35 * len(methods)  # inches per backbone group
+    fig, axes = plt.subplots(1, len(datasets), squeeze=False, sharey=True,
+                             figsize=(max(4.5, 1.2 + group_w * sum(n_bb) + 0.6 * len(datasets)), 4.0),
+                             gridspec_kw={"width_ratios": n_bb})
+    top = max([0.0] + df[metric].tolist())
+    width = 0.8 / max(1, len(methods))
     for ax, ds in zip(axes[0], datasets):
-        sub = df[df["dataset"].astype(str) == ds]
-        backbones = sorted(set(sub["backbone"].astype(str)))
-        width = 0.8 / max(1, len(methods))
+        sub = df[df["dataset"] == ds]
+        backbones = sorted(set(sub["backbone"]))
         for j, m in enumerate(methods):
-            xs, vs = [], []
             for i, b in enumerate(backbones):
-                v = sub[(sub["backbone"].astype(str) == b) & (sub["method"].astype(str) == m)][metric]
+                v = sub[(sub["backbone"] == b) & (sub["method"] == m)][metric]
                 if len(v):
-                    xs.append(i - 0.4 + width * (j + 0.5))
-                    vs.append(float(v.mean()))
-            ax.bar(xs, vs, width, label=m, color=cmap(j % 10))
-            for x, v in zip(xs, vs):
-                ax.text(x, v + 0.8, f"{v:.1f}", ha="center", fontsize=7)
+                    x, val = i - 0.4 + width * (j + 0.5), float(v.mean())
+                    ax.bar([x], [val], width, color=colors[m])
+                    ax.text(x, val + top * 0.01 + 0.3, f"{val:.1f}", ha="center", fontsize=7)
         ax.set_xticks(range(len(backbones)))
         ax.set_xticklabels(backbones, rotation=20, ha="right", fontsize=8)
+        ax.set_xlim(-0.6, max(1, len(backbones)) - 0.4)
         ax.set_title(ds or "suite", fontsize=10)
         ax.grid(axis="y", alpha=0.3)
-        top = max([0.0] + [float(v) for v in sub[metric]])
-        ax.set_ylim(0, max(10.0, math.ceil(top * 1.15)))
+    axes[0][0].set_ylim(0, max(10.0, math.ceil(top * 1.15)))
     axes[0][0].set_ylabel(f"{metric} (%)")
     if methods:
-        axes[0][-1].legend(title="method", fontsize=8, title_fontsize=8)
+        fig.legend(handles=[Patch(color=colors[m], label=m) for m in methods], title="method", fontsize=8,
+                   title_fontsize=8, loc="upper left", bbox_to_anchor=(1.0, 0.95))
     fig.tight_layout()
     return _to_png(fig)
