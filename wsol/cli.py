@@ -112,6 +112,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="worker processes for the threshold sweep, overlapped with the forward pass (default 0 = inline)")
     g.add_argument("--save-cams", default=None, metavar="DIR",
                    help="also write each normalized 224x224 heatmap as DIR/<image_id>.npy")
+    g.add_argument("--report", action="store_true",
+                   help="also write OUT/report.html (summary, BoxAcc curves, gallery; heatmaps from --save-cams)")
     _add_protocol_args(p)
     p.set_defaults(func=cmd_evaluate)
 
@@ -191,6 +193,10 @@ def cmd_evaluate(args) -> int:
 
     res = evaluate(_config_from(args))
     _print_summary(res, args.out)
+    if args.report:
+        from wsol.report.html import write_report
+
+        print(f"wrote {write_report(args.out, cams_dir=args.save_cams)}")
     return 0
 
 
