@@ -15,11 +15,13 @@ outputs passed in are ignored (``needs_model = False``) and the targets are not 
 - ``random``: uniform noise in [0, 1) on a grid of ``ceil(H / cell) x ceil(W / cell)``
   cells (``cell = 32`` pixels by default: 7x7 at 224, like a stride-32 CAM). Image number i
   of a run (counted across calls since creation or ``reset()``, or given by the optional
-  ``indices`` argument) draws from ``torch.Generator`` seeded with ``(seed << 32) + i``: the
-  maps depend on the seed and the image's index only, not on the batching.
+  ``indices`` argument) draws from a CPU ``torch.Generator`` seeded with
+  ``image_seed(seed, i)`` (a 32-bit BLAKE2b hash of both: the CPU generator keeps 32 bits
+  of a seed): the maps depend on the seed and the image's index only, not on the batching.
 """
 from __future__ import annotations
 
+import hashlib
 import math
 from typing import Optional
 
@@ -80,6 +82,11 @@ class CenterBox(BaselineMethod):
         return out
 
 
+def image_seed(seed: int, index: int) -> int:
+    """32-bit generator seed of image ``index`` under ``seed``."""
+    return int.from_bytes(hashlib.blake2b(f"{seed}:{index}".encode(), digest_size=4).digest(), "little")
+
+
 @register_method
 class RandomMap(BaselineMethod):
     name = "random"
@@ -108,6 +115,6 @@ class RandomMap(BaselineMethod):
             idx = [int(i) for i in indices]
         maps = []
         for i in idx:
-            gen = torch.Generator().manual_seed((self.seed << 32) + i)
+            gen = torch.Generator().manual_seed(image_seed(self.seed, i))
             maps.append(torch.rand(h, w, generator=gen))
         return torch.stack(maps).to(images.device)
