@@ -140,19 +140,21 @@ for _i in range(8):
 _register("vgg16", _plain_features, "classifier", 32, "features (pool5)", cam_exact=False,
           note="head is flatten(512x7x7) + FC 4096 + FC 4096 + FC (ReLU, dropout), not GAP + linear",
           logits_fn=_vgg_logits)
+# Random weights of inception_v3 and mobilenet_v3_*: He init of the convs before BN (see
+# he_init_bias_free_convs; with torchvision's init their activations reach float denormals).
 # transform_input: the checkpoint (a TF port) expects inputs in [-1, 1]; the net maps the
 # ImageNet-normalized input there itself. AuxLogits is built (checkpoints load strictly)
-# but never run. Random weights: He init instead of torchvision's truncated normal (slow,
-# and random activations explode to ~1e12 in eval mode).
+# but never run. torchvision's truncated-normal init is skipped (slow, and random
+# activations explode to ~1e12 in eval mode).
 _register("inception_v3", _inception_features, "fc", 32, "Mixed_7c",
           note="valid padding: 5x5 maps at 224 (8x8 at 299); transform_input on; aux head not run",
           random_init=he_init_bias_free_convs, aux_logits=True, transform_input=True, init_weights=False)
 _register("mobilenet_v3_small", _plain_features, "classifier", 32, "features", cam_exact=False,
           note="head is GAP + Linear(576->1024) + Hardswish + Linear, not GAP + linear",
-          logits_fn=_mobilenet_v3_logits)
+          logits_fn=_mobilenet_v3_logits, random_init=he_init_bias_free_convs)
 _register("mobilenet_v3_large", _plain_features, "classifier", 32, "features", cam_exact=False,
           note="head is GAP + Linear(960->1280) + Hardswish + Linear, not GAP + linear",
-          logits_fn=_mobilenet_v3_logits)
+          logits_fn=_mobilenet_v3_logits, random_init=he_init_bias_free_convs)
 _register("convnext_tiny", _plain_features, "classifier", 32, "features", cam_exact=False,
           note="head is GAP + LayerNorm + Linear: the LayerNorm after pooling breaks GAP + linear",
           logits_fn=_convnext_logits)

@@ -118,6 +118,7 @@ def _resnet50_s1(num_classes: int) -> nn.Module:
     block = net.layer4[0]
     block.conv2.stride = (1, 1)
     block.downsample[0].stride = (1, 1)
+    he_init_bias_free_convs(net)  # torchvision's init lets random activations reach denormals
     return net
 
 
