@@ -169,3 +169,27 @@ def test_pretrained_offline_is_one_line(name, monkeypatch, tmp_path):
         torch.hub.set_dir(old)
     msg = str(e.value)
     assert "\n" not in msg and str(tmp_path / "checkpoints") in msg and "https://download.pytorch.org/" in msg
+
+
+def test_check_cam_exact_is_scale_free():
+    """Tiny logits (random weights) must not pass a non-GAP head as exact, nor fail a GAP one."""
+    import torch.nn.functional as F
+    from torch import nn
+
+    from wsol.models.backbone import BackboneInfo, NetBackbone
+
+    def tiny(square: bool, scale: float) -> NetBackbone:
+        torch.manual_seed(0)
+        net = nn.Module()
+        net.conv = nn.Conv2d(3, 4, 3, stride=2, padding=1)
+        net.fc = nn.Linear(4, 3)
+        with torch.no_grad():
+            net.fc.weight.mul_(scale)
+            net.fc.bias.mul_(scale)
+        logits_fn = (lambda n, f: n.fc((f * f).mean(dim=(2, 3)))) if square else None
+        return NetBackbone(net, BackboneInfo("t", "test", "conv", 2, not square),
+                           lambda n, x: F.relu(n.conv(x)), "fc", logits_fn=logits_fn)
+
+    for scale in (1.0, 1e-6):
+        assert check_cam_exact(tiny(False, scale), size=16)
+        assert not check_cam_exact(tiny(True, scale), size=16)

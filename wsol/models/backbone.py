@@ -106,9 +106,13 @@ def check_cam_exact(backbone: Backbone, size: int = 224, atol: float = 1e-3, bat
             if fc.weight.shape[1] != f.shape[1]:
                 return False
             cam_mean = torch.einsum("ck,bkhw->bchw", fc.weight, f).mean(dim=(2, 3))
+            # scale: the size of the summed terms (not of the logits, which random weights
+            # can make tiny, nor clamped at 1, which would let tiny logits pass as exact)
+            scale = torch.einsum("ck,bk->bc", fc.weight.abs(), f.abs().mean(dim=(2, 3)))
             if fc.bias is not None:
                 cam_mean = cam_mean + fc.bias
-            scale = logits.abs().max().clamp_min(1.0)
+                scale = scale + fc.bias.abs()
+            scale = scale.max().clamp_min(torch.finfo(scale.dtype).tiny)
             return bool(((cam_mean - logits).abs().max() / scale) < atol)
     finally:
         backbone.train(was_training)
