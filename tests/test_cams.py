@@ -374,3 +374,14 @@ def test_random_is_seeded_per_image_and_differs_across_images():
     assert torch.equal(m(None, x[:1], None, None, None), a[:1])
     assert torch.equal(m(None, x[:1], None, None, None, indices=torch.tensor([2])), a[2:])
     assert create_method("random", cell=1)(None, torch.zeros(1, 3, 10, 12), None, None, None).shape == (1, 10, 12)
+
+
+def test_gradient_methods_combine_in_float32_for_bfloat16_nets():
+    x, t = _inputs()
+    bb32 = _tiny_net(square_head=True)
+    bb16 = _tiny_net(square_head=True).to(torch.bfloat16)
+    for name in GRAD_METHODS:
+        ref = _run(create_method(name), bb32, x, t)
+        got = _run(create_method(name), bb16, x.to(torch.bfloat16), t)
+        assert got.dtype == torch.float32, name
+        assert float((got - ref).abs().max() / ref.abs().max()) < 3e-2, name

@@ -5,7 +5,8 @@ with respect to the feature maps ``A = feats`` [B, K, h, w] the engine computed 
 autograd on. One call ``torch.autograd.grad(sum_b y_{b, t_b}, feats, retain_graph=False)``
 gives every image's gradient at once (images do not interact in an eval-mode net): no hooks,
 no ``.backward()``, no parameter ``.grad`` touched; the graph is freed by the call, so each
-method needs its own forward pass. Everything stays batched on the feats' device.
+method needs its own forward pass. Everything stays batched on the feats' device, in float32
+(or float64 when the feats are).
 
 Every map is ``ReLU(...)`` of its combination (option ``relu=False`` keeps the sign), as in
 the papers' definitions and pytorch-grad-cam; note that the protocol's plain ``cam`` has no
@@ -53,8 +54,9 @@ class GradientCamMethod(CamMethod):
 
     def __call__(self, backbone, images, feats, logits, targets):
         grads = target_gradients(feats, logits, targets, self.name)
-        with torch.no_grad():
-            out = self.combine(feats.detach(), grads)
+        with torch.no_grad():  # float32 at least: g^3 (Grad-CAM++) underflows in half precision
+            dtype = torch.promote_types(feats.dtype, torch.float32)
+            out = self.combine(feats.detach().to(dtype), grads.to(dtype))
             return F.relu(out) if self.relu else out
 
 
