@@ -193,3 +193,12 @@ def test_check_cam_exact_is_scale_free():
     for scale in (1.0, 1e-6):
         assert check_cam_exact(tiny(False, scale), size=16)
         assert not check_cam_exact(tiny(True, scale), size=16)
+
+
+def test_inception_v3_pretrained_loads_torchvision_keys_strictly(monkeypatch):
+    """The aux head is built, so torchvision's checkpoint loads strictly; transform_input on."""
+    sd = _fake_torchvision_state_dict("inception_v3")
+    monkeypatch.setattr(torchvision_models, "torchvision_state_dict", lambda name, weights="DEFAULT": sd)
+    bb = create_backbone("inception_v3", "pretrained")
+    assert bb.net.transform_input and bb.net.state_dict().keys() == sd.keys()
+    assert all(torch.equal(v, sd[k]) for k, v in bb.net.state_dict().items())
