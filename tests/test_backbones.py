@@ -35,6 +35,17 @@ NEW_LAYERS = {"vgg16_gap": ("net.conv6",), "inception_v3_gap": ("net.SPG_A3_1b",
 WSOLEVAL_BASE = {"vgg16_gap": "vgg16", "resnet50_s1": "resnet50", "inception_v3_gap": "inception_v3"}
 
 
+@pytest.fixture(scope="module", autouse=True)
+def _one_thread():
+    """One intra-op thread for this module (restored after): batch-1 and tiny inputs gain
+    little from a second thread, and on a loaded shared CPU OpenMP's barriers made the
+    2-thread run 3-4x slower."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
 @pytest.fixture(scope="module", params=sorted(BACKBONES))
 def built(request):
     """Each backbone built once, with one forward pass at 224, batch 1, autograd on."""
