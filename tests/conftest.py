@@ -14,3 +14,32 @@ def shared_imagenet():
     if not os.path.isdir(SHARED):
         pytest.skip("../shared/data/imagenet-val-100 not present")
     return SHARED
+
+
+def _register_tiny():
+    """A tiny GAP + linear conv net registered as backbone 'tiny_test_net' (fast CPU tests)."""
+    import torch
+    from torch import nn
+
+    from wsol.models.backbone import BackboneInfo, NetBackbone
+    from wsol.models.registry import _REGISTRY, register_backbone
+
+    if "tiny_test_net" in _REGISTRY:
+        return
+
+    class Tiny(nn.Module):
+        def __init__(self, num_classes):
+            super().__init__()
+            self.features = nn.Sequential(nn.Conv2d(3, 8, 3, stride=4, padding=1), nn.ReLU(),
+                                          nn.Conv2d(8, 16, 3, stride=4, padding=1), nn.ReLU(),
+                                          nn.Conv2d(16, 16, 3, stride=2, padding=1))
+            self.fc = nn.Linear(16, num_classes)
+
+    def build(pretrained, num_classes):
+        info = BackboneInfo("tiny_test_net", "tests", "features", 32, True)
+        return NetBackbone(Tiny(num_classes), info, lambda net, x: net.features(x), "fc")
+
+    register_backbone(BackboneInfo("tiny_test_net", "tests", "features", 32, True), build, default_classes=3)
+
+
+_register_tiny()

@@ -23,7 +23,7 @@ def run(tmp_path_factory):
     root = tmp_path_factory.mktemp("e2e")
     make_cub(str(root / "cub"), n_per_class=4)
     out, cams = root / "out", root / "cams"
-    rc = main(["-q", "evaluate", "--root", str(root / "cub"), "--backbone", "resnet18", "--weights", "random",
+    rc = main(["-q", "evaluate", "--root", str(root / "cub"), "--backbone", "tiny_test_net", "--weights", "random",
                "--batch-size", "4", "--out", str(out), "--save-cams", str(cams)])
     assert rc == 0
     return root, out, cams
@@ -91,7 +91,7 @@ def test_exported_heatmaps_rescore_identically(run, tmp_path):
 
 def test_two_runs_give_identical_csvs(run, tmp_path):
     root, out, _ = run
-    assert main(["-q", "evaluate", "--root", str(root / "cub"), "--backbone", "resnet18", "--weights", "random",
+    assert main(["-q", "evaluate", "--root", str(root / "cub"), "--backbone", "tiny_test_net", "--weights", "random",
                  "--batch-size", "4", "--out", str(tmp_path), "--workers", "1"]) == 0
     for f in ("per_image.csv", "curves.csv"):
         assert (out / f).read_bytes() == (tmp_path / f).read_bytes(), f

@@ -61,10 +61,18 @@ def _add_protocol_args(p: argparse.ArgumentParser) -> None:
                    help="threshold step: taus = numpy.arange(0, 1, step) (default 0.01 = 100 thresholds; 0.001 for 1000)")
     g.add_argument("--fixed-tau", type=float, default=0.2,
                    help="the fixed threshold at which Loc metrics are also reported (default 0.2)")
+    g.add_argument("--protocol", default="wsoleval", choices=["wsoleval", "cam2016"],
+                   help="wsoleval (Choe et al. 2020, default) or cam2016 (the CAM paper: one threshold at 20%% of "
+                        "the max, largest component, original resolution; evaluate only)")
     g.add_argument("--sweep", default="fast", choices=["fast", "reference"],
                    help="box extraction: 'fast' (exact, default) or the per-threshold OpenCV 'reference'")
     g.add_argument("--out", required=True, help="output folder for summary.csv, per_image.csv, curves.csv, timings.csv")
     g.add_argument("--batch-size", type=int, default=32, help="images per batch (default 32)")
+    g.add_argument("--on-error", choices=["fail", "skip"], default="fail",
+                   help="on a missing/corrupt image or heatmap: 'fail' (one line naming the file, exit 2; default) "
+                        "or 'skip' (recorded in per_image.csv with status and reason, counted in n_skipped)")
+    g.add_argument("--exclude-skipped", action="store_true",
+                   help="leave skipped images out of the metric denominators (default: they count as misses)")
 
 
 def _dataset_options(args) -> dict:
@@ -104,6 +112,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="worker processes for the threshold sweep, overlapped with the forward pass (default 0 = inline)")
     g.add_argument("--save-cams", default=None, metavar="DIR",
                    help="also write each normalized 224x224 heatmap as DIR/<image_id>.npy")
+    g.add_argument("--report", action="store_true",
+                   help="also write OUT/report.html (summary, BoxAcc curves, gallery; heatmaps from --save-cams)")
     _add_protocol_args(p)
     p.set_defaults(func=cmd_evaluate)
 
@@ -159,10 +169,11 @@ def _config_from(args, **over):
     method_options = _parse_options(getattr(args, "method_option", None), "--method-option")
     if getattr(args, "method_batch", None):
         method_options["method_batch"] = args.method_batch
-    kw = dict(dataset=args.dataset, root=args.root, split=args.split, limit=args.limit,
+    kw = dict(dataset=args.dataset, root=args.root, split=args.split, limit=args.limit, protocol=args.protocol,
               cam_step=args.cam_step, fixed_tau=args.fixed_tau, sweep=args.sweep, out=args.out,
               batch_size=args.batch_size, dataset_options=_dataset_options(args),
-              method_options=method_options, progress=not args.quiet)
+              method_options=method_options, progress=not args.quiet, on_error=args.on_error,
+              exclude_skipped=args.exclude_skipped)
     for k in ("backbone", "weights", "method", "device", "data_workers", "workers", "save_cams"):
         if hasattr(args, k):
             kw[k] = getattr(args, k)
@@ -182,6 +193,10 @@ def cmd_evaluate(args) -> int:
 
     res = evaluate(_config_from(args))
     _print_summary(res, args.out)
+    if args.report:
+        from wsol.report.html import write_report
+
+        print(f"wrote {write_report(args.out, cams_dir=args.save_cams)}")
     return 0
 
 
@@ -237,6 +252,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING if args.quiet else logging.INFO,
                         format="%(levelname)s %(name)s: %(message)s")
+    # the hub client logs every retry twice (its own print and a warning); one line at the end is ours
+    logging.getLogger("huggingface_hub").setLevel(logging.ERROR)
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
@@ -250,8 +267,8 @@ def main(argv: Optional[List[str]] = None) -> int:
         print(f"wsol: error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print("wsol: interrupted; finished outputs are kept, rerun the same command to redo the run",
-              file=sys.stderr)
+        print("wsol: interrupted; no summary.csv was written for the unfinished run; rerun the same "
+              "command to redo it (suites skip the runs already finished)", file=sys.stderr)
         return 130
 
 

@@ -39,8 +39,30 @@ class Sample:
 
 
 @dataclass
+class DataIssue:
+    """Something an adapter fixed or noticed while reading (not fatal), e.g. a clipped box.
+
+    kind: a short tag ('box_clipped', 'class_list', 'unannotated_image', ...) that
+        check-data counts by; message: one line; path/line: where (when known).
+    """
+
+    kind: str
+    message: str
+    path: str = ""
+    line: Optional[int] = None
+    image_id: str = ""
+
+    def __str__(self) -> str:
+        where = f"{self.path}:{self.line}: " if self.path and self.line else (f"{self.path}: " if self.path else "")
+        return f"{where}{self.message}"
+
+
+@dataclass
 class WsolDataset:
-    """A split of a dataset: its samples, class names and where the images live."""
+    """A split of a dataset: its samples, class names and where the images live.
+
+    issues: non-fatal findings of the adapter (clipped boxes, guessed class list ...).
+    """
 
     name: str
     split: str
@@ -48,6 +70,7 @@ class WsolDataset:
     image_root: str
     samples: List[Sample]
     class_names: List[str] = field(default_factory=list)
+    issues: List[DataIssue] = field(default_factory=list)
 
     def __len__(self) -> int:
         return len(self.samples)
@@ -66,7 +89,7 @@ class WsolDataset:
         if n is None:
             return self
         return WsolDataset(self.name, self.split, self.root, self.image_root,
-                           self.samples[:n], self.class_names)
+                           self.samples[:n], self.class_names, self.issues)
 
 
 DatasetBuilder = Callable[..., WsolDataset]

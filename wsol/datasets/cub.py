@@ -68,12 +68,14 @@ def read_cub(root: str, split: str = "test") -> WsolDataset:
         for name, table, f in (("label", labels, labels_file), ("split flag", is_train, split_file)):
             if iid not in table:
                 raise DataError(f"image id {iid} has no {name}", path=f)
+        label = int(labels[iid]) - 1
+        if not 0 <= label < len(class_names):
+            line = next((ln for ln, (k, _) in read_rows(labels_file, 2) if k.strip() == str(iid)), None)
+            raise DataError(f"class id {label + 1} of image {iid} outside 1..{len(class_names)} (classes.txt)",
+                            path=labels_file, line=line)
         flag = is_train[iid]
         if split != "all" and flag != (1 if split == "train" else 0):
             continue
-        label = int(labels[iid]) - 1
-        if not 0 <= label < len(class_names):
-            raise DataError(f"class id {label + 1} of image {iid} outside 1..{len(class_names)}", path=labels_file)
         if iid not in boxes:
             raise DataError(f"image id {iid} has no box", path=boxes_file)
         rel = str(paths[iid])

@@ -16,6 +16,7 @@ from tqdm import tqdm
 
 from wsol.cams.base import check_targets, create_method
 from wsol.datasets.base import Sample, WsolDataset, build_dataset
+from wsol.datasets.wsoleval import image_size
 from wsol.engine.scoring import RunScorer, summary_frame
 from wsol.engine.timing import StageTimer
 from wsol.errors import DataError, WsolError
@@ -54,6 +55,8 @@ class EvalConfig:
     method_options: Dict[str, object] = field(default_factory=dict)
     progress: bool = True
     seed: int = 0
+    on_error: str = "fail"          # fail | skip
+    exclude_skipped: bool = False   # skipped images count as misses unless set
 
 
 @dataclass
@@ -75,12 +78,59 @@ def _gt_on_map(samples: List[Sample], sizes: List[Tuple[int, int]]) -> List[np.n
 
 
 def _localize_job(cams: np.ndarray, gts: List[np.ndarray], taus: np.ndarray, sweep: str,
-                  keep_maps: bool) -> Tuple[List[ImageLocalization], Optional[np.ndarray], float]:
-    """Worker-pool job: raw maps -> (localizations, normalized maps or None, seconds)."""
+                  keep_maps: bool, protocol: str = "wsoleval", sizes: Optional[List[Tuple[int, int]]] = None
+                  ) -> Tuple[List[ImageLocalization], Optional[np.ndarray], float]:
+    """Worker-pool job: raw maps -> (localizations, normalized maps or None, seconds).
+
+    wsoleval: ``gts`` are on the 224 grid; cam2016: ``gts`` are in original pixels and
+    ``sizes`` gives each image's (width, height).
+    """
     t0 = time.perf_counter()
-    maps = postprocess_batch(cams)
-    locs = localize_batch(maps, gts, taus, sweep)
+    maps = postprocess_batch(cams) if (keep_maps or protocol == "wsoleval") else None
+    if protocol == "cam2016":
+        from wsol.localize.cam2016 import localize_cam2016
+
+        locs = [localize_cam2016(c, g, w, h) for c, g, (w, h) in zip(cams, gts, sizes)]
+    else:
+        locs = localize_batch(maps, gts, taus, sweep)
     return locs, (maps if keep_maps else None), time.perf_counter() - t0
+
+
+PROTOCOLS = ("wsoleval", "cam2016")
+
+
+def protocol_thresholds(cfg: "EvalConfig") -> np.ndarray:
+    """The τ grid of a protocol: arange(0, 1, cam_step) for wsoleval, [0.2] for cam2016."""
+    if cfg.protocol not in PROTOCOLS:
+        from wsol.errors import UnknownNameError
+
+        raise UnknownNameError("protocol", cfg.protocol, PROTOCOLS)
+    if cfg.protocol == "cam2016":
+        from wsol.localize.cam2016 import CAM2016_THRESHOLD
+
+        return np.array([CAM2016_THRESHOLD])
+    return thresholds(cfg.cam_step)
+
+
+def write_run_config(cfg: "EvalConfig", ds: WsolDataset) -> None:
+    """``<out>/run.json``: the resolved config (for reports, suites and reruns)."""
+    import json
+
+    from wsol import __version__
+
+    os.makedirs(cfg.out, exist_ok=True)
+    for stale in ("summary.csv",):  # an interrupted rerun must not leave an old summary behind
+        if os.path.exists(os.path.join(cfg.out, stale)):
+            os.remove(os.path.join(cfg.out, stale))
+    info = {**asdict(cfg), "root": os.path.abspath(ds.root), "image_root": ds.image_root,
+            "wsol_version": __version__, "class_names": ds.class_names}
+    path = os.path.join(cfg.out, "run.json")
+    try:
+        with open(path + ".tmp", "w") as f:
+            json.dump(info, f, indent=1, default=str)
+        os.replace(path + ".tmp", path)
+    except OSError as e:
+        raise WsolError(f"{path}: cannot write ({e.strerror or e})") from None
 
 
 def save_heatmaps(folder: str, image_ids: List[str], maps: np.ndarray) -> None:
@@ -101,7 +151,8 @@ def _collate(batch):
     labels = torch.tensor([b[1] for b in batch], dtype=torch.int64)
     idx = [b[2] for b in batch]
     sizes = [b[3] for b in batch]
-    return images, labels, idx, sizes
+    errors = [b[4] for b in batch]
+    return images, labels, idx, sizes, errors
 
 
 def _run_meta(cfg: EvalConfig, n_taus: int, device: str) -> dict:
@@ -136,68 +187,92 @@ def resolve_device(name: str) -> torch.device:
 
 def evaluate(cfg: EvalConfig, dataset: Optional[WsolDataset] = None) -> EvalResult:
     """Run backbone + CAM method over a dataset split and score it (DESIGN.md §3)."""
+    if cfg.on_error not in ("fail", "skip"):
+        raise WsolError(f"--on-error takes fail or skip, not {cfg.on_error!r}")
     dev = resolve_device(cfg.device)
     ds = dataset or build_dataset(cfg.dataset, cfg.root, cfg.split, **cfg.dataset_options)
     ds = ds.limit(cfg.limit)
     if len(ds) == 0:
         raise DataError(f"split '{cfg.split}' has no images", path=ds.root)
-    taus = thresholds(cfg.cam_step)
+    taus = protocol_thresholds(cfg)
     method = create_method(cfg.method, **cfg.method_options)
     torch.manual_seed(cfg.seed)  # random init and random baselines are reproducible
     bb = create_backbone(cfg.backbone, cfg.weights, num_classes=ds.num_classes, device=dev)
     check_targets(torch.tensor([s.label for s in ds.samples]), bb.num_classes)
     for p in bb.parameters():
         p.requires_grad_(False)
+    if cfg.out:
+        write_run_config(cfg, ds)
 
     view = ImageFolderView(ds.samples, test_transform(bb.mean, bb.std))
     loader = torch.utils.data.DataLoader(view, batch_size=cfg.batch_size, shuffle=False,
                                          num_workers=cfg.data_workers, collate_fn=_collate,
                                          pin_memory=dev.type == "cuda")
-    scorer = RunScorer(taus, cfg.fixed_tau, has_predictions=True)
+    scorer = RunScorer(taus, cfg.fixed_tau, has_predictions=True,
+                       box_dtype=np.int32 if cfg.protocol == "cam2016" else np.uint8)
     timer = StageTimer(dev)
     pool = ProcessPoolExecutor(cfg.workers) if cfg.workers > 0 else None
-    pending: Deque[Tuple[Future, list, torch.Tensor, np.ndarray]] = deque()
+    pending: Deque[tuple] = deque()
     k = min(5, bb.num_classes)
+    keep_maps = cfg.save_cams is not None
 
-    def finish(fut: Future, idx: list, labels: torch.Tensor, top5: np.ndarray) -> None:
+    def finish(fut: Future, idx: list, labels: np.ndarray, top5: np.ndarray, status: List[str]) -> None:
         locs, maps, secs = fut.result()
         timer.add("localize", secs, len(idx))
         if maps is not None:
             save_heatmaps(cfg.save_cams, [ds.samples[i].image_id for i in idx], maps)
         t0 = time.perf_counter()
-        scorer.add([ds.samples[i].image_id for i in idx], labels.tolist(), locs, top5)
+        scorer.add([ds.samples[i].image_id for i in idx], labels.tolist(), locs, top5, status)
         timer.add("metrics", time.perf_counter() - t0, len(idx))
 
     bar = tqdm(total=len(ds), desc=f"{cfg.backbone}/{cfg.method}", unit="img", disable=not cfg.progress)
     t_start = time.perf_counter()
     t_data = time.perf_counter()
+    n_nonfinite = 0
     try:
-        for images, labels, idx, sizes in loader:
+        for images, labels, idx, sizes, errors in loader:
+            bad = [j for j, e in enumerate(errors) if e]
+            if bad and cfg.on_error == "fail":
+                raise DataError(errors[bad[0]] + "  (use --on-error skip to record it and go on)")
             n = len(idx)
             images = images.to(dev, non_blocking=True)
             labels_dev = labels.to(dev, non_blocking=True)
             timer.add("data", time.perf_counter() - t_data, n)
             t_batch = time.perf_counter()
-            with timer.stage("forward", n), torch.set_grad_enabled(method.needs_grad):
-                if method.needs_grad:
-                    images.requires_grad_(False)
-                feats, logits = bb(images)
-            with timer.stage("cam", n), torch.set_grad_enabled(method.needs_grad):
-                cams = method(bb, images, feats, logits, labels_dev)
-                cams_np = cams.detach().float().cpu().numpy()
-                top5 = logits.detach().float().topk(k, dim=1).indices.cpu().numpy()
-                if not np.isfinite(logits.detach().float().cpu().numpy()).all():
-                    log.warning("non-finite logits in a batch (images %s...)", ds.samples[idx[0]].image_id)
+            try:
+                with timer.stage("forward", n), torch.set_grad_enabled(method.needs_grad):
+                    feats, logits = bb(images)
+                with timer.stage("cam", n), torch.set_grad_enabled(method.needs_grad):
+                    cams = method(bb, images, feats, logits, labels_dev)
+                    cams_np = cams.detach().float().cpu().numpy()
+                    logits_np = logits.detach().float().cpu().numpy()
+                    top5 = logits.detach().float().topk(k, dim=1).indices.cpu().numpy()
+            except torch.cuda.OutOfMemoryError:
+                raise WsolError(f"CUDA out of memory at --batch-size {cfg.batch_size}; "
+                                f"try --batch-size {max(1, cfg.batch_size // 2)}") from None
             del feats, logits, cams
-            gts = _gt_on_map([ds.samples[i] for i in idx], sizes)
-            if pool is None:
-                job = _localize_job(cams_np, gts, taus, cfg.sweep, cfg.save_cams is not None)
-                fut: Future = Future()
-                fut.set_result(job)
-                finish(fut, idx, labels, top5)
+            status = ["ok"] * n
+            for j in range(n):
+                if not np.isfinite(cams_np[j]).all() or not np.isfinite(logits_np[j]).all():
+                    status[j] = "nonfinite_map" if not np.isfinite(cams_np[j]).all() else "nonfinite_logits"
+                    n_nonfinite += 1
+            ok = [j for j in range(n) if j not in bad]
+            for j in bad:  # --on-error skip: recorded, scored as a miss (or excluded)
+                scorer.add_skipped(ds.samples[idx[j]].image_id, int(labels[j]), errors[j], cfg.exclude_skipped)
+            sel = [idx[j] for j in ok]
+            smp = [ds.samples[i] for i in sel]
+            if cfg.protocol == "cam2016":
+                gts = [s.boxes for s in smp]
             else:
-                pending.append((pool.submit(_localize_job, cams_np, gts, taus, cfg.sweep,
-                                            cfg.save_cams is not None), idx, labels, top5))
+                gts = _gt_on_map(smp, [sizes[j] for j in ok])
+            args = (cams_np[ok], gts, taus, cfg.sweep, keep_maps, cfg.protocol, [sizes[j] for j in ok])
+            lab_ok, top5_ok, st_ok = labels.numpy()[ok], top5[ok], [status[j] for j in ok]
+            if pool is None:
+                fut: Future = Future()
+                fut.set_result(_localize_job(*args))
+                finish(fut, sel, lab_ok, top5_ok, st_ok)
+            else:
+                pending.append((pool.submit(_localize_job, *args), sel, lab_ok, top5_ok, st_ok))
                 while pending and (pending[0][0].done() or len(pending) > 2 * cfg.workers):
                     finish(*pending.popleft())
             timer.add("total", time.perf_counter() - t_batch + timer.records["data"].seconds[-1], n)
@@ -209,9 +284,13 @@ def evaluate(cfg: EvalConfig, dataset: Optional[WsolDataset] = None) -> EvalResu
         bar.close()
         if pool is not None:
             pool.shutdown(cancel_futures=True)
+    if n_nonfinite:
+        log.warning("%d image(s) had non-finite logits or maps: scored with an all-zero map "
+                    "(status column of per_image.csv)", n_nonfinite)
     wall = time.perf_counter() - t_start
     numbers = scorer.summary()
     numbers["images_per_s"] = len(ds) / wall if wall > 0 else float("nan")
+    numbers["n_nonfinite"] = n_nonfinite
     timings = pd.DataFrame(timer.rows())
     timings.loc[len(timings)] = {"stage": "wall", "seconds": wall, "images": len(ds),
                                  "images_per_s": numbers["images_per_s"], "median_batch_ms": float("nan"),
@@ -238,22 +317,6 @@ def load_heatmap(path: str) -> np.ndarray:
     return m.astype(np.float32, copy=False)
 
 
-def _image_size(s: Sample) -> Tuple[int, int]:
-    if s.width > 0 and s.height > 0:
-        return s.width, s.height
-    if not s.path:
-        raise DataError(f"size of image {s.image_id} unknown (no image, no size in metadata)")
-    from PIL import Image
-
-    try:
-        with Image.open(s.path) as im:
-            return im.size
-    except FileNotFoundError:
-        raise DataError("missing image", path=s.path) from None
-    except OSError as e:
-        raise DataError(f"unreadable image ({e})", path=s.path) from None
-
-
 def score(cams_dir: str, cfg: EvalConfig, dataset: Optional[WsolDataset] = None) -> EvalResult:
     """Score heatmaps computed anywhere: ``<cams_dir>/<image_id>.npy`` for each image."""
     ds = dataset or build_dataset(cfg.dataset, cfg.root, cfg.split, **cfg.dataset_options)
@@ -262,6 +325,9 @@ def score(cams_dir: str, cfg: EvalConfig, dataset: Optional[WsolDataset] = None)
         raise DataError(f"split '{cfg.split}' has no images", path=ds.root)
     if not os.path.isdir(cams_dir):
         raise DataError("heatmap folder not found", path=cams_dir)
+    if cfg.protocol != "wsoleval":
+        raise WsolError("wsol score implements the wsoleval protocol (224x224 heatmaps); "
+                        f"protocol {cfg.protocol!r} needs the raw maps of `wsol evaluate`")
     taus = thresholds(cfg.cam_step)
     scorer = RunScorer(taus, cfg.fixed_tau, has_predictions=False)
     timer = StageTimer("cpu")
@@ -270,16 +336,27 @@ def score(cams_dir: str, cfg: EvalConfig, dataset: Optional[WsolDataset] = None)
     for b0 in tqdm(range(0, len(ds), bs), desc="score", unit="batch", disable=not cfg.progress):
         batch = ds.samples[b0:b0 + bs]
         with timer.stage("data", len(batch)):
-            maps = [load_heatmap(os.path.join(cams_dir, f"{s.image_id}.npy")) for s in batch]
-            gts = [scale_gt_boxes(s.boxes, *_image_size(s), MAP_SIZE) for s in batch]
+            maps, gts, good = [], [], []
+            for s in batch:
+                try:
+                    maps.append(load_heatmap(os.path.join(cams_dir, f"{s.image_id}.npy")))
+                    gts.append(scale_gt_boxes(s.boxes, *image_size(s), MAP_SIZE))
+                    good.append(s)
+                except DataError as e:
+                    if cfg.on_error != "skip":
+                        raise DataError(f"{e}  (use --on-error skip to record it and go on)") from None
+                    maps = maps[:len(good)]
+                    scorer.add_skipped(s.image_id, s.label, str(e), cfg.exclude_skipped)
         with timer.stage("localize", len(batch)):
             locs = localize_batch(maps, gts, taus, cfg.sweep)
         with timer.stage("metrics", len(batch)):
-            scorer.add([s.image_id for s in batch], [s.label for s in batch], locs, None)
+            scorer.add([s.image_id for s in good], [s.label for s in good], locs, None)
     wall = time.perf_counter() - t_start
     numbers = scorer.summary()
     numbers["images_per_s"] = len(ds) / wall if wall > 0 else float("nan")
     timer.add("total", wall, len(ds))
+    if cfg.out:
+        write_run_config(cfg, ds)
     meta = _run_meta(cfg, len(taus), "cpu")
     meta.update({"backbone": "", "weights": "", "method": f"heatmaps:{os.path.basename(os.path.normpath(cams_dir))}"})
     res = EvalResult(summary_frame(numbers, meta), scorer.per_image(), scorer.curves(),

@@ -19,8 +19,8 @@ SUMMARY_COLUMNS = [
     "top5_cls", "gt_known_loc", "top1_loc", "top5_loc", "loc_tau", "loc_mode", "loc_tau_rule",
     "fixed_tau", "gt_known_loc_fixed", "top1_loc_fixed", "top5_loc_fixed", "maxboxacc",
     "maxboxacc_v2", "maxboxacc_iou30", "maxboxacc_iou50", "maxboxacc_iou70", "tau_iou30",
-    "tau_iou50", "tau_iou70", "mean_iou", "cam_step", "n_thresholds", "images_per_s", "device",
-    "wsol_version", "date",
+    "tau_iou50", "tau_iou70", "mean_iou", "cam_step", "n_thresholds", "n_skipped", "metric_denominator",
+    "n_nonfinite", "images_per_s", "device", "wsol_version", "date",
 ]
 
 
@@ -31,17 +31,41 @@ class RunScorer:
     for the CSV at the finally chosen τ; the metric state itself is flat.
     """
 
-    def __init__(self, taus: Sequence[float], fixed_tau: float = 0.2, has_predictions: bool = True):
+    def __init__(self, taus: Sequence[float], fixed_tau: float = 0.2, has_predictions: bool = True,
+                 box_dtype=np.uint8):
         self.taus = np.asarray(taus, dtype=np.float64)
         self.evaluator = BoxAccEvaluator(self.taus, IOU_THRESHOLDS, fixed_tau)
         self.has_predictions = has_predictions
+        self.box_dtype = box_dtype  # uint8 holds the 224-grid boxes; cam2016 boxes need int32
         self.rows: List[dict] = []
         self._iou: Dict[str, List[np.ndarray]] = {m: [] for m in MODES}
         self._box: List[np.ndarray] = []
+        self.n_skipped = 0
+        self.exclude_skipped = False
+
+    def add_skipped(self, image_id: str, label: int, reason: str, exclude: bool = False) -> None:
+        """Record an image that could not be scored (``--on-error skip``).
+
+        It counts as a miss at every τ (IoU 0, classification wrong) unless ``exclude``,
+        in which case it is left out of every denominator.
+        """
+        self.n_skipped += 1
+        self.exclude_skipped = exclude
+        n_t = len(self.taus)
+        if not exclude:
+            self.evaluator.process(np.zeros((1, len(MODES), n_t)), np.zeros(1, bool), np.zeros(1, bool))
+        row = {"image_id": image_id, "label": int(label)}
+        if self.has_predictions:
+            row.update({"pred_top1": -1, "pred_top5": "", "top1_correct": False, "top5_correct": False})
+        self.rows.append({**row, "_status": "skipped", "_reason": reason})
+        for m in MODES:
+            self._iou[m].append(np.zeros(n_t, np.float32))
+        self._box.append(np.zeros((n_t, 4), self.box_dtype))
 
     def add(self, image_ids: Sequence[str], labels: Sequence[int], locs: Sequence[ImageLocalization],
-            top5: Optional[np.ndarray] = None) -> None:
-        """Add a batch of localized images; ``top5`` int [B, k] predicted classes, best first."""
+            top5: Optional[np.ndarray] = None, status: Optional[Sequence[str]] = None) -> None:
+        """Add a batch of localized images; ``top5`` int [B, k] predicted classes, best first;
+        ``status`` per image ('ok', or why its map was replaced by zeros)."""
         ious = np.stack([l.iou for l in locs]) if locs else np.zeros((0, len(MODES), len(self.taus)))
         labels = np.asarray(labels, dtype=np.int64)
         if top5 is not None and len(top5):
@@ -57,10 +81,12 @@ class RunScorer:
                 row["pred_top5"] = " ".join(str(int(c)) for c in top5[i])
                 row["top1_correct"] = bool(t1[i])
                 row["top5_correct"] = bool(t5[i])
+            row["_status"] = status[i] if status is not None else "ok"
+            row["_reason"] = ""
             self.rows.append(row)
             for mi, m in enumerate(MODES):
                 self._iou[m].append(loc.iou[mi].astype(np.float32))
-            self._box.append(loc.boxes[MODES.index(LOC_MODE)].astype(np.uint8))
+            self._box.append(loc.boxes[MODES.index(LOC_MODE)].astype(self.box_dtype))
 
     def summary(self) -> dict:
         """The summary numbers (dict of floats; NaN for classification without predictions)."""
@@ -70,6 +96,9 @@ class RunScorer:
                 s[k] = float("nan")
         s["loc_mode"] = LOC_MODE
         s["loc_tau_rule"] = LOC_RULE
+        s["n_skipped"] = self.n_skipped
+        s["metric_denominator"] = ("scored images only (skipped excluded)" if self.exclude_skipped
+                                   else "all images (skipped count as misses)")
         return s
 
     def per_image(self) -> pd.DataFrame:
@@ -79,6 +108,7 @@ class RunScorer:
         df = pd.DataFrame(self.rows)
         if not self.rows:
             return df
+        status, reason = df.pop("_status"), df.pop("_reason")
         iou_l = np.stack(self._iou[LOC_MODE])
         iou_a = np.stack(self._iou[V2_MODE])
         boxes = np.stack(self._box)
@@ -95,7 +125,8 @@ class RunScorer:
         best = iou_l.argmax(axis=1)
         df["best_iou"] = iou_l[np.arange(len(df)), best].astype(np.float64)
         df["best_tau"] = self.taus[best]
-        df["status"] = "ok"
+        df["status"] = status
+        df["reason"] = reason
         return df
 
     def curves(self) -> pd.DataFrame:

@@ -38,6 +38,7 @@ class Backbone(nn.Module):
         self.info = info
         self.mean = tuple(float(v) for v in mean)
         self.std = tuple(float(v) for v in std)
+        self.new_layers: Tuple[str, ...] = ()   # submodule paths not from the checkpoint
 
     @property
     def name(self) -> str:
@@ -68,24 +69,50 @@ class Backbone(nn.Module):
         """Replace the head by a fresh ``num_classes``-way linear layer (for fine-tuning)."""
         raise NotImplementedError
 
+    def mark_new(self, *paths: str) -> None:
+        """Declare submodules (paths relative to this wrapper, e.g. ``'net.conv6'``) as new:
+        layers that an ImageNet checkpoint does not provide."""
+        for p in paths:
+            self.get_submodule(p)  # fail early on a typo
+        self.new_layers = tuple(dict.fromkeys(self.new_layers + tuple(paths)))
+
     def new_parameters(self) -> Sequence[nn.Parameter]:
-        """Parameters not from the ImageNet checkpoint (trained at 10x lr in the recipe)."""
-        return list(self.classifier().parameters())
+        """Parameters not from the ImageNet checkpoint (trained at 10x lr in the recipe):
+        the classifier's and those of the layers declared with ``mark_new``."""
+        out, seen = [], set()
+        mods = [self.classifier()] + [self.get_submodule(p) for p in self.new_layers]
+        for m in mods:
+            for prm in m.parameters():
+                if id(prm) not in seen:
+                    seen.add(id(prm))
+                    out.append(prm)
+        return out
 
 
-def check_cam_exact(backbone: Backbone, size: int = 224, atol: float = 1e-3) -> bool:
-    """Empirically: is logit_c == mean over h,w of CAM_c + b_c (GAP + linear head)?"""
+def check_cam_exact(backbone: Backbone, size: int = 224, atol: float = 1e-3, batch: int = 2) -> bool:
+    """Empirically: is logit_c == mean over h,w of CAM_c + b_c (GAP + linear head)?
+
+    A classifier whose input width differs from the feature channels (hidden FC layers) is
+    not exact.
+    """
     was_training = backbone.training
     backbone.eval()
     try:
         with torch.no_grad():
-            x = torch.randn(2, 3, size, size)
+            p = next(backbone.parameters(), None)
+            x = torch.randn(batch, 3, size, size, device=p.device if p is not None else "cpu")
             f, logits = backbone(x)
             fc = backbone.classifier()
+            if fc.weight.shape[1] != f.shape[1]:
+                return False
             cam_mean = torch.einsum("ck,bkhw->bchw", fc.weight, f).mean(dim=(2, 3))
+            # scale: the size of the summed terms (not of the logits, which random weights
+            # can make tiny, nor clamped at 1, which would let tiny logits pass as exact)
+            scale = torch.einsum("ck,bk->bc", fc.weight.abs(), f.abs().mean(dim=(2, 3)))
             if fc.bias is not None:
                 cam_mean = cam_mean + fc.bias
-            scale = logits.abs().max().clamp_min(1.0)
+                scale = scale + fc.bias.abs()
+            scale = scale.max().clamp_min(torch.finfo(scale.dtype).tiny)
             return bool(((cam_mean - logits).abs().max() / scale) < atol)
     finally:
         backbone.train(was_training)
@@ -137,21 +164,27 @@ class NetBackbone(Backbone):
     """A plain ``nn.Module`` (torchvision, or wsol's own) split by two functions.
 
     ``features_fn(net, x)`` runs the net up to the CAM layer; the logits are
-    ``net.<head>(flatten(GAP(features)))``. The net is kept whole under ``self.net`` so its
-    checkpoints load with their own key names.
+    ``net.<head>(flatten(GAP(features)))``, or ``logits_fn(net, features)`` when given (heads
+    that are not GAP + linear: VGG's FC stack, ConvNeXt's LayerNorm, MobileNetV3's hidden
+    layer). ``classifier()`` is then the head's last ``nn.Linear``. The net is kept whole
+    under ``self.net`` so its checkpoints load with their own key names.
     """
 
     def __init__(self, net: nn.Module, info: BackboneInfo, features_fn: Callable, head: str,
-                 mean=IMAGENET_MEAN, std=IMAGENET_STD):
+                 mean=IMAGENET_MEAN, std=IMAGENET_STD,
+                 logits_fn: Optional[Callable[[nn.Module, torch.Tensor], torch.Tensor]] = None):
         super().__init__(info, mean, std)
         self.net = net
         self._features_fn = features_fn
         self._head = head
+        self._logits_fn = logits_fn
 
     def forward_features(self, x):
         return self._features_fn(self.net, x)
 
     def forward_logits(self, feats):
+        if self._logits_fn is not None:
+            return self._logits_fn(self.net, feats)
         return _get_sub(self.net, self._head)(torch.flatten(feats.mean(dim=(2, 3)), 1))
 
     def classifier(self) -> nn.Linear:

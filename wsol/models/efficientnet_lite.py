@@ -164,3 +164,23 @@ def build_efficientnet_lite(
     model.pretrained_cfg = data_cfg
     model.default_cfg = dict(data_cfg)
     return model
+
+
+def _register() -> None:
+    """Register efficientnet_lite0/1/2 as wsol backbones (offline pretrained weights)."""
+    from wsol.models.backbone import BackboneInfo, TimmBackbone
+    from wsol.models.registry import register_backbone
+
+    for variant, cfg in LITE_CONFIG.items():
+        info = BackboneInfo(variant, "wsol-offline", "conv_head", 32, True,
+                            f"offline ImageNet weights from {cfg['package']}")
+
+        def build(pretrained: bool, num_classes: int, _v: str = variant, _info: BackboneInfo = info):
+            net = build_efficientnet_lite(_v, pretrained=pretrained, num_classes=num_classes)
+            c = LITE_CONFIG[_v]
+            return TimmBackbone(net, BackboneInfo(**_info.__dict__), mean=c["mean"], std=c["std"])
+
+        register_backbone(info, build)
+
+
+_register()

@@ -49,16 +49,25 @@ def train_transform(mean: Sequence[float], std: Sequence[float], size: int = INP
 
 
 class ImageFolderView(torch.utils.data.Dataset):
-    """Torch view of a WsolDataset: returns (image tensor, label, index, (width, height))."""
+    """Torch view of a WsolDataset: (image tensor, label, index, (width, height), error).
 
-    def __init__(self, samples, transform):
+    A file that cannot be read does not raise inside the loader worker (where the message
+    would be lost in a traceback): it yields a zero image and ``error`` = the one-line
+    reason, and the engine decides (``--on-error fail|skip``).
+    """
+
+    def __init__(self, samples, transform, size: int = INPUT_SIZE):
         self.samples = samples
         self.transform = transform
+        self.size = size
 
     def __len__(self) -> int:
         return len(self.samples)
 
-    def __getitem__(self, i: int) -> Tuple[torch.Tensor, int, int, Tuple[int, int]]:
+    def __getitem__(self, i: int) -> Tuple[torch.Tensor, int, int, Tuple[int, int], str]:
         s = self.samples[i]
-        im = load_rgb(s.path)
-        return self.transform(im), s.label, i, (im.width, im.height)
+        try:
+            im = load_rgb(s.path)
+        except DataError as e:
+            return torch.zeros(3, self.size, self.size), s.label, i, (0, 0), str(e)
+        return self.transform(im), s.label, i, (im.width, im.height), ""

@@ -1,0 +1,138 @@
+"""The gradient family: Grad-CAM, Grad-CAM++, XGrad-CAM, LayerCAM, HiResCAM.
+
+All take ``g = d y_c / d A``, the gradient of each image's target logit ``y_c`` (pre-softmax)
+with respect to the feature maps ``A = feats`` [B, K, h, w] the engine computed with
+autograd on. One call ``torch.autograd.grad(sum_b y_{b, t_b}, feats, retain_graph=False)``
+gives every image's gradient at once (images do not interact in an eval-mode net): no hooks,
+no ``.backward()``, no parameter ``.grad`` touched; the graph is freed by the call, so each
+method needs its own forward pass. Everything stays batched on the feats' device, in float32
+(or float64 when the feats are).
+
+Every map is ``ReLU(...)`` of its combination (option ``relu=False`` keeps the sign), as in
+the papers' definitions and pytorch-grad-cam; note that the protocol's plain ``cam`` has no
+ReLU. With a GAP + linear head, ``g_k = W[c, k] / (h w)`` everywhere, so Grad-CAM, XGrad-CAM
+and HiResCAM all equal ReLU(CAM) / (h w).
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from wsol.cams.base import CamMethod, check_targets, register_method
+from wsol.errors import WsolError
+
+
+def target_gradients(feats: torch.Tensor, logits: torch.Tensor, targets: torch.Tensor,
+                     method: str = "gradient method") -> torch.Tensor:
+    """``d logits[b, targets[b]] / d feats[b]`` for every b at once -> [B, K, h, w].
+
+    Frees the autograd graph (``retain_graph=False``); raises a one-line WsolError when
+    ``feats``/``logits`` were computed without autograd.
+    """
+    check_targets(targets, logits.shape[1])
+    if not feats.requires_grad or not logits.requires_grad:
+        raise WsolError(f"{method} needs gradients: compute `feats, logits = backbone(images)` under "
+                        f"torch.enable_grad() (not torch.no_grad()/inference_mode) with the backbone's "
+                        f"parameters requiring grad")
+    t = targets.to(device=logits.device, dtype=torch.long).view(-1, 1)
+    score = logits.gather(1, t).sum()
+    (grads,) = torch.autograd.grad(score, feats, retain_graph=False)
+    return grads
+
+
+class GradientCamMethod(CamMethod):
+    """Base of the gradient family: ``combine(A, g) -> [B, h, w]``, then ReLU."""
+
+    needs_grad = True
+
+    def __init__(self, relu: bool = True, **options):
+        super().__init__(relu=relu, **options)
+        self.relu = bool(relu)
+
+    def combine(self, acts: torch.Tensor, grads: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def __call__(self, backbone, images, feats, logits, targets):
+        grads = target_gradients(feats, logits, targets, self.name)
+        with torch.no_grad():  # float32 at least: g^3 (Grad-CAM++) underflows in half precision
+            dtype = torch.promote_types(feats.dtype, torch.float32)
+            out = self.combine(feats.detach().to(dtype), grads.to(dtype))
+            return F.relu(out) if self.relu else out
+
+
+def _weighted_sum(weights: torch.Tensor, acts: torch.Tensor) -> torch.Tensor:
+    """sum_k w[b, k] A[b, k] -> [B, h, w]."""
+    return torch.einsum("bk,bkhw->bhw", weights, acts)
+
+
+@register_method
+class GradCAM(GradientCamMethod):
+    """Selvaraju et al. 2017: ``w_k = mean_ij g_kij``; ``ReLU(sum_k w_k A_k)``."""
+
+    name = "gradcam"
+    description = "Grad-CAM (Selvaraju 2017): maps weighted by the spatial mean of the target logit's gradient, ReLU"
+
+    def combine(self, acts, grads):
+        return _weighted_sum(grads.mean(dim=(2, 3)), acts)
+
+
+@register_method
+class GradCAMPlusPlus(GradientCamMethod):
+    """Chattopadhay et al. 2018, in the closed form pytorch-grad-cam uses.
+
+    With ``S = exp(y_c)`` and a net piecewise linear in ``A``, the paper's second and third
+    derivatives of S are ``S g^2`` and ``S g^3``; S cancels in
+    ``alpha_kij = g_kij^2 / (2 g_kij^2 + sum_ab A_kab * g_kij^3)`` (eps = 1e-6 added to the
+    denominator; alpha = 0 where g = 0). ``w_k = sum_ij alpha_kij ReLU(g_kij)`` (the common
+    factor S of ``dS/dA`` is dropped: one positive scale per image). ``ReLU(sum_k w_k A_k)``.
+    """
+
+    name = "gradcampp"
+    description = "Grad-CAM++ (Chattopadhay 2018): alpha-weighted positive gradients, exp-score closed form (as pytorch-grad-cam)"
+    eps = 1e-6
+
+    def combine(self, acts, grads):
+        g2 = grads * grads
+        g3 = g2 * grads
+        sum_a = acts.sum(dim=(2, 3), keepdim=True)
+        alpha = g2 / (2 * g2 + sum_a * g3 + self.eps)
+        alpha = torch.where(grads != 0, alpha, torch.zeros_like(alpha))
+        weights = (alpha * F.relu(grads)).sum(dim=(2, 3))
+        return _weighted_sum(weights, acts)
+
+
+@register_method
+class XGradCAM(GradientCamMethod):
+    """Fu et al. 2020: ``w_k = sum_ij (A_kij / (sum_ab A_kab + eps)) g_kij`` (eps = 1e-7)."""
+
+    name = "xgradcam"
+    description = "XGrad-CAM (Fu 2020): gradients averaged with the activation-normalized maps as weights, ReLU"
+    eps = 1e-7
+
+    def combine(self, acts, grads):
+        sum_a = acts.sum(dim=(2, 3), keepdim=True)
+        weights = (grads * acts / (sum_a + self.eps)).sum(dim=(2, 3))
+        return _weighted_sum(weights, acts)
+
+
+@register_method
+class LayerCAM(GradientCamMethod):
+    """Jiang et al. 2021: ``ReLU(sum_k ReLU(g_k) * A_k)`` (elementwise)."""
+
+    name = "layercam"
+    description = "LayerCAM (Jiang 2021): positive gradients times activations, elementwise, summed over channels, ReLU"
+
+    def combine(self, acts, grads):
+        return (F.relu(grads) * acts).sum(dim=1)
+
+
+@register_method
+class HiResCAM(GradientCamMethod):
+    """Draelos & Carin 2020: ``sum_k g_k * A_k`` (elementwise), then ReLU like the others
+    (the paper's map is the sum itself; ``relu=False`` returns it)."""
+
+    name = "hirescam"
+    description = "HiResCAM (Draelos 2020): gradient times activation elementwise, summed over channels, ReLU"
+
+    def combine(self, acts, grads):
+        return (grads * acts).sum(dim=1)

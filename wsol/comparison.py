@@ -1,0 +1,143 @@
+"""``wsol compare``: measured suite results next to the published numbers they reproduce.
+
+``benchmarks/paper_numbers.csv`` holds one published number per row, keyed by dataset,
+split, backbone, method, protocol and metric (a summary.csv column, or ``<column>_err``
+for an error given as 100 - accuracy, e.g. ``top1_loc_err`` = 100 - ``top1_loc``).
+"""
+from __future__ import annotations
+
+import math
+import os
+from typing import Optional
+
+import pandas as pd
+
+from wsol.errors import WsolError
+
+
+KEYS = ["dataset", "split", "backbone", "method", "protocol", "metric"]
+PAPER_COLUMNS = ["source"] + KEYS + ["value"]
+COMPARISON_COLUMNS = ["dataset", "split", "backbone", "method", "protocol", "metric", "measured",
+                      "published", "delta", "status", "run_id", "n_images", "source", "note"]
+
+
+def default_paper_file() -> str:
+    """``benchmarks/paper_numbers.csv`` of this checkout."""
+    return os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                        "benchmarks", "paper_numbers.csv")
+
+
+def read_paper_numbers(path: Optional[str] = None) -> pd.DataFrame:
+    """Read and check a published-numbers CSV (columns :data:`PAPER_COLUMNS`, optional note)."""
+    path = path or default_paper_file()
+    if not os.path.isfile(path):
+        raise WsolError(f"{path}: published numbers file not found (pass --paper FILE)")
+    try:
+        df = pd.read_csv(path, dtype={k: str for k in KEYS}, keep_default_na=False, na_values={"value": [""]})
+    except Exception as e:
+        raise WsolError(f"{path}: unreadable CSV ({type(e).__name__}: {e})") from None
+    missing = [c for c in PAPER_COLUMNS if c not in df.columns]
+    if missing:
+        raise WsolError(f"{path}: missing column(s) {', '.join(missing)} (need {', '.join(PAPER_COLUMNS)})")
+    bad = pd.to_numeric(df["value"], errors="coerce").isna()
+    if bad.any():
+        raise WsolError(f"{path}:{int(bad.idxmax()) + 2}: value must be a number, got {df['value'][bad.idxmax()]!r}")
+    df["value"] = df["value"].astype(float)
+    if "note" not in df.columns:
+        df["note"] = ""
+    return df
+
+
+def measured_value(row: pd.Series, metric: str) -> float:
+    """``row[metric]``, or 100 - ``row[base]`` for ``<base>_err``; NaN when absent."""
+    def num(x) -> float:
+        try:
+            return float(x)
+        except (TypeError, ValueError):
+            return float("nan")
+
+    if metric in row.index:
+        return num(row[metric])
+    if metric.endswith("_err") and metric[:-4] in row.index:
+        return 100.0 - num(row[metric[:-4]])
+    return float("nan")
+
+
+def compare(run_dir: str, paper: Optional[str] = None, write: bool = True) -> pd.DataFrame:
+    """Join ``run_dir/summary.csv`` with the published numbers; write comparison.csv/.md.
+
+    A run matches a published number on dataset (the adapter, or the suite's dataset name),
+    split, backbone, method and protocol. Every published number
+    gets at least one row: ``measured`` (with delta = measured - published), ``failed``
+    (the run failed; reason in note) or ``not run``.
+    """
+    path = os.path.join(run_dir, "summary.csv")
+    if not os.path.isfile(path):
+        raise WsolError(f"{path}: no summary.csv (run `wsol suite` or `wsol evaluate --out` first)")
+    try:
+        runs = pd.read_csv(path, keep_default_na=True)
+    except Exception as e:
+        raise WsolError(f"{path}: unreadable CSV ({type(e).__name__}: {e})") from None
+    need = [k for k in KEYS[:-1] if k not in runs.columns]
+    if need:
+        raise WsolError(f"{path}: missing column(s) {', '.join(need)}")
+    pub = read_paper_numbers(paper)
+
+    def datasets(r: pd.Series) -> set:
+        return {str(r["dataset"]), str(r.get("dataset_name", r["dataset"]))}
+
+    out = []
+    for _, p in pub.iterrows():
+        match = [r for _, r in runs.iterrows()
+                 if p["dataset"] in datasets(r) and all(str(r[k]) == p[k] for k in KEYS[1:-1])]
+        base = {k: p[k] for k in KEYS}
+        base.update(published=p["value"], source=p["source"], note=p["note"])
+        found = False
+        for r in match:
+            v = measured_value(r, p["metric"])
+            status = str(r.get("status", "ok")) if "status" in r.index else "ok"
+            if status == "failed":
+                out.append({**base, "measured": float("nan"), "delta": float("nan"), "status": "failed",
+                            "run_id": r.get("run_id", ""), "n_images": float("nan"),
+                            "note": str(r.get("reason", "") or "")})
+                found = True
+            elif not math.isnan(v):
+                out.append({**base, "measured": v, "delta": v - p["value"], "status": "measured",
+                            "run_id": r.get("run_id", ""), "n_images": r.get("n_images", float("nan"))})
+                found = True
+        if not found:
+            out.append({**base, "measured": float("nan"), "delta": float("nan"), "status": "not run",
+                        "run_id": "", "n_images": float("nan")})
+    df = pd.DataFrame(out, columns=COMPARISON_COLUMNS)
+    if write:
+        from wsol.report.csv import write_csv_atomic
+        from wsol.suite import _write_text_atomic
+
+        write_csv_atomic(df, os.path.join(run_dir, "comparison.csv"))
+        _write_text_atomic(os.path.join(run_dir, "comparison.md"), to_markdown(df))
+    return df
+
+
+def _fmt(x) -> str:
+    try:
+        v = float(x)
+    except (TypeError, ValueError):
+        return str(x)
+    return "" if math.isnan(v) else f"{v:.2f}"
+
+
+def to_markdown(df: pd.DataFrame) -> str:
+    """The comparison as a Markdown table (measured 'not run' / 'failed' where absent)."""
+    head = ["dataset", "split", "backbone", "method", "protocol", "metric", "measured", "published",
+            "delta", "images", "run", "source"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "|".join("---" for _ in head) + "|"]
+    for _, r in df.iterrows():
+        measured = _fmt(r["measured"]) if r["status"] == "measured" else r["status"]
+        delta = f"{float(r['delta']):+.2f}" if r["status"] == "measured" else ""
+        n = "" if pd.isna(r["n_images"]) else str(int(r["n_images"]))
+        cells = [r["dataset"], r["split"], r["backbone"], r["method"], r["protocol"], r["metric"], measured,
+                 _fmt(r["published"]), delta, n, r["run_id"] or "", r["source"]]
+        lines.append("| " + " | ".join(str(c).replace("|", "\\|") for c in cells) + " |")
+    lines.append("")
+    lines.append("delta = measured - published (percentage points); `_err` metrics are 100 - accuracy.")
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,197 @@
+"""Any image folder plus one CSV of boxes: ``image,label,x0,y0,x1,y1``.
+
+One row per box (several rows for an image with several boxes). The header is optional;
+with one, the columns may come in any order (names: image/path/file, label/class,
+x0/xmin, y0/ymin, x1/xmax, y1/ymax). ``image`` is relative to the folder; ``label`` is a
+class index or a class name. Class names come from ``classes=FILE`` (one per line, line i =
+class i), else, when the labels are names, from their sorted set.
+"""
+from __future__ import annotations
+
+import csv as _csv
+import os
+from typing import Dict, List, Optional, Tuple
+
+import numpy as np
+
+from wsol.datasets.base import Sample, WsolDataset, register_dataset, require_file
+from wsol.datasets.textfiles import to_number
+from wsol.errors import DataError, closest
+
+DEFAULT_CSVS = ("boxes.csv", "annotations.csv")
+COLUMNS = ("image", "label", "x0", "y0", "x1", "y1")
+ALIASES = {
+    "image": ("image", "path", "file", "filename", "image_id", "img"),
+    "label": ("label", "class", "class_name", "category", "class_id"),
+    "x0": ("x0", "xmin", "x_min", "left"),
+    "y0": ("y0", "ymin", "y_min", "top"),
+    "x1": ("x1", "xmax", "x_max", "right"),
+    "y1": ("y1", "ymax", "y_max", "bottom"),
+}
+
+
+def _is_number(v: str) -> bool:
+    try:
+        float(v)
+        return True
+    except ValueError:
+        return False
+
+
+def _is_int(v: str) -> bool:
+    try:
+        int(v)
+        return True
+    except ValueError:
+        return False
+
+
+def read_class_list(path: str) -> List[str]:
+    """Class names, one per line (line i = class i); duplicates raise DataError (file:line)."""
+    require_file(path, "class list file")
+    names: List[str] = []
+    seen: Dict[str, int] = {}
+    with open(path, encoding="utf-8") as f:
+        for ln, line in enumerate(f, 1):
+            name = line.strip()
+            if not name:
+                continue
+            if name in seen:
+                raise DataError(f"duplicate class name {name!r} (first on line {seen[name]})", path=path, line=ln)
+            seen[name] = ln
+            names.append(name)
+    if not names:
+        raise DataError("empty class list", path=path)
+    return names
+
+
+def _find_csv(root: str, csv: Optional[str]) -> str:
+    if csv is not None:
+        if os.path.isfile(csv) or os.path.isabs(csv):
+            return require_file(csv, "box CSV")
+        return require_file(os.path.join(root, csv), "box CSV")
+    found = [os.path.join(root, n) for n in DEFAULT_CSVS if os.path.isfile(os.path.join(root, n))]
+    if len(found) > 1:
+        raise DataError(f"both {' and '.join(DEFAULT_CSVS)} here; pass csv=FILE", path=root)
+    if not found:
+        raise DataError(f"no box CSV ({' or '.join(DEFAULT_CSVS)}; or pass csv=FILE with rows "
+                        "image,label,x0,y0,x1,y1)", path=root)
+    return found[0]
+
+
+def _header(row: List[str], path: str) -> Optional[List[int]]:
+    """Column order from a header row, or None when ``row`` is data."""
+    if any(_is_number(v) for v in row[2:]):
+        return None
+    cols = [c.strip().lower() for c in row]
+    order = []
+    for key in COLUMNS:
+        hit = [i for i, c in enumerate(cols) if c in ALIASES[key]]
+        if len(hit) != 1:
+            raise DataError(f"header {','.join(row)!r} needs exactly one column {key} "
+                            f"(one of {'/'.join(ALIASES[key])}); columns: {','.join(COLUMNS)}", path=path, line=1)
+        order.append(hit[0])
+    return order
+
+
+def _image_id(value: str, root: str, path: str, ln: int) -> str:
+    v = value.strip()
+    if not v:
+        raise DataError("empty image path", path=path, line=ln)
+    if os.path.isabs(v):
+        rel = os.path.relpath(v, root)
+        if rel.startswith(".."):
+            raise DataError(f"image {v} is outside the image folder {root}", path=path, line=ln)
+        v = rel
+    v = os.path.normpath(v).replace(os.sep, "/")
+    if v.startswith("../"):
+        raise DataError(f"image {value} is outside the image folder {root}", path=path, line=ln)
+    return v
+
+
+def read_folder(root: str, split: str = "test", csv: Optional[str] = None,
+                classes: Optional[str] = None) -> WsolDataset:
+    """Read an image folder ``root`` and its box CSV (``csv=``, default boxes.csv/annotations.csv).
+
+    Images keep the order of their first row; every row adds a box. Sizes are left 0 (read
+    from the image when needed). Bad rows raise DataError naming file and line.
+    """
+    csv_path = _find_csv(root, csv)
+    class_names = read_class_list(classes) if classes is not None else []
+    index = {n: i for i, n in enumerate(class_names)}
+    rows: Dict[str, Tuple[int, str, List[List[float]]]] = {}
+    order: Optional[List[int]] = None
+    n_fields = len(COLUMNS)
+    first = True
+    with open(csv_path, encoding="utf-8-sig", newline="") as f:
+        reader = _csv.reader(f)
+        for row in reader:
+            ln = reader.line_num
+            if not row or not "".join(row).strip():
+                continue
+            if first:
+                first = False
+                order = _header(row, csv_path)
+                if order is not None:
+                    n_fields = len(row)
+                    continue
+            if len(row) != n_fields:
+                raise DataError(f"expected {n_fields} fields ({','.join(COLUMNS)}), got {len(row)}",
+                                path=csv_path, line=ln)
+            vals = [row[i] for i in order] if order is not None else row
+            image, label = _image_id(vals[0], root, csv_path, ln), vals[1].strip()
+            box = [to_number(v.strip(), float, csv_path, ln, c) for v, c in zip(vals[2:], COLUMNS[2:])]
+            if box[2] < box[0] or box[3] < box[1]:
+                raise DataError(f"inverted box x0,y0,x1,y1 = {','.join(v.strip() for v in vals[2:])} "
+                                "(x1 < x0 or y1 < y0)", path=csv_path, line=ln)
+            if not label:
+                raise DataError("empty label", path=csv_path, line=ln)
+            if image in rows:
+                if rows[image][1] != label:
+                    raise DataError(f"label {label!r} of {image} differs from {rows[image][1]!r} on line "
+                                    f"{rows[image][0]}", path=csv_path, line=ln)
+                rows[image][2].append(box)
+            else:
+                rows[image] = (ln, label, [box])
+    if not rows:
+        raise DataError("no rows", path=csv_path)
+
+    labels: Dict[str, int] = {}
+    if class_names:
+        for image, (ln, lab, _) in rows.items():
+            if lab in index:
+                labels[image] = index[lab]
+            elif _is_int(lab) and 0 <= int(lab) < len(class_names):
+                labels[image] = int(lab)
+            else:
+                hint = closest(lab, class_names)
+                raise DataError(f"label {lab!r} is neither a class of {classes} nor an index 0..{len(class_names) - 1}"
+                                + (f"; did you mean: {', '.join(hint)}" if hint else ""), path=csv_path, line=ln)
+    else:
+        kinds = {image: _is_int(lab) for image, (_, lab, _b) in rows.items()}
+        if all(kinds.values()):
+            for image, (ln, lab, _) in rows.items():
+                if int(lab) < 0:
+                    raise DataError(f"negative class index {lab}", path=csv_path, line=ln)
+                labels[image] = int(lab)
+        else:
+            if any(kinds.values()):
+                first_image = next(iter(rows))
+                image = next(i for i, k in kinds.items() if k != kinds[first_image])
+                what = ("a number", "a name") if kinds[first_image] else ("a name", "a number")
+                raise DataError(f"label {rows[image][1]!r} is {what[1]} but {rows[first_image][1]!r} on line "
+                                f"{rows[first_image][0]} is {what[0]}; pass classes=FILE to say which is which",
+                                path=csv_path, line=rows[image][0])
+            class_names = sorted({lab for _, lab, _b in rows.values()})
+            index = {n: i for i, n in enumerate(class_names)}
+            labels = {image: index[lab] for image, (_, lab, _b) in rows.items()}
+    samples = [Sample(image, os.path.join(root, image), labels[image], np.asarray(b, dtype=np.float64))
+               for image, (_, _lab, b) in rows.items()]
+    return WsolDataset("folder", split, root, root, samples, class_names)
+
+
+@register_dataset("folder", "an image folder + a CSV image,label,x0,y0,x1,y1 (csv=FILE, classes=FILE)",
+                  splits=("test",))
+def _build(root: str, split: str = "test", csv: Optional[str] = None, classes: Optional[str] = None,
+           **_) -> WsolDataset:
+    return read_folder(root, split, csv=csv, classes=classes)

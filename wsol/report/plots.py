@@ -1,0 +1,181 @@
+"""Report figures (matplotlib, Agg backend): BoxAcc vs τ, per-class accuracy, suite bars.
+
+Every function returns PNG bytes; :func:`write_png` puts them in a file.
+"""
+from __future__ import annotations
+
+import io
+import math
+import os
+import re
+from typing import Optional, Sequence
+
+import numpy as np
+import pandas as pd
+
+from wsol.errors import WsolError
+
+IOU_COLORS = {0.3: "#1f77b4", 0.5: "#d62728", 0.7: "#2ca02c"}
+MODE_TITLES = {"all": "all contours (MaxBoxAccV2)", "largest": "largest component (MaxBoxAcc, V1 at IoU 0.5)"}
+MAX_CLASS_BARS = 40
+
+
+def _plt():
+    import matplotlib
+
+    matplotlib.use("Agg", force=True)
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _to_png(fig, dpi: int = 100) -> bytes:
+    plt = _plt()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=dpi, bbox_inches="tight")
+    plt.close(fig)
+    return buf.getvalue()
+
+
+def write_png(path: str, png: bytes) -> str:
+    """Write PNG bytes to ``path`` (parent folders created)."""
+    try:
+        os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+        with open(path, "wb") as f:
+            f.write(png)
+    except OSError as e:
+        raise WsolError(f"{path}: cannot write ({e.strerror or e})") from None
+    return path
+
+
+def pretty_class_name(name: str) -> str:
+    """'001.Black_footed_Albatross' -> 'Black footed Albatross' (other names unchanged but '_')."""
+    return re.sub(r"^\d+\.", "", str(name)).replace("_", " ")
+
+
+def plot_boxacc_curves(curves: pd.DataFrame, title: str = "") -> bytes:
+    """BoxAcc(τ) for IoU 0.3/0.5/0.7, one panel per mode (curves.csv: mode, iou_threshold,
+    tau, box_acc in %); the maximum of each curve is marked and labelled."""
+    need = {"mode", "iou_threshold", "tau", "box_acc"}
+    if not need <= set(curves.columns):
+        raise WsolError(f"curves table lacks columns {sorted(need - set(curves.columns))}")
+    plt = _plt()
+    modes = [m for m in ("all", "largest") if m in set(curves["mode"])] or sorted(set(curves["mode"]))
+    fig, axes = plt.subplots(1, len(modes), figsize=(5.2 * len(modes), 3.8), squeeze=False, sharey=True)
+    for ax, mode in zip(axes[0], modes):
+        sub = curves[curves["mode"] == mode]
+        for thr in sorted(set(sub["iou_threshold"])):
+            c = sub[sub["iou_threshold"] == thr].sort_values("tau")
+            color = IOU_COLORS.get(round(float(thr), 2))
+            label = f"IoU ≥ {thr:g}"
+            if len(c) and c["box_acc"].notna().any():
+                k = int(np.nanargmax(c["box_acc"].to_numpy()))
+                t, v = float(c["tau"].iloc[k]), float(c["box_acc"].iloc[k])
+                ax.plot([t], [v], "o", color=color, ms=5)
+                label += f": max {v:.1f} at τ={t:.2f}"
+            ax.plot(c["tau"], c["box_acc"], color=color, lw=1.8, label=label)
+        ax.set_title(MODE_TITLES.get(mode, mode), fontsize=10)
+        ax.set_xlabel("CAM threshold τ")
+        ax.set_xlim(0, 1)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8, loc="upper right")
+    axes[0][0].set_ylabel("BoxAcc (%)")
+    axes[0][0].set_ylim(0, 105)
+    if title:
+        fig.suptitle(title, fontsize=11)
+    fig.tight_layout()
+    return _to_png(fig)
+
+
+def per_class_accuracy(per_image: pd.DataFrame, class_names: Optional[Sequence[str]] = None,
+                       column: str = "gt_known_correct") -> pd.DataFrame:
+    """Per-class share (%) of images with ``column`` true -> label, name, n_images, accuracy,
+    sorted by label."""
+    if column not in per_image.columns or "label" not in per_image.columns:
+        raise WsolError(f"per_image table lacks columns 'label' and '{column}'")
+    ok = per_image[column].astype(str).str.lower().isin(["true", "1", "1.0"])
+    g = pd.DataFrame({"label": per_image["label"].astype(int), "ok": ok}).groupby("label")["ok"]
+    df = pd.DataFrame({"n_images": g.size(), "accuracy": g.mean() * 100.0}).reset_index()
+    names = list(class_names or [])
+    df["name"] = [pretty_class_name(names[i]) if 0 <= i < len(names) else str(i) for i in df["label"]]
+    return df[["label", "name", "n_images", "accuracy"]]
+
+
+def plot_per_class(per_class: pd.DataFrame, title: str = "GT-known localization per class") -> bytes:
+    """Horizontal bars of per-class accuracy (from :func:`per_class_accuracy`). With more
+    than 40 classes only the 20 worst and 20 best are drawn (the title says of how many)."""
+    plt = _plt()
+    df = per_class.sort_values(["accuracy", "label"], ascending=[True, True]).reset_index(drop=True)
+    n = len(df)
+    if n > MAX_CLASS_BARS:
+        half = MAX_CLASS_BARS // 2
+        df = pd.concat([df.head(half), df.tail(half)], ignore_index=True)
+        title = f"{title}: {half} worst and {half} best of {n} classes"
+    labels = [f"{nm} ({k})" for nm, k in zip(df["name"], df["n_images"])]
+    fig, ax = plt.subplots(figsize=(7.5, max(1.6, 0.26 * len(df) + 0.9)))
+    ypos = np.arange(len(df))
+    vals = df["accuracy"].to_numpy(dtype=float)
+    ax.barh(ypos, vals, color=plt.cm.RdYlGn(np.clip(vals / 100.0, 0, 1)), edgecolor="#444", lw=0.4)
+    for y, v in zip(ypos, vals):
+        ax.text(min(v + 1, 92), y, f"{v:.0f}", va="center", fontsize=7)
+    if n > MAX_CLASS_BARS:
+        ax.axhline(MAX_CLASS_BARS // 2 - 0.5, color="#888", ls="--", lw=0.8)
+    ax.set_yticks(ypos)
+    ax.set_yticklabels(labels, fontsize=7 if len(df) > 20 else 8)
+    ax.set_xlim(0, 100)
+    ax.set_xlabel("GT-known Loc (%) at loc_tau, IoU ≥ 0.5   (images per class in brackets)")
+    ax.set_title(title, fontsize=10)
+    ax.grid(axis="x", alpha=0.3)
+    fig.tight_layout()
+    return _to_png(fig)
+
+
+def plot_suite_bars(summary: pd.DataFrame, metric: str = "maxboxacc_v2") -> bytes:
+    """Grouped bars of ``metric`` per backbone (x) and method (colour), one panel per dataset
+    (suite summary.csv: backbone, method, dataset, metric; NaN rows are left out, repeated
+    backbone/method rows averaged)."""
+    need = {"backbone", "method", metric}
+    if not need <= set(summary.columns):
+        raise WsolError(f"suite summary lacks columns {sorted(need - set(summary.columns))}")
+    plt = _plt()
+    from matplotlib.patches import Patch
+
+    df = summary.copy()
+    if "dataset" not in df.columns:
+        df["dataset"] = ""
+    df[metric] = pd.to_numeric(df[metric], errors="coerce")
+    df = df.dropna(subset=[metric])
+    for c in ("dataset", "backbone", "method"):
+        df[c] = df[c].fillna("").astype(str)
+    datasets = sorted(set(df["dataset"])) or [""]
+    methods = sorted(set(df["method"]))
+    colors = {m: plt.get_cmap("tab10")(j % 10) for j, m in enumerate(methods)}
+    n_bb = [max(1, df[df["dataset"] == d]["backbone"].nunique()) for d in datasets]
+    group_w = 0.55 + 0.35 * len(methods)  # inches per backbone group
+    fig, axes = plt.subplots(1, len(datasets), squeeze=False, sharey=True,
+                             figsize=(max(4.5, 1.2 + group_w * sum(n_bb) + 0.6 * len(datasets)), 4.0),
+                             gridspec_kw={"width_ratios": n_bb})
+    top = max([0.0] + df[metric].tolist())
+    width = 0.8 / max(1, len(methods))
+    for ax, ds in zip(axes[0], datasets):
+        sub = df[df["dataset"] == ds]
+        backbones = sorted(set(sub["backbone"]))
+        for j, m in enumerate(methods):
+            for i, b in enumerate(backbones):
+                v = sub[(sub["backbone"] == b) & (sub["method"] == m)][metric]
+                if len(v):
+                    x, val = i - 0.4 + width * (j + 0.5), float(v.mean())
+                    ax.bar([x], [val], width, color=colors[m])
+                    ax.text(x, val + top * 0.01 + 0.3, f"{val:.1f}", ha="center", fontsize=7)
+        ax.set_xticks(range(len(backbones)))
+        ax.set_xticklabels(backbones, rotation=20, ha="right", fontsize=8)
+        ax.set_xlim(-0.6, max(1, len(backbones)) - 0.4)
+        ax.set_title(ds or "suite", fontsize=10)
+        ax.grid(axis="y", alpha=0.3)
+    axes[0][0].set_ylim(0, max(10.0, math.ceil(top * 1.15)))
+    axes[0][0].set_ylabel(f"{metric} (%)")
+    if methods:
+        fig.legend(handles=[Patch(color=colors[m], label=m) for m in methods], title="method", fontsize=8,
+                   title_fontsize=8, loc="upper left", bbox_to_anchor=(1.0, 0.95))
+    fig.tight_layout()
+    return _to_png(fig)
