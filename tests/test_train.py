@@ -113,6 +113,11 @@ def test_train_layers_units_and_freezing():
     assert {n for n, p in bb.named_parameters() if p.requires_grad} == {"net.fc.weight", "net.fc.bias"}
     tr.set_trainable(bb, "all")
     assert all(p.requires_grad for p in bb.parameters())
+    # new layers (not from the ImageNet checkpoint) always train: vgg16_gap's conv6
+    gap = create_backbone("vgg16_gap", "random", num_classes=4)
+    _, _, names = tr.set_trainable(gap, "head")
+    assert names == ["head", "conv6"]
+    assert {id(p) for p in gap.parameters() if p.requires_grad} == {id(p) for p in gap.new_parameters()}
     for bad in ("last", "last:x", "tail:2", "last:-1"):
         with pytest.raises(WsolError):
             tr.parse_train_layers(bad)

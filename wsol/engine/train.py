@@ -152,7 +152,9 @@ def split_holdout(samples: Sequence[Sample], fraction: float, seed: int) -> Tupl
 
 
 def _collate(batch):
-    return torch.stack([b[0] for b in batch]), torch.tensor([b[1] for b in batch], dtype=torch.int64)
+    """(images, labels, errors): the loader's per-image read errors travel to the main process."""
+    errors = [b[4] for b in batch if len(b) > 4 and b[4]]
+    return torch.stack([b[0] for b in batch]), torch.tensor([b[1] for b in batch], dtype=torch.int64), errors
 
 
 # ----------------------------------------------------------------------------- layers
@@ -244,7 +246,8 @@ def set_trainable(bb: Backbone, spec: str) -> Tuple[List[nn.Parameter], List[nn.
 
     Returns (trainable parameters, frozen modules, names of the trained units). Under
     'head' and 'last:N' the trained parameters are the classifier and any other module run
-    only in ``forward_logits``, plus the last N units of :func:`feature_units`; every other
+    only in ``forward_logits``, the units holding new layers (``new_parameters()``, e.g.
+    vgg16_gap's conv6), plus the last N units of :func:`feature_units`; every other
     parameter gets ``requires_grad=False`` and its modules are kept in eval mode while
     training (BatchNorm statistics frozen too).
     """
@@ -258,7 +261,12 @@ def set_trainable(bb: Backbone, spec: str) -> Tuple[List[nn.Parameter], List[nn.
     if n > len(units):
         log.warning("--train-layers %s: the feature stack has only %d units; training all of them", spec, len(units))
         n = len(units)
-    frozen_units, trained_units = units[:len(units) - n], units[len(units) - n:]
+    # units holding new (randomly initialised) layers are always trained, e.g. vgg16_gap's conv6
+    new_ids = {id(p) for p in bb.new_parameters()}
+    is_new = [any(id(p) in new_ids for m in mods for p in m.parameters()) for _, mods in units]
+    keep = [i >= len(units) - n or is_new[i] for i in range(len(units))]
+    frozen_units = [u for u, k in zip(units, keep) if not k]
+    trained_units = [u for u, k in zip(units, keep) if k]
     frozen_modules = [m for _, mods in frozen_units for m in mods]
     trained_ids = {id(p) for _, mods in trained_units for m in mods for p in m.parameters()}
     unit_ids = {id(p) for _, mods in units for m in mods for p in m.parameters()}
@@ -461,7 +469,9 @@ def train(cfg: TrainConfig) -> pd.DataFrame:
         bar = tqdm(total=len(view), desc=f"epoch {epoch + 1}/{cfg.epochs}", unit="img",
                    disable=not cfg.progress, leave=False)
         try:
-            for images, labels in loader:
+            for images, labels, errors in loader:
+                if errors:
+                    raise WsolError(f"{errors[0]} (training needs every image of the split)")
                 images = images.to(dev, non_blocking=True)
                 labels = labels.to(dev, non_blocking=True)
                 loss, logits = train_step(bb, opt, scaler, images, labels, dtype)
