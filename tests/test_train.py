@@ -269,6 +269,7 @@ def test_training_improves_localization(tmp_path):
         return float(evaluate(ecfg).summary.iloc[0]["maxboxacc_v2"])
 
     before, after = v2(start), v2(os.path.join(out, "best.pt"))
+    print(f"MaxBoxAccV2 before {before:.1f}, after {after:.1f}")
     assert after >= before + 10, (before, after)
 
 
