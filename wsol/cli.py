@@ -104,6 +104,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="worker processes for the threshold sweep, overlapped with the forward pass (default 0 = inline)")
     g.add_argument("--save-cams", default=None, metavar="DIR",
                    help="also write each normalized 224x224 heatmap as DIR/<image_id>.npy")
+    from wsol.engine.bench_commands import add_fast_path_args  # --dtype --channels-last --compile --decode
+
+    add_fast_path_args(p)
     _add_protocol_args(p)
     p.set_defaults(func=cmd_evaluate)
 
@@ -166,6 +169,9 @@ def _config_from(args, **over):
     for k in ("backbone", "weights", "method", "device", "data_workers", "workers", "save_cams"):
         if hasattr(args, k):
             kw[k] = getattr(args, k)
+    for k in ("dtype", "channels_last", "compile", "decode"):  # speed options (wsol.engine.fastpath)
+        if hasattr(args, k):
+            kw[k] = getattr(args, k)
     kw.update(over)
     return EvalConfig(**kw)
 
@@ -181,7 +187,8 @@ def cmd_evaluate(args) -> int:
     from wsol.engine.evaluate import evaluate
 
     res = evaluate(_config_from(args))
-    _print_summary(res, args.out)
+    if os.environ.get("RANK", "0") == "0":  # under torchrun every rank holds the result; rank 0 reports
+        _print_summary(res, args.out)
     return 0
 
 
