@@ -4,14 +4,17 @@ Two numbers, same model, same options:
 
 - forward-only images/s, the ceiling: one batch of pre-decoded, pre-resized images already on
   the device, the backbone forward (under the same autocast / channels_last / compile /
-  grad mode as the evaluation's forward stage), synchronized, after ``warmup`` iterations;
-  each repeat times ceil(n_images / batch) iterations; the median over repeats;
+  grad mode as the evaluation's forward stage), synchronized; each repeat times
+  ceil(n_images / batch) passes; the median over repeats;
 - end-to-end images/s: :func:`wsol.engine.evaluate.evaluate` itself (decode, resize, transfer,
-  forward, CAM, the exact localization sweep in the ``--workers`` pool, metrics), after one
-  warm-up run over two batches; its steady-state rate is the images of the batches after the
-  first over the main loop's time for them (StageTimer's ``total`` stage), median over
-  repeats. ``e2e_wall_images_per_s`` is all images over the whole run's wall clock (pipeline
-  fill and drain included).
+  forward, CAM, the exact localization sweep in the ``--workers`` pool, metrics); its
+  steady-state rate is the images of the batches after the first over the main loop's time
+  for them (StageTimer's ``total`` stage), median over repeats. ``e2e_wall_images_per_s`` is
+  all images over the whole run's wall clock (pipeline fill and drain included).
+
+First ``warmup`` forward passes and (unless ``warmup`` is 0) one end-to-end run over two
+batches, untimed; then each repeat times (a) then (b), so that both see the same load on a
+shared machine (``load_avg`` records the host's 1-minute load average, mean of start and end).
 
 CSV columns (``results/throughput/<device-slug>.csv``, appended): identity of the run
 (device, torch, cuda, backbone, method, options ...), then per-stage milliseconds per image
@@ -53,7 +56,7 @@ BENCH_COLUMNS = [
     "workers", "data_workers", "sweep", "dataset", "n_images", "unique_images", "repeats",
     "data_ms", "forward_ms", "cam_ms", "localize_ms", "metrics_ms", "total_ms",
     "forward_images_per_s", "e2e_images_per_s", "e2e_wall_images_per_s", "ratio", "projected_50k_s",
-    "date",
+    "load_avg", "date",
 ]
 STAGE_COLUMNS = {"data": "data_ms", "forward": "forward_ms", "cam": "cam_ms", "localize": "localize_ms",
                  "metrics": "metrics_ms", "total": "total_ms"}
@@ -78,11 +81,11 @@ class BenchConfig:
     decode: str = "cpu"
     workers: Optional[int] = None        # sweep pool; None: auto (see resolve_workers)
     data_workers: Optional[int] = None   # DataLoader workers; None: auto
-    images: Optional[int] = None         # None: max(256, 8 * batch) generated, or the whole split
+    images: Optional[int] = None         # None: max(256, 8 * batch) generated (whole batches), or the split
     unique_images: int = 256             # distinct generated JPEGs (cycled to ``images``)
     dataset: Optional[str] = None
     root: Optional[str] = None
-    split: str = "test"
+    split: Optional[str] = None          # None: 'test', or the adapter's only split (imagenet: val)
     dataset_options: Dict[str, object] = field(default_factory=dict)
     repeats: int = 3
     warmup: int = 3
@@ -211,6 +214,16 @@ def cycle_samples(samples: list, n: int) -> list:
     return out
 
 
+def default_split(cfg: BenchConfig) -> str:
+    """``--split``, else 'test' when the adapter has one, else its first split (imagenet: val)."""
+    if cfg.split:
+        return cfg.split
+    from wsol.datasets.base import list_datasets
+
+    splits = next((d.splits for d in list_datasets() if d.name == cfg.dataset), ("test",))
+    return "test" if "test" in splits else splits[0]
+
+
 def bench_dataset(cfg: BenchConfig):
     """The split to run: ``--dataset/--root`` (first ``--images``), or generated JPEGs."""
     from wsol.datasets.base import WsolDataset, build_dataset
@@ -218,11 +231,11 @@ def bench_dataset(cfg: BenchConfig):
     if cfg.dataset or cfg.root:
         if not (cfg.dataset and cfg.root):
             raise WsolError("--dataset and --root go together (or leave both out to use generated images)")
-        ds = build_dataset(cfg.dataset, cfg.root, cfg.split, **cfg.dataset_options).limit(cfg.images)
+        ds = build_dataset(cfg.dataset, cfg.root, default_split(cfg), **cfg.dataset_options).limit(cfg.images)
         if len(ds) == 0:
-            raise WsolError(f"{cfg.root}: split '{cfg.split}' has no images")
+            raise WsolError(f"{cfg.root}: split '{default_split(cfg)}' has no images")
         return ds, 0
-    n = cfg.images or max(256, 8 * cfg.batch_size)
+    n = cfg.images or math.ceil(max(256, 8 * cfg.batch_size) / cfg.batch_size) * cfg.batch_size  # full batches
     uniq = max(1, min(cfg.unique_images, n))
     folder = os.path.join(cache_root(cfg), "bench", f"jpeg-v{SYNTH_VERSION}-n{uniq}-s{cfg.seed}")
     log.info("benchmark images: %s", folder)
@@ -259,6 +272,14 @@ def measure_forward(fast, images: torch.Tensor, iters: int, warmup: int, repeats
     return rates
 
 
+def _load_average() -> float:
+    """1-minute load average of the host (NaN where unknown): shared machines make noisy timings."""
+    try:
+        return float(os.getloadavg()[0])
+    except (OSError, AttributeError):
+        return float("nan")
+
+
 def _stage_ms(timings: pd.DataFrame) -> Dict[str, float]:
     rates = timings.set_index("stage")["images_per_s"]
     return {col: (1000.0 / float(rates[s]) if s in rates and rates[s] > 0 else float("nan"))
@@ -278,7 +299,7 @@ def run_bench(cfg: BenchConfig) -> BenchResult:
         raise WsolError("--batch-size and --repeats must be at least 1")
     dev = resolve_device(cfg.device)
     data_workers, workers = resolve_workers(cfg)
-    ecfg = EvalConfig(dataset=cfg.dataset or "folder", root=cfg.root or "", split=cfg.split,
+    ecfg = EvalConfig(dataset=cfg.dataset or "folder", root=cfg.root or "", split=default_split(cfg),
                       backbone=cfg.backbone, weights=cfg.weights, method=cfg.method,
                       method_options=dict(cfg.method_options), batch_size=cfg.batch_size, device=str(dev),
                       cam_step=cfg.cam_step, sweep=cfg.sweep, data_workers=data_workers, workers=workers,
@@ -297,26 +318,29 @@ def run_bench(cfg: BenchConfig) -> BenchResult:
         p.requires_grad_(False)
     fast.prepare(bb)
 
-    # (a) forward-only: pre-decoded images already on the device
+    # (a) forward-only input: a pre-decoded batch already on the device
     view = ImageFolderView(cycle_samples(ds.samples, cfg.batch_size), test_transform(bb.mean, bb.std))
     batch = torch.stack([view[i][0] for i in range(cfg.batch_size)])
     fmt = torch.channels_last if cfg.channels_last else torch.contiguous_format
     batch = batch.to(dev).contiguous(memory_format=fmt)
     iters = max(1, math.ceil(n / cfg.batch_size))
-    log.info("forward-only: %d x %d iterations after %d warm-up", cfg.repeats, iters, cfg.warmup)
-    fwd_rates = measure_forward(fast, batch, iters, cfg.warmup, cfg.repeats, method.needs_grad)
-    del batch
-    forward_ips = statistics.median(fwd_rates)
-
-    # (b) end-to-end: the evaluate() loop itself, warmed up on two batches
-    log.info("end-to-end: warm-up run, then %d x %d images (data workers %d, sweep workers %d)",
-             cfg.repeats, n, data_workers, workers)
-    evaluate(replace(ecfg, limit=min(n, 2 * cfg.batch_size), progress=False), ds, bb)
-    runs = []
-    for _ in range(cfg.repeats):
+    loads = [_load_average()]
+    log.info("warm-up: %d forward passes, one end-to-end run over %d images", cfg.warmup, min(n, 2 * cfg.batch_size))
+    measure_forward(fast, batch, 0, cfg.warmup, 0, method.needs_grad)
+    if cfg.warmup > 0:
+        evaluate(replace(ecfg, limit=min(n, 2 * cfg.batch_size), progress=False), ds, bb)
+    # (a) and (b) interleaved, repeat by repeat, so that both see the same machine load
+    fwd_rates, runs = [], []
+    for r in range(cfg.repeats):
+        log.info("repeat %d/%d: forward-only %d x %d images, then end-to-end %d images (data workers %d, "
+                 "sweep workers %d)", r + 1, cfg.repeats, iters, cfg.batch_size, n, data_workers, workers)
+        fwd_rates += measure_forward(fast, batch, iters, 0, 1, method.needs_grad)
         res = evaluate(ecfg, ds, bb)
         t = res.timings.set_index("stage")
         runs.append((float(t.loc["total", "images_per_s"]), float(t.loc["wall", "seconds"]), res.timings))
+    loads.append(_load_average())
+    del batch
+    forward_ips = statistics.median(fwd_rates)
     runs.sort(key=lambda r: r[0])
     steady, wall, timings = runs[(len(runs) - 1) // 2]
     e2e_ips = steady
@@ -329,12 +353,13 @@ def run_bench(cfg: BenchConfig) -> BenchResult:
         "wsol_version": __version__, "backbone": cfg.backbone, "weights": cfg.weights, "method": cfg.method,
         "batch_size": cfg.batch_size, "dtype": cfg.dtype, "channels_last": cfg.channels_last,
         "compile": cfg.compile, "decode": cfg.decode, "workers": workers, "data_workers": data_workers,
-        "sweep": cfg.sweep, "dataset": f"{cfg.dataset}:{cfg.split}" if cfg.dataset else "generated-jpeg",
+        "sweep": cfg.sweep, "dataset": f"{cfg.dataset}:{default_split(cfg)}" if cfg.dataset else "generated-jpeg",
         "n_images": n, "unique_images": uniq or n, "repeats": cfg.repeats,
         **_stage_ms(timings),
         "forward_images_per_s": forward_ips, "e2e_images_per_s": e2e_ips, "e2e_wall_images_per_s": wall_ips,
         "ratio": e2e_ips / forward_ips if forward_ips > 0 else float("nan"),
         "projected_50k_s": overhead + PROTOCOL_IMAGES / e2e_ips if e2e_ips > 0 else float("nan"),
+        "load_avg": float(np.nanmean(loads)),
         "date": _dt.datetime.now().isoformat(timespec="seconds"),
     }
     path = cfg.out_csv or os.path.join("results", "throughput", f"{device_slug(str(row['device']))}.csv")

@@ -51,12 +51,13 @@ def add_parsers(sub) -> None:
                    help="distinct generated JPEGs, cycled to --images (default 256)")
     g.add_argument("--dataset", default=None, help="use a real dataset adapter instead of generated images")
     g.add_argument("--root", default=None, help="its folder")
-    g.add_argument("--split", default="test", help="its split (default test)")
+    g.add_argument("--split", default=None, help="its split (default: test, or the adapter's only split, e.g. val)")
     g.add_argument("--dataset-option", action="append", metavar="KEY=VALUE", help="adapter option, repeatable")
     g.add_argument("--cache-dir", default=None, help="where generated images go (default $WSOL_CACHE or ~/.cache/wsol)")
     g = p.add_argument_group("measurement")
     g.add_argument("--repeats", type=int, default=3, help="timed repeats of each measurement; medians (default 3)")
-    g.add_argument("--warmup", type=int, default=3, help="untimed forward passes first (default 3)")
+    g.add_argument("--warmup", type=int, default=3,
+                   help="untimed forward passes first, then (unless 0) an untimed two-batch end-to-end run (default 3)")
     g.add_argument("--seed", type=int, default=0, help="seed of weights and generated images (default 0)")
     g.add_argument("--out-csv", default=None,
                    help="CSV to append to (default results/throughput/<device-slug>.csv)")
