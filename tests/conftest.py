@@ -36,10 +36,10 @@ def _register_tiny():
             self.fc = nn.Linear(16, num_classes)
 
     def build(pretrained, num_classes):
-        info = BackboneInfo("tiny_test_net", "tests", "features", 32, True)
+        info = BackboneInfo("tiny_test_net", "wsol", "features", 32, True, "test-only net")
         return NetBackbone(Tiny(num_classes), info, lambda net, x: net.features(x), "fc")
 
-    register_backbone(BackboneInfo("tiny_test_net", "tests", "features", 32, True), build, default_classes=3)
+    register_backbone(BackboneInfo("tiny_test_net", "wsol", "features", 32, True, "test-only net"), build, default_classes=3)
 
 
 _register_tiny()

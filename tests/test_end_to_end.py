@@ -104,20 +104,32 @@ def _cli(*args):
     return subprocess.run([sys.executable, "-m", "wsol", *args], capture_output=True, text=True)
 
 
-def test_bad_input_is_one_line_with_exit_2(tmp_path):
-    r = _cli("evaluate", "--root", str(tmp_path / "missing"), "--out", str(tmp_path / "o"), "--weights", "random")
-    assert r.returncode == 2 and "Traceback" not in r.stderr
-    assert r.stderr.strip().count("\n") == 0 and "missing" in r.stderr
+def _main(capsys, *args):
+    rc = main(["-q", *args])
+    return rc, capsys.readouterr().err
+
+
+def test_bad_input_is_one_line_with_exit_2(tmp_path, capsys):
+    rc, err = _main(capsys, "evaluate", "--root", str(tmp_path / "missing"), "--out", str(tmp_path / "o"),
+                    "--weights", "random")
+    assert rc == 2 and err.count("\n") == 1 and "missing" in err
     make_cub(str(tmp_path / "cub"))
     os.remove(tmp_path / "cub" / "images.txt")
-    r = _cli("evaluate", "--root", str(tmp_path / "cub"), "--out", str(tmp_path / "o"), "--weights", "random")
-    assert r.returncode == 2 and "images.txt" in r.stderr and "Traceback" not in r.stderr
+    rc, err = _main(capsys, "evaluate", "--root", str(tmp_path / "cub"), "--out", str(tmp_path / "o"),
+                    "--weights", "random")
+    assert rc == 2 and "images.txt" in err and err.count("\n") == 1
     make_cub(str(tmp_path / "cub2"))
-    r = _cli("evaluate", "--root", str(tmp_path / "cub2"), "--out", str(tmp_path / "o"), "--weights", "random",
-             "--backbone", "resnet5O")
-    assert r.returncode == 2 and "resnet50" in r.stderr and "Traceback" not in r.stderr
-    r = _cli("evaluate", "--root", str(tmp_path / "cub2"), "--out", str(tmp_path / "o"), "--weights", "random",
-             "--backbone", "resnet18", "--method", "gradcamm")
-    assert r.returncode == 2 and "unknown method" in r.stderr and "Traceback" not in r.stderr
+    rc, err = _main(capsys, "evaluate", "--root", str(tmp_path / "cub2"), "--out", str(tmp_path / "o"),
+                    "--weights", "random", "--backbone", "resnet5O")
+    assert rc == 2 and "resnet50" in err and err.count("\n") == 1
+    rc, err = _main(capsys, "evaluate", "--root", str(tmp_path / "cub2"), "--out", str(tmp_path / "o"),
+                    "--weights", "random", "--backbone", "tiny_test_net", "--method", "gradcamm")
+    assert rc == 2 and "unknown method" in err and "gradcam" in err and err.count("\n") == 1
+
+
+def test_console_script_exit_code_and_debug_traceback(tmp_path):
+    """In a real process: one line and exit 2 without --debug; the traceback with it."""
+    r = _cli("evaluate", "--root", str(tmp_path / "missing"), "--out", str(tmp_path / "o"))
+    assert r.returncode == 2 and "Traceback" not in r.stderr and r.stderr.count("\n") == 1
     r = _cli("--debug", "evaluate", "--root", str(tmp_path / "missing"), "--out", str(tmp_path / "o"))
     assert r.returncode != 0 and "Traceback" in r.stderr

@@ -181,7 +181,7 @@ def test_real_runs_outputs_and_resume(tmp_path, syn_root, monkeypatch):
     assert list(on_disk.run_id) == ["syn__resnet18__cam__wsoleval", "syn__resnet18__cam__cam2016"]
     for rid, proto in zip(on_disk.run_id, ["wsoleval", "cam2016"]):
         d = out / rid
-        assert sorted(os.listdir(d)) == ["config.json", "curves.csv", "per_image.csv", "summary.csv", "timings.csv"]
+        assert sorted(os.listdir(d)) == ["config.json", "curves.csv", "per_image.csv", "run.json", "summary.csv", "timings.csv"]
         run_summary = pd.read_csv(d / "summary.csv")
         row = on_disk[on_disk.run_id == rid].iloc[0]
         assert row.protocol == proto and row.n_images == 2 and row.dataset_name == "syn"

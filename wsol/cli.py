@@ -114,6 +114,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="also write each normalized 224x224 heatmap as DIR/<image_id>.npy")
     g.add_argument("--report", action="store_true",
                    help="also write OUT/report.html (summary, BoxAcc curves, gallery; heatmaps from --save-cams)")
+    from wsol.engine.bench_commands import add_fast_path_args  # --dtype --channels-last --compile --decode
+
+    add_fast_path_args(p)
     _add_protocol_args(p)
     p.set_defaults(func=cmd_evaluate)
 
@@ -177,6 +180,9 @@ def _config_from(args, **over):
     for k in ("backbone", "weights", "method", "device", "data_workers", "workers", "save_cams"):
         if hasattr(args, k):
             kw[k] = getattr(args, k)
+    for k in ("dtype", "channels_last", "compile", "decode"):  # speed options (wsol.engine.fastpath)
+        if hasattr(args, k):
+            kw[k] = getattr(args, k)
     kw.update(over)
     return EvalConfig(**kw)
 
@@ -192,11 +198,12 @@ def cmd_evaluate(args) -> int:
     from wsol.engine.evaluate import evaluate
 
     res = evaluate(_config_from(args))
-    _print_summary(res, args.out)
-    if args.report:
-        from wsol.report.html import write_report
+    if os.environ.get("RANK", "0") == "0":  # under torchrun every rank holds the result; rank 0 reports
+        _print_summary(res, args.out)
+        if args.report:
+            from wsol.report.html import write_report
 
-        print(f"wrote {write_report(args.out, cams_dir=args.save_cams)}")
+            print(f"wrote {write_report(args.out, cams_dir=args.save_cams)}")
     return 0
 
 

@@ -17,6 +17,7 @@ from tqdm import tqdm
 from wsol.cams.base import check_targets, create_method
 from wsol.datasets.base import Sample, WsolDataset, build_dataset
 from wsol.datasets.wsoleval import image_size
+from wsol.engine.fastpath import FastPath
 from wsol.engine.scoring import RunScorer, summary_frame
 from wsol.engine.timing import StageTimer
 from wsol.errors import DataError, WsolError
@@ -57,6 +58,12 @@ class EvalConfig:
     seed: int = 0
     on_error: str = "fail"          # fail | skip
     exclude_skipped: bool = False   # skipped images count as misses unless set
+    # speed options (wsol.engine.fastpath); the defaults are the protocol's reference path
+    dtype: str = "fp32"             # fp32 | bf16 | fp16: autocast for forward + CAM (bf16/fp16 not exact)
+    channels_last: bool = False     # channels_last model and inputs
+    compile: bool = False           # torch.compile the backbone forward
+    decode: str = "cpu"             # cpu: PIL (protocol) | gpu: nvjpeg + antialiased resize (not bit-identical)
+    distributed: str = "auto"       # auto: data-parallel under torchrun (wsol.engine.distributed) | off
 
 
 @dataclass
@@ -67,6 +74,7 @@ class EvalResult:
     per_image: pd.DataFrame
     curves: pd.DataFrame
     timings: pd.DataFrame
+    scorer: Optional[RunScorer] = field(default=None, repr=False)  # state to merge shards (not written)
 
     def tables(self) -> Dict[str, pd.DataFrame]:
         return {"summary.csv": self.summary, "per_image.csv": self.per_image,
@@ -185,11 +193,22 @@ def resolve_device(name: str) -> torch.device:
     return dev
 
 
-def evaluate(cfg: EvalConfig, dataset: Optional[WsolDataset] = None) -> EvalResult:
-    """Run backbone + CAM method over a dataset split and score it (DESIGN.md §3)."""
+def evaluate(cfg: EvalConfig, dataset: Optional[WsolDataset] = None, backbone=None) -> EvalResult:
+    """Run backbone + CAM method over a dataset split and score it (DESIGN.md §3).
+
+    ``backbone``: an already built model to reuse (the bench's repeats); under torchrun
+    (WORLD_SIZE > 1) the run is data-parallel, see :mod:`wsol.engine.distributed`.
+    """
     if cfg.on_error not in ("fail", "skip"):
         raise WsolError(f"--on-error takes fail or skip, not {cfg.on_error!r}")
+    from wsol.engine.distributed import launched_by_torchrun
+
+    if cfg.distributed == "auto" and launched_by_torchrun():
+        from wsol.engine.distributed import evaluate_distributed
+
+        return evaluate_distributed(cfg, dataset, backbone)
     dev = resolve_device(cfg.device)
+    fast = FastPath(cfg, dev)  # validates --dtype/--decode/--channels-last/--compile
     ds = dataset or build_dataset(cfg.dataset, cfg.root, cfg.split, **cfg.dataset_options)
     ds = ds.limit(cfg.limit)
     if len(ds) == 0:
@@ -197,16 +216,18 @@ def evaluate(cfg: EvalConfig, dataset: Optional[WsolDataset] = None) -> EvalResu
     taus = protocol_thresholds(cfg)
     method = create_method(cfg.method, **cfg.method_options)
     torch.manual_seed(cfg.seed)  # random init and random baselines are reproducible
-    bb = create_backbone(cfg.backbone, cfg.weights, num_classes=ds.num_classes, device=dev)
+    bb = backbone if backbone is not None else create_backbone(cfg.backbone, cfg.weights,
+                                                               num_classes=ds.num_classes, device=dev)
     check_targets(torch.tensor([s.label for s in ds.samples]), bb.num_classes)
     for p in bb.parameters():
         p.requires_grad_(False)
+    fast.prepare(bb)
     if cfg.out:
         write_run_config(cfg, ds)
 
     view = ImageFolderView(ds.samples, test_transform(bb.mean, bb.std))
-    loader = torch.utils.data.DataLoader(view, batch_size=cfg.batch_size, shuffle=False,
-                                         num_workers=cfg.data_workers, collate_fn=_collate,
+    loader = torch.utils.data.DataLoader(fast.view(view), batch_size=cfg.batch_size, shuffle=False,
+                                         num_workers=cfg.data_workers, collate_fn=fast.collate(_collate),
                                          pin_memory=dev.type == "cuda")
     scorer = RunScorer(taus, cfg.fixed_tau, has_predictions=True,
                        box_dtype=np.int32 if cfg.protocol == "cam2016" else np.uint8)
@@ -235,15 +256,17 @@ def evaluate(cfg: EvalConfig, dataset: Optional[WsolDataset] = None) -> EvalResu
             if bad and cfg.on_error == "fail":
                 raise DataError(errors[bad[0]] + "  (use --on-error skip to record it and go on)")
             n = len(idx)
-            images = images.to(dev, non_blocking=True)
+            images = fast.to_device(images)
             labels_dev = labels.to(dev, non_blocking=True)
             timer.add("data", time.perf_counter() - t_data, n)
             t_batch = time.perf_counter()
             try:
-                with timer.stage("forward", n), torch.set_grad_enabled(method.needs_grad):
-                    feats, logits = bb(images)
-                with timer.stage("cam", n), torch.set_grad_enabled(method.needs_grad):
+                with timer.stage("forward", n), torch.set_grad_enabled(method.needs_grad), fast.autocast():
+                    feats, logits = fast.forward(images)
+                with timer.stage("cam", n), torch.set_grad_enabled(method.needs_grad), fast.autocast():
                     cams = method(bb, images, feats, logits, labels_dev)
+                    # Only the raw low-res maps leave the device; the exact OpenCV upsample +
+                    # sweep run in the CPU pool (why not on the GPU: wsol.engine.fastpath).
                     cams_np = cams.detach().float().cpu().numpy()
                     logits_np = logits.detach().float().cpu().numpy()
                     top5 = logits.detach().float().topk(k, dim=1).indices.cpu().numpy()
@@ -296,7 +319,7 @@ def evaluate(cfg: EvalConfig, dataset: Optional[WsolDataset] = None) -> EvalResu
                                  "images_per_s": numbers["images_per_s"], "median_batch_ms": float("nan"),
                                  "batches": len(timer.records["total"].seconds), "warmup_batches": 0}
     meta = _run_meta(cfg, len(taus), device_name(dev))
-    res = EvalResult(summary_frame(numbers, meta), scorer.per_image(), scorer.curves(), timings)
+    res = EvalResult(summary_frame(numbers, meta), scorer.per_image(), scorer.curves(), timings, scorer=scorer)
     if cfg.out:
         write_run(cfg.out, res.tables())
     return res

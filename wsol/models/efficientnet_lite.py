@@ -172,7 +172,7 @@ def _register() -> None:
     from wsol.models.registry import register_backbone
 
     for variant, cfg in LITE_CONFIG.items():
-        info = BackboneInfo(variant, "wsol-offline", "conv_head", 32, True,
+        info = BackboneInfo(variant, "wsol", "conv_head", 32, True,
                             f"offline ImageNet weights from {cfg['package']}")
 
         def build(pretrained: bool, num_classes: int, _v: str = variant, _info: BackboneInfo = info):

@@ -1,0 +1,403 @@
+"""``wsol bench``: forward-only vs end-to-end throughput, per-stage times, one CSV row a run.
+
+Two numbers, same model, same options:
+
+- forward-only images/s, the ceiling: one batch of pre-decoded, pre-resized images already on
+  the device, the backbone forward (under the same autocast / channels_last / compile /
+  grad mode as the evaluation's forward stage), synchronized; each repeat times
+  ceil(n_images / batch) passes; the median over repeats;
+- end-to-end images/s: :func:`wsol.engine.evaluate.evaluate` itself (decode, resize, transfer,
+  forward, CAM, the exact localization sweep in the ``--workers`` pool, metrics); its
+  steady-state rate is the images of the batches after the first over the main loop's time
+  for them (StageTimer's ``total`` stage), median over repeats. ``e2e_wall_images_per_s`` is
+  all images over the whole run's wall clock (pipeline fill and drain included).
+
+First ``warmup`` forward passes and (unless ``warmup`` is 0) one end-to-end run over two
+batches, untimed; then each repeat times (a) then (b), so that both see the same load on a
+shared machine (``load_avg`` records the host's 1-minute load average, mean of start and end).
+
+CSV columns (``results/throughput/<device-slug>.csv``, appended): identity of the run
+(device, torch, cuda, backbone, method, options ...), then per-stage milliseconds per image
+of the median end-to-end repeat (``data_ms`` ... ``total_ms``: 1000 / the stage's images/s
+over the batches after the first; ``data_ms`` is the time the loop waited for a batch plus
+its transfer, not the decode cost hidden in loader workers; ``localize_ms`` is worker CPU time
+per image, so the pool's capacity is ``workers * 1000 / localize_ms`` images/s), the two rates,
+``ratio`` = e2e_images_per_s / forward_images_per_s, and ``projected_50k_s`` = fill/drain
+overhead of the run + 50,000 / e2e_images_per_s (the ImageNet val protocol).
+
+Without ``--dataset`` the images are generated: ImageNet-like JPEGs (about 500x375, quality
+90, textured backgrounds, 1-2 objects with their boxes, 1000 classes) written once as a
+``folder`` dataset in the cache folder and cycled to ``--images``.
+"""
+from __future__ import annotations
+
+import csv
+import datetime as _dt
+import logging
+import math
+import os
+import re
+import statistics
+import time
+from dataclasses import dataclass, field, replace
+from typing import Dict, List, Optional, Tuple
+
+import numpy as np
+import pandas as pd
+import torch
+
+from wsol.errors import WsolError
+
+log = logging.getLogger(__name__)
+
+BENCH_COLUMNS = [
+    "device", "host_cpus", "torch_threads", "torch", "cuda", "wsol_version",
+    "backbone", "weights", "method", "batch_size", "dtype", "channels_last", "compile", "decode",
+    "workers", "data_workers", "sweep", "dataset", "n_images", "unique_images", "repeats",
+    "data_ms", "forward_ms", "cam_ms", "localize_ms", "metrics_ms", "total_ms",
+    "forward_images_per_s", "e2e_images_per_s", "e2e_wall_images_per_s", "ratio", "projected_50k_s",
+    "load_avg", "date",
+]
+STAGE_COLUMNS = {"data": "data_ms", "forward": "forward_ms", "cam": "cam_ms", "localize": "localize_ms",
+                 "metrics": "metrics_ms", "total": "total_ms"}
+PROTOCOL_IMAGES = 50_000
+SYNTH_VERSION = 1
+SYNTH_CLASSES = 1000
+
+
+@dataclass
+class BenchConfig:
+    """Options of one ``wsol bench`` run (the CLI flags)."""
+
+    backbone: str = "resnet50"
+    weights: str = "random"
+    method: str = "cam"
+    method_options: Dict[str, object] = field(default_factory=dict)
+    batch_size: int = 32
+    device: str = "cpu"
+    dtype: str = "fp32"
+    channels_last: bool = False
+    compile: bool = False
+    decode: str = "cpu"
+    workers: Optional[int] = None        # sweep pool; None: auto (see resolve_workers)
+    data_workers: Optional[int] = None   # DataLoader workers; None: auto
+    images: Optional[int] = None         # None: max(256, 8 * batch) generated (whole batches), or the split
+    unique_images: int = 256             # distinct generated JPEGs (cycled to ``images``)
+    dataset: Optional[str] = None
+    root: Optional[str] = None
+    split: Optional[str] = None          # None: 'test', or the adapter's only split (imagenet: val)
+    dataset_options: Dict[str, object] = field(default_factory=dict)
+    repeats: int = 3
+    warmup: int = 3
+    sweep: str = "fast"
+    cam_step: float = 0.01
+    out_csv: Optional[str] = None        # None: results/throughput/<device-slug>.csv
+    cache_dir: Optional[str] = None      # None: $WSOL_CACHE or ~/.cache/wsol
+    seed: int = 0
+    progress: bool = True
+
+
+@dataclass
+class BenchResult:
+    """The CSV row of a run, the stage table of its median repeat, and where it was written."""
+
+    row: Dict[str, object]
+    timings: pd.DataFrame
+    csv_path: Optional[str] = None
+
+
+# ---------------------------------------------------------------------- helpers
+def device_slug(name: str) -> str:
+    """'NVIDIA H100 80GB HBM3' -> 'nvidia-h100-80gb-hbm3'; 'cpu: AMD EPYC' -> 'cpu-amd-epyc'."""
+    return re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-") or "unknown"
+
+
+def available_cpus() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - not Linux
+        return os.cpu_count() or 1
+
+
+def resolve_workers(cfg: BenchConfig, ncpu: Optional[int] = None) -> Tuple[int, int]:
+    """(data_workers, workers): the given values, or a split of the CPUs.
+
+    Auto: loader workers = ncpu // 2 (at most 8) for PIL decode, ncpu // 4 (at most 4) for
+    GPU decode (they only read bytes); sweep workers = the CPUs left after those and the
+    main process (at least 1).
+    """
+    ncpu = ncpu or available_cpus()
+    dw = cfg.data_workers
+    if dw is None:
+        dw = min(8, ncpu // 2) if cfg.decode == "cpu" else min(4, ncpu // 4)
+        dw = max(dw, 1) if ncpu > 1 else 0
+    w = cfg.workers
+    if w is None:
+        w = max(1, ncpu - dw - 1)
+    return int(dw), int(w)
+
+
+def cache_root(cfg: BenchConfig) -> str:
+    return cfg.cache_dir or os.environ.get("WSOL_CACHE") or os.path.join(os.path.expanduser("~"), ".cache", "wsol")
+
+
+# ---------------------------------------------------------------------- generated images
+_SIZES = ((500, 375), (500, 375), (500, 375), (375, 500), (500, 333), (500, 400), (333, 500), (640, 480))
+
+
+def _render(rng: np.random.Generator) -> Tuple[np.ndarray, List[List[int]]]:
+    """One ImageNet-like picture: smooth colour field + texture + 1-2 textured blobs."""
+    import cv2
+
+    w, h = _SIZES[int(rng.integers(len(_SIZES)))]
+    lo = rng.uniform(20, 235, (int(rng.integers(3, 8)), int(rng.integers(3, 8)), 3)).astype(np.float32)
+    img = cv2.resize(lo, (w, h), interpolation=cv2.INTER_CUBIC)
+    tex = rng.normal(0, 1, (h // 4 + 1, w // 4 + 1, 3)).astype(np.float32)
+    img += cv2.resize(tex, (w, h), interpolation=cv2.INTER_LINEAR) * 22
+    boxes = []
+    for _ in range(int(rng.integers(1, 3))):
+        bw, bh = int(w * rng.uniform(0.25, 0.8)), int(h * rng.uniform(0.25, 0.8))
+        x0, y0 = int(rng.integers(0, w - bw)), int(rng.integers(0, h - bh))
+        mask = np.zeros((h, w), np.uint8)
+        cv2.ellipse(mask, (x0 + bw // 2, y0 + bh // 2), (bw // 2, bh // 2), 0, 0, 360, 1, -1)
+        col = rng.uniform(0, 255, 3).astype(np.float32)
+        stripes = np.sin(np.arange(w, dtype=np.float32)[None, :] * rng.uniform(0.05, 0.4)
+                         + np.arange(h, dtype=np.float32)[:, None] * rng.uniform(0.05, 0.4))[..., None] * 30
+        obj = col[None, None, :] + stripes
+        m = mask.astype(bool)
+        img[m] = obj[m]
+        boxes.append([x0, y0, x0 + bw - 1, y0 + bh - 1])
+    img += rng.normal(0, 9, img.shape).astype(np.float32)
+    return np.clip(img, 0, 255).astype(np.uint8), boxes
+
+
+def make_bench_images(folder: str, n: int, seed: int = 0) -> str:
+    """Write ``n`` generated JPEGs as a ``folder`` dataset (images/, boxes.csv, classes.txt) at
+    ``folder`` unless it is already there; returns ``folder``. Written in a temporary folder
+    and renamed, so a present folder is complete."""
+    from PIL import Image
+
+    if os.path.isfile(os.path.join(folder, "boxes.csv")):
+        return folder
+    tmp = f"{folder}.tmp-{os.getpid()}"
+    os.makedirs(os.path.join(tmp, "images"), exist_ok=True)
+    rng = np.random.default_rng(seed)
+    labels = rng.integers(0, SYNTH_CLASSES, n)
+    with open(os.path.join(tmp, "boxes.csv"), "w", newline="") as f:
+        wr = csv.writer(f)
+        wr.writerow(["image", "label", "x0", "y0", "x1", "y1"])
+        for i in range(n):
+            img, boxes = _render(np.random.default_rng([seed, i]))
+            rel = f"images/{i:06d}.jpg"
+            Image.fromarray(img).save(os.path.join(tmp, rel), quality=90)
+            for b in boxes:
+                wr.writerow([rel, int(labels[i]), *b])
+    with open(os.path.join(tmp, "classes.txt"), "w") as f:
+        f.writelines(f"class_{c:03d}\n" for c in range(SYNTH_CLASSES))
+    try:
+        os.rename(tmp, folder)
+    except OSError:  # another process finished first
+        import shutil
+
+        shutil.rmtree(tmp, ignore_errors=True)
+        if not os.path.isfile(os.path.join(folder, "boxes.csv")):
+            raise WsolError(f"{folder}: cannot create the benchmark images") from None
+    return folder
+
+
+def cycle_samples(samples: list, n: int) -> list:
+    """``n`` samples cycling through ``samples``; copies get image ids ``<id>#<k>``."""
+    out = []
+    for k in range(n):
+        s, rep = samples[k % len(samples)], k // len(samples)
+        out.append(s if rep == 0 else replace(s, image_id=f"{s.image_id}#{rep}"))
+    return out
+
+
+def default_split(cfg: BenchConfig) -> str:
+    """``--split``, else 'test' when the adapter has one, else its first split (imagenet: val)."""
+    if cfg.split:
+        return cfg.split
+    from wsol.datasets.base import list_datasets
+
+    splits = next((d.splits for d in list_datasets() if d.name == cfg.dataset), ("test",))
+    return "test" if "test" in splits else splits[0]
+
+
+def bench_dataset(cfg: BenchConfig):
+    """The split to run: ``--dataset/--root`` (first ``--images``), or generated JPEGs."""
+    from wsol.datasets.base import WsolDataset, build_dataset
+
+    if cfg.dataset or cfg.root:
+        if not (cfg.dataset and cfg.root):
+            raise WsolError("--dataset and --root go together (or leave both out to use generated images)")
+        ds = build_dataset(cfg.dataset, cfg.root, default_split(cfg), **cfg.dataset_options).limit(cfg.images)
+        if len(ds) == 0:
+            raise WsolError(f"{cfg.root}: split '{default_split(cfg)}' has no images")
+        return ds, 0
+    n = cfg.images or math.ceil(max(256, 8 * cfg.batch_size) / cfg.batch_size) * cfg.batch_size  # full batches
+    uniq = max(1, min(cfg.unique_images, n))
+    folder = os.path.join(cache_root(cfg), "bench", f"jpeg-v{SYNTH_VERSION}-n{uniq}-s{cfg.seed}")
+    log.info("benchmark images: %s", folder)
+    make_bench_images(folder, uniq, cfg.seed)
+    ds = build_dataset("folder", folder, "test", classes=os.path.join(folder, "classes.txt"))
+    return WsolDataset(ds.name, ds.split, ds.root, ds.image_root, cycle_samples(ds.samples, n),
+                       ds.class_names), uniq
+
+
+# ---------------------------------------------------------------------- measurements
+def _sync(dev: torch.device) -> None:
+    if dev.type == "cuda":
+        torch.cuda.synchronize(dev)
+
+
+def measure_forward(fast, images: torch.Tensor, iters: int, warmup: int, repeats: int,
+                    needs_grad: bool = False) -> List[float]:
+    """Forward-only images/s of each repeat: ``iters`` synchronized passes over ``images``
+    (already on the device) after ``warmup`` passes."""
+    dev = images.device
+    n = images.shape[0]
+    with torch.set_grad_enabled(needs_grad), fast.autocast():
+        for _ in range(max(warmup, 0)):
+            fast.forward(images)
+        _sync(dev)
+        rates = []
+        for _ in range(repeats):
+            _sync(dev)
+            t0 = time.perf_counter()
+            for _ in range(iters):
+                fast.forward(images)
+            _sync(dev)
+            rates.append(iters * n / (time.perf_counter() - t0))
+    return rates
+
+
+def _load_average() -> float:
+    """1-minute load average of the host (NaN where unknown): shared machines make noisy timings."""
+    try:
+        return float(os.getloadavg()[0])
+    except (OSError, AttributeError):
+        return float("nan")
+
+
+def _stage_ms(timings: pd.DataFrame) -> Dict[str, float]:
+    rates = timings.set_index("stage")["images_per_s"]
+    return {col: (1000.0 / float(rates[s]) if s in rates and rates[s] > 0 else float("nan"))
+            for s, col in STAGE_COLUMNS.items()}
+
+
+def run_bench(cfg: BenchConfig) -> BenchResult:
+    """Measure forward-only and end-to-end throughput; append the row to the CSV."""
+    from wsol import __version__
+    from wsol.cams.base import create_method
+    from wsol.engine.evaluate import EvalConfig, device_name, evaluate, resolve_device
+    from wsol.engine.fastpath import FastPath
+    from wsol.models.registry import create_backbone
+    from wsol.transforms.image import ImageFolderView, test_transform
+
+    if cfg.batch_size < 1 or cfg.repeats < 1:
+        raise WsolError("--batch-size and --repeats must be at least 1")
+    dev = resolve_device(cfg.device)
+    data_workers, workers = resolve_workers(cfg)
+    ecfg = EvalConfig(dataset=cfg.dataset or "folder", root=cfg.root or "", split=default_split(cfg),
+                      backbone=cfg.backbone, weights=cfg.weights, method=cfg.method,
+                      method_options=dict(cfg.method_options), batch_size=cfg.batch_size, device=str(dev),
+                      cam_step=cfg.cam_step, sweep=cfg.sweep, data_workers=data_workers, workers=workers,
+                      out=None, progress=cfg.progress, seed=cfg.seed, dtype=cfg.dtype,
+                      channels_last=cfg.channels_last, compile=cfg.compile, decode=cfg.decode,
+                      distributed="off")
+    fast = FastPath(ecfg, dev)  # refuses unusable options before any work
+    method = create_method(cfg.method, **cfg.method_options)
+    ds, uniq = bench_dataset(cfg)
+    n = len(ds)
+    if dev.type == "cuda":
+        torch.backends.cudnn.benchmark = True  # fixed input shape: let cuDNN pick its fastest kernels
+    torch.manual_seed(cfg.seed)
+    bb = create_backbone(cfg.backbone, cfg.weights, num_classes=ds.num_classes, device=dev)
+    for p in bb.parameters():
+        p.requires_grad_(False)
+    fast.prepare(bb)
+
+    # (a) forward-only input: a pre-decoded batch already on the device
+    view = ImageFolderView(cycle_samples(ds.samples, cfg.batch_size), test_transform(bb.mean, bb.std))
+    batch = torch.stack([view[i][0] for i in range(cfg.batch_size)])
+    fmt = torch.channels_last if cfg.channels_last else torch.contiguous_format
+    batch = batch.to(dev).contiguous(memory_format=fmt)
+    iters = max(1, math.ceil(n / cfg.batch_size))
+    loads = [_load_average()]
+    log.info("warm-up: %d forward passes, one end-to-end run over %d images", cfg.warmup, min(n, 2 * cfg.batch_size))
+    measure_forward(fast, batch, 0, cfg.warmup, 0, method.needs_grad)
+    if cfg.warmup > 0:
+        evaluate(replace(ecfg, limit=min(n, 2 * cfg.batch_size), progress=False), ds, bb)
+    # (a) and (b) interleaved, repeat by repeat, so that both see the same machine load
+    fwd_rates, runs = [], []
+    for r in range(cfg.repeats):
+        log.info("repeat %d/%d: forward-only %d x %d images, then end-to-end %d images (data workers %d, "
+                 "sweep workers %d)", r + 1, cfg.repeats, iters, cfg.batch_size, n, data_workers, workers)
+        fwd_rates += measure_forward(fast, batch, iters, 0, 1, method.needs_grad)
+        res = evaluate(ecfg, ds, bb)
+        t = res.timings.set_index("stage")
+        runs.append((float(t.loc["total", "images_per_s"]), float(t.loc["wall", "seconds"]), res.timings))
+    loads.append(_load_average())
+    del batch
+    forward_ips = statistics.median(fwd_rates)
+    runs.sort(key=lambda r: r[0])
+    steady, wall, timings = runs[(len(runs) - 1) // 2]
+    e2e_ips = steady
+    wall_ips = statistics.median(n / r[1] for r in runs)
+    overhead = max(0.0, wall - n / steady) if steady > 0 else float("nan")
+
+    row: Dict[str, object] = {
+        "device": device_name(dev), "host_cpus": available_cpus(), "torch_threads": torch.get_num_threads(),
+        "torch": torch.__version__, "cuda": (torch.version.cuda or "") if dev.type == "cuda" else "",
+        "wsol_version": __version__, "backbone": cfg.backbone, "weights": cfg.weights, "method": cfg.method,
+        "batch_size": cfg.batch_size, "dtype": cfg.dtype, "channels_last": cfg.channels_last,
+        "compile": cfg.compile, "decode": cfg.decode, "workers": workers, "data_workers": data_workers,
+        "sweep": cfg.sweep, "dataset": f"{cfg.dataset}:{default_split(cfg)}" if cfg.dataset else "generated-jpeg",
+        "n_images": n, "unique_images": uniq or n, "repeats": cfg.repeats,
+        **_stage_ms(timings),
+        "forward_images_per_s": forward_ips, "e2e_images_per_s": e2e_ips, "e2e_wall_images_per_s": wall_ips,
+        "ratio": e2e_ips / forward_ips if forward_ips > 0 else float("nan"),
+        "projected_50k_s": overhead + PROTOCOL_IMAGES / e2e_ips if e2e_ips > 0 else float("nan"),
+        "load_avg": float(np.nanmean(loads)),
+        "date": _dt.datetime.now().isoformat(timespec="seconds"),
+    }
+    path = cfg.out_csv or os.path.join("results", "throughput", f"{device_slug(str(row['device']))}.csv")
+    append_rows(path, [row])
+    return BenchResult(row, timings, path)
+
+
+# ---------------------------------------------------------------------- CSV
+def _fmt(v: object) -> str:
+    if isinstance(v, float):
+        return "" if math.isnan(v) else f"{v:.6g}"
+    return str(v)
+
+
+def append_rows(path: str, rows: List[Dict[str, object]]) -> None:
+    """Append ``rows`` to ``path`` (created with a header if absent). A file with another
+    header is rewritten with the union of the columns, its old rows kept."""
+    from wsol.report.csv import write_csv_atomic
+
+    cols = list(BENCH_COLUMNS) + [c for r in rows for c in r if c not in BENCH_COLUMNS]
+    try:
+        os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+        header = None
+        if os.path.isfile(path) and os.path.getsize(path) > 0:
+            with open(path, newline="") as f:
+                header = next(csv.reader(f), None)
+        if header is not None and header != cols:
+            old = pd.read_csv(path, dtype=str, keep_default_na=False)
+            new = pd.DataFrame([{c: _fmt(r.get(c, "")) for c in cols} for r in rows])
+            merged = pd.concat([old, new], ignore_index=True).fillna("")
+            order = cols + [c for c in merged.columns if c not in cols]
+            write_csv_atomic(merged[order], path)
+            return
+        with open(path, "a", newline="") as f:
+            wr = csv.writer(f, lineterminator="\n")
+            if header is None:
+                wr.writerow(cols)
+            for r in rows:
+                wr.writerow([_fmt(r.get(c, "")) for c in cols])
+    except OSError as e:
+        raise WsolError(f"{path}: cannot write ({e.strerror or e})") from None
