@@ -66,12 +66,14 @@ class DemoConfig:
 
 @dataclass
 class DemoResult:
-    """The printed table, the training log and the wall time."""
+    """The printed table, the suite-style summary, the training log, the wall time and the
+    seconds of each phase (data, train, evaluate:<method>, report)."""
 
     table: pd.DataFrame
     summary: pd.DataFrame
     train_log: pd.DataFrame
     seconds: float
+    phases: Dict[str, float] = field(default_factory=dict)
 
 
 def format_table(table: pd.DataFrame) -> str:
@@ -107,9 +109,11 @@ def run_demo(cfg: DemoConfig) -> DemoResult:
 
     cfg = cfg.resolved()
     t0 = time.perf_counter()
+    phases: Dict[str, float] = {}
     data = _data_dir(cfg)
     opts = dict(cfg.synthetic)
     test = build_dataset("synthetic", data, "test", **dict(opts))  # generates the set when needed
+    phases["data"] = time.perf_counter() - t0
     log.info("synthetic set in %s: %d test images, %d classes", data, len(test), test.num_classes)
 
     train_dir = os.path.join(cfg.out, "train-quick" if cfg.quick else "train")
@@ -118,6 +122,7 @@ def run_demo(cfg: DemoConfig) -> DemoResult:
                        lr_decay_epochs=cfg.lr_decay_epochs, batch_size=cfg.batch_size,
                        train_layers=cfg.train_layers, holdout=cfg.holdout, select_by=cfg.select_by,
                        device=cfg.device, out=train_dir, resume=True, seed=cfg.seed, progress=cfg.progress)
+    t1 = time.perf_counter()
     try:
         train_log = train(tcfg)
     except WsolError as e:
@@ -125,6 +130,7 @@ def run_demo(cfg: DemoConfig) -> DemoResult:
             raise WsolError(f"{train_dir} holds a training run with another schedule; "
                             f"remove it or choose another --out") from None
         raise
+    phases["train"] = time.perf_counter() - t1
     weights = os.path.join(train_dir, BEST)
 
     rows, table_rows, run_dirs = [], [], []
@@ -134,11 +140,13 @@ def run_demo(cfg: DemoConfig) -> DemoResult:
                           weights=weights, method=method, device=cfg.device, out=run_dir,
                           save_cams=os.path.join(run_dir, "cams"), dataset_options=dict(opts),
                           progress=cfg.progress, seed=cfg.seed)
+        t1 = time.perf_counter()
         try:
             res = evaluate(ecfg, dataset=test)
         except UnknownNameError as e:
             log.warning("skipping %s: %s (is the CAM method installed?)", method, e)
             continue
+        phases[f"evaluate:{method}"] = time.perf_counter() - t1
         s = res.summary.iloc[0].to_dict()
         rows.append({"run_id": method, "status": "ok", "reason": "", **s})
         table_rows.append({c: s.get(c, method) for c in TABLE_COLUMNS})
@@ -147,7 +155,10 @@ def run_demo(cfg: DemoConfig) -> DemoResult:
         raise WsolError("no method could be evaluated")
     summary = pd.DataFrame(rows)
     write_csv_atomic(summary, os.path.join(cfg.out, "summary.csv"))
+    t1 = time.perf_counter()
     _write_reports(cfg.out, run_dirs, test)
+    phases["report"] = time.perf_counter() - t1
     seconds = time.perf_counter() - t0
+    log.info("demo: %.0f s (%s)", seconds, ", ".join(f"{k} {v:.0f} s" for k, v in phases.items()))
     table = pd.DataFrame(table_rows, columns=list(TABLE_COLUMNS))
-    return DemoResult(table, summary, train_log, seconds)
+    return DemoResult(table, summary, train_log, seconds, phases)
