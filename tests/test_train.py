@@ -206,6 +206,12 @@ def test_cli_help_and_user_errors(tiny_root, tmp_path, capsys):
                "--train-layers", "middle", "--out", str(tmp_path / "x")])
     assert rc == 2
     assert "--train-layers" in capsys.readouterr().err
+    # checkpoint choice by CAM on a backbone where CAM is not exact: refused before training
+    rc = main(["train", "--dataset", "synthetic", "--root", tiny_root, "--backbone", "mobilenet_v3_small",
+               "--weights", "random", "--holdout", "0.25", "--out", str(tmp_path / "y")])
+    assert rc == 2
+    assert "--select-by top1" in capsys.readouterr().err
+    assert not os.path.exists(str(tmp_path / "y" / "last.pt"))
     with pytest.raises(SystemExit) as e:
         main(["demo", "--help"])
     assert e.value.code == 0

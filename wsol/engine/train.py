@@ -413,6 +413,18 @@ def train(cfg: TrainConfig) -> pd.DataFrame:
         log.warning("no held-out images (--holdout 0): best.pt is the last epoch")
 
     bb = create_backbone(cfg.backbone, cfg.weights, num_classes=num_classes, device=dev)
+    if bb.num_classes != num_classes:  # a checkpoint file trained on other classes
+        log.warning("%s: the checkpoint's head has %d classes, the dataset %d: head re-initialised",
+                    cfg.weights, bb.num_classes, num_classes)
+        bb.reset_classifier(num_classes)
+        bb.to(dev)
+    if select_by == "maxboxacc_v2":  # fail now rather than after the first epoch
+        from wsol.cams.base import create_method
+
+        create_method(cfg.val_method)
+        if cfg.val_method == "cam" and not bb.info.cam_exact:
+            raise WsolError(f"CAM is not exact for '{cfg.backbone}' ({bb.info.note or 'head is not GAP + linear'}): "
+                            "choose the checkpoint with --val-method gradcam or --select-by top1")
     trainable, frozen_modules, trained_units = set_trainable(bb, cfg.train_layers)
     n_train = sum(p.numel() for p in trainable)
     log.info("training %s (%s) on %d images (%d held out), %d classes: %s, %.2fM parameters",
