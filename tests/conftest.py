@@ -43,3 +43,15 @@ def _register_tiny():
 
 
 _register_tiny()
+
+
+@pytest.fixture(scope="module")
+def one_thread():
+    """One intra-op torch thread for a module (restored after): tiny inputs gain little from a
+    second thread, and on a loaded shared CPU OpenMP's barriers made 2-thread runs 3-4x slower."""
+    import torch
+
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)

@@ -36,14 +36,8 @@ WSOLEVAL_BASE = {"vgg16_gap": "vgg16", "resnet50_s1": "resnet50", "inception_v3_
 
 
 @pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    """One intra-op thread for this module (restored after): batch-1 and tiny inputs gain
-    little from a second thread, and on a loaded shared CPU OpenMP's barriers made the
-    2-thread run 3-4x slower."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+def _one_thread(one_thread):
+    """One intra-op thread for this module (see conftest.one_thread)."""
 
 
 @pytest.fixture(scope="module", params=sorted(BACKBONES))

@@ -21,14 +21,8 @@ ALL_METHODS = MODEL_METHODS + BASELINES
 
 
 @pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    """One intra-op thread for this module (restored after): batch-1 and tiny inputs gain
-    little from a second thread, and on a loaded shared CPU OpenMP's barriers made the
-    2-thread run 3-4x slower."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+def _one_thread(one_thread):
+    """One intra-op thread for this module (see conftest.one_thread)."""
 
 
 # --------------------------------------------------------------------------- tiny nets
