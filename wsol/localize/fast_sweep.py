@@ -46,6 +46,8 @@ Passes (all over pixels in a counting-sorted order, only at the distinct integer
 """
 from __future__ import annotations
 
+import threading
+from operator import itemgetter
 from typing import Dict, List, Sequence, Tuple
 
 import numpy as np
@@ -128,6 +130,15 @@ def _tables() -> Tuple[np.ndarray, ...]:
 _G8N, _G8R, _G4N, _G4R, _DA8, _DA4, _DEUL = _tables()
 
 
+# ---------------------------------------------------------------------------------------
+# workspace: per image shape, reused across calls (fresh 200 KB buffers cost page faults)
+# int32 rows of the foreground pass
+_PB, _TB, _SZ, _KEY, _LAST, _X0, _X1, _A8, _EU, _ACT, _POS, _ORD, _SLOT, _COLX = range(14)
+# int32 rows of the background pass
+_PA, _TA, _SZA, _BT, _KEYA, _LASTA, _X0A, _X1A, _A4, _ACTA, _POSA, _SLOTA = range(14, 26)
+_N32 = 26
+
+
 @njit(cache=True, inline="always")
 def _find(parent: np.ndarray, x: int) -> int:
     """Root (no compression: both union-finds are persistent, see _find_at)."""
@@ -140,8 +151,9 @@ def _find(parent: np.ndarray, x: int) -> int:
 def _find_at(parent: np.ndarray, ptime: np.ndarray, x: int, t: int, up: bool) -> int:
     """Root of ``x`` as the union-find stood at level ``t``.
 
-    Links are never compressed and each is stamped with the level at which it was made;
+    Links are never compressed and each carries the level at which it was made;
     ``up``: levels increase during the pass (background), else they decrease (foreground).
+    A pixel's link to the root it joined is always followed (its time is set to +-inf).
     """
     if up:
         while parent[x] != x and ptime[x] <= t:
@@ -163,9 +175,25 @@ def _grow(a: np.ndarray, n: int) -> np.ndarray:
 
 
 @njit(cache=True)
-def _masks(qp: np.ndarray, wp: int, descending: bool) -> np.ndarray:
+def _pad(q2: np.ndarray, qp: np.ndarray) -> None:
+    """Write ``q2`` padded by a ring of -1 into the flat int16 array ``qp``."""
+    H, W = q2.shape
+    wp = W + 2
+    for x in range(wp):
+        qp[x] = -1
+        qp[(H + 1) * wp + x] = -1
+    for y in range(H):
+        b = (y + 1) * wp
+        qp[b] = -1
+        qp[b + W + 1] = -1
+        for x in range(W):
+            qp[b + 1 + x] = q2[y, x]
+
+
+@njit(cache=True)
+def _masks(qp: np.ndarray, wp: int, descending: bool, mb: np.ndarray) -> None:
     """8-neighbour bit mask (bit order: _RING) of the neighbours already in the set when each
-    pixel of the padded map ``qp`` (padding -1) joins it.
+    pixel of the padded map ``qp`` (padding -1) joins it; written to ``mb``.
 
     Pixels join by value (decreasing for the foreground, increasing for the background),
     ties in raster order, so a neighbour is in iff its value comes strictly earlier, or is
@@ -174,7 +202,6 @@ def _masks(qp: np.ndarray, wp: int, descending: bool) -> np.ndarray:
     (numba's negative-index wraparound check on signed indices prevents it).
     """
     n = qp.shape[0]
-    mb = np.zeros(n, np.uint8)
     w = np.uint64(wp)
     one = np.uint64(1)
     lo = w + one
@@ -205,32 +232,29 @@ def _masks(qp: np.ndarray, wp: int, descending: bool) -> np.ndarray:
                 | (np.uint8(qp[p - one] <= c) << np.uint8(6))
                 | (np.uint8(qp[p - w - one] <= c) << np.uint8(7))
             )
-    return mb
 
 
 @njit(cache=True)
-def _counting_sort(q2: np.ndarray, wp: int) -> Tuple[np.ndarray, np.ndarray]:
-    """Padded indices of the pixels sorted by value, ties in raster order; level offsets."""
+def _counting_sort(q2: np.ndarray, wp: int, order: np.ndarray) -> np.ndarray:
+    """Write the padded indices of the pixels sorted by value (ties in raster order) to
+    ``order``; return the level offsets ``start[v]:start[v + 1]``."""
     H, W = q2.shape
-    qf = q2.ravel()
-    n = qf.shape[0]
     h4 = np.zeros((4, 257), np.int64)  # four histograms: no store-to-load chains on runs
-    i = np.uint64(0)
-    n4 = np.uint64(n - n % 4)
-    while i < n4:
-        h4[0, qf[i] + 1] += 1
-        h4[1, qf[i + np.uint64(1)] + 1] += 1
-        h4[2, qf[i + np.uint64(2)] + 1] += 1
-        h4[3, qf[i + np.uint64(3)] + 1] += 1
-        i += np.uint64(4)
-    while i < np.uint64(n):
-        h4[0, qf[i] + 1] += 1
-        i += np.uint64(1)
+    for y in range(H):
+        x = 0
+        while x + 4 <= W:
+            h4[0, q2[y, x] + 1] += 1
+            h4[1, q2[y, x + 1] + 1] += 1
+            h4[2, q2[y, x + 2] + 1] += 1
+            h4[3, q2[y, x + 3] + 1] += 1
+            x += 4
+        while x < W:
+            h4[0, q2[y, x] + 1] += 1
+            x += 1
     start = h4[0] + h4[1] + h4[2] + h4[3]
     for v in range(256):
         start[v + 1] += start[v]
     nxt = start[:256].copy()
-    order = np.empty(n, np.int32)
     for y in range(H):
         base = (y + 1) * wp + 1
         x = 0
@@ -242,7 +266,7 @@ def _counting_sort(q2: np.ndarray, wp: int) -> Tuple[np.ndarray, np.ndarray]:
                 j += 1
                 x += 1
             nxt[v] = j
-    return order, start
+    return start
 
 
 @njit(cache=True)
@@ -253,23 +277,26 @@ def _emit(
     nbox: np.ndarray,
     nn: int,
     tree: bool,
+    scr: np.ndarray,
     out: np.ndarray,
     nout: int,
     largest: np.ndarray,
     ci: int,
 ) -> Tuple[np.ndarray, int]:
-    """Write one cut's contours in OpenCV's order to ``out``; its 'largest' box to ``largest[ci]``.
+    """Write one cut's ``nn`` contours in OpenCV's order to ``out``, its 'largest' box to
+    ``largest[ci]``; return ``out`` (maybe regrown) and the new row count.
 
     Nodes are sorted by first pixel, decreasing; with ``tree`` they are walked in pre-order
     of the contour tree (``npar``: parent node or -1) and each contour's area gains its
-    children's. The largest is the first node of maximal area in that order.
+    children's. The largest is the first node of maximal area in that order (Python's max).
+    ``scr``: int64 scratch, 6 rows of at least ``nn + 1``.
     """
     if nn == 0:
         out = _grow(out, nout + 1)
         out[nout, :] = 0
         largest[ci, :] = 0
         return out, nout + 1
-    srt = np.empty(nn, np.int64)
+    srt = scr[0]
     if nn <= 32:
         for i in range(nn):
             kk = nkey[i]
@@ -282,10 +309,15 @@ def _emit(
         tmp = np.argsort(nkey[:nn])
         for i in range(nn):
             srt[i] = tmp[nn - 1 - i]
+    pre = srt
     if tree:
-        chead = np.full(nn + 1, -1, np.int64)
-        ctail = np.empty(nn + 1, np.int64)
-        cnext = np.empty(nn, np.int64)
+        chead = scr[1]
+        ctail = scr[2]
+        cnext = scr[3]
+        pre = scr[4]
+        stack = scr[5]
+        for i in range(nn + 1):
+            chead[i] = -1
         for i in range(nn):  # children lists keep the decreasing-key order
             j = srt[i]
             pn = npar[j] if npar[j] >= 0 else nn
@@ -295,8 +327,6 @@ def _emit(
             else:
                 cnext[ctail[pn]] = j
             ctail[pn] = j
-        pre = np.empty(nn, np.int64)
-        stack = np.empty(nn + 1, np.int64)
         npre = 0
         sp = 0
         c0 = chead[nn]
@@ -314,8 +344,6 @@ def _emit(
             j = pre[i]
             if npar[j] >= 0:
                 narea[npar[j]] += narea[j]
-    else:
-        pre = srt
     out = _grow(out, nout + nn)
     best = pre[0]
     besta = narea[best]
@@ -337,10 +365,220 @@ def _emit(
 
 
 @njit(cache=True)
+def _holes(
+    qs: np.ndarray,
+    ry0: int,
+    rx0: int,
+    wp: int,
+    order: np.ndarray,
+    start: np.ndarray,
+    colx: np.ndarray,
+    cuts: np.ndarray,
+    deferred: np.ndarray,
+    dmax: int,
+    ws32: np.ndarray,
+    ws8: np.ndarray,
+    ws16: np.ndarray,
+    g4n: np.ndarray,
+    g4r: np.ndarray,
+    da4: np.ndarray,
+) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Holes of ``qs`` (a window of the map at padded offset ``ry0, rx0``) at the deferred cuts.
+
+    ``order``/``start``/``colx``: the whole map's pixels by value and its column table (full
+    padded coordinates, row width ``wp``); pixels outside the window are skipped.
+    Background pass: pixels by increasing value, 4-connected union-find, persistent (links
+    stamped in ``ws32[_TA]``); a set is a hole while it does not touch the window's border.
+    The window holds every component with holes at those cuts, so its holes are the map's.
+    Returns records ``(sub root, first, last, x0, x1, A4)`` in full padded coordinates and
+    each cut's range ``hbeg[ci]:hend[ci]``. ``ws32[_PA/_TA/_BT/_SLOTA]`` stay valid for
+    queries in window coordinates.
+    """
+    h, w = qs.shape
+    wps = w + 2
+    nps = (h + 2) * wps
+    invs = 1.0 / wps
+    qpa = ws16[1, :nps]
+    ma = ws8[1, :nps]
+    pa = ws32[_PA, :nps]
+    ta = ws32[_TA, :nps]
+    sza = ws32[_SZA, :nps]
+    bt = ws32[_BT, :nps]
+    keya = ws32[_KEYA, :nps]
+    lasta = ws32[_LASTA, :nps]
+    h0x = ws32[_X0A, :nps]
+    h1x = ws32[_X1A, :nps]
+    a4 = ws32[_A4, :nps]
+    acta = ws32[_ACTA, :nps]
+    posa = ws32[_POSA, :nps]
+    _pad(qs, qpa)
+    _masks(qpa, wps, False, ma)
+    inv_wp = 1.0 / wp
+    whole = h * w == (start[256])  # the window is the whole map: same coordinates
+    offs = np.array([-wps, -wps + 1, 1, wps + 1, wps, wps - 1, -1, -wps - 1], np.int64)
+    off0 = np.empty(256, np.int64)
+    for m in range(256):
+        off0[m] = offs[g4r[m, 0]]
+    slot = np.full(257, -1, np.int64)
+    for i in range(cuts.shape[0]):
+        if cuts[i] >= 0:
+            slot[cuts[i] + 1] = i
+    ncut = cuts.shape[0]
+    hbeg = np.zeros(ncut, np.int64)
+    hend = np.zeros(ncut, np.int64)
+    hrec = np.empty((16, 6), np.int64)
+    nh = 0
+    # pixel links are always followed; the padding ring is one set (root 0) on the border
+    ta[:] = -1
+    for x in range(wps):
+        pa[x] = 0
+        pa[nps - wps + x] = 0
+    for y in range(1, h + 1):
+        pa[y * wps] = 0
+        pa[y * wps + wps - 1] = 0
+    sza[0] = 2 * wps + 2 * h
+    bt[0] = -1
+    nacta = 0
+    cr = -1
+    c_sz = 0
+    c_key = _NEVER
+    c_last = -1
+    c_x0 = _NEVER
+    c_x1 = -1
+    c_a4 = 0
+    for v in range(dmax + 1):
+        for j in range(start[v], start[v + 1]):
+            p = np.int64(order[j])
+            if not whole:
+                ys = int((p + 0.5) * inv_wp) - ry0 + 1
+                xs = colx[p] - rx0 + 1
+                if ys < 1 or ys > h or xs < 1 or xs > w:
+                    continue
+                p = ys * wps + xs
+            m = ma[p]
+            ng = g4n[m]
+            px = p - int((p + 0.5) * invs) * wps
+            if ng == 0:  # a new hole
+                pa[p] = p
+                sza[p] = 1
+                keya[p] = p
+                lasta[p] = p
+                h0x[p] = px
+                h1x[p] = px
+                a4[p] = da4[m]
+                bt[p] = _NEVER
+                acta[nacta] = p
+                posa[p] = nacta
+                nacta += 1
+                continue
+            r = _find(pa, p + off0[m])
+            for g in range(1, ng):
+                r2 = _find(pa, p + offs[g4r[m, g]])
+                if r2 == r:
+                    continue
+                if cr >= 0:
+                    sza[cr] += c_sz
+                    keya[cr] = min(keya[cr], c_key)
+                    lasta[cr] = max(lasta[cr], c_last)
+                    h0x[cr] = min(h0x[cr], c_x0)
+                    h1x[cr] = max(h1x[cr], c_x1)
+                    a4[cr] += c_a4
+                    cr = -1
+                    c_sz = 0
+                    c_key = _NEVER
+                    c_last = -1
+                    c_x0 = _NEVER
+                    c_x1 = -1
+                    c_a4 = 0
+                if sza[r] < sza[r2]:
+                    r, r2 = r2, r
+                pa[r2] = r
+                ta[r2] = v
+                sza[r] += sza[r2]
+                keya[r] = min(keya[r], keya[r2])
+                lasta[r] = max(lasta[r], lasta[r2])
+                h0x[r] = min(h0x[r], h0x[r2])
+                h1x[r] = max(h1x[r], h1x[r2])
+                a4[r] += a4[r2]
+                bd1 = bt[r] <= v
+                bd2 = bt[r2] <= v
+                if not bd2:  # r2 is no longer a root: it leaves the hole list
+                    i = posa[r2]
+                    nacta -= 1
+                    last = acta[nacta]
+                    acta[i] = last
+                    posa[last] = i
+                if bd2 and not bd1:  # r now touches the border
+                    bt[r] = v
+                    i = posa[r]
+                    nacta -= 1
+                    last = acta[nacta]
+                    acta[i] = last
+                    posa[last] = i
+            if r != cr:
+                if cr >= 0:
+                    sza[cr] += c_sz
+                    keya[cr] = min(keya[cr], c_key)
+                    lasta[cr] = max(lasta[cr], c_last)
+                    h0x[cr] = min(h0x[cr], c_x0)
+                    h1x[cr] = max(h1x[cr], c_x1)
+                    a4[cr] += c_a4
+                    c_sz = 0
+                    c_key = _NEVER
+                    c_last = -1
+                    c_x0 = _NEVER
+                    c_x1 = -1
+                    c_a4 = 0
+                cr = r
+            pa[p] = r
+            c_sz += 1
+            c_key = min(c_key, p)
+            c_last = max(c_last, p)
+            c_x0 = min(c_x0, px)
+            c_x1 = max(c_x1, px)
+            c_a4 += da4[m]
+        ci = slot[v + 1]
+        if ci >= 0 and deferred[ci]:
+            if cr >= 0:
+                sza[cr] += c_sz
+                keya[cr] = min(keya[cr], c_key)
+                lasta[cr] = max(lasta[cr], c_last)
+                h0x[cr] = min(h0x[cr], c_x0)
+                h1x[cr] = max(h1x[cr], c_x1)
+                a4[cr] += c_a4
+                cr = -1
+                c_sz = 0
+                c_key = _NEVER
+                c_last = -1
+                c_x0 = _NEVER
+                c_x1 = -1
+                c_a4 = 0
+            hbeg[ci] = nh
+            hrec = _grow(hrec, nh + nacta)
+            for i in range(nacta):
+                r = acta[i]
+                k = keya[r]
+                ky = int((k + 0.5) * invs)
+                lt = lasta[r]
+                ly = int((lt + 0.5) * invs)
+                hrec[nh, 0] = r
+                hrec[nh, 1] = (ky + ry0 - 1) * wp + (k - ky * wps) + rx0 - 1
+                hrec[nh, 2] = (ly + ry0 - 1) * wp + (lt - ly * wps) + rx0 - 1
+                hrec[nh, 3] = h0x[r] + rx0 - 1
+                hrec[nh, 4] = h1x[r] + rx0 - 1
+                hrec[nh, 5] = a4[r]
+                nh += 1
+            hend[ci] = nh
+    return hrec, hbeg, hend
+
+
+@njit(cache=True)
 def _sweep_kernel(
     q2: np.ndarray,
-    qp: np.ndarray,
-    cuts: np.ndarray,
+    raw_cuts: np.ndarray,
+    ws32: np.ndarray,
+    ws8: np.ndarray,
+    ws16: np.ndarray,
     g8n: np.ndarray,
     g8r: np.ndarray,
     g4n: np.ndarray,
@@ -348,102 +586,123 @@ def _sweep_kernel(
     da8: np.ndarray,
     da4: np.ndarray,
     deul: np.ndarray,
-) -> Tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, int]:
-    """Boxes of ``q2 > c`` for every cut c in ``cuts`` (sorted, unique, each in -1..255).
+) -> Tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, int]:
+    """Boxes of ``q2 > c`` for every integer cut c in ``raw_cuts`` (any length, any order).
 
-    ``qp`` is ``q2`` padded by one pixel of -1, flattened (int16). Returns
-    ``(all_boxes [n, 4] int32, start [m], end [m], largest [m, 4] int32, n_tree)``; cut i's
-    'all' boxes are ``all_boxes[start[i]:end[i]]``; ``n_tree`` counts the cuts with holes
+    Returns ``(all_boxes [n, 4] int32, start [m], end [m], largest [m, 4] int32, inv, n_tree)``
+    for the m distinct cuts: distinct cut i's 'all' boxes are ``all_boxes[start[i]:end[i]]``;
+    ``inv[k]`` is the distinct cut of ``raw_cuts[k]``; ``n_tree`` counts the cuts with holes
     (emitted through the full contour tree).
     """
     H, W = q2.shape
     wp = W + 2
     npix = (H + 2) * wp
-    inv = 1.0 / wp  # row of padded index p: int((p + 0.5) * inv), exact for any real size
-    ncut = cuts.shape[0]
-    slot = np.full(257, -1, np.int64)  # cut c -> index, at slot[c + 1]
-    for i in range(ncut):
-        slot[cuts[i] + 1] = i
+    inv_wp = 1.0 / wp  # row of padded index p: int((p + 0.5) * inv_wp), exact at any size
+
+    # distinct cuts; q > c is the same mask for all c <= -1 (all pixels) and c >= 255 (none)
+    present = np.zeros(257, np.bool_)
+    for k in range(raw_cuts.shape[0]):
+        present[min(max(raw_cuts[k], -1), 255) + 1] = True
+    slot = np.full(257, -1, np.int64)  # cut c -> distinct index, at slot[c + 1]
+    ncut = 0
+    for c in range(257):
+        if present[c]:
+            slot[c] = ncut
+            ncut += 1
+    cuts = np.empty(ncut, np.int64)
+    for c in range(257):
+        if present[c]:
+            cuts[slot[c]] = c - 1
+    inv = np.empty(raw_cuts.shape[0], np.int64)
+    for k in range(raw_cuts.shape[0]):
+        inv[k] = slot[min(max(raw_cuts[k], -1), 255) + 1]
     cmin = cuts[0]
-    offs = np.empty(8, np.int64)  # ring offsets in the padded index space
-    offs[0] = -wp
-    offs[1] = -wp + 1
-    offs[2] = 1
-    offs[3] = wp + 1
-    offs[4] = wp
-    offs[5] = wp - 1
-    offs[6] = -1
-    offs[7] = -wp - 1
 
-    mb = _masks(qp, wp, True)
-    order, start = _counting_sort(q2, wp)
-
-    # ---------- foreground pass: 8-connected, decreasing values ----------
-    # per root: size, first and last pixel (rows), x range, A8 (half pixels)
-    pb = np.empty(npix, np.int32)
-    tb = np.empty(npix, np.int32)  # level at which the link pb[x] was made
-    szb = np.empty(npix, np.int32)
-    keyb = np.empty(npix, np.int32)
-    lastb = np.empty(npix, np.int32)
-    b0x = np.empty(npix, np.int32)
-    b1x = np.empty(npix, np.int32)
-    a8 = np.empty(npix, np.int32)
-    actb = np.empty(H * W + 1, np.int32)  # current roots
-    posb = np.empty(npix, np.int32)
-    nactb = 0
-    eul = 0  # Euler number of the mask, quarter units
+    offs = np.array([-wp, -wp + 1, 1, wp + 1, wp, wp - 1, -1, -wp - 1], np.int64)
+    off0 = np.empty(256, np.int64)  # offset of the first neighbour group: one load less per pixel
+    pk = np.empty(256, np.int64)  # A8 change + (Euler change << 32): one load, one add per pixel
+    for m in range(256):
+        off0[m] = offs[g8r[m, 0]]
+        pk[m] = np.int64(da8[m]) + (np.int64(deul[m]) << 32)
+    qp = ws16[0, :npix]
+    mb = ws8[0, :npix]
+    pb = ws32[_PB, :npix]
+    tb = ws32[_TB, :npix]
+    rkb = ws32[_SZ, :npix]  # union-by-rank ranks (roots only)
+    keyb = ws32[_KEY, :npix]
+    lastb = ws32[_LAST, :npix]
+    b0x = ws32[_X0, :npix]
+    b1x = ws32[_X1, :npix]
+    a8 = ws32[_A8, :npix]
+    eub = ws32[_EU, :npix]
+    actb = ws32[_ACT, :npix]
+    posb = ws32[_POS, :npix]
+    order = ws32[_ORD, :npix]
+    slotn = ws32[_SLOT, :npix]
+    colx = ws32[_COLX, :npix]
+    _pad(q2, qp)
+    _masks(qp, wp, True, mb)
+    start = _counting_sort(q2, wp, order)
+    tb[:] = _NEVER  # a pixel's link to its root is always followed
 
     out = np.empty((max(16, 2 * ncut), 4), np.int32)
     nout = 0
     ostart = np.zeros(ncut, np.int64)
     oend = np.zeros(ncut, np.int64)
     largest = np.zeros((ncut, 4), np.int32)
-    # cuts with holes wait for the background pass; their components are kept here
+    # cuts with holes wait for the background pass; their components are kept here, with
+    # the window (padded coordinates) holding the components that have holes
     deferred = np.zeros(ncut, np.bool_)
     ndef = 0
-    dmax = -2
     crec = np.empty((16, 6), np.int64)  # root, first, last, x0, x1, A8
     ncrec = 0
     cbeg = np.zeros(ncut, np.int64)  # cut i's components: crec[cbeg[i]:cend[i]]
     cend = np.zeros(ncut, np.int64)
+    win = np.zeros((ncut, 4), np.int64)  # y0, y1, x0, x1
     cap = 16
     nkey = np.empty(cap, np.int64)
     npar = np.empty(cap, np.int64)
     narea = np.empty(cap, np.int64)
     nbox = np.empty((cap, 4), np.int64)
+    scr = np.empty((6, cap + 1), np.int64)
 
-    # pending updates of the root the last pixels joined (kept in registers)
+    # ---------- foreground pass: 8-connected, decreasing values ----------
+    # per root: rank, first and last pixel (rows), x range, A8 (half pixels), Euler number
+    # (quarter units); the root the last pixels joined keeps its updates in registers
+    nactb = 0
+    tot = np.int64(0)  # sum of pk over the mask: its Euler number in the high half
     cr = -1
-    c_sz = 0
     c_key = _NEVER
     c_last = -1
     c_x0 = _NEVER
     c_x1 = -1
-    c_a8 = 0
+    c_pk = np.int64(0)
     for step in range(257):
         v = 255 - step  # the mask is q > v here: emit cut v, then add level v
         ci = slot[v + 1]
         if ci >= 0:
             if cr >= 0:
-                szb[cr] += c_sz
                 keyb[cr] = min(keyb[cr], c_key)
                 lastb[cr] = max(lastb[cr], c_last)
                 b0x[cr] = min(b0x[cr], c_x0)
                 b1x[cr] = max(b1x[cr], c_x1)
-                a8[cr] += c_a8
+                a8[cr] += c_pk & 0xFFFFFFFF
+                eub[cr] += c_pk >> 32
                 cr = -1
-                c_sz = 0
                 c_key = _NEVER
                 c_last = -1
                 c_x0 = _NEVER
                 c_x1 = -1
-                c_a8 = 0
-            if nactb - eul // 4 > 0:  # #holes = #components - Euler number
+                c_pk = 0
+            if nactb - (tot >> 32) // 4 > 0:  # #holes = #components - Euler number
                 deferred[ci] = True
                 ndef += 1
-                dmax = max(dmax, v)
                 cbeg[ci] = ncrec
                 crec = _grow(crec, ncrec + nactb)
+                wy0 = _NEVER
+                wy1 = -1
+                wx0 = _NEVER
+                wx1 = -1
                 for i in range(nactb):
                     r = actb[i]
                     crec[ncrec, 0] = r
@@ -453,7 +712,34 @@ def _sweep_kernel(
                     crec[ncrec, 4] = b1x[r]
                     crec[ncrec, 5] = a8[r]
                     ncrec += 1
+                    if eub[r] < 4:  # this component has holes
+                        wy0 = min(wy0, int((keyb[r] + 0.5) * inv_wp))
+                        wy1 = max(wy1, int((lastb[r] + 0.5) * inv_wp))
+                        wx0 = min(wx0, b0x[r])
+                        wx1 = max(wx1, b1x[r])
                 cend[ci] = ncrec
+                win[ci, 0] = wy0
+                win[ci, 1] = wy1
+                win[ci, 2] = wx0
+                win[ci, 3] = wx1
+            elif nactb == 1:  # the common case: one component, nothing to order
+                r = actb[0]
+                x0 = b0x[r] - 1
+                y0 = int((keyb[r] + 0.5) * inv_wp) - 1
+                x1 = min(b1x[r], W - 1)
+                y1 = min(int((lastb[r] + 0.5) * inv_wp), H - 1)
+                out = _grow(out, nout + 1)
+                out[nout, 0] = x0
+                out[nout, 1] = y0
+                out[nout, 2] = x1
+                out[nout, 3] = y1
+                largest[ci, 0] = x0
+                largest[ci, 1] = y0
+                largest[ci, 2] = x1
+                largest[ci, 3] = y1
+                ostart[ci] = nout
+                nout += 1
+                oend[ci] = nout
             else:
                 if nactb > cap:
                     cap = 2 * nactb
@@ -461,16 +747,17 @@ def _sweep_kernel(
                     npar = np.empty(cap, np.int64)
                     narea = np.empty(cap, np.int64)
                     nbox = np.empty((cap, 4), np.int64)
+                    scr = np.empty((6, cap + 1), np.int64)
                 for i in range(nactb):
                     r = actb[i]
                     nkey[i] = keyb[r]
                     narea[i] = a8[r]
                     nbox[i, 0] = b0x[r] - 1
-                    nbox[i, 1] = int((keyb[r] + 0.5) * inv) - 1
+                    nbox[i, 1] = int((keyb[r] + 0.5) * inv_wp) - 1
                     nbox[i, 2] = min(b1x[r], W - 1)
-                    nbox[i, 3] = min(int((lastb[r] + 0.5) * inv), H - 1)
+                    nbox[i, 3] = min(int((lastb[r] + 0.5) * inv_wp), H - 1)
                 ostart[ci] = nout
-                out, nout = _emit(nkey, npar, narea, nbox, nactb, False, out, nout, largest, ci)
+                out, nout = _emit(nkey, npar, narea, nbox, nactb, False, scr, out, nout, largest, ci)
                 oend[ci] = nout
         if v <= cmin:
             break
@@ -478,49 +765,52 @@ def _sweep_kernel(
             p = np.int64(order[j])
             m = mb[p]
             ng = g8n[m]
-            eul += deul[m]
-            px = p - int((p + 0.5) * inv) * wp
+            t = pk[m]
+            tot += t
+            px = colx[p]
             if ng == 0:  # a new component
                 pb[p] = p
-                szb[p] = 1
+                rkb[p] = 0
                 keyb[p] = p
                 lastb[p] = p
                 b0x[p] = px
                 b1x[p] = px
                 a8[p] = 0
+                eub[p] = t >> 32
                 actb[nactb] = p
                 posb[p] = nactb
                 nactb += 1
                 continue
-            r = _find(pb, p + offs[g8r[m, 0]])
+            r = _find(pb, p + off0[m])
             for g in range(1, ng):
                 r2 = _find(pb, p + offs[g8r[m, g]])
                 if r2 == r:
                     continue
                 if cr >= 0:
-                    szb[cr] += c_sz
                     keyb[cr] = min(keyb[cr], c_key)
                     lastb[cr] = max(lastb[cr], c_last)
                     b0x[cr] = min(b0x[cr], c_x0)
                     b1x[cr] = max(b1x[cr], c_x1)
-                    a8[cr] += c_a8
+                    a8[cr] += c_pk & 0xFFFFFFFF
+                    eub[cr] += c_pk >> 32
                     cr = -1
-                    c_sz = 0
                     c_key = _NEVER
                     c_last = -1
                     c_x0 = _NEVER
                     c_x1 = -1
-                    c_a8 = 0
-                if szb[r] < szb[r2]:
+                    c_pk = 0
+                if rkb[r] < rkb[r2]:
                     r, r2 = r2, r
+                elif rkb[r] == rkb[r2]:
+                    rkb[r] += 1
                 pb[r2] = r
                 tb[r2] = v
-                szb[r] += szb[r2]
                 keyb[r] = min(keyb[r], keyb[r2])
                 lastb[r] = max(lastb[r], lastb[r2])
                 b0x[r] = min(b0x[r], b0x[r2])
                 b1x[r] = max(b1x[r], b1x[r2])
                 a8[r] += a8[r2]
+                eub[r] += eub[r2]
                 i = posb[r2]
                 nactb -= 1
                 last = actb[nactb]
@@ -528,233 +818,161 @@ def _sweep_kernel(
                 posb[last] = i
             if r != cr:
                 if cr >= 0:
-                    szb[cr] += c_sz
                     keyb[cr] = min(keyb[cr], c_key)
                     lastb[cr] = max(lastb[cr], c_last)
                     b0x[cr] = min(b0x[cr], c_x0)
                     b1x[cr] = max(b1x[cr], c_x1)
-                    a8[cr] += c_a8
-                    c_sz = 0
+                    a8[cr] += c_pk & 0xFFFFFFFF
+                    eub[cr] += c_pk >> 32
                     c_key = _NEVER
                     c_last = -1
                     c_x0 = _NEVER
                     c_x1 = -1
-                    c_a8 = 0
+                    c_pk = 0
                 cr = r
             pb[p] = r
-            tb[p] = v
-            c_sz += 1
             c_key = min(c_key, p)
             c_last = max(c_last, p)
             c_x0 = min(c_x0, px)
             c_x1 = max(c_x1, px)
-            c_a8 += da8[m]
+            c_pk += t
 
     if ndef > 0:
-        # ---------- background pass: 4-connected, increasing values, up to the last deferred cut ----------
-        ma = _masks(qp, wp, False)
-        pa = np.empty(npix, np.int32)
-        ta = np.empty(npix, np.int32)
-        sza = np.empty(npix, np.int32)
-        btime = np.empty(npix, np.int32)  # level at which the root's set touched the border
-        keya = np.empty(npix, np.int32)
-        lasta = np.empty(npix, np.int32)
-        h0x = np.empty(npix, np.int32)
-        h1x = np.empty(npix, np.int32)
-        a4 = np.empty(npix, np.int32)
-        acta = np.empty(H * W + 1, np.int32)  # roots not touching the border: the holes
-        posa = np.empty(npix, np.int32)
-        nacta = 0
-        hrec = np.empty((16, 6), np.int64)  # root, first, last, x0, x1, A4
-        nh = 0
-        hbeg = np.zeros(ncut, np.int64)  # cut i's holes: hrec[hbeg[i]:hend[i]]
-        hend = np.zeros(ncut, np.int64)
-        # the padding ring is one background set (root 0) touching the border from the start
-        for x in range(wp):
-            pa[x] = 0
-            ta[x] = -1
-            pa[npix - wp + x] = 0
-            ta[npix - wp + x] = -1
-        for y in range(1, H + 1):
-            pa[y * wp] = 0
-            ta[y * wp] = -1
-            pa[y * wp + wp - 1] = 0
-            ta[y * wp + wp - 1] = -1
-        sza[0] = 2 * wp + 2 * H
-        btime[0] = -1
-        cr = -1
-        c_sz = 0
-        c_key = _NEVER
-        c_last = -1
-        c_x0 = _NEVER
-        c_x1 = -1
-        c_a8 = 0
-        for v in range(dmax + 1):
-            for j in range(start[v], start[v + 1]):
-                p = np.int64(order[j])
-                m = ma[p]
-                ng = g4n[m]
-                px = p - int((p + 0.5) * inv) * wp
-                if ng == 0:  # a new hole
-                    pa[p] = p
-                    sza[p] = 1
-                    keya[p] = p
-                    lasta[p] = p
-                    h0x[p] = px
-                    h1x[p] = px
-                    a4[p] = da4[m]
-                    btime[p] = _NEVER
-                    acta[nacta] = p
-                    posa[p] = nacta
-                    nacta += 1
-                    continue
-                r = _find(pa, p + offs[g4r[m, 0]])
-                for g in range(1, ng):
-                    r2 = _find(pa, p + offs[g4r[m, g]])
-                    if r2 == r:
-                        continue
-                    if cr >= 0:
-                        sza[cr] += c_sz
-                        keya[cr] = min(keya[cr], c_key)
-                        lasta[cr] = max(lasta[cr], c_last)
-                        h0x[cr] = min(h0x[cr], c_x0)
-                        h1x[cr] = max(h1x[cr], c_x1)
-                        a4[cr] += c_a8
-                        cr = -1
-                        c_sz = 0
-                        c_key = _NEVER
-                        c_last = -1
-                        c_x0 = _NEVER
-                        c_x1 = -1
-                        c_a8 = 0
-                    if sza[r] < sza[r2]:
-                        r, r2 = r2, r
-                    pa[r2] = r
-                    ta[r2] = v
-                    sza[r] += sza[r2]
-                    keya[r] = min(keya[r], keya[r2])
-                    lasta[r] = max(lasta[r], lasta[r2])
-                    h0x[r] = min(h0x[r], h0x[r2])
-                    h1x[r] = max(h1x[r], h1x[r2])
-                    a4[r] += a4[r2]
-                    bd1 = btime[r] <= v
-                    bd2 = btime[r2] <= v
-                    if not bd2:  # r2 is no longer a root: it leaves the hole list
-                        i = posa[r2]
-                        nacta -= 1
-                        last = acta[nacta]
-                        acta[i] = last
-                        posa[last] = i
-                    if bd2 and not bd1:  # r now touches the border
-                        btime[r] = v
-                        i = posa[r]
-                        nacta -= 1
-                        last = acta[nacta]
-                        acta[i] = last
-                        posa[last] = i
-                if r != cr:
-                    if cr >= 0:
-                        sza[cr] += c_sz
-                        keya[cr] = min(keya[cr], c_key)
-                        lasta[cr] = max(lasta[cr], c_last)
-                        h0x[cr] = min(h0x[cr], c_x0)
-                        h1x[cr] = max(h1x[cr], c_x1)
-                        a4[cr] += c_a8
-                        c_sz = 0
-                        c_key = _NEVER
-                        c_last = -1
-                        c_x0 = _NEVER
-                        c_x1 = -1
-                        c_a8 = 0
-                    cr = r
-                pa[p] = r
-                ta[p] = v
-                c_sz += 1
-                c_key = min(c_key, p)
-                c_last = max(c_last, p)
-                c_x0 = min(c_x0, px)
-                c_x1 = max(c_x1, px)
-                c_a8 += da4[m]
-            ci = slot[v + 1]
-            if ci >= 0 and deferred[ci]:
-                if cr >= 0:
-                    sza[cr] += c_sz
-                    keya[cr] = min(keya[cr], c_key)
-                    lasta[cr] = max(lasta[cr], c_last)
-                    h0x[cr] = min(h0x[cr], c_x0)
-                    h1x[cr] = max(h1x[cr], c_x1)
-                    a4[cr] += c_a8
-                    cr = -1
-                    c_sz = 0
-                    c_key = _NEVER
-                    c_last = -1
-                    c_x0 = _NEVER
-                    c_x1 = -1
-                    c_a8 = 0
-                hbeg[ci] = nh
-                hrec = _grow(hrec, nh + nacta)
-                for i in range(nacta):
-                    r = acta[i]
-                    hrec[nh, 0] = r
-                    hrec[nh, 1] = keya[r]
-                    hrec[nh, 2] = lasta[r]
-                    hrec[nh, 3] = h0x[r]
-                    hrec[nh, 4] = h1x[r]
-                    hrec[nh, 5] = a4[r]
-                    nh += 1
-                hend[ci] = nh
-
-        # ---------- the deferred cuts, through the contour tree ----------
-        slotn = np.empty(npix, np.int32)  # root -> node index at the cut being emitted
-        for ci in range(ncut):
+        # ---------- holes at the deferred cuts ----------
+        # Cuts are grouped (in increasing order) into background passes, each over the union
+        # of its cuts' windows and the levels up to its highest cut: a group grows while one
+        # pass stays cheaper than two (cost ~ pixels visited + a per-window overhead).
+        pa = ws32[_PA]
+        ta = ws32[_TA]
+        bt = ws32[_BT]
+        slota = ws32[_SLOTA]
+        ingroup = np.zeros(ncut, np.bool_)
+        ci = 0
+        while ci < ncut:
             if not deferred[ci]:
+                ci += 1
                 continue
-            c = cuts[ci]
-            nc = cend[ci] - cbeg[ci]
-            nhc = hend[ci] - hbeg[ci]
-            nn = nc + nhc
-            if nn > cap:
-                cap = 2 * nn
-                nkey = np.empty(cap, np.int64)
-                npar = np.empty(cap, np.int64)
-                narea = np.empty(cap, np.int64)
-                nbox = np.empty((cap, 4), np.int64)
-            c0 = cbeg[ci]
-            for i in range(nc):  # components: nodes 0..nc-1 (padded coordinates)
-                rec = crec[c0 + i]
-                slotn[rec[0]] = i
-                nkey[i] = rec[1]
-                narea[i] = rec[5]
-                nbox[i, 0] = rec[3] - 1
-                nbox[i, 1] = int((rec[1] + 0.5) * inv) - 1
-                nbox[i, 2] = min(rec[4], W - 1)
-                nbox[i, 3] = min(int((rec[2] + 0.5) * inv), H - 1)
-                npar[i] = -1
-            h0 = hbeg[ci]
-            for i in range(nhc):  # holes: nodes nc..nn-1
-                slotn[hrec[h0 + i, 0]] = nc + i
-            for i in range(nhc):
-                rec = hrec[h0 + i]
-                k = nc + i
-                nkey[k] = rec[1]
-                narea[k] = rec[5]
-                nbox[k, 0] = rec[3] - 2
-                nbox[k, 1] = int((rec[1] + 0.5) * inv) - 2
-                nbox[k, 2] = min(rec[4] + 1, W - 1)
-                nbox[k, 3] = min(int((rec[2] + 0.5) * inv) + 1, H - 1)
-                # parent: the component holding the pixel left of the hole's first pixel
-                npar[k] = slotn[_find_at(pb, tb, rec[1] - 1, c, False)]
-            for i in range(nc):
-                kp = nkey[i]
-                if kp % wp == 1:  # first pixel in column 0: top level
+            gy0 = win[ci, 0]
+            gy1 = win[ci, 1]
+            gx0 = win[ci, 2]
+            gx1 = win[ci, 3]
+            glast = ci
+            cj = ci + 1
+            while cj < ncut:
+                if deferred[cj]:
+                    ny0 = min(gy0, win[cj, 0])
+                    ny1 = max(gy1, win[cj, 1])
+                    nx0 = min(gx0, win[cj, 2])
+                    nx1 = max(gx1, win[cj, 3])
+                    frac_g = (gy1 - gy0 + 1) * (gx1 - gx0 + 1) / (H * W)
+                    frac_j = (win[cj, 1] - win[cj, 0] + 1) * (win[cj, 3] - win[cj, 2] + 1) / (H * W)
+                    frac_n = (ny1 - ny0 + 1) * (nx1 - nx0 + 1) / (H * W)
+                    over = 0.05 * H * W + 256.0  # window set-up, in pixel visits
+                    apart = start[cuts[glast] + 1] * frac_g + start[cuts[cj] + 1] * frac_j + 2 * over
+                    merged = start[cuts[cj] + 1] * frac_n + over
+                    if merged > apart:
+                        break
+                    gy0 = ny0
+                    gy1 = ny1
+                    gx0 = nx0
+                    gx1 = nx1
+                    glast = cj
+                cj += 1
+            for k in range(ncut):
+                ingroup[k] = False
+            for k in range(ci, glast + 1):
+                ingroup[k] = deferred[k]
+            qs = q2[gy0 - 1: gy1, gx0 - 1: gx1]
+            hh = gy1 - gy0 + 1
+            ww = gx1 - gx0 + 1
+            wps = ww + 2
+            hrec, hbeg, hend = _holes(
+                qs, gy0, gx0, wp, order, start, colx, cuts, ingroup, cuts[glast], ws32, ws8, ws16,
+                g4n, g4r, da4,
+            )
+            for k in range(ci, glast + 1):
+                if not ingroup[k]:
                     continue
-                ra = _find_at(pa, ta, kp - 1, c, True)
-                if btime[ra] > c:  # the pixel on its left lies in a hole
-                    npar[i] = slotn[ra]
-            ostart[ci] = nout
-            out, nout = _emit(nkey, npar, narea, nbox, nn, True, out, nout, largest, ci)
-            oend[ci] = nout
-    return out[:nout], ostart, oend, largest, ndef
+                c = cuts[k]
+                nc = cend[k] - cbeg[k]
+                nhc = hend[k] - hbeg[k]
+                nn = nc + nhc
+                if nn > cap:
+                    cap = 2 * nn
+                    nkey = np.empty(cap, np.int64)
+                    npar = np.empty(cap, np.int64)
+                    narea = np.empty(cap, np.int64)
+                    nbox = np.empty((cap, 4), np.int64)
+                    scr = np.empty((6, cap + 1), np.int64)
+                c0 = cbeg[k]
+                for i in range(nc):  # components: nodes 0..nc-1 (padded coordinates)
+                    slotn[crec[c0 + i, 0]] = i
+                    kk = crec[c0 + i, 1]
+                    nkey[i] = kk
+                    narea[i] = crec[c0 + i, 5]
+                    nbox[i, 0] = crec[c0 + i, 3] - 1
+                    nbox[i, 1] = int((kk + 0.5) * inv_wp) - 1
+                    nbox[i, 2] = min(crec[c0 + i, 4], W - 1)
+                    nbox[i, 3] = min(int((crec[c0 + i, 2] + 0.5) * inv_wp), H - 1)
+                    npar[i] = -1
+                h0 = hbeg[k]
+                for i in range(nhc):  # holes: nodes nc..nn-1
+                    slota[hrec[h0 + i, 0]] = nc + i
+                for i in range(nhc):
+                    kk = nc + i
+                    hk = hrec[h0 + i, 1]
+                    nkey[kk] = hk
+                    narea[kk] = hrec[h0 + i, 5]
+                    nbox[kk, 0] = hrec[h0 + i, 3] - 2
+                    nbox[kk, 1] = int((hk + 0.5) * inv_wp) - 2
+                    nbox[kk, 2] = min(hrec[h0 + i, 4] + 1, W - 1)
+                    nbox[kk, 3] = min(int((hrec[h0 + i, 2] + 0.5) * inv_wp) + 1, H - 1)
+                    # parent: the component holding the pixel left of the hole's first pixel
+                    npar[kk] = slotn[_find_at(pb, tb, hk - 1, c, False)]
+                if nhc > 0:
+                    for i in range(nc):
+                        # parent: the hole holding the pixel left of its first pixel, if any
+                        kp = nkey[i]
+                        ys = int((kp + 0.5) * inv_wp) - gy0 + 1
+                        xs = colx[kp] - 1 - gx0 + 1
+                        if 1 <= ys <= hh and 1 <= xs <= ww:
+                            ra = _find_at(pa, ta, ys * wps + xs, c, True)
+                            if bt[ra] > c:
+                                npar[i] = slota[ra]
+                ostart[k] = nout
+                out, nout = _emit(nkey, npar, narea, nbox, nn, nhc > 0, scr, out, nout, largest, k)
+                oend[k] = nout
+            ci = glast + 1
+    return out[:nout], ostart, oend, largest, inv, ndef
+
+
+class _Workspace(threading.local):
+    """Per-thread buffers for the last image shape seen (see the note on page faults)."""
+
+    shape: Tuple[int, int] = (-1, -1)
+    ws32: np.ndarray
+    ws8: np.ndarray
+    ws16: np.ndarray
+
+    def get(self, h: int, w: int) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
+        if self.shape != (h, w):
+            npix = (h + 2) * (w + 2)
+            self.ws32 = np.empty((_N32, npix), np.int32)
+            self.ws32[_COLX] = np.arange(npix, dtype=np.int32) % (w + 2)
+            self.ws8 = np.empty((2, npix), np.uint8)
+            self.ws16 = np.empty((2, npix), np.int16)
+            self.shape = (h, w)
+        return self.ws32, self.ws8, self.ws16
+
+
+_WS = _Workspace()
+
+
+def _pick(items: List[np.ndarray], idx: List[int]) -> List[np.ndarray]:
+    """``[items[i] for i in idx]`` at C speed."""
+    if len(idx) == 1:
+        return [items[idx[0]]]
+    return list(itemgetter(*idx)(items))
 
 
 def sweep_fast(q: np.ndarray, taus: Sequence[float]) -> SweepResult:
@@ -770,26 +988,19 @@ def sweep_fast(q: np.ndarray, taus: Sequence[float]) -> SweepResult:
     cuts = level_thresholds(int(q.max()), taus)
     if cuts.size == 0:
         return SweepResult({m: [] for m in MODES})
-    # q > c is the same mask for every c <= -1 (all pixels) and every c >= 255 (none)
-    eff = np.clip(cuts, -1, 255)
-    present = np.zeros(257, np.bool_)
-    present[eff + 1] = True
-    uniq = np.flatnonzero(present) - 1
-    index = np.cumsum(present) - 1  # cut c -> position in uniq, at index[c + 1]
-    h, w = q.shape
-    qp = np.full((h + 2, w + 2), -1, np.int16)  # padded copy for the neighbour masks
-    qp[1:-1, 1:-1] = q
-    all_boxes, start, end, largest, _ = _sweep_kernel(
-        q, qp.ravel(), uniq, _G8N, _G8R, _G4N, _G4R, _DA8, _DA4, _DEUL
+    ws32, ws8, ws16 = _WS.get(*q.shape)
+    all_boxes, start, end, largest, inv, _ = _sweep_kernel(
+        q, cuts, ws32, ws8, ws16, _G8N, _G8R, _G4N, _G4R, _DA8, _DA4, _DEUL
     )
-    per_all = [all_boxes[s:e] for s, e in zip(start.tolist(), end.tolist())]
-    per_largest = [largest[i: i + 1] for i in range(len(uniq))]
-    inv = index[eff + 1].tolist()
-    out: Dict[str, List[np.ndarray]] = {
-        "all": [per_all[i] for i in inv],
-        "largest": [per_largest[i] for i in inv],
-    }
-    assert tuple(out) == MODES
+    # One array per distinct cut. A cut with a single box has the same box in both modes:
+    # both lists hold the same [1, 4] view (numpy hands out rows of the [m, 1, 4] block far
+    # cheaper than slicing); the few cuts with several boxes get their own slice.
+    per_largest = list(largest[:, None, :])
+    per_all = per_largest.copy()
+    for i in np.flatnonzero(end - start != 1).tolist():
+        per_all[i] = all_boxes[start[i]: end[i]]
+    idx = inv.tolist()
+    out: Dict[str, List[np.ndarray]] = {"all": _pick(per_all, idx), "largest": _pick(per_largest, idx)}
     return SweepResult(out)
 
 
