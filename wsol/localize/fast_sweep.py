@@ -236,8 +236,8 @@ def _masks(qp: np.ndarray, wp: int, descending: bool, mb: np.ndarray) -> None:
 
 @njit(cache=True)
 def _counting_sort(q2: np.ndarray, wp: int, order: np.ndarray) -> np.ndarray:
-    """Write the padded indices of the pixels sorted by value (ties in raster order) to
-    ``order``; return the level offsets ``start[v]:start[v + 1]``."""
+    """Write the padded indices of the pixels of the C-contiguous ``q2`` sorted by value (ties
+    in raster order) to ``order``; return the level offsets ``start[v]:start[v + 1]``."""
     H, W = q2.shape
     h4 = np.zeros((4, 257), np.int64)  # four histograms: no store-to-load chains on runs
     for y in range(H):
@@ -255,17 +255,15 @@ def _counting_sort(q2: np.ndarray, wp: int, order: np.ndarray) -> np.ndarray:
     for v in range(256):
         start[v + 1] += start[v]
     nxt = start[:256].copy()
-    for y in range(H):
+    qf = q2.ravel()  # C-contiguous
+    for y in range(H):  # unsigned indices: no wraparound checks in this hot loop
         base = (y + 1) * wp + 1
-        x = 0
-        while x < W:  # runs of equal values keep their slot in a register
-            v = q2[y, x]
+        row = y * W
+        for x in range(W):
+            v = np.uint64(qf[np.uint64(row + x)])
             j = nxt[v]
-            while x < W and q2[y, x] == v:
-                order[j] = base + x
-                j += 1
-                x += 1
-            nxt[v] = j
+            order[np.uint64(j)] = base + x
+            nxt[v] = j + 1
     return start
 
 
@@ -374,25 +372,34 @@ def _holes(
     start: np.ndarray,
     colx: np.ndarray,
     cuts: np.ndarray,
-    deferred: np.ndarray,
+    wanted: np.ndarray,
     dmax: int,
+    low: bool,
     ws32: np.ndarray,
     ws8: np.ndarray,
     ws16: np.ndarray,
     g4n: np.ndarray,
     g4r: np.ndarray,
     da4: np.ndarray,
-) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Holes of ``qs`` (a window of the map at padded offset ``ry0, rx0``) at the deferred cuts.
+    deul: np.ndarray,
+) -> Tuple[np.ndarray, np.ndarray, np.ndarray, int]:
+    """Holes of ``qs`` (a window of the map at padded offset ``ry0, rx0``) at some cuts.
 
-    ``order``/``start``/``colx``: the whole map's pixels by value and its column table (full
-    padded coordinates, row width ``wp``); pixels outside the window are skipped.
-    Background pass: pixels by increasing value, 4-connected union-find, persistent (links
-    stamped in ``ws32[_TA]``); a set is a hole while it does not touch the window's border.
-    The window holds every component with holes at those cuts, so its holes are the map's.
-    Returns records ``(sub root, first, last, x0, x1, A4)`` in full padded coordinates and
-    each cut's range ``hbeg[ci]:hend[ci]``. ``ws32[_PA/_TA/_BT/_SLOTA]`` stay valid for
-    queries in window coordinates.
+    Background pass: pixels by increasing value up to ``dmax``, 4-connected union-find,
+    persistent (links stamped in ``ws32[_TA]``); a set is a hole while it does not touch the
+    window's border. ``order``/``start``/``colx``: the whole map's pixels by value and its
+    column table (full padded coordinates, row width ``wp``); pixels outside the window are
+    skipped. Holes are recorded at the cuts flagged in ``wanted``, a window holding every
+    component with holes at those cuts, so that its holes are the map's.
+
+    ``low`` (window = whole map): record every cut from the lowest up, while the foreground
+    is a single component (or empty): its number of components is its Euler number (kept
+    from the ``deul`` table as pixels leave the foreground) plus its number of holes. Stops
+    at the first cut with more; its index is returned (``len(cuts)`` if none).
+
+    Returns records ``(sub root, first, last, x0, x1, A4)`` in full padded coordinates, each
+    cut's range ``hbeg[ci]:hend[ci]`` and the stop index. ``ws32[_PA/_TA/_BT/_SLOTA]`` stay
+    valid for queries in window coordinates.
     """
     h, w = qs.shape
     wps = w + 2
@@ -402,7 +409,7 @@ def _holes(
     ma = ws8[1, :nps]
     pa = ws32[_PA, :nps]
     ta = ws32[_TA, :nps]
-    sza = ws32[_SZA, :nps]
+    rka = ws32[_SZA, :nps]  # union-by-rank ranks (roots only)
     bt = ws32[_BT, :nps]
     keya = ws32[_KEYA, :nps]
     lasta = ws32[_LASTA, :nps]
@@ -417,17 +424,20 @@ def _holes(
     whole = h * w == (start[256])  # the window is the whole map: same coordinates
     offs = np.array([-wps, -wps + 1, 1, wps + 1, wps, wps - 1, -1, -wps - 1], np.int64)
     off0 = np.empty(256, np.int64)
+    deb = np.empty(256, np.int64)  # Euler change of the foreground when a pixel leaves it
     for m in range(256):
         off0[m] = offs[g4r[m, 0]]
+        deb[m] = -deul[255 - m]  # the pixel's foreground neighbours: the complement of m
     slot = np.full(257, -1, np.int64)
     for i in range(cuts.shape[0]):
-        if cuts[i] >= 0:
-            slot[cuts[i] + 1] = i
+        slot[cuts[i] + 1] = i
     ncut = cuts.shape[0]
     hbeg = np.zeros(ncut, np.int64)
     hend = np.zeros(ncut, np.int64)
     hrec = np.empty((16, 6), np.int64)
     nh = 0
+    stop = ncut
+    eul = 4  # Euler number of the foreground (all pixels at first), quarter units
     # pixel links are always followed; the padding ring is one set (root 0) on the border
     ta[:] = -1
     for x in range(wps):
@@ -436,11 +446,10 @@ def _holes(
     for y in range(1, h + 1):
         pa[y * wps] = 0
         pa[y * wps + wps - 1] = 0
-    sza[0] = 2 * wps + 2 * h
+    rka[0] = 1 << 20
     bt[0] = -1
     nacta = 0
     cr = -1
-    c_sz = 0
     c_key = _NEVER
     c_last = -1
     c_x0 = _NEVER
@@ -457,10 +466,12 @@ def _holes(
                 p = ys * wps + xs
             m = ma[p]
             ng = g4n[m]
+            if low:
+                eul += deb[m]
             px = p - int((p + 0.5) * invs) * wps
             if ng == 0:  # a new hole
                 pa[p] = p
-                sza[p] = 1
+                rka[p] = 0
                 keya[p] = p
                 lasta[p] = p
                 h0x[p] = px
@@ -477,24 +488,23 @@ def _holes(
                 if r2 == r:
                     continue
                 if cr >= 0:
-                    sza[cr] += c_sz
                     keya[cr] = min(keya[cr], c_key)
                     lasta[cr] = max(lasta[cr], c_last)
                     h0x[cr] = min(h0x[cr], c_x0)
                     h1x[cr] = max(h1x[cr], c_x1)
                     a4[cr] += c_a4
                     cr = -1
-                    c_sz = 0
                     c_key = _NEVER
                     c_last = -1
                     c_x0 = _NEVER
                     c_x1 = -1
                     c_a4 = 0
-                if sza[r] < sza[r2]:
+                if rka[r] < rka[r2]:
                     r, r2 = r2, r
+                elif rka[r] == rka[r2]:
+                    rka[r] += 1
                 pa[r2] = r
                 ta[r2] = v
-                sza[r] += sza[r2]
                 keya[r] = min(keya[r], keya[r2])
                 lasta[r] = max(lasta[r], lasta[r2])
                 h0x[r] = min(h0x[r], h0x[r2])
@@ -517,13 +527,11 @@ def _holes(
                     posa[last] = i
             if r != cr:
                 if cr >= 0:
-                    sza[cr] += c_sz
                     keya[cr] = min(keya[cr], c_key)
                     lasta[cr] = max(lasta[cr], c_last)
                     h0x[cr] = min(h0x[cr], c_x0)
                     h1x[cr] = max(h1x[cr], c_x1)
                     a4[cr] += c_a4
-                    c_sz = 0
                     c_key = _NEVER
                     c_last = -1
                     c_x0 = _NEVER
@@ -531,23 +539,23 @@ def _holes(
                     c_a4 = 0
                 cr = r
             pa[p] = r
-            c_sz += 1
             c_key = min(c_key, p)
             c_last = max(c_last, p)
             c_x0 = min(c_x0, px)
             c_x1 = max(c_x1, px)
             c_a4 += da4[m]
         ci = slot[v + 1]
-        if ci >= 0 and deferred[ci]:
+        if ci >= 0 and (low or wanted[ci]):
+            if low and eul // 4 + nacta > 1:  # more than one foreground component
+                stop = ci
+                break
             if cr >= 0:
-                sza[cr] += c_sz
                 keya[cr] = min(keya[cr], c_key)
                 lasta[cr] = max(lasta[cr], c_last)
                 h0x[cr] = min(h0x[cr], c_x0)
                 h1x[cr] = max(h1x[cr], c_x1)
                 a4[cr] += c_a4
                 cr = -1
-                c_sz = 0
                 c_key = _NEVER
                 c_last = -1
                 c_x0 = _NEVER
@@ -569,7 +577,7 @@ def _holes(
                 hrec[nh, 5] = a4[r]
                 nh += 1
             hend[ci] = nh
-    return hrec, hbeg, hend
+    return hrec, hbeg, hend, stop
 
 
 @njit(cache=True)
@@ -666,6 +674,71 @@ def _sweep_kernel(
     nbox = np.empty((cap, 4), np.int64)
     scr = np.empty((6, cap + 1), np.int64)
 
+    # ---------- low cuts from the background pass alone ----------
+    # Near the bottom of a CAM the foreground is one big component around a few small
+    # background basins. While it stays one component, its contours are its box (row and
+    # column maxima) and its holes (children, by decreasing first pixel); the background
+    # pass gives both, so the foreground pass only has to cover the cuts above. Every pixel
+    # is then visited once. Worth it only when few pixels lie at or below the lowest cut.
+    first = 0  # cuts[first:] are left to the foreground pass
+    if ncut > 0 and start[cmin + 1] * 8 <= H * W:
+        hrec, hbeg, hend, first = _holes(
+            q2, 1, 1, wp, order, start, colx, cuts, deferred, 255, True, ws32, ws8, ws16,
+            g4n, g4r, da4, deul,
+        )
+        # first/last row and column holding a value >= v, for every v
+        fy = np.full(258, _NEVER, np.int64)
+        ly = np.full(258, -1, np.int64)
+        fx = np.full(258, _NEVER, np.int64)
+        lx = np.full(258, -1, np.int64)
+        for y in range(H):
+            for x in range(W):
+                v = q2[y, x]
+                fy[v] = min(fy[v], y)
+                ly[v] = max(ly[v], y)
+                fx[v] = min(fx[v], x)
+                lx[v] = max(lx[v], x)
+        for v in range(255, -1, -1):
+            fy[v] = min(fy[v], fy[v + 1])
+            ly[v] = max(ly[v], ly[v + 1])
+            fx[v] = min(fx[v], fx[v + 1])
+            lx[v] = max(lx[v], lx[v + 1])
+        for k in range(first):
+            c = cuts[k]
+            nhc = hend[k] - hbeg[k]
+            ostart[k] = nout
+            if ly[c + 1] < 0:  # no foreground
+                out, nout = _emit(nkey, npar, narea, nbox, 0, False, scr, out, nout, largest, k)
+                oend[k] = nout
+                continue
+            nn = 1 + nhc
+            if nn > cap:
+                cap = 2 * nn
+                nkey = np.empty(cap, np.int64)
+                npar = np.empty(cap, np.int64)
+                narea = np.empty(cap, np.int64)
+                nbox = np.empty((cap, 4), np.int64)
+                scr = np.empty((6, cap + 1), np.int64)
+            nkey[0] = -1
+            npar[0] = -1
+            narea[0] = 0  # gains its holes' areas: never below any of them, and first
+            nbox[0, 0] = fx[c + 1]
+            nbox[0, 1] = fy[c + 1]
+            nbox[0, 2] = min(lx[c + 1] + 1, W - 1)
+            nbox[0, 3] = min(ly[c + 1] + 1, H - 1)
+            h0 = hbeg[k]
+            for i in range(nhc):
+                hk = hrec[h0 + i, 1]
+                nkey[1 + i] = hk
+                npar[1 + i] = 0
+                narea[1 + i] = hrec[h0 + i, 5]
+                nbox[1 + i, 0] = hrec[h0 + i, 3] - 2
+                nbox[1 + i, 1] = int((hk + 0.5) * inv_wp) - 2
+                nbox[1 + i, 2] = min(hrec[h0 + i, 4] + 1, W - 1)
+                nbox[1 + i, 3] = min(int((hrec[h0 + i, 2] + 0.5) * inv_wp) + 1, H - 1)
+            out, nout = _emit(nkey, npar, narea, nbox, nn, nhc > 0, scr, out, nout, largest, k)
+            oend[k] = nout
+
     # ---------- foreground pass: 8-connected, decreasing values ----------
     # per root: rank, first and last pixel (rows), x range, A8 (half pixels), Euler number
     # (quarter units); the root the last pixels joined keeps its updates in registers
@@ -680,7 +753,7 @@ def _sweep_kernel(
     for step in range(257):
         v = 255 - step  # the mask is q > v here: emit cut v, then add level v
         ci = slot[v + 1]
-        if ci >= 0:
+        if ci >= first:
             if cr >= 0:
                 keyb[cr] = min(keyb[cr], c_key)
                 lastb[cr] = max(lastb[cr], c_last)
@@ -759,7 +832,7 @@ def _sweep_kernel(
                 ostart[ci] = nout
                 out, nout = _emit(nkey, npar, narea, nbox, nactb, False, scr, out, nout, largest, ci)
                 oend[ci] = nout
-        if v <= cmin:
+        if first >= ncut or v <= cuts[first]:
             break
         for j in range(start[v], start[v + 1]):
             p = np.int64(order[j])
@@ -886,9 +959,9 @@ def _sweep_kernel(
             hh = gy1 - gy0 + 1
             ww = gx1 - gx0 + 1
             wps = ww + 2
-            hrec, hbeg, hend = _holes(
-                qs, gy0, gx0, wp, order, start, colx, cuts, ingroup, cuts[glast], ws32, ws8, ws16,
-                g4n, g4r, da4,
+            hrec, hbeg, hend, _ = _holes(
+                qs, gy0, gx0, wp, order, start, colx, cuts, ingroup, cuts[glast], False, ws32, ws8,
+                ws16, g4n, g4r, da4, deul,
             )
             for k in range(ci, glast + 1):
                 if not ingroup[k]:
