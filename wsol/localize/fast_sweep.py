@@ -243,13 +243,13 @@ def _counting_sort(q2: np.ndarray, wp: int, order: np.ndarray) -> np.ndarray:
     for y in range(H):
         x = 0
         while x + 4 <= W:
-            h4[0, q2[y, x] + 1] += 1
-            h4[1, q2[y, x + 1] + 1] += 1
-            h4[2, q2[y, x + 2] + 1] += 1
-            h4[3, q2[y, x + 3] + 1] += 1
+            h4[0, np.int64(q2[y, x]) + 1] += 1
+            h4[1, np.int64(q2[y, x + 1]) + 1] += 1
+            h4[2, np.int64(q2[y, x + 2]) + 1] += 1
+            h4[3, np.int64(q2[y, x + 3]) + 1] += 1
             x += 4
         while x < W:
-            h4[0, q2[y, x] + 1] += 1
+            h4[0, np.int64(q2[y, x]) + 1] += 1
             x += 1
     start = h4[0] + h4[1] + h4[2] + h4[3]
     for v in range(256):
@@ -363,99 +363,105 @@ def _emit(
 
 
 @njit(cache=True)
-def _holes(
-    qs: np.ndarray,
-    ry0: int,
-    rx0: int,
-    wp: int,
-    order: np.ndarray,
-    start: np.ndarray,
-    colx: np.ndarray,
-    cuts: np.ndarray,
-    wanted: np.ndarray,
-    dmax: int,
-    low: bool,
-    ws32: np.ndarray,
-    ws8: np.ndarray,
-    ws16: np.ndarray,
-    g4n: np.ndarray,
-    g4r: np.ndarray,
-    da4: np.ndarray,
-    deul: np.ndarray,
-) -> Tuple[np.ndarray, np.ndarray, np.ndarray, int]:
-    """Holes of ``qs`` (a window of the map at padded offset ``ry0, rx0``) at some cuts.
+def _bg_init(qs: np.ndarray, ws32: np.ndarray, ws8: np.ndarray, ws16: np.ndarray) -> None:
+    """Start a background pass over the window ``qs``: neighbour masks, padding ring.
 
-    Background pass: pixels by increasing value up to ``dmax``, 4-connected union-find,
-    persistent (links stamped in ``ws32[_TA]``); a set is a hole while it does not touch the
-    window's border. ``order``/``start``/``colx``: the whole map's pixels by value and its
-    column table (full padded coordinates, row width ``wp``); pixels outside the window are
-    skipped. Holes are recorded at the cuts flagged in ``wanted``, a window holding every
-    component with holes at those cuts, so that its holes are the map's.
-
-    ``low`` (window = whole map): record every cut from the lowest up, while the foreground
-    is a single component (or empty): its number of components is its Euler number (kept
-    from the ``deul`` table as pixels leave the foreground) plus its number of holes. Stops
-    at the first cut with more; its index is returned (``len(cuts)`` if none).
-
-    Returns records ``(sub root, first, last, x0, x1, A4)`` in full padded coordinates, each
-    cut's range ``hbeg[ci]:hend[ci]`` and the stop index. ``ws32[_PA/_TA/_BT/_SLOTA]`` stay
-    valid for queries in window coordinates.
+    The ring is one background set (root 0) touching the border from the start; pixel
+    links are always followed by :func:`_find_at` (time -1).
     """
     h, w = qs.shape
     wps = w + 2
     nps = (h + 2) * wps
-    invs = 1.0 / wps
     qpa = ws16[1, :nps]
-    ma = ws8[1, :nps]
-    pa = ws32[_PA, :nps]
-    ta = ws32[_TA, :nps]
-    rka = ws32[_SZA, :nps]  # union-by-rank ranks (roots only)
-    bt = ws32[_BT, :nps]
-    keya = ws32[_KEYA, :nps]
-    lasta = ws32[_LASTA, :nps]
-    h0x = ws32[_X0A, :nps]
-    h1x = ws32[_X1A, :nps]
-    a4 = ws32[_A4, :nps]
-    acta = ws32[_ACTA, :nps]
-    posa = ws32[_POSA, :nps]
     _pad(qs, qpa)
-    _masks(qpa, wps, False, ma)
-    inv_wp = 1.0 / wp
-    whole = h * w == (start[256])  # the window is the whole map: same coordinates
-    offs = np.array([-wps, -wps + 1, 1, wps + 1, wps, wps - 1, -1, -wps - 1], np.int64)
-    off0 = np.empty(256, np.int64)
-    deb = np.empty(256, np.int64)  # Euler change of the foreground when a pixel leaves it
-    for m in range(256):
-        off0[m] = offs[g4r[m, 0]]
-        deb[m] = -deul[255 - m]  # the pixel's foreground neighbours: the complement of m
-    slot = np.full(257, -1, np.int64)
-    for i in range(cuts.shape[0]):
-        slot[cuts[i] + 1] = i
-    ncut = cuts.shape[0]
-    hbeg = np.zeros(ncut, np.int64)
-    hend = np.zeros(ncut, np.int64)
-    hrec = np.empty((16, 6), np.int64)
-    nh = 0
-    stop = ncut
-    eul = 4  # Euler number of the foreground (all pixels at first), quarter units
-    # pixel links are always followed; the padding ring is one set (root 0) on the border
-    ta[:] = -1
+    _masks(qpa, wps, False, ws8[1, :nps])
+    pa = ws32[_PA, :nps]
+    ws32[_TA, :nps] = -1
     for x in range(wps):
         pa[x] = 0
         pa[nps - wps + x] = 0
     for y in range(1, h + 1):
         pa[y * wps] = 0
         pa[y * wps + wps - 1] = 0
-    rka[0] = 1 << 20
-    bt[0] = -1
-    nacta = 0
+    ws32[_SZA, 0] = 1 << 20  # rank: the ring stays a root
+    ws32[_BT, 0] = -1
+
+
+@njit(cache=True)
+def _bg_run(
+    h: int,
+    w: int,
+    ry0: int,
+    rx0: int,
+    wp: int,
+    order: np.ndarray,
+    start: np.ndarray,
+    colx: np.ndarray,
+    slot: np.ndarray,
+    wanted: np.ndarray,
+    v_lo: int,
+    v_hi: int,
+    low: bool,
+    st: np.ndarray,
+    hrec: np.ndarray,
+    hbeg: np.ndarray,
+    hend: np.ndarray,
+    ws32: np.ndarray,
+    ws8: np.ndarray,
+    g4n: np.ndarray,
+    g4r: np.ndarray,
+    da4: np.ndarray,
+    deul: np.ndarray,
+) -> Tuple[np.ndarray, int]:
+    """Background pass over levels ``v_lo..v_hi`` of an ``h`` x ``w`` window (resumable).
+
+    Pixels by increasing value, 4-connected union-find, persistent (links stamped in
+    ``ws32[_TA]``); a set is a hole while it does not touch the window's border.
+    ``order``/``start``/``colx``: the whole map's pixels by value and its column table (full
+    padded coordinates, row width ``wp``); pixels outside the window (padded offset
+    ``ry0, rx0``) are skipped. Holes are recorded at the cuts flagged in ``wanted``
+    (``slot``: cut -> index): records ``(root, first, last, x0, x1, A4)`` in full padded
+    coordinates appended to ``hrec``, cut i's range ``hbeg[i]:hend[i]``. ``st`` carries
+    ``(#holes, Euler number, #records)`` between calls.
+
+    ``low`` (window = whole map): record every needed cut while the foreground is a single
+    component (or empty) -- its number of components is its Euler number (quarter units in
+    ``st[1]``, kept from ``deul`` as pixels leave the foreground) plus its number of holes --
+    and stop at the first cut with more; its index is returned (-1 if none).
+    """
+    wps = w + 2
+    invs = 1.0 / wps
+    inv_wp = 1.0 / wp
+    whole = ry0 == 1 and rx0 == 1 and wps == wp and h * w == start[256]  # same coordinates
+    ma = ws8[1]
+    pa = ws32[_PA]
+    ta = ws32[_TA]
+    rka = ws32[_SZA]
+    bt = ws32[_BT]
+    keya = ws32[_KEYA]
+    lasta = ws32[_LASTA]
+    h0x = ws32[_X0A]
+    h1x = ws32[_X1A]
+    a4 = ws32[_A4]
+    acta = ws32[_ACTA]
+    posa = ws32[_POSA]
+    offs = np.array([-wps, -wps + 1, 1, wps + 1, wps, wps - 1, -1, -wps - 1], np.int64)
+    off0 = np.empty(256, np.int64)
+    deb = np.empty(256, np.int64)  # Euler change of the foreground when a pixel leaves it
+    for m in range(256):
+        off0[m] = offs[g4r[m, 0]]
+        deb[m] = -deul[255 - m]  # the pixel's foreground neighbours: the complement of m
+    nacta = st[0]
+    eul = st[1]
+    nh = st[2]
+    stop = -1
     cr = -1
     c_key = _NEVER
     c_last = -1
     c_x0 = _NEVER
     c_x1 = -1
     c_a4 = 0
-    for v in range(dmax + 1):
+    for v in range(v_lo, v_hi + 1):
         for j in range(start[v], start[v + 1]):
             p = np.int64(order[j])
             if not whole:
@@ -568,16 +574,63 @@ def _holes(
                 k = keya[r]
                 ky = int((k + 0.5) * invs)
                 lt = lasta[r]
-                ly = int((lt + 0.5) * invs)
+                lyy = int((lt + 0.5) * invs)
                 hrec[nh, 0] = r
                 hrec[nh, 1] = (ky + ry0 - 1) * wp + (k - ky * wps) + rx0 - 1
-                hrec[nh, 2] = (ly + ry0 - 1) * wp + (lt - ly * wps) + rx0 - 1
+                hrec[nh, 2] = (lyy + ry0 - 1) * wp + (lt - lyy * wps) + rx0 - 1
                 hrec[nh, 3] = h0x[r] + rx0 - 1
                 hrec[nh, 4] = h1x[r] + rx0 - 1
                 hrec[nh, 5] = a4[r]
                 nh += 1
             hend[ci] = nh
-    return hrec, hbeg, hend, stop
+    if cr >= 0:
+        keya[cr] = min(keya[cr], c_key)
+        lasta[cr] = max(lasta[cr], c_last)
+        h0x[cr] = min(h0x[cr], c_x0)
+        h1x[cr] = max(h1x[cr], c_x1)
+        a4[cr] += c_a4
+    st[0] = nacta
+    st[1] = eul
+    st[2] = nh
+    return hrec, stop
+
+
+@njit(cache=True)
+def _bg_record(
+    ci: int,
+    ry0: int,
+    rx0: int,
+    wps: int,
+    wp: int,
+    st: np.ndarray,
+    hrec: np.ndarray,
+    hbeg: np.ndarray,
+    hend: np.ndarray,
+    ws32: np.ndarray,
+) -> np.ndarray:
+    """Record the current holes of a background pass (see :func:`_bg_run`) as cut ``ci``'s."""
+    invs = 1.0 / wps
+    nacta = st[0]
+    nh = st[2]
+    acta = ws32[_ACTA]
+    hbeg[ci] = nh
+    hrec = _grow(hrec, nh + nacta)
+    for i in range(nacta):
+        r = acta[i]
+        k = ws32[_KEYA, r]
+        ky = int((k + 0.5) * invs)
+        lt = ws32[_LASTA, r]
+        lyy = int((lt + 0.5) * invs)
+        hrec[nh, 0] = r
+        hrec[nh, 1] = (ky + ry0 - 1) * wp + (k - ky * wps) + rx0 - 1
+        hrec[nh, 2] = (lyy + ry0 - 1) * wp + (lt - lyy * wps) + rx0 - 1
+        hrec[nh, 3] = ws32[_X0A, r] + rx0 - 1
+        hrec[nh, 4] = ws32[_X1A, r] + rx0 - 1
+        hrec[nh, 5] = ws32[_A4, r]
+        nh += 1
+    hend[ci] = nh
+    st[2] = nh
+    return hrec
 
 
 @njit(cache=True)
@@ -681,23 +734,39 @@ def _sweep_kernel(
     # pass gives both, so the foreground pass only has to cover the cuts above. Every pixel
     # is then visited once. Worth it only when few pixels lie at or below the lowest cut.
     first = 0  # cuts[first:] are left to the foreground pass
-    if ncut > 0 and start[cmin + 1] * 8 <= H * W:
-        hrec, hbeg, hend, first = _holes(
-            q2, 1, 1, wp, order, start, colx, cuts, deferred, 255, True, ws32, ws8, ws16,
-            g4n, g4r, da4, deul,
+    low = ncut > 0 and start[cmin + 1] * 8 <= H * W
+    st = np.zeros(3, np.int64)  # background pass state: #holes, Euler number, #records
+    hrec = np.empty((16, 6), np.int64)
+    hbeg = np.zeros(ncut, np.int64)
+    hend = np.zeros(ncut, np.int64)
+    if low:
+        _bg_init(q2, ws32, ws8, ws16)
+        st[1] = 4  # all pixels in the foreground: one component, no hole
+        if cmin == -1:
+            hbeg[0] = 0
+            hend[0] = 0
+        hrec, first = _bg_run(
+            H, W, 1, 1, wp, order, start, colx, slot, deferred, 0, 255, True, st, hrec, hbeg, hend,
+            ws32, ws8, g4n, g4r, da4, deul,
         )
+        if first < 0:
+            first = ncut
         # first/last row and column holding a value >= v, for every v
         fy = np.full(258, _NEVER, np.int64)
         ly = np.full(258, -1, np.int64)
         fx = np.full(258, _NEVER, np.int64)
         lx = np.full(258, -1, np.int64)
+        colmax = q2[0].copy()
         for y in range(H):
-            for x in range(W):
-                v = q2[y, x]
-                fy[v] = min(fy[v], y)
-                ly[v] = max(ly[v], y)
-                fx[v] = min(fx[v], x)
-                lx[v] = max(lx[v], x)
+            rowmax = q2[y, 0]
+            for x in range(W):  # vectorizable maxima
+                rowmax = max(rowmax, q2[y, x])
+                colmax[x] = max(colmax[x], q2[y, x])
+            fy[rowmax] = min(fy[rowmax], y)
+            ly[rowmax] = y
+        for x in range(W):
+            fx[colmax[x]] = min(fx[colmax[x]], x)
+            lx[colmax[x]] = x
         for v in range(255, -1, -1):
             fy[v] = min(fy[v], fy[v + 1])
             ly[v] = max(ly[v], ly[v + 1])
@@ -912,27 +981,62 @@ def _sweep_kernel(
 
     if ndef > 0:
         # ---------- holes at the deferred cuts ----------
-        # Cuts are grouped (in increasing order) into background passes, each over the union
-        # of its cuts' windows and the levels up to its highest cut: a group grows while one
-        # pass stays cheaper than two (cost ~ pixels visited + a per-window overhead).
+        # Deferred cuts go, in increasing order, to background passes. The first group may
+        # resume the low-cut pass (whole map, state kept) while that costs fewer pixel visits
+        # than a fresh pass; the rest are grouped into fresh passes over the union of their
+        # cuts' windows (the boxes of their components with holes) and the levels up to their
+        # highest cut: a group grows while one pass stays cheaper than two.
         pa = ws32[_PA]
         ta = ws32[_TA]
         bt = ws32[_BT]
         slota = ws32[_SLOTA]
+        over = 0.05 * H * W + 256.0  # set-up of a fresh pass, in pixel visits
         ingroup = np.zeros(ncut, np.bool_)
-        ci = 0
+        ci = first
+        resume = low and first < ncut
         while ci < ncut:
             if not deferred[ci]:
                 ci += 1
                 continue
-            gy0 = win[ci, 0]
-            gy1 = win[ci, 1]
-            gx0 = win[ci, 2]
-            gx1 = win[ci, 3]
-            glast = ci
-            cj = ci + 1
-            while cj < ncut:
-                if deferred[cj]:
+            for k in range(ncut):
+                ingroup[k] = False
+            if resume:
+                # levels cuts[first] and below are done; extend while resuming is cheaper
+                at = cuts[first]
+                glast = -1
+                for k in range(ci, ncut):
+                    if not deferred[k]:
+                        continue
+                    fr = (win[k, 1] - win[k, 0] + 1) * (win[k, 3] - win[k, 2] + 1) / (H * W)
+                    if start[cuts[k] + 1] - start[at + 1] > start[cuts[k] + 1] * fr + over:
+                        break
+                    ingroup[k] = True
+                    glast = k
+                    at = cuts[k]
+                resume = False
+                if glast >= 0:
+                    gy0 = 1
+                    gy1 = H
+                    gx0 = 1
+                    gx1 = W
+                    if ingroup[first]:  # the pass stopped right after this cut's level
+                        hrec = _bg_record(first, 1, 1, wp, wp, st, hrec, hbeg, hend, ws32)
+                    hrec, _ = _bg_run(
+                        H, W, 1, 1, wp, order, start, colx, slot, ingroup, cuts[first] + 1,
+                        cuts[glast], False, st, hrec, hbeg, hend, ws32, ws8, g4n, g4r, da4, deul,
+                    )
+                    gfirst = ci
+                else:
+                    continue
+            else:
+                gy0 = win[ci, 0]
+                gy1 = win[ci, 1]
+                gx0 = win[ci, 2]
+                gx1 = win[ci, 3]
+                glast = ci
+                for cj in range(ci + 1, ncut):
+                    if not deferred[cj]:
+                        continue
                     ny0 = min(gy0, win[cj, 0])
                     ny1 = max(gy1, win[cj, 1])
                     nx0 = min(gx0, win[cj, 2])
@@ -940,7 +1044,6 @@ def _sweep_kernel(
                     frac_g = (gy1 - gy0 + 1) * (gx1 - gx0 + 1) / (H * W)
                     frac_j = (win[cj, 1] - win[cj, 0] + 1) * (win[cj, 3] - win[cj, 2] + 1) / (H * W)
                     frac_n = (ny1 - ny0 + 1) * (nx1 - nx0 + 1) / (H * W)
-                    over = 0.05 * H * W + 256.0  # window set-up, in pixel visits
                     apart = start[cuts[glast] + 1] * frac_g + start[cuts[cj] + 1] * frac_j + 2 * over
                     merged = start[cuts[cj] + 1] * frac_n + over
                     if merged > apart:
@@ -950,20 +1053,21 @@ def _sweep_kernel(
                     gx0 = nx0
                     gx1 = nx1
                     glast = cj
-                cj += 1
-            for k in range(ncut):
-                ingroup[k] = False
-            for k in range(ci, glast + 1):
-                ingroup[k] = deferred[k]
-            qs = q2[gy0 - 1: gy1, gx0 - 1: gx1]
+                for k in range(ci, glast + 1):
+                    ingroup[k] = deferred[k]
+                qs = q2[gy0 - 1: gy1, gx0 - 1: gx1]
+                _bg_init(qs, ws32, ws8, ws16)
+                st[0] = 0
+                st[2] = 0
+                hrec, _ = _bg_run(
+                    gy1 - gy0 + 1, gx1 - gx0 + 1, gy0, gx0, wp, order, start, colx, slot, ingroup,
+                    0, cuts[glast], False, st, hrec, hbeg, hend, ws32, ws8, g4n, g4r, da4, deul,
+                )
+                gfirst = ci
             hh = gy1 - gy0 + 1
             ww = gx1 - gx0 + 1
             wps = ww + 2
-            hrec, hbeg, hend, _ = _holes(
-                qs, gy0, gx0, wp, order, start, colx, cuts, ingroup, cuts[glast], False, ws32, ws8,
-                ws16, g4n, g4r, da4, deul,
-            )
-            for k in range(ci, glast + 1):
+            for k in range(gfirst, glast + 1):
                 if not ingroup[k]:
                     continue
                 c = cuts[k]
