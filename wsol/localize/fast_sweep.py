@@ -53,7 +53,7 @@ from typing import Dict, List, Sequence, Tuple
 import numpy as np
 from numba import njit
 
-from wsol.localize.boxes import MODES, SWEEPS, SweepResult
+from wsol.localize.boxes import MODES, SWEEPS, SweepResult, sweep_reference
 from wsol.localize.maps import level_thresholds
 
 # 8-neighbour ring, bit b of the mask: N, NE, E, SE, S, SW, W, NW
@@ -133,10 +133,18 @@ _G8N, _G8R, _G4N, _G4R, _DA8, _DA4, _DEUL = _tables()
 # ---------------------------------------------------------------------------------------
 # workspace: per image shape, reused across calls (fresh 200 KB buffers cost page faults)
 # int32 rows of the foreground pass
-_PB, _TB, _SZ, _KEY, _LAST, _X0, _X1, _A8, _EU, _ACT, _POS, _ORD, _SLOT, _COLX = range(14)
+_PB, _TB, _SZ, _KEY, _LAST, _X0, _X1, _A8, _EU, _ACT, _POS, _SLOT = range(12)
 # int32 rows of the background pass
-_PA, _TA, _SZA, _BT, _KEYA, _LASTA, _X0A, _X1A, _A4, _ACTA, _POSA, _SLOTA = range(14, 26)
-_N32 = 26
+_PA, _TA, _SZA, _BT, _KEYA, _LASTA, _X0A, _X1A, _A4, _ACTA, _POSA, _SLOTA = range(12, 24)
+_N32 = 24
+# the sorted pixel stream packs, per pixel: padded index, foreground and background
+# neighbour masks, padded column (sequential loads in the passes instead of random ones)
+_PBITS = 28
+_PMASK = (1 << _PBITS) - 1
+_MBSH = 28
+_MASH = 36
+_XSH = 44
+MAX_PIXELS = 1 << _PBITS  # padded size limit of the packed stream
 
 
 @njit(cache=True, inline="always")
@@ -235,9 +243,10 @@ def _masks(qp: np.ndarray, wp: int, descending: bool, mb: np.ndarray) -> None:
 
 
 @njit(cache=True)
-def _counting_sort(q2: np.ndarray, wp: int, order: np.ndarray) -> np.ndarray:
-    """Write the padded indices of the pixels of the C-contiguous ``q2`` sorted by value (ties
-    in raster order) to ``order``; return the level offsets ``start[v]:start[v + 1]``."""
+def _counting_sort(q2: np.ndarray, wp: int, mb: np.ndarray, ma: np.ndarray, order: np.ndarray) -> np.ndarray:
+    """Sort the pixels of the C-contiguous ``q2`` by value (ties in raster order) into
+    ``order`` (int64, packed: padded index | mb << _MBSH | ma << _MASH | padded x << _XSH);
+    return the level offsets ``start[v]:start[v + 1]``."""
     H, W = q2.shape
     h4 = np.zeros((4, 257), np.int64)  # four histograms: no store-to-load chains on runs
     for y in range(H):
@@ -255,14 +264,21 @@ def _counting_sort(q2: np.ndarray, wp: int, order: np.ndarray) -> np.ndarray:
     for v in range(256):
         start[v + 1] += start[v]
     nxt = start[:256].copy()
-    qf = q2.ravel()  # C-contiguous
+    qf = q2.ravel()
     for y in range(H):  # unsigned indices: no wraparound checks in this hot loop
         base = (y + 1) * wp + 1
         row = y * W
         for x in range(W):
             v = np.uint64(qf[np.uint64(row + x)])
             j = nxt[v]
-            order[np.uint64(j)] = base + x
+            p = base + x
+            pu = np.uint64(p)
+            order[np.uint64(j)] = (
+                p
+                | (np.int64(mb[pu]) << _MBSH)
+                | (np.int64(ma[pu]) << _MASH)
+                | (np.int64(x + 1) << _XSH)
+            )
             nxt[v] = j + 1
     return start
 
@@ -363,8 +379,9 @@ def _emit(
 
 
 @njit(cache=True)
-def _bg_init(qs: np.ndarray, ws32: np.ndarray, ws8: np.ndarray, ws16: np.ndarray) -> None:
-    """Start a background pass over the window ``qs``: neighbour masks, padding ring.
+def _bg_init(qs: np.ndarray, whole: bool, ws32: np.ndarray, ws8: np.ndarray, ws16: np.ndarray) -> None:
+    """Start a background pass over the window ``qs``: neighbour masks (unless ``whole``:
+    the map's own, packed in the sorted stream), padding ring.
 
     The ring is one background set (root 0) touching the border from the start; pixel
     links are always followed by :func:`_find_at` (time -1).
@@ -372,9 +389,10 @@ def _bg_init(qs: np.ndarray, ws32: np.ndarray, ws8: np.ndarray, ws16: np.ndarray
     h, w = qs.shape
     wps = w + 2
     nps = (h + 2) * wps
-    qpa = ws16[1, :nps]
-    _pad(qs, qpa)
-    _masks(qpa, wps, False, ws8[1, :nps])
+    if not whole:
+        qpa = ws16[1, :nps]
+        _pad(qs, qpa)
+        _masks(qpa, wps, False, ws8[1, :nps])
     pa = ws32[_PA, :nps]
     ws32[_TA, :nps] = -1
     for x in range(wps):
@@ -396,7 +414,6 @@ def _bg_run(
     wp: int,
     order: np.ndarray,
     start: np.ndarray,
-    colx: np.ndarray,
     slot: np.ndarray,
     wanted: np.ndarray,
     v_lo: int,
@@ -417,9 +434,9 @@ def _bg_run(
 
     Pixels by increasing value, 4-connected union-find, persistent (links stamped in
     ``ws32[_TA]``); a set is a hole while it does not touch the window's border.
-    ``order``/``start``/``colx``: the whole map's pixels by value and its column table (full
-    padded coordinates, row width ``wp``); pixels outside the window (padded offset
-    ``ry0, rx0``) are skipped. Holes are recorded at the cuts flagged in ``wanted``
+    ``order``/``start``: the whole map's packed pixel stream by value (full padded
+    coordinates, row width ``wp``); pixels outside the window (padded offset ``ry0, rx0``)
+    are skipped. Holes are recorded at the cuts flagged in ``wanted``
     (``slot``: cut -> index): records ``(root, first, last, x0, x1, A4)`` in full padded
     coordinates appended to ``hrec``, cut i's range ``hbeg[i]:hend[i]``. ``st`` carries
     ``(#holes, Euler number, #records)`` between calls.
@@ -463,18 +480,21 @@ def _bg_run(
     c_a4 = 0
     for v in range(v_lo, v_hi + 1):
         for j in range(start[v], start[v + 1]):
-            p = np.int64(order[j])
-            if not whole:
+            e = order[j]
+            p = e & _PMASK
+            px = e >> _XSH
+            if whole:
+                m = (e >> _MASH) & 255
+            else:
                 ys = int((p + 0.5) * inv_wp) - ry0 + 1
-                xs = colx[p] - rx0 + 1
-                if ys < 1 or ys > h or xs < 1 or xs > w:
+                px = px - rx0 + 1
+                if ys < 1 or ys > h or px < 1 or px > w:
                     continue
-                p = ys * wps + xs
-            m = ma[p]
+                p = ys * wps + px
+                m = ma[p]
             ng = g4n[m]
             if low:
                 eul += deb[m]
-            px = p - int((p + 0.5) * invs) * wps
             if ng == 0:  # a new hole
                 pa[p] = p
                 rka[p] = 0
@@ -637,6 +657,7 @@ def _bg_record(
 def _sweep_kernel(
     q2: np.ndarray,
     raw_cuts: np.ndarray,
+    ws64: np.ndarray,
     ws32: np.ndarray,
     ws8: np.ndarray,
     ws16: np.ndarray,
@@ -698,12 +719,13 @@ def _sweep_kernel(
     eub = ws32[_EU, :npix]
     actb = ws32[_ACT, :npix]
     posb = ws32[_POS, :npix]
-    order = ws32[_ORD, :npix]
+    order = ws64[:H * W]
     slotn = ws32[_SLOT, :npix]
-    colx = ws32[_COLX, :npix]
     _pad(q2, qp)
     _masks(qp, wp, True, mb)
-    start = _counting_sort(q2, wp, order)
+    ma = ws8[1, :npix]
+    _masks(qp, wp, False, ma)
+    start = _counting_sort(q2, wp, mb, ma, order)
     tb[:] = _NEVER  # a pixel's link to its root is always followed
 
     out = np.empty((max(16, 2 * ncut), 4), np.int32)
@@ -734,19 +756,19 @@ def _sweep_kernel(
     # pass gives both, so the foreground pass only has to cover the cuts above. Every pixel
     # is then visited once. Worth it only when few pixels lie at or below the lowest cut.
     first = 0  # cuts[first:] are left to the foreground pass
-    low = ncut > 0 and start[cmin + 1] * 8 <= H * W
+    low = start[cmin + 1] * 8 <= H * W
     st = np.zeros(3, np.int64)  # background pass state: #holes, Euler number, #records
     hrec = np.empty((16, 6), np.int64)
     hbeg = np.zeros(ncut, np.int64)
     hend = np.zeros(ncut, np.int64)
     if low:
-        _bg_init(q2, ws32, ws8, ws16)
+        _bg_init(q2, True, ws32, ws8, ws16)
         st[1] = 4  # all pixels in the foreground: one component, no hole
         if cmin == -1:
             hbeg[0] = 0
             hend[0] = 0
         hrec, first = _bg_run(
-            H, W, 1, 1, wp, order, start, colx, slot, deferred, 0, 255, True, st, hrec, hbeg, hend,
+            H, W, 1, 1, wp, order, start, slot, deferred, 0, 255, True, st, hrec, hbeg, hend,
             ws32, ws8, g4n, g4r, da4, deul,
         )
         if first < 0:
@@ -904,12 +926,13 @@ def _sweep_kernel(
         if first >= ncut or v <= cuts[first]:
             break
         for j in range(start[v], start[v + 1]):
-            p = np.int64(order[j])
-            m = mb[p]
+            e = order[j]
+            p = e & _PMASK
+            m = (e >> _MBSH) & 255
+            px = e >> _XSH
             ng = g8n[m]
             t = pk[m]
             tot += t
-            px = colx[p]
             if ng == 0:  # a new component
                 pb[p] = p
                 rkb[p] = 0
@@ -1022,7 +1045,7 @@ def _sweep_kernel(
                     if ingroup[first]:  # the pass stopped right after this cut's level
                         hrec = _bg_record(first, 1, 1, wp, wp, st, hrec, hbeg, hend, ws32)
                     hrec, _ = _bg_run(
-                        H, W, 1, 1, wp, order, start, colx, slot, ingroup, cuts[first] + 1,
+                        H, W, 1, 1, wp, order, start, slot, ingroup, cuts[first] + 1,
                         cuts[glast], False, st, hrec, hbeg, hend, ws32, ws8, g4n, g4r, da4, deul,
                     )
                     gfirst = ci
@@ -1056,11 +1079,11 @@ def _sweep_kernel(
                 for k in range(ci, glast + 1):
                     ingroup[k] = deferred[k]
                 qs = q2[gy0 - 1: gy1, gx0 - 1: gx1]
-                _bg_init(qs, ws32, ws8, ws16)
+                _bg_init(qs, (gy1 - gy0 + 1) * (gx1 - gx0 + 1) == H * W, ws32, ws8, ws16)
                 st[0] = 0
                 st[2] = 0
                 hrec, _ = _bg_run(
-                    gy1 - gy0 + 1, gx1 - gx0 + 1, gy0, gx0, wp, order, start, colx, slot, ingroup,
+                    gy1 - gy0 + 1, gx1 - gx0 + 1, gy0, gx0, wp, order, start, slot, ingroup,
                     0, cuts[glast], False, st, hrec, hbeg, hend, ws32, ws8, g4n, g4r, da4, deul,
                 )
                 gfirst = ci
@@ -1111,7 +1134,7 @@ def _sweep_kernel(
                         # parent: the hole holding the pixel left of its first pixel, if any
                         kp = nkey[i]
                         ys = int((kp + 0.5) * inv_wp) - gy0 + 1
-                        xs = colx[kp] - 1 - gx0 + 1
+                        xs = kp - int((kp + 0.5) * inv_wp) * wp - 1 - gx0 + 1
                         if 1 <= ys <= hh and 1 <= xs <= ww:
                             ra = _find_at(pa, ta, ys * wps + xs, c, True)
                             if bt[ra] > c:
@@ -1124,22 +1147,20 @@ def _sweep_kernel(
 
 
 class _Workspace(threading.local):
-    """Per-thread buffers for the last image shape seen (see the note on page faults)."""
+    """Per-thread buffers for the last image shape seen (fresh 200 KB buffers on every call
+    would cost page faults)."""
 
     shape: Tuple[int, int] = (-1, -1)
-    ws32: np.ndarray
-    ws8: np.ndarray
-    ws16: np.ndarray
 
-    def get(self, h: int, w: int) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def get(self, h: int, w: int) -> Tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         if self.shape != (h, w):
             npix = (h + 2) * (w + 2)
+            self.ws64 = np.empty(npix, np.int64)
             self.ws32 = np.empty((_N32, npix), np.int32)
-            self.ws32[_COLX] = np.arange(npix, dtype=np.int32) % (w + 2)
             self.ws8 = np.empty((2, npix), np.uint8)
             self.ws16 = np.empty((2, npix), np.int16)
             self.shape = (h, w)
-        return self.ws32, self.ws8, self.ws16
+        return self.ws64, self.ws32, self.ws8, self.ws16
 
 
 _WS = _Workspace()
@@ -1165,9 +1186,10 @@ def sweep_fast(q: np.ndarray, taus: Sequence[float]) -> SweepResult:
     cuts = level_thresholds(int(q.max()), taus)
     if cuts.size == 0:
         return SweepResult({m: [] for m in MODES})
-    ws32, ws8, ws16 = _WS.get(*q.shape)
+    if q.size == 0 or (q.shape[0] + 2) * (q.shape[1] + 2) > MAX_PIXELS:
+        return sweep_reference(q, taus)  # degenerate or beyond the packed index range
     all_boxes, start, end, largest, inv, _ = _sweep_kernel(
-        q, cuts, ws32, ws8, ws16, _G8N, _G8R, _G4N, _G4R, _DA8, _DA4, _DEUL
+        q, cuts, *_WS.get(*q.shape), _G8N, _G8R, _G4N, _G4R, _DA8, _DA4, _DEUL
     )
     # One array per distinct cut. A cut with a single box has the same box in both modes:
     # both lists hold the same [1, 4] view (numpy hands out rows of the [m, 1, 4] block far
