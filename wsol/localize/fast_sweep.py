@@ -33,16 +33,24 @@ every rule was checked against OpenCV (tests/test_sweep.py):
   its first pixel, if that pixel lies in a hole.
 * 'largest' = the first contour in that order with the largest area (Python's ``max``).
 
-Passes (all over pixels in a counting-sorted order, only at the distinct integer cuts):
+Passes (over one counting-sorted stream of the pixels; only the distinct integer cuts are
+visited, whatever the number of τ; every union-find is persistent -- no path compression,
+each link stamped with its level -- so "which set held pixel p at cut c" can be asked
+after the pass):
 
-1. foreground, decreasing value, 8-connected union-find. It also keeps the Euler number
-   of the mask (bit-quad counts, same neighbour-mask table), so ``#holes = #components -
-   Euler`` is known at every cut. Cuts without holes -- nearly all of them on real CAMs --
-   are emitted right away (components sorted by first pixel, areas = A8).
-2. only if some needed cut has holes: background, increasing value, 4-connected union-find
-   kept *persistent* (no path compression; each parent link stamped with its level, so
-   "which hole held pixel p at cut c" can be asked later) records those cuts' holes; then
-   the foreground pass is replayed to emit those cuts with the full contour tree.
+1. background, increasing value, 4-connected, from the lowest cut up, while the foreground
+   is a single component (its component count is its Euler number plus its number of
+   holes, both kept incrementally). Those cuts -- the bottom of a CAM, where the foreground
+   is everything but a few background basins -- are emitted from this pass alone: the box
+   from row/column maxima, then the holes.
+2. foreground, decreasing value, 8-connected, for the cuts above: components with first
+   pixel, box, A8 and Euler number. A cut whose Euler number says "no hole" -- nearly all of
+   them on real CAMs -- is emitted at once (components by first pixel, areas = A8).
+3. cuts with holes wait; their holes come from background passes: first by resuming pass 1
+   while that is cheap, then fresh passes over windows holding the components with holes.
+   Then they are emitted through the full contour tree.
+
+Each pixel is visited about once by passes 1 and 2 together.
 """
 from __future__ import annotations
 
@@ -147,7 +155,7 @@ _XSH = 44
 MAX_PIXELS = 1 << _PBITS  # padded size limit of the packed stream
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True)
 def _find(parent: np.ndarray, x: int) -> int:
     """Root (no compression: both union-finds are persistent, see _find_at)."""
     while parent[x] != x:
@@ -155,7 +163,7 @@ def _find(parent: np.ndarray, x: int) -> int:
     return x
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True)
 def _find_at(parent: np.ndarray, ptime: np.ndarray, x: int, t: int, up: bool) -> int:
     """Root of ``x`` as the union-find stood at level ``t``.
 
@@ -392,7 +400,7 @@ def _bg_init(qs: np.ndarray, whole: bool, ws32: np.ndarray, ws8: np.ndarray, ws1
     if not whole:
         qpa = ws16[1, :nps]
         _pad(qs, qpa)
-        _masks(qpa, wps, False, ws8[1, :nps])
+        _masks(qpa, wps, np.bool_(False), ws8[1, :nps])
     pa = ws32[_PA, :nps]
     ws32[_TA, :nps] = -1
     for x in range(wps):
@@ -680,6 +688,11 @@ def _sweep_kernel(
     wp = W + 2
     npix = (H + 2) * wp
     inv_wp = 1.0 / wp  # row of padded index p: int((p + 0.5) * inv_wp), exact at any size
+    # plain (non-literal) constants for calls: numba compiles one specialization per literal
+    no = np.bool_(False)
+    yes = np.bool_(True)
+    i0 = H - H  # run-time zero: not a literal
+    i1 = i0 + 1
 
     # distinct cuts; q > c is the same mask for all c <= -1 (all pixels) and c >= 255 (none)
     present = np.zeros(257, np.bool_)
@@ -722,14 +735,14 @@ def _sweep_kernel(
     order = ws64[:H * W]
     slotn = ws32[_SLOT, :npix]
     _pad(q2, qp)
-    _masks(qp, wp, True, mb)
+    _masks(qp, wp, yes, mb)
     ma = ws8[1, :npix]
-    _masks(qp, wp, False, ma)
+    _masks(qp, wp, no, ma)
     start = _counting_sort(q2, wp, mb, ma, order)
     tb[:] = _NEVER  # a pixel's link to its root is always followed
 
     out = np.empty((max(16, 2 * ncut), 4), np.int32)
-    nout = 0
+    nout = i0
     ostart = np.zeros(ncut, np.int64)
     oend = np.zeros(ncut, np.int64)
     largest = np.zeros((ncut, 4), np.int32)
@@ -762,13 +775,13 @@ def _sweep_kernel(
     hbeg = np.zeros(ncut, np.int64)
     hend = np.zeros(ncut, np.int64)
     if low:
-        _bg_init(q2, True, ws32, ws8, ws16)
+        _bg_init(q2, yes, ws32, ws8, ws16)
         st[1] = 4  # all pixels in the foreground: one component, no hole
         if cmin == -1:
             hbeg[0] = 0
             hend[0] = 0
         hrec, first = _bg_run(
-            H, W, 1, 1, wp, order, start, slot, deferred, 0, 255, True, st, hrec, hbeg, hend,
+            H, W, i1, i1, wp, order, start, slot, deferred, i0, np.int64(255), yes, st, hrec, hbeg, hend,
             ws32, ws8, g4n, g4r, da4, deul,
         )
         if first < 0:
@@ -799,7 +812,7 @@ def _sweep_kernel(
             nhc = hend[k] - hbeg[k]
             ostart[k] = nout
             if ly[c + 1] < 0:  # no foreground
-                out, nout = _emit(nkey, npar, narea, nbox, 0, False, scr, out, nout, largest, k)
+                out, nout = _emit(nkey, npar, narea, nbox, i0, no, scr, out, nout, largest, k)
                 oend[k] = nout
                 continue
             nn = 1 + nhc
@@ -833,7 +846,7 @@ def _sweep_kernel(
     # ---------- foreground pass: 8-connected, decreasing values ----------
     # per root: rank, first and last pixel (rows), x range, A8 (half pixels), Euler number
     # (quarter units); the root the last pixels joined keeps its updates in registers
-    nactb = 0
+    nactb = i0
     tot = np.int64(0)  # sum of pk over the mask: its Euler number in the high half
     cr = -1
     c_key = _NEVER
@@ -921,7 +934,7 @@ def _sweep_kernel(
                     nbox[i, 2] = min(b1x[r], W - 1)
                     nbox[i, 3] = min(int((lastb[r] + 0.5) * inv_wp), H - 1)
                 ostart[ci] = nout
-                out, nout = _emit(nkey, npar, narea, nbox, nactb, False, scr, out, nout, largest, ci)
+                out, nout = _emit(nkey, npar, narea, nbox, nactb, no, scr, out, nout, largest, ci)
                 oend[ci] = nout
         if first >= ncut or v <= cuts[first]:
             break
@@ -1043,10 +1056,10 @@ def _sweep_kernel(
                     gx0 = 1
                     gx1 = W
                     if ingroup[first]:  # the pass stopped right after this cut's level
-                        hrec = _bg_record(first, 1, 1, wp, wp, st, hrec, hbeg, hend, ws32)
+                        hrec = _bg_record(first, i1, i1, wp, wp, st, hrec, hbeg, hend, ws32)
                     hrec, _ = _bg_run(
-                        H, W, 1, 1, wp, order, start, slot, ingroup, cuts[first] + 1,
-                        cuts[glast], False, st, hrec, hbeg, hend, ws32, ws8, g4n, g4r, da4, deul,
+                        H, W, i1, i1, wp, order, start, slot, ingroup, cuts[first] + 1,
+                        cuts[glast], no, st, hrec, hbeg, hend, ws32, ws8, g4n, g4r, da4, deul,
                     )
                     gfirst = ci
                 else:
@@ -1078,13 +1091,13 @@ def _sweep_kernel(
                     glast = cj
                 for k in range(ci, glast + 1):
                     ingroup[k] = deferred[k]
-                qs = q2[gy0 - 1: gy1, gx0 - 1: gx1]
+                qs = np.ascontiguousarray(q2[gy0 - 1: gy1, gx0 - 1: gx1])  # one specialization
                 _bg_init(qs, (gy1 - gy0 + 1) * (gx1 - gx0 + 1) == H * W, ws32, ws8, ws16)
                 st[0] = 0
                 st[2] = 0
                 hrec, _ = _bg_run(
                     gy1 - gy0 + 1, gx1 - gx0 + 1, gy0, gx0, wp, order, start, slot, ingroup,
-                    0, cuts[glast], False, st, hrec, hbeg, hend, ws32, ws8, g4n, g4r, da4, deul,
+                    i0, cuts[glast], no, st, hrec, hbeg, hend, ws32, ws8, g4n, g4r, da4, deul,
                 )
                 gfirst = ci
             hh = gy1 - gy0 + 1
@@ -1128,7 +1141,7 @@ def _sweep_kernel(
                     nbox[kk, 2] = min(hrec[h0 + i, 4] + 1, W - 1)
                     nbox[kk, 3] = min(int((hrec[h0 + i, 2] + 0.5) * inv_wp) + 1, H - 1)
                     # parent: the component holding the pixel left of the hole's first pixel
-                    npar[kk] = slotn[_find_at(pb, tb, hk - 1, c, False)]
+                    npar[kk] = slotn[_find_at(pb, tb, hk - 1, c, no)]
                 if nhc > 0:
                     for i in range(nc):
                         # parent: the hole holding the pixel left of its first pixel, if any
@@ -1136,7 +1149,7 @@ def _sweep_kernel(
                         ys = int((kp + 0.5) * inv_wp) - gy0 + 1
                         xs = kp - int((kp + 0.5) * inv_wp) * wp - 1 - gx0 + 1
                         if 1 <= ys <= hh and 1 <= xs <= ww:
-                            ra = _find_at(pa, ta, ys * wps + xs, c, True)
+                            ra = _find_at(pa, ta, ys * wps + xs, c, yes)
                             if bt[ra] > c:
                                 npar[i] = slota[ra]
                 ostart[k] = nout
