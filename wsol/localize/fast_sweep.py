@@ -69,6 +69,10 @@ _RING = ((-1, 0), (-1, 1), (0, 1), (1, 1), (1, 0), (1, -1), (0, -1), (-1, -1))
 # the four 2x2 blocks around the centre pixel as (tl, tr, bl, br); -1 = the centre
 _BLOCKS = ((7, 0, 6, -1), (0, 1, -1, 2), (6, -1, 5, 4), (-1, 2, 4, 3))
 _NEVER = 1 << 30  # time stamp: has not happened
+# Stream order among equal values: rows top to bottom; in a row, columns x % _STRIDE == 0
+# first, then 1, ... Neighbouring pixels are then rarely consecutive, which avoids
+# store-to-load stalls on the same counters / parents (2x faster counting sort on CAMs).
+_STRIDE = 8
 
 
 def _groups(mask: int, four: bool) -> List[int]:
@@ -207,52 +211,66 @@ def _pad(q2: np.ndarray, qp: np.ndarray) -> None:
 
 
 @njit(cache=True)
-def _masks(qp: np.ndarray, wp: int, descending: bool, mb: np.ndarray) -> None:
+def _masks(qp: np.ndarray, wp: int, descending: bool, tie_w: np.ndarray, tie_e: np.ndarray, mb: np.ndarray) -> None:
     """8-neighbour bit mask (bit order: _RING) of the neighbours already in the set when each
-    pixel of the padded map ``qp`` (padding -1) joins it; written to ``mb``.
+    pixel of the padded map ``qp`` (padding -1, row width ``wp``) joins it; written to ``mb``.
 
-    Pixels join by value (decreasing for the foreground, increasing for the background),
-    ties in raster order, so a neighbour is in iff its value comes strictly earlier, or is
-    equal and the neighbour precedes in raster order (N, NE, W, NW). Padding is never in the
-    foreground and always in the background. Unsigned indices let LLVM vectorize the loop
-    (numba's negative-index wraparound check on signed indices prevents it).
+    Pixels join by value (decreasing for the foreground, increasing for the background);
+    equal values join in stream order (see :data:`_STRIDE`): rows top to bottom, and in a row
+    by column class then column. So a neighbour is in iff its value comes strictly earlier,
+    or is equal and it precedes: N, NE, NW always, S, SE, SW never, W when ``tie_w[x]``, E
+    when ``tie_e[x]`` (indexed by padded column). Padding is never in the foreground and
+    always in the background. Unsigned indices let LLVM vectorize the loop (numba's
+    negative-index wraparound check on signed indices prevents it).
     """
-    n = qp.shape[0]
+    h = qp.shape[0] // wp - 2
     w = np.uint64(wp)
     one = np.uint64(1)
-    lo = w + one
-    hi = np.uint64(n) - w - one
-    if descending:
-        for p in range(lo, hi):
+    for y in range(1, h + 1):
+        base = np.uint64(y * wp)
+        for xp in range(one, w - one):
+            p = base + xp
             c = qp[p]
-            mb[p] = (
-                np.uint8(qp[p - w] >= c)
-                | (np.uint8(qp[p - w + one] >= c) << np.uint8(1))
-                | (np.uint8(qp[p + one] > c) << np.uint8(2))
-                | (np.uint8(qp[p + w + one] > c) << np.uint8(3))
-                | (np.uint8(qp[p + w] > c) << np.uint8(4))
-                | (np.uint8(qp[p + w - one] > c) << np.uint8(5))
-                | (np.uint8(qp[p - one] >= c) << np.uint8(6))
-                | (np.uint8(qp[p - w - one] >= c) << np.uint8(7))
-            )
-    else:
-        for p in range(lo, hi):
-            c = qp[p]
-            mb[p] = (
-                np.uint8(qp[p - w] <= c)
-                | (np.uint8(qp[p - w + one] <= c) << np.uint8(1))
-                | (np.uint8(qp[p + one] < c) << np.uint8(2))
-                | (np.uint8(qp[p + w + one] < c) << np.uint8(3))
-                | (np.uint8(qp[p + w] < c) << np.uint8(4))
-                | (np.uint8(qp[p + w - one] < c) << np.uint8(5))
-                | (np.uint8(qp[p - one] <= c) << np.uint8(6))
-                | (np.uint8(qp[p - w - one] <= c) << np.uint8(7))
-            )
+            if descending:
+                mb[p] = (
+                    np.uint8(qp[p - w] >= c)
+                    | (np.uint8(qp[p - w + one] >= c) << np.uint8(1))
+                    | (np.uint8((qp[p + one] > c) | ((qp[p + one] == c) & (tie_e[xp] != 0))) << np.uint8(2))
+                    | (np.uint8(qp[p + w + one] > c) << np.uint8(3))
+                    | (np.uint8(qp[p + w] > c) << np.uint8(4))
+                    | (np.uint8(qp[p + w - one] > c) << np.uint8(5))
+                    | (np.uint8((qp[p - one] > c) | ((qp[p - one] == c) & (tie_w[xp] != 0))) << np.uint8(6))
+                    | (np.uint8(qp[p - w - one] >= c) << np.uint8(7))
+                )
+            else:
+                mb[p] = (
+                    np.uint8(qp[p - w] <= c)
+                    | (np.uint8(qp[p - w + one] <= c) << np.uint8(1))
+                    | (np.uint8((qp[p + one] < c) | ((qp[p + one] == c) & (tie_e[xp] != 0))) << np.uint8(2))
+                    | (np.uint8(qp[p + w + one] < c) << np.uint8(3))
+                    | (np.uint8(qp[p + w] < c) << np.uint8(4))
+                    | (np.uint8(qp[p + w - one] < c) << np.uint8(5))
+                    | (np.uint8((qp[p - one] < c) | ((qp[p - one] == c) & (tie_w[xp] != 0))) << np.uint8(6))
+                    | (np.uint8(qp[p - w - one] <= c) << np.uint8(7))
+                )
+
+
+@njit(cache=True)
+def _ties(w: int) -> Tuple[np.ndarray, np.ndarray]:
+    """Per padded column of a map ``w`` wide: does the W (resp. E) neighbour come earlier in
+    the stream among equal values? Column x is visited in class ``x % _STRIDE``, then order."""
+    tie_w = np.zeros(w + 2, np.uint8)
+    tie_e = np.zeros(w + 2, np.uint8)
+    for x in range(w):
+        tie_w[x + 1] = x % _STRIDE != 0
+        tie_e[x + 1] = x % _STRIDE == _STRIDE - 1
+    return tie_w, tie_e
 
 
 @njit(cache=True)
 def _counting_sort(q2: np.ndarray, wp: int, mb: np.ndarray, ma: np.ndarray, order: np.ndarray) -> np.ndarray:
-    """Sort the pixels of the C-contiguous ``q2`` by value (ties in raster order) into
+    """Sort the pixels of the C-contiguous ``q2`` by value (ties in stream order, see
+    :data:`_STRIDE`) into
     ``order`` (int64, packed: padded index | mb << _MBSH | ma << _MASH | padded x << _XSH);
     return the level offsets ``start[v]:start[v + 1]``."""
     H, W = q2.shape
@@ -276,18 +294,19 @@ def _counting_sort(q2: np.ndarray, wp: int, mb: np.ndarray, ma: np.ndarray, orde
     for y in range(H):  # unsigned indices: no wraparound checks in this hot loop
         base = (y + 1) * wp + 1
         row = y * W
-        for x in range(W):
-            v = np.uint64(qf[np.uint64(row + x)])
-            j = nxt[v]
-            p = base + x
-            pu = np.uint64(p)
-            order[np.uint64(j)] = (
-                p
-                | (np.int64(mb[pu]) << _MBSH)
-                | (np.int64(ma[pu]) << _MASH)
-                | (np.int64(x + 1) << _XSH)
-            )
-            nxt[v] = j + 1
+        for cls in range(_STRIDE):
+            for x in range(cls, W, _STRIDE):
+                v = np.uint64(qf[np.uint64(row + x)])
+                j = nxt[v]
+                p = base + x
+                pu = np.uint64(p)
+                order[np.uint64(j)] = (
+                    p
+                    | (np.int64(mb[pu]) << _MBSH)
+                    | (np.int64(ma[pu]) << _MASH)
+                    | (np.int64(x + 1) << _XSH)
+                )
+                nxt[v] = j + 1
     return start
 
 
@@ -387,7 +406,10 @@ def _emit(
 
 
 @njit(cache=True)
-def _bg_init(qs: np.ndarray, whole: bool, ws32: np.ndarray, ws8: np.ndarray, ws16: np.ndarray) -> None:
+def _bg_init(
+    qs: np.ndarray, whole: bool, tie_w: np.ndarray, tie_e: np.ndarray, ws32: np.ndarray, ws8: np.ndarray,
+    ws16: np.ndarray,
+) -> None:
     """Start a background pass over the window ``qs``: neighbour masks (unless ``whole``:
     the map's own, packed in the sorted stream), padding ring.
 
@@ -400,7 +422,7 @@ def _bg_init(qs: np.ndarray, whole: bool, ws32: np.ndarray, ws8: np.ndarray, ws1
     if not whole:
         qpa = ws16[1, :nps]
         _pad(qs, qpa)
-        _masks(qpa, wps, np.bool_(False), ws8[1, :nps])
+        _masks(qpa, wps, np.bool_(False), tie_w, tie_e, ws8[1, :nps])
     pa = ws32[_PA, :nps]
     ws32[_TA, :nps] = -1
     for x in range(wps):
@@ -735,9 +757,10 @@ def _sweep_kernel(
     order = ws64[:H * W]
     slotn = ws32[_SLOT, :npix]
     _pad(q2, qp)
-    _masks(qp, wp, yes, mb)
+    tie_w, tie_e = _ties(W)
+    _masks(qp, wp, yes, tie_w, tie_e, mb)
     ma = ws8[1, :npix]
-    _masks(qp, wp, no, ma)
+    _masks(qp, wp, no, tie_w, tie_e, ma)
     start = _counting_sort(q2, wp, mb, ma, order)
     tb[:] = _NEVER  # a pixel's link to its root is always followed
 
@@ -775,7 +798,7 @@ def _sweep_kernel(
     hbeg = np.zeros(ncut, np.int64)
     hend = np.zeros(ncut, np.int64)
     if low:
-        _bg_init(q2, yes, ws32, ws8, ws16)
+        _bg_init(q2, yes, tie_w, tie_e, ws32, ws8, ws16)
         st[1] = 4  # all pixels in the foreground: one component, no hole
         if cmin == -1:
             hbeg[0] = 0
@@ -1092,7 +1115,10 @@ def _sweep_kernel(
                 for k in range(ci, glast + 1):
                     ingroup[k] = deferred[k]
                 qs = np.ascontiguousarray(q2[gy0 - 1: gy1, gx0 - 1: gx1])  # one specialization
-                _bg_init(qs, (gy1 - gy0 + 1) * (gx1 - gx0 + 1) == H * W, ws32, ws8, ws16)
+                _bg_init(
+                    qs, (gy1 - gy0 + 1) * (gx1 - gx0 + 1) == H * W, tie_w[gx0 - 1: gx1 + 2],
+                    tie_e[gx0 - 1: gx1 + 2], ws32, ws8, ws16,
+                )
                 st[0] = 0
                 st[2] = 0
                 hrec, _ = _bg_run(
