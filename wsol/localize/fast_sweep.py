@@ -256,6 +256,49 @@ def _masks(qp: np.ndarray, wp: int, descending: bool, tie_w: np.ndarray, tie_e: 
 
 
 @njit(cache=True)
+def _masks_both(qp: np.ndarray, wp: int, tie_w: np.ndarray, tie_e: np.ndarray, mb: np.ndarray, ma: np.ndarray) -> None:
+    """:func:`_masks` for the foreground (``mb``) and the background (``ma``) in one sweep."""
+    h = qp.shape[0] // wp - 2
+    w = np.uint64(wp)
+    one = np.uint64(1)
+    for y in range(1, h + 1):
+        base = np.uint64(y * wp)
+        for xp in range(one, w - one):
+            p = base + xp
+            c = qp[p]
+            n0 = qp[p - w]
+            n1 = qp[p - w + one]
+            n2 = qp[p + one]
+            n3 = qp[p + w + one]
+            n4 = qp[p + w]
+            n5 = qp[p + w - one]
+            n6 = qp[p - one]
+            n7 = qp[p - w - one]
+            te = tie_e[xp] != 0
+            tw = tie_w[xp] != 0
+            mb[p] = (
+                np.uint8(n0 >= c)
+                | (np.uint8(n1 >= c) << np.uint8(1))
+                | (np.uint8((n2 > c) | ((n2 == c) & te)) << np.uint8(2))
+                | (np.uint8(n3 > c) << np.uint8(3))
+                | (np.uint8(n4 > c) << np.uint8(4))
+                | (np.uint8(n5 > c) << np.uint8(5))
+                | (np.uint8((n6 > c) | ((n6 == c) & tw)) << np.uint8(6))
+                | (np.uint8(n7 >= c) << np.uint8(7))
+            )
+            ma[p] = (
+                np.uint8(n0 <= c)
+                | (np.uint8(n1 <= c) << np.uint8(1))
+                | (np.uint8((n2 < c) | ((n2 == c) & te)) << np.uint8(2))
+                | (np.uint8(n3 < c) << np.uint8(3))
+                | (np.uint8(n4 < c) << np.uint8(4))
+                | (np.uint8(n5 < c) << np.uint8(5))
+                | (np.uint8((n6 < c) | ((n6 == c) & tw)) << np.uint8(6))
+                | (np.uint8(n7 <= c) << np.uint8(7))
+            )
+
+
+@njit(cache=True)
 def _ties(w: int) -> Tuple[np.ndarray, np.ndarray]:
     """Per padded column of a map ``w`` wide: does the W (resp. E) neighbour come earlier in
     the stream among equal values? Column x is visited in class ``x % _STRIDE``, then order."""
@@ -758,9 +801,8 @@ def _sweep_kernel(
     slotn = ws32[_SLOT, :npix]
     _pad(q2, qp)
     tie_w, tie_e = _ties(W)
-    _masks(qp, wp, yes, tie_w, tie_e, mb)
     ma = ws8[1, :npix]
-    _masks(qp, wp, no, tie_w, tie_e, ma)
+    _masks_both(qp, wp, tie_w, tie_e, mb, ma)
     start = _counting_sort(q2, wp, mb, ma, order)
     tb[:] = _NEVER  # a pixel's link to its root is always followed
 
