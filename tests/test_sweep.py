@@ -221,7 +221,7 @@ def test_results_are_shared_per_cut_like_the_reference():
             assert first.setdefault(c, arr) is arr
 
 
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.integers(1, 20).flatmap(lambda h: st.integers(1, 20).flatmap(
     lambda w: st.tuples(st.just((h, w)), st.lists(st.integers(0, 255), min_size=h * w, max_size=h * w)))))
 def test_property_arbitrary_small_maps(hw_values):
@@ -229,7 +229,7 @@ def test_property_arbitrary_small_maps(hw_values):
     assert_same(np.array(values, np.uint8).reshape(h, w), T100)
 
 
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.integers(1, 20), st.integers(1, 20), st.integers(2, 5), st.integers(0, 2 ** 32 - 1))
 def test_property_small_maps_few_levels(h, w, levels, seed):
     rng = np.random.default_rng(seed)
@@ -237,7 +237,7 @@ def test_property_small_maps_few_levels(h, w, levels, seed):
     assert_same(q, T1000)
 
 
-@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.integers(2, 6), st.integers(0, 2 ** 32 - 1), st.sampled_from([1, 2, 4, 8, 16]),
        st.sampled_from([0.0, 0.6, 1.5]))
 def test_property_224_few_levels(levels, seed, cell, sigma):
