@@ -1,0 +1,186 @@
+"""Threshold-sweep speed: ms per image, reference (per-threshold OpenCV) vs fast, one core.
+
+Families of quantized 224x224 maps:
+
+* real CAMs: EfficientNet-Lite0 top-1 CAMs of the shared ImageNet val images, when
+  ``wsol.models.efficientnet_lite`` and ``../shared/data/imagenet-val-100`` are available;
+  otherwise the CAM-like synthetic family (a few anisotropic Gaussians plus low noise on a
+  7x7 grid, upsampled and normalized by ``wsol.localize.maps.postprocess``), labelled so;
+  ``--cams FILE.npy`` benchmarks saved quantized maps ([N, H, W] uint8) instead.
+* noisy maps: blurred white noise (sigma 1 px), hundreds of components and holes per cut.
+
+Both paths run pinned to one core (``os.sched_setaffinity``, ``cv2.setNumThreads(1)``,
+``NUMBA_NUM_THREADS=1``). numba's compile (or cache load) happens in a warm-up call and is
+printed, not counted. Each measurement times the reference over all images, then the fast
+path over all images, ``--repeats`` times, and keeps the fastest repeat of each (the machine
+may be shared); the reference is ``sweep_reference`` exactly as written in
+``wsol/localize/boxes.py`` (it already traces each distinct integer cut only once).
+Writes ``results/sweep_speed.csv``: family, n_images, n_thresholds, ms_reference, ms_fast,
+speedup, cpu, date, command.
+"""
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("NUMBA_NUM_THREADS", "1")  # before numba is imported
+
+import argparse  # noqa: E402
+import csv  # noqa: E402
+import datetime  # noqa: E402
+import glob  # noqa: E402
+import shlex  # noqa: E402
+import sys  # noqa: E402
+import time  # noqa: E402
+from typing import Callable, List, Tuple  # noqa: E402
+
+import cv2  # noqa: E402
+import numpy as np  # noqa: E402
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+
+from wsol.localize.boxes import sweep_reference  # noqa: E402
+from wsol.localize.fast_sweep import sweep_fast  # noqa: E402
+from wsol.localize.maps import normalize, postprocess, quantize, thresholds  # noqa: E402
+
+REPO = os.path.normpath(os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+SHARED_VAL = os.path.join(REPO, "..", "shared", "data", "imagenet-val-100", "ILSVRC", "Data", "CLS-LOC", "val")
+COLUMNS = ["family", "n_images", "n_thresholds", "ms_reference", "ms_fast", "speedup", "cpu", "date", "command"]
+
+
+def cpu_name() -> str:
+    """CPU model name from /proc/cpuinfo."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return "unknown"
+
+
+def cam_like_maps(n: int, seed: int) -> np.ndarray:
+    """Synthetic CAM-like maps (see module docstring), quantized, [n, 224, 224] uint8."""
+    rng = np.random.default_rng(seed)
+    y, x = np.mgrid[0:7, 0:7].astype(np.float64)
+    out = []
+    for _ in range(n):
+        cam = 0.05 * rng.standard_normal((7, 7))
+        for _ in range(rng.integers(1, 5)):
+            cy, cx = rng.uniform(-1, 8, 2)
+            sy, sx = rng.uniform(0.6, 3.0, 2)
+            th = rng.uniform(0, np.pi)
+            dy, dx = y - cy, x - cx
+            u, v = np.cos(th) * dx + np.sin(th) * dy, -np.sin(th) * dx + np.cos(th) * dy
+            cam += rng.uniform(-0.4, 1.0) * np.exp(-(u ** 2 / (2 * sx ** 2) + v ** 2 / (2 * sy ** 2)))
+        out.append(quantize(postprocess(cam)))
+    return np.stack(out)
+
+
+def noisy_maps(n: int, seed: int) -> np.ndarray:
+    """Blurred white noise (sigma 1 px), quantized: hundreds of components per cut."""
+    rng = np.random.default_rng(seed)
+    return np.stack([quantize(normalize(cv2.GaussianBlur(rng.standard_normal((224, 224)).astype(np.float32),
+                                                         (0, 0), 1.0))) for _ in range(n)])
+
+
+def real_cams(n: int) -> np.ndarray | None:
+    """EfficientNet-Lite0 top-1 CAMs of the shared val images, or None when unavailable."""
+    try:
+        import torch
+
+        from wsol.models.efficientnet_lite import LITE_CONFIG, build_efficientnet_lite
+        from wsol.transforms.image import load_rgb, test_transform
+    except ImportError:
+        return None
+    files = sorted(glob.glob(os.path.join(SHARED_VAL, "*.JPEG")))[:n]
+    if not files:
+        return None
+    cfg = LITE_CONFIG["efficientnet_lite0"]
+    model = build_efficientnet_lite("efficientnet_lite0").eval()
+    tf = test_transform(cfg["mean"], cfg["std"])
+    cams = []
+    with torch.no_grad():
+        for i in range(0, len(files), 16):
+            x = torch.stack([tf(load_rgb(f)) for f in files[i:i + 16]])
+            feat = model.forward_features(x)
+            top1 = model.forward_head(feat).argmax(1)
+            cams.append(torch.einsum("bk,bkhw->bhw", model.get_classifier().weight[top1], feat).numpy())
+    return np.stack([quantize(postprocess(c)) for c in np.concatenate(cams)])
+
+
+def time_per_image(fn: Callable, maps: np.ndarray, taus: np.ndarray, repeats: int) -> float:
+    """Fastest of ``repeats`` loops over all maps, in ms per image."""
+    best = float("inf")
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        for q in maps:
+            fn(q, taus)
+        best = min(best, (time.perf_counter() - t0) / len(maps))
+    return best * 1e3
+
+
+def main(argv: List[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--n-cams", type=int, default=50, help="images of the CAM family (default 50)")
+    ap.add_argument("--n-noisy", type=int, default=5, help="images of the noisy family (default 5)")
+    ap.add_argument("--cams", help="benchmark these saved quantized maps (.npy, [N, H, W] uint8) as the CAM family")
+    ap.add_argument("--cams-label", default=None, help="family name for --cams (default: 'maps from <file>')")
+    ap.add_argument("--repeats", type=int, default=3, help="loops per measurement; the fastest is kept (default 3)")
+    ap.add_argument("--core", type=int, default=None, help="CPU core to pin to (default: the first allowed)")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--out", default=os.path.join(REPO, "results", "sweep_speed.csv"))
+    args = ap.parse_args(argv)
+
+    core = args.core if args.core is not None else min(os.sched_getaffinity(0))
+    os.sched_setaffinity(0, {core})
+    cv2.setNumThreads(1)
+
+    families: List[Tuple[str, np.ndarray]] = []
+    if args.cams:
+        maps = np.load(args.cams)
+        families.append((args.cams_label or f"maps from {os.path.basename(args.cams)}", np.asarray(maps, np.uint8)))
+    else:
+        real = real_cams(args.n_cams)
+        if real is not None:
+            families.append(("real CAMs (efficientnet_lite0, ImageNet val)", real))
+        else:
+            print("efficientnet_lite model or shared data unavailable: CAM-like synthetic family instead")
+            families.append(("CAM-like synthetic (no real CAMs available)", cam_like_maps(args.n_cams, args.seed)))
+    if args.n_noisy > 0:
+        families.append(("noisy (blurred noise, sigma 1)", noisy_maps(args.n_noisy, args.seed + 1)))
+
+    t0 = time.perf_counter()
+    sweep_fast(families[0][1][0], thresholds(0.01))
+    print(f"numba compile / cache load (not counted): {time.perf_counter() - t0:.1f} s")
+
+    rows = []
+    command = " ".join(shlex.quote(a) for a in [os.path.relpath(sys.argv[0], REPO)] + sys.argv[1:])
+    stamp = datetime.datetime.now().isoformat(timespec="seconds")
+    for name, maps in families:
+        for step in (0.01, 0.001):
+            taus = thresholds(step)
+            for q in maps[:2]:  # warm both paths (caches, allocator)
+                sweep_reference(q, taus)
+                sweep_fast(q, taus)
+            ms_ref = time_per_image(sweep_reference, maps, taus, args.repeats)
+            ms_fast = time_per_image(sweep_fast, maps, taus, args.repeats)
+            row = dict(family=name, n_images=len(maps), n_thresholds=len(taus), ms_reference=round(ms_ref, 3),
+                       ms_fast=round(ms_fast, 3), speedup=round(ms_ref / ms_fast, 1), cpu=cpu_name(), date=stamp,
+                       command=command)
+            rows.append(row)
+            print(f"{name:48s} {len(taus):5d} thresholds: reference {ms_ref:9.2f} ms  fast {ms_fast:8.3f} ms  "
+                  f"x{ms_ref / ms_fast:.1f}")
+    os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
+    write_header = not os.path.exists(args.out)
+    with open(args.out, "a", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=COLUMNS)
+        if write_header:
+            w.writeheader()
+        w.writerows(rows)
+    print(f"appended {len(rows)} rows to {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
