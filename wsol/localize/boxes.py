@@ -82,10 +82,7 @@ def get_sweep(name: str):
     from wsol.errors import UnknownNameError
 
     if name == "fast" and "fast" not in SWEEPS:
-        try:  # registered by wsol.localize.fast_sweep when present
-            import wsol.localize.fast_sweep  # noqa: F401
-        except ModuleNotFoundError:
-            return sweep_reference
+        import wsol.localize.fast_sweep  # noqa: F401  (registers SWEEPS["fast"]; needs numba)
     if name not in SWEEPS:
         raise UnknownNameError("sweep", name, SWEEPS)
     return SWEEPS[name]
