@@ -41,6 +41,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 from wsol.localize.boxes import sweep_reference  # noqa: E402
 from wsol.localize.fast_sweep import sweep_fast  # noqa: E402
 from wsol.localize.maps import normalize, postprocess, quantize, thresholds  # noqa: E402
+from wsol.localize.synthetic_maps import cam_like_map  # noqa: E402
 
 REPO = os.path.normpath(os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 SHARED_VAL = os.path.join(REPO, "..", "shared", "data", "imagenet-val-100", "ILSVRC", "Data", "CLS-LOC", "val")
@@ -62,19 +63,7 @@ def cpu_name() -> str:
 def cam_like_maps(n: int, seed: int) -> np.ndarray:
     """Synthetic CAM-like maps (see module docstring), quantized, [n, 224, 224] uint8."""
     rng = np.random.default_rng(seed)
-    y, x = np.mgrid[0:7, 0:7].astype(np.float64)
-    out = []
-    for _ in range(n):
-        cam = 0.05 * rng.standard_normal((7, 7))
-        for _ in range(rng.integers(1, 5)):
-            cy, cx = rng.uniform(-1, 8, 2)
-            sy, sx = rng.uniform(0.6, 3.0, 2)
-            th = rng.uniform(0, np.pi)
-            dy, dx = y - cy, x - cx
-            u, v = np.cos(th) * dx + np.sin(th) * dy, -np.sin(th) * dx + np.cos(th) * dy
-            cam += rng.uniform(-0.4, 1.0) * np.exp(-(u ** 2 / (2 * sx ** 2) + v ** 2 / (2 * sy ** 2)))
-        out.append(quantize(postprocess(cam)))
-    return np.stack(out)
+    return np.stack([cam_like_map(rng) for _ in range(n)])
 
 
 def noisy_maps(n: int, seed: int) -> np.ndarray:

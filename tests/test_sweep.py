@@ -19,6 +19,7 @@ from hypothesis import strategies as st
 from wsol.localize.boxes import get_sweep, sweep_reference
 from wsol.localize.fast_sweep import sweep_fast
 from wsol.localize.maps import normalize, postprocess, quantize, thresholds
+from wsol.localize.synthetic_maps import cam_like_map
 
 T100 = thresholds(0.01)
 T1000 = thresholds(0.001)
@@ -43,19 +44,7 @@ def smooth_map(rng: np.random.Generator, h: int, w: int, sigma: float) -> np.nda
     return quantize(normalize(z))
 
 
-def cam_like(rng: np.random.Generator) -> np.ndarray:
-    """A CAM-like map: a few anisotropic Gaussians plus low noise on a 7x7 grid, upsampled
-    and normalized by the protocol's post-processing, then quantized."""
-    y, x = np.mgrid[0:7, 0:7].astype(np.float64)
-    cam = 0.05 * rng.standard_normal((7, 7))
-    for _ in range(rng.integers(1, 5)):
-        cy, cx = rng.uniform(-1, 8, 2)
-        sy, sx = rng.uniform(0.6, 3.0, 2)
-        th = rng.uniform(0, np.pi)
-        dy, dx = y - cy, x - cx
-        u, v = np.cos(th) * dx + np.sin(th) * dy, -np.sin(th) * dx + np.cos(th) * dy
-        cam += rng.uniform(-0.4, 1.0) * np.exp(-(u ** 2 / (2 * sx ** 2) + v ** 2 / (2 * sy ** 2)))
-    return quantize(postprocess(cam))
+cam_like = cam_like_map
 
 
 def test_registry_names_both_paths():
