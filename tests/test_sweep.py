@@ -16,7 +16,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from wsol.localize.boxes import get_sweep, sweep_reference
+from wsol.localize.boxes import SweepResult, best_iou_per_cut, get_sweep, sweep_per_threshold, sweep_reference
 from wsol.localize.fast_sweep import sweep_fast
 from wsol.localize.maps import normalize, postprocess, quantize, thresholds
 from wsol.localize.synthetic_maps import cam_like_map
@@ -266,3 +266,86 @@ def test_real_cams():
     for q in _real_cams():
         assert_same(q, T100)
         assert_same(q, T1000)
+
+
+# ---- the published per-threshold loop, and the per-cut scoring ----------------------------
+
+def assert_same_as_per_threshold(q: np.ndarray, taus: Sequence[float]) -> None:
+    """The cut-sharing reference == one OpenCV pass per τ (the published loop), array for array."""
+    lit = sweep_per_threshold(q, taus)
+    ref = sweep_reference(q, taus)
+    assert lit.n_tau == ref.n_tau == len(taus)
+    for mode in ("all", "largest"):
+        for t, (a, b) in enumerate(zip(lit.boxes[mode], ref.boxes[mode])):
+            assert a.dtype == b.dtype == np.int32 and np.array_equal(a, b), (mode, t, a.tolist(), b.tolist())
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_per_threshold_loop_equals_cut_sharing(seed):
+    rng = np.random.default_rng(100 + seed)
+    assert_same_as_per_threshold(smooth_map(rng, 96, 80, sigma=[2, 5, 9][seed]), T1000)
+    assert_same_as_per_threshold(cam_like(rng), T100)
+    assert_same_as_per_threshold(np.zeros((5, 7), np.uint8), T100)  # no foreground at any τ
+    assert_same_as_per_threshold(rings(60, [3, 4, 5], [250, 90, 200]), [0.0, 0.35, 0.5, 0.9, 0.999])
+
+
+def test_per_threshold_is_registered():
+    assert get_sweep("per-threshold") is sweep_per_threshold
+
+
+def test_sweep_result_expands_per_tau():
+    """``boxes[mode][t]`` is ``cut_boxes[mode][tau_cut[t]]``, the same object."""
+    q = np.zeros((6, 6), np.uint8)
+    q[1:3, 1:3] = 200
+    q[4, 4] = 100
+    res = sweep_reference(q, [0.0, 0.1, 0.6, 0.99])
+    # cuts: floor(τ * 200) = 0, 20, 120, 198 -> all distinct here
+    assert res.tau_cut.tolist() == [0, 1, 2, 3]
+    res = sweep_reference(q, [0.6, 0.0, 0.6, 0.001])  # cuts 120, 0, 120, 0
+    assert res.tau_cut.tolist() == [1, 0, 1, 0]
+    assert res.boxes["all"][0] is res.boxes["all"][2] is res.cut_boxes["all"][1]
+    # at cut 0 both blobs are foreground: two outer contours, the later-found (lower) one
+    # first; boxes are [x, y, min(x + w, 5), min(y + h, 5)] (DESIGN.md §3)
+    assert res.boxes["all"][1].tolist() == [[4, 4, 5, 5], [1, 1, 3, 3]]
+    assert res.boxes["largest"][1].tolist() == [[1, 1, 3, 3]]  # polygon area 1 beats 0
+    assert res.boxes["all"][0].tolist() == [[1, 1, 3, 3]]
+
+
+def test_best_iou_per_cut_hand_computed():
+    """Max IoU over boxes x GT per τ, and the first box reaching it, from per-cut arrays."""
+    a = np.array([[0, 0, 9, 9], [20, 20, 29, 29]], np.int32)   # two boxes at cut 0
+    b = np.array([[0, 0, 4, 9]], np.int32)                        # one box at cut 1
+    c = np.array([[20, 20, 29, 29], [0, 0, 9, 9]], np.int32)    # tie: both reach IoU 1
+    res = SweepResult({"all": [a, b, c], "largest": [a[:1], b, c[:1]]}, np.array([1, 0, 2, 2, 1]))
+    gt = np.array([[0, 0, 9, 9], [20, 20, 29, 29]])
+    iou, box = best_iou_per_cut(res, "all", gt)
+    # box b: 5x10 = 50 px inside the 10x10 GT -> IoU 50/100
+    assert iou.tolist() == [0.5, 1.0, 1.0, 1.0, 0.5]
+    assert box.tolist() == [[0, 0, 4, 9], [0, 0, 9, 9], [20, 20, 29, 29], [20, 20, 29, 29], [0, 0, 4, 9]]
+    iou, box = best_iou_per_cut(res, "largest", np.array([[20, 20, 29, 29]]))
+    assert iou.tolist() == [0.0, 0.0, 1.0, 1.0, 0.0]
+    assert box[2].tolist() == [20, 20, 29, 29]
+
+
+def test_best_iou_per_cut_equals_per_tau_loop():
+    """Against a plain loop over τ and boxes (random maps, GT, many boxes per cut)."""
+    rng = np.random.default_rng(3)
+    for _ in range(5):
+        q = smooth_map(rng, 60, 60, sigma=2)
+        res = sweep_reference(q, T100)
+        gt = np.sort(rng.integers(0, 60, (3, 2, 2)), axis=1).transpose(0, 2, 1).reshape(3, 4)[:, [0, 2, 1, 3]]
+        for mode in ("all", "largest"):
+            iou, box = best_iou_per_cut(res, mode, gt)
+            for t, boxes in enumerate(res.boxes[mode]):
+                scores = [max(iou_single(bx, g) for g in gt) for bx in boxes]
+                k = int(np.argmax(scores))
+                assert iou[t] == scores[k] and box[t].tolist() == boxes[k].tolist()
+
+
+def iou_single(a, b) -> float:
+    """IoU with inclusive coordinates, written out (DESIGN.md §3)."""
+    iw = min(a[2], b[2]) - max(a[0], b[0]) + 1
+    ih = min(a[3], b[3]) - max(a[1], b[1]) + 1
+    inter = max(0, iw) * max(0, ih)
+    union = (a[2] - a[0] + 1) * (a[3] - a[1] + 1) + (b[2] - b[0] + 1) * (b[3] - b[1] + 1) - inter
+    return inter / union if union > 0 else 0.0

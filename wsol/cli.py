@@ -64,8 +64,10 @@ def _add_protocol_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--protocol", default="wsoleval", choices=["wsoleval", "cam2016"],
                    help="wsoleval (Choe et al. 2020, default) or cam2016 (the CAM paper: one threshold at 20%% of "
                         "the max, largest component, original resolution; evaluate only)")
-    g.add_argument("--sweep", default="fast", choices=["fast", "reference"],
-                   help="box extraction: 'fast' (exact, default) or the per-threshold OpenCV 'reference'")
+    g.add_argument("--sweep", default="fast", choices=["fast", "reference", "per-threshold"],
+                   help="box extraction: 'fast' (exact, default); 'reference' (OpenCV contours once per distinct "
+                        "integer cut); 'per-threshold' (OpenCV contours at every tau, the published loop as is). "
+                        "All three give the same boxes")
     g.add_argument("--out", required=True, help="output folder for summary.csv, per_image.csv, curves.csv, timings.csv")
     g.add_argument("--batch-size", type=int, default=32, help="images per batch (default 32)")
     g.add_argument("--on-error", choices=["fail", "skip"], default="fail",

@@ -42,7 +42,8 @@ def add_parsers(sub) -> None:
                    help="sweep worker processes (default: the CPUs left after the loader workers and the main process)")
     g.add_argument("--data-workers", type=int, default=None,
                    help="DataLoader workers (default: CPUs/2 up to 8 for --decode cpu, CPUs/4 up to 4 for gpu)")
-    g.add_argument("--sweep", default="fast", choices=["fast", "reference"], help="box extraction (default fast)")
+    g.add_argument("--sweep", default="fast", choices=["fast", "reference", "per-threshold"],
+                   help="box extraction (default fast; see wsol evaluate --help)")
     g.add_argument("--cam-step", type=float, default=0.01, help="threshold step (default 0.01)")
     g = p.add_argument_group("data")
     g.add_argument("--images", type=int, default=None,

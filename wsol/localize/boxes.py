@@ -1,13 +1,20 @@
 """Boxes from normalized maps at every τ (DESIGN.md §3), and GT box scaling.
 
-``sweep_reference`` is the plain per-threshold OpenCV path (threshold, findContours with
-RETR_TREE, boundingRect); it *is* the protocol. Faster sweeps must return exactly what it
-returns and are checked against it in the tests.
+``sweep_per_threshold`` is the protocol exactly as published (wsolevaluation): for every τ,
+``cv2.threshold`` at ``int(τ * max)``, ``cv2.findContours`` with RETR_TREE, boundingRect of
+every contour, ``max(contours, key=cv2.contourArea)``. ``sweep_reference`` is the same OpenCV
+path with one contour pass per distinct integer cut (τ that give the same cut give the same
+mask, so the same contours). Faster sweeps must return exactly what these return and are
+checked against them in the tests.
+
+A :class:`SweepResult` holds the boxes of each distinct cut once plus the cut of every τ;
+``result.boxes[mode][t]`` expands that to one array per τ on first use.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Dict, List, Sequence
+from dataclasses import dataclass, field
+from operator import itemgetter
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import cv2
 import numpy as np
@@ -40,8 +47,10 @@ def boxes_at_level(q: np.ndarray, cut: int) -> Dict[str, np.ndarray]:
     'largest': the contour of largest polygon area (first one on ties, as Python's max).
     No foreground gives ``[[0, 0, 0, 0]]`` in both modes.
     """
+    q = np.ascontiguousarray(q, dtype=np.uint8)
     h, w = q.shape
-    mask = np.where(q > cut, 255, 0).astype(np.uint8)
+    # cv2.threshold (as the published code): 255 where q > cut; any int cut, -1 and 255 included
+    mask = cv2.threshold(q, cut, 255, cv2.THRESH_BINARY)[1]
     contours = cv2.findContours(mask, cv2.RETR_TREE, cv2.CHAIN_APPROX_SIMPLE)[-2]
     if len(contours) == 0:
         return {"all": EMPTY_BOX.copy(), "largest": EMPTY_BOX.copy()}
@@ -52,33 +61,79 @@ def boxes_at_level(q: np.ndarray, cut: int) -> Dict[str, np.ndarray]:
 
 @dataclass
 class SweepResult:
-    """Boxes at every τ for one map: ``boxes[mode][t]`` is an int32 [n, 4] array."""
+    """Boxes at every τ for one map.
 
-    boxes: Dict[str, List[np.ndarray]]
+    ``cut_boxes[mode][i]``: int32 [n, 4] boxes of distinct cut ``i``; ``tau_cut[t]``: the
+    distinct cut of τ number ``t``. ``boxes[mode][t]`` (built on first use) is the per-τ view:
+    the same array objects, one per τ.
+    """
+
+    cut_boxes: Dict[str, List[np.ndarray]]
+    tau_cut: np.ndarray
+    _per_tau: Optional[Dict[str, List[np.ndarray]]] = field(default=None, repr=False, compare=False)
+
+    @property
+    def boxes(self) -> Dict[str, List[np.ndarray]]:
+        """``boxes[mode][t]``: int32 [n, 4] boxes at τ number ``t``."""
+        if self._per_tau is None:
+            idx = self.tau_cut.tolist()
+            self._per_tau = {m: _pick(self.cut_boxes[m], idx) for m in self.cut_boxes}
+        return self._per_tau
+
+    @property
+    def n_tau(self) -> int:
+        return int(self.tau_cut.shape[0])
+
+
+def _pick(items: List[np.ndarray], idx: List[int]) -> List[np.ndarray]:
+    """``[items[i] for i in idx]`` at C speed."""
+    if not idx:
+        return []
+    if len(idx) == 1:
+        return [items[idx[0]]]
+    return list(itemgetter(*idx)(items))
+
+
+def sweep_per_threshold(q: np.ndarray, taus: Sequence[float]) -> SweepResult:
+    """The published loop, literally: one OpenCV threshold + contour pass per τ, no sharing.
+
+    Slowest path; kept as the yardstick the fast sweep is timed against
+    (``benchmarks/sweep_speed.py``) and as a check on :func:`sweep_reference`'s cut sharing.
+    """
+    q = np.ascontiguousarray(q, dtype=np.uint8)
+    q_max = np.max(q) if q.size else 0
+    h, w = q.shape
+    out: Dict[str, List[np.ndarray]] = {m: [] for m in MODES}
+    for tau in np.asarray(taus, dtype=np.float64).tolist():
+        _, mask = cv2.threshold(q, int(tau * float(q_max)), 255, cv2.THRESH_BINARY)
+        contours = cv2.findContours(mask, cv2.RETR_TREE, cv2.CHAIN_APPROX_SIMPLE)[-2]
+        if len(contours) == 0:
+            out["all"].append(EMPTY_BOX.copy())
+            out["largest"].append(EMPTY_BOX.copy())
+            continue
+        out["all"].append(np.asarray([_contour_box(c, w, h) for c in contours], dtype=np.int32))
+        out["largest"].append(np.asarray([_contour_box(max(contours, key=cv2.contourArea), w, h)], dtype=np.int32))
+    return SweepResult(out, np.arange(len(out["all"]), dtype=np.int64))
 
 
 def sweep_reference(q: np.ndarray, taus: Sequence[float]) -> SweepResult:
-    """Per-threshold OpenCV sweep of a quantized uint8 map (the protocol's definition).
+    """Per-threshold OpenCV sweep of a quantized uint8 map, one contour pass per distinct cut.
 
-    Thresholds that give the same integer cut share one contour pass.
+    Same boxes as :func:`sweep_per_threshold` at every τ (thresholds that give the same
+    integer cut give the same mask).
     """
     q = np.ascontiguousarray(q, dtype=np.uint8)
-    cuts = level_thresholds(int(q.max()), taus)
-    cache: Dict[int, Dict[str, np.ndarray]] = {}
-    out: Dict[str, List[np.ndarray]] = {m: [] for m in MODES}
-    for cut in cuts.tolist():
-        if cut not in cache:
-            cache[cut] = boxes_at_level(q, cut)
-        for m in MODES:
-            out[m].append(cache[cut][m])
-    return SweepResult(out)
+    cuts = level_thresholds(int(q.max()) if q.size else 0, taus)
+    distinct, tau_cut = np.unique(cuts, return_inverse=True)
+    per_cut = [boxes_at_level(q, int(c)) for c in distinct.tolist()]
+    return SweepResult({m: [b[m] for b in per_cut] for m in MODES}, tau_cut.reshape(-1).astype(np.int64))
 
 
-SWEEPS = {"reference": sweep_reference}
+SWEEPS = {"reference": sweep_reference, "per-threshold": sweep_per_threshold}
 
 
 def get_sweep(name: str):
-    """The sweep implementation called ``name`` ('reference', or 'fast' where available)."""
+    """The sweep implementation called ``name``: 'fast', 'reference' or 'per-threshold'."""
     from wsol.errors import UnknownNameError
 
     if name == "fast" and "fast" not in SWEEPS:
@@ -88,10 +143,21 @@ def get_sweep(name: str):
     return SWEEPS[name]
 
 
-def best_iou_per_tau(boxes_per_tau: List[np.ndarray], gt: np.ndarray) -> np.ndarray:
-    """Max IoU over all predicted boxes x all GT boxes, at each τ -> float64 [n_tau]."""
-    counts = np.fromiter((len(b) for b in boxes_per_tau), dtype=np.int64, count=len(boxes_per_tau))
-    allb = np.concatenate(boxes_per_tau, axis=0)
+def best_iou_per_cut(result: SweepResult, mode: str, gt: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
+    """Best IoU and the box achieving it (first on ties) at every τ, computed once per distinct cut.
+
+    Returns ``(iou float64 [n_tau], box int32 [n_tau, 4])``.
+    """
+    per_cut = result.cut_boxes[mode]
+    counts = np.fromiter((len(b) for b in per_cut), dtype=np.int64, count=len(per_cut))
+    if counts.size == 0:
+        return np.zeros(0, np.float64), np.zeros((0, 4), np.int32)
+    allb = np.concatenate(per_cut, axis=0)
     per_box = iou_matrix(allb, gt).max(axis=1)
     starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
-    return np.maximum.reduceat(per_box, starts)
+    best = np.maximum.reduceat(per_box, starts)
+    # first box of each cut reaching its cut's best: argmax over a per-cut segment
+    seg = np.repeat(np.arange(len(per_cut)), counts)
+    hit = np.flatnonzero(per_box == best[seg])
+    first = hit[np.unique(seg[hit], return_index=True)[1]]
+    return best[result.tau_cut], allb[first][result.tau_cut]

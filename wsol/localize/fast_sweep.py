@@ -55,7 +55,6 @@ Each pixel is visited about once by passes 1 and 2 together.
 from __future__ import annotations
 
 import threading
-from operator import itemgetter
 from typing import Dict, List, Sequence, Tuple
 
 import numpy as np
@@ -1247,13 +1246,6 @@ class _Workspace(threading.local):
 _WS = _Workspace()
 
 
-def _pick(items: List[np.ndarray], idx: List[int]) -> List[np.ndarray]:
-    """``[items[i] for i in idx]`` at C speed."""
-    if len(idx) == 1:
-        return [items[idx[0]]]
-    return list(itemgetter(*idx)(items))
-
-
 def sweep_fast(q: np.ndarray, taus: Sequence[float]) -> SweepResult:
     """Boxes at every τ of a quantized uint8 map, identical to ``sweep_reference``.
 
@@ -1266,7 +1258,7 @@ def sweep_fast(q: np.ndarray, taus: Sequence[float]) -> SweepResult:
         raise ValueError(f"expected a 2-D map, got shape {q.shape}")
     cuts = level_thresholds(int(q.max()), taus)
     if cuts.size == 0:
-        return SweepResult({m: [] for m in MODES})
+        return SweepResult({m: [] for m in MODES}, np.zeros(0, np.int64))
     if q.size == 0 or (q.shape[0] + 2) * (q.shape[1] + 2) > MAX_PIXELS:
         return sweep_reference(q, taus)  # degenerate or beyond the packed index range
     all_boxes, start, end, largest, inv, _ = _sweep_kernel(
@@ -1279,9 +1271,7 @@ def sweep_fast(q: np.ndarray, taus: Sequence[float]) -> SweepResult:
     per_all = per_largest.copy()
     for i in np.flatnonzero(end - start != 1).tolist():
         per_all[i] = all_boxes[start[i]: end[i]]
-    idx = inv.tolist()
-    out: Dict[str, List[np.ndarray]] = {"all": _pick(per_all, idx), "largest": _pick(per_largest, idx)}
-    return SweepResult(out)
+    return SweepResult({"all": per_all, "largest": per_largest}, inv)
 
 
 SWEEPS["fast"] = sweep_fast

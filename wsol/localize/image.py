@@ -6,7 +6,7 @@ from typing import List, Sequence
 
 import numpy as np
 
-from wsol.localize.boxes import MODES, best_iou_per_tau, get_sweep
+from wsol.localize.boxes import MODES, best_iou_per_cut, get_sweep
 from wsol.localize.maps import quantize
 
 
@@ -29,14 +29,7 @@ def localize_map(norm_map: np.ndarray, gt_boxes: np.ndarray, taus: Sequence[floa
     ious = np.zeros((len(MODES), n_tau), dtype=np.float64)
     boxes = np.zeros((len(MODES), n_tau, 4), dtype=np.int16)
     for mi, mode in enumerate(MODES):
-        per_tau = res.boxes[mode]
-        ious[mi] = best_iou_per_tau(per_tau, gt)
-        for t, b in enumerate(per_tau):
-            if len(b) == 1:
-                boxes[mi, t] = b[0]
-            else:
-                from wsol.localize.iou import iou_matrix
-                boxes[mi, t] = b[int(np.argmax(iou_matrix(b, gt).max(axis=1)))]
+        ious[mi], boxes[mi] = best_iou_per_cut(res, mode, gt)  # once per distinct cut, then per τ
     return ImageLocalization(ious, boxes)
 
 
