@@ -316,7 +316,7 @@ def test_best_iou_per_cut_hand_computed():
     a = np.array([[0, 0, 9, 9], [20, 20, 29, 29]], np.int32)   # two boxes at cut 0
     b = np.array([[0, 0, 4, 9]], np.int32)                        # one box at cut 1
     c = np.array([[20, 20, 29, 29], [0, 0, 9, 9]], np.int32)    # tie: both reach IoU 1
-    res = SweepResult({"all": [a, b, c], "largest": [a[:1], b, c[:1]]}, np.array([1, 0, 2, 2, 1]))
+    res = SweepResult.from_lists({"all": [a, b, c], "largest": [a[:1], b, c[:1]]}, np.array([1, 0, 2, 2, 1]))
     gt = np.array([[0, 0, 9, 9], [20, 20, 29, 29]])
     iou, box = best_iou_per_cut(res, "all", gt)
     # box b: 5x10 = 50 px inside the 10x10 GT -> IoU 50/100
@@ -349,3 +349,17 @@ def iou_single(a, b) -> float:
     inter = max(0, iw) * max(0, ih)
     union = (a[2] - a[0] + 1) * (a[3] - a[1] + 1) + (b[2] - b[0] + 1) * (b[3] - b[1] + 1) - inter
     return inter / union if union > 0 else 0.0
+
+
+def test_best_iou_per_cut_fast_equals_reference():
+    """The fast path packs cuts out of order (low cuts, then the rest, then cuts with holes);
+    scoring from its packing gives the reference's IoUs and boxes."""
+    rng = np.random.default_rng(8)
+    for q in [cam_like(rng), smooth_map(rng, 224, 224, 4), rings(80, [3, 3, 4], [250, 40, 180])]:
+        h, w = q.shape
+        gt = np.array([[10, 12, w // 2, h // 2], [w // 3, h // 4, w - 5, h - 3]])
+        fast, ref = sweep_fast(q, T1000), sweep_reference(q, T1000)
+        for mode in ("all", "largest"):
+            fi, fb = best_iou_per_cut(fast, mode, gt)
+            ri, rb = best_iou_per_cut(ref, mode, gt)
+            assert np.array_equal(fi, ri) and np.array_equal(fb, rb)

@@ -60,24 +60,69 @@ def boxes_at_level(q: np.ndarray, cut: int) -> Dict[str, np.ndarray]:
 
 
 @dataclass
+class CutBoxes:
+    """Boxes of every distinct cut in one mode, packed: cut ``i``'s boxes are
+    ``flat[start[i]:end[i]]`` (int32 [n_i, 4], at least one row: no foreground is [0,0,0,0])."""
+
+    flat: np.ndarray
+    start: np.ndarray
+    end: np.ndarray
+
+    @classmethod
+    def from_lists(cls, per_cut: List[np.ndarray]) -> "CutBoxes":
+        counts = np.fromiter((len(b) for b in per_cut), dtype=np.int64, count=len(per_cut))
+        end = np.cumsum(counts)
+        flat = np.concatenate(per_cut, axis=0).astype(np.int32, copy=False) if per_cut else EMPTY_BOX[:0].copy()
+        return cls(flat, end - counts, end)
+
+    def rows_in_cut_order(self) -> Tuple[np.ndarray, np.ndarray]:
+        """``(boxes, first)``: every cut's boxes back to back in cut order, and where each cut starts."""
+        counts = self.end - self.start
+        first = np.cumsum(counts) - counts
+        rows = np.repeat(self.start - first, counts) + np.arange(int(counts.sum()))
+        return self.flat[rows], first
+
+    def as_lists(self) -> List[np.ndarray]:
+        """One array (a view of ``flat``) per cut."""
+        n = len(self.start)
+        if n and np.array_equal(self.end - self.start, np.ones(n, np.int64)) and np.array_equal(
+                self.start, np.arange(n)):
+            return list(self.flat[:n, None, :])  # one box per cut, in order: rows of a [n, 1, 4] view
+        return [self.flat[s:e] for s, e in zip(self.start.tolist(), self.end.tolist())]
+
+
+@dataclass
 class SweepResult:
     """Boxes at every τ for one map.
 
-    ``cut_boxes[mode][i]``: int32 [n, 4] boxes of distinct cut ``i``; ``tau_cut[t]``: the
-    distinct cut of τ number ``t``. ``boxes[mode][t]`` (built on first use) is the per-τ view:
-    the same array objects, one per τ.
+    ``packed[mode]``: the boxes of each distinct integer cut (:class:`CutBoxes`);
+    ``tau_cut[t]``: the distinct cut of τ number ``t``. Per-cut and per-τ lists of arrays are
+    built on first use: ``cut_boxes[mode][i]`` and ``boxes[mode][t]`` (the same array
+    object for every τ of one cut).
     """
 
-    cut_boxes: Dict[str, List[np.ndarray]]
+    packed: Dict[str, CutBoxes]
     tau_cut: np.ndarray
+    _per_cut: Optional[Dict[str, List[np.ndarray]]] = field(default=None, repr=False, compare=False)
     _per_tau: Optional[Dict[str, List[np.ndarray]]] = field(default=None, repr=False, compare=False)
+
+    @classmethod
+    def from_lists(cls, cut_boxes: Dict[str, List[np.ndarray]], tau_cut: np.ndarray) -> "SweepResult":
+        return cls({m: CutBoxes.from_lists(b) for m, b in cut_boxes.items()}, np.asarray(tau_cut, np.int64))
+
+    @property
+    def cut_boxes(self) -> Dict[str, List[np.ndarray]]:
+        """``cut_boxes[mode][i]``: int32 [n, 4] boxes of distinct cut ``i``."""
+        if self._per_cut is None:
+            self._per_cut = {m: p.as_lists() for m, p in self.packed.items()}
+        return self._per_cut
 
     @property
     def boxes(self) -> Dict[str, List[np.ndarray]]:
         """``boxes[mode][t]``: int32 [n, 4] boxes at τ number ``t``."""
         if self._per_tau is None:
             idx = self.tau_cut.tolist()
-            self._per_tau = {m: _pick(self.cut_boxes[m], idx) for m in self.cut_boxes}
+            self._per_tau = {m: _pick(b, idx) for m, b in self.cut_boxes.items()}
         return self._per_tau
 
     @property
@@ -113,7 +158,7 @@ def sweep_per_threshold(q: np.ndarray, taus: Sequence[float]) -> SweepResult:
             continue
         out["all"].append(np.asarray([_contour_box(c, w, h) for c in contours], dtype=np.int32))
         out["largest"].append(np.asarray([_contour_box(max(contours, key=cv2.contourArea), w, h)], dtype=np.int32))
-    return SweepResult(out, np.arange(len(out["all"]), dtype=np.int64))
+    return SweepResult.from_lists(out, np.arange(len(out["all"]), dtype=np.int64))
 
 
 def sweep_reference(q: np.ndarray, taus: Sequence[float]) -> SweepResult:
@@ -126,7 +171,7 @@ def sweep_reference(q: np.ndarray, taus: Sequence[float]) -> SweepResult:
     cuts = level_thresholds(int(q.max()) if q.size else 0, taus)
     distinct, tau_cut = np.unique(cuts, return_inverse=True)
     per_cut = [boxes_at_level(q, int(c)) for c in distinct.tolist()]
-    return SweepResult({m: [b[m] for b in per_cut] for m in MODES}, tau_cut.reshape(-1).astype(np.int64))
+    return SweepResult.from_lists({m: [b[m] for b in per_cut] for m in MODES}, tau_cut.reshape(-1))
 
 
 SWEEPS = {"reference": sweep_reference, "per-threshold": sweep_per_threshold}
@@ -148,16 +193,13 @@ def best_iou_per_cut(result: SweepResult, mode: str, gt: np.ndarray) -> Tuple[np
 
     Returns ``(iou float64 [n_tau], box int32 [n_tau, 4])``.
     """
-    per_cut = result.cut_boxes[mode]
-    counts = np.fromiter((len(b) for b in per_cut), dtype=np.int64, count=len(per_cut))
-    if counts.size == 0:
+    allb, first = result.packed[mode].rows_in_cut_order()
+    if first.size == 0:
         return np.zeros(0, np.float64), np.zeros((0, 4), np.int32)
-    allb = np.concatenate(per_cut, axis=0)
     per_box = iou_matrix(allb, gt).max(axis=1)
-    starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
-    best = np.maximum.reduceat(per_box, starts)
-    # first box of each cut reaching its cut's best: argmax over a per-cut segment
-    seg = np.repeat(np.arange(len(per_cut)), counts)
+    best = np.maximum.reduceat(per_box, first)
+    # first box of each cut reaching its cut's best
+    seg = np.repeat(np.arange(first.size), np.diff(np.append(first, allb.shape[0])))
     hit = np.flatnonzero(per_box == best[seg])
-    first = hit[np.unique(seg[hit], return_index=True)[1]]
-    return best[result.tau_cut], allb[first][result.tau_cut]
+    pick = hit[np.unique(seg[hit], return_index=True)[1]]
+    return best[result.tau_cut], allb[pick][result.tau_cut]

@@ -60,7 +60,7 @@ from typing import Dict, List, Sequence, Tuple
 import numpy as np
 from numba import njit
 
-from wsol.localize.boxes import MODES, SWEEPS, SweepResult, sweep_reference
+from wsol.localize.boxes import MODES, SWEEPS, CutBoxes, SweepResult, sweep_reference
 from wsol.localize.maps import level_thresholds
 
 # 8-neighbour ring, bit b of the mask: N, NE, E, SE, S, SW, W, NW
@@ -1258,20 +1258,15 @@ def sweep_fast(q: np.ndarray, taus: Sequence[float]) -> SweepResult:
         raise ValueError(f"expected a 2-D map, got shape {q.shape}")
     cuts = level_thresholds(int(q.max()), taus)
     if cuts.size == 0:
-        return SweepResult({m: [] for m in MODES}, np.zeros(0, np.int64))
+        return SweepResult.from_lists({m: [] for m in MODES}, np.zeros(0, np.int64))
     if q.size == 0 or (q.shape[0] + 2) * (q.shape[1] + 2) > MAX_PIXELS:
         return sweep_reference(q, taus)  # degenerate or beyond the packed index range
     all_boxes, start, end, largest, inv, _ = _sweep_kernel(
         q, cuts, *_WS.get(*q.shape), _G8N, _G8R, _G4N, _G4R, _DA8, _DA4, _DEUL
     )
-    # One array per distinct cut. A cut with a single box has the same box in both modes:
-    # both lists hold the same [1, 4] view (numpy hands out rows of the [m, 1, 4] block far
-    # cheaper than slicing); the few cuts with several boxes get their own slice.
-    per_largest = list(largest[:, None, :])
-    per_all = per_largest.copy()
-    for i in np.flatnonzero(end - start != 1).tolist():
-        per_all[i] = all_boxes[start[i]: end[i]]
-    return SweepResult({"all": per_all, "largest": per_largest}, inv)
+    m = largest.shape[0]
+    one = np.arange(m + 1, dtype=np.int64)
+    return SweepResult({"all": CutBoxes(all_boxes, start, end), "largest": CutBoxes(largest, one[:-1], one[1:])}, inv)
 
 
 SWEEPS["fast"] = sweep_fast
