@@ -236,3 +236,23 @@ def test_data_script_help():
                           "make_synthetic.py")
     r = subprocess.run([sys.executable, script, "--help"], capture_output=True, text=True)
     assert r.returncode == 0 and "--train-per-class" in r.stdout
+
+
+@pytest.mark.parametrize("argv", [["-q", "make-synthetic"], ["make-synthetic", "-q"], ["make-synthetic", "--quiet"]])
+def test_make_synthetic_quiet_flag_anywhere(argv, tmp_path, capsys):
+    """``wsol -q make-synthetic`` and ``wsol make-synthetic -q`` print no bar and no summary."""
+    from wsol.cli import main
+
+    assert main(argv + ["--out", str(tmp_path / "d"), "--classes", "2", "--train-per-class", "1",
+                        "--test-per-class", "1"]) == 0
+    out = capsys.readouterr()
+    assert out.out == "" and "synthetic" not in out.err
+    assert os.path.isdir(tmp_path / "d")
+
+
+def test_make_synthetic_prints_summary_without_quiet(tmp_path, capsys):
+    from wsol.cli import main
+
+    assert main(["make-synthetic", "--out", str(tmp_path / "d"), "--classes", "2", "--train-per-class", "1",
+                 "--test-per-class", "1"]) == 0
+    assert "wrote 4 images in 2 classes" in capsys.readouterr().out

@@ -253,10 +253,14 @@ def cmd_methods(args) -> int:
 def main(argv: Optional[List[str]] = None) -> int:
     """Entry point of the ``wsol`` console script."""
     argv = list(sys.argv[1:] if argv is None else argv)
-    if argv[:1] == ["make-synthetic"]:  # its own parser, so --help shows its options
+    lead = 0  # global flags may come before the command: wsol -q make-synthetic ...
+    while lead < len(argv) and argv[lead] in ("-q", "--quiet", "--debug"):
+        lead += 1
+    if argv[lead:lead + 1] == ["make-synthetic"]:  # its own parser, so --help shows its options
         from wsol.datasets.synthetic_cli import main as synth_main
 
-        return synth_main(argv[1:], prog="wsol make-synthetic")
+        quiet = any(a in ("-q", "--quiet") for a in argv[:lead])
+        return synth_main(argv[lead + 1:] + (["--quiet"] if quiet else []), prog="wsol make-synthetic")
     parser = build_parser()
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING if args.quiet else logging.INFO,

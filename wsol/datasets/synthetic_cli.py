@@ -37,7 +37,7 @@ def build_parser(prog: str = "wsol make-synthetic") -> argparse.ArgumentParser:
                         f"+-{int(SIZE_JITTER * 100)}%% (default %(default)s)")
     p.add_argument("--seed", type=int, default=DEFAULTS["seed"],
                    help="random seed (default %(default)s)")
-    p.add_argument("--quiet", action="store_true", help="no progress bar or summary line")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar or summary line")
     return p
 
 
