@@ -363,3 +363,24 @@ def test_best_iou_per_cut_fast_equals_reference():
             fi, fb = best_iou_per_cut(fast, mode, gt)
             ri, rb = best_iou_per_cut(ref, mode, gt)
             assert np.array_equal(fi, ri) and np.array_equal(fb, rb)
+
+
+def test_best_iou_of_segments_equals_iou_matrix():
+    """The compiled per-cut scorer == numpy's iou_matrix, bit for bit, on random and degenerate
+    boxes (inverted GT boxes give non-positive unions, hence IoU 0)."""
+    from wsol.localize.iou import best_iou_of_segments, iou_matrix
+
+    rng = np.random.default_rng(21)
+    for _ in range(50):
+        counts = rng.integers(1, 6, rng.integers(1, 30))
+        end = np.cumsum(counts)
+        start = end - counts
+        perm = rng.permutation(len(counts))  # segments stored out of order, like the fast path
+        flat = rng.integers(-3, 240, (int(counts.sum()), 4)).astype(np.int32)
+        gt = rng.integers(-3, 240, (int(rng.integers(1, 4)), 4))
+        iou, box = best_iou_of_segments(flat, start[perm], end[perm], gt)
+        for k, i in enumerate(perm):
+            seg = flat[start[i]:end[i]]
+            per_box = iou_matrix(seg, gt).max(axis=1)
+            j = int(np.argmax(per_box))
+            assert iou[k] == per_box[j] and box[k].tolist() == seg[j].tolist()

@@ -19,7 +19,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 import cv2
 import numpy as np
 
-from wsol.localize.iou import iou_matrix
+from wsol.localize.iou import best_iou_of_segments
 from wsol.localize.maps import MAP_SIZE, level_thresholds
 
 MODES = ("all", "largest")
@@ -74,13 +74,6 @@ class CutBoxes:
         end = np.cumsum(counts)
         flat = np.concatenate(per_cut, axis=0).astype(np.int32, copy=False) if per_cut else EMPTY_BOX[:0].copy()
         return cls(flat, end - counts, end)
-
-    def rows_in_cut_order(self) -> Tuple[np.ndarray, np.ndarray]:
-        """``(boxes, first)``: every cut's boxes back to back in cut order, and where each cut starts."""
-        counts = self.end - self.start
-        first = np.cumsum(counts) - counts
-        rows = np.repeat(self.start - first, counts) + np.arange(int(counts.sum()))
-        return self.flat[rows], first
 
     def as_lists(self) -> List[np.ndarray]:
         """One array (a view of ``flat``) per cut."""
@@ -193,13 +186,6 @@ def best_iou_per_cut(result: SweepResult, mode: str, gt: np.ndarray) -> Tuple[np
 
     Returns ``(iou float64 [n_tau], box int32 [n_tau, 4])``.
     """
-    allb, first = result.packed[mode].rows_in_cut_order()
-    if first.size == 0:
-        return np.zeros(0, np.float64), np.zeros((0, 4), np.int32)
-    per_box = iou_matrix(allb, gt).max(axis=1)
-    best = np.maximum.reduceat(per_box, first)
-    # first box of each cut reaching its cut's best
-    seg = np.repeat(np.arange(first.size), np.diff(np.append(first, allb.shape[0])))
-    hit = np.flatnonzero(per_box == best[seg])
-    pick = hit[np.unique(seg[hit], return_index=True)[1]]
-    return best[result.tau_cut], allb[pick][result.tau_cut]
+    p = result.packed[mode]
+    iou, box = best_iou_of_segments(p.flat, p.start, p.end, gt)
+    return iou[result.tau_cut], box[result.tau_cut]
