@@ -69,6 +69,11 @@ _RING = ((-1, 0), (-1, 1), (0, 1), (1, 1), (1, 0), (1, -1), (0, -1), (-1, -1))
 # the four 2x2 blocks around the centre pixel as (tl, tr, bl, br); -1 = the centre
 _BLOCKS = ((7, 0, 6, -1), (0, 1, -1, 2), (6, -1, 5, 4), (-1, 2, 4, 3))
 _NEVER = 1 << 30  # time stamp: has not happened
+# Hot loops index arrays with _U(i) (np.uint64): numba then omits the negative-index
+# wraparound code (a sign test and an add per access, plus the array lengths kept live),
+# which otherwise spills the loop's registers; ~20% faster union-find passes. Only for
+# indices that are never negative.
+_U = np.uint64
 # Stream order among equal values: rows top to bottom; in a row, columns x % _STRIDE == 0
 # first, then 1, ... Neighbouring pixels are then rarely consecutive, which avoids
 # store-to-load stalls on the same counters / parents (2x faster counting sort on CAMs).
@@ -162,8 +167,8 @@ MAX_PIXELS = 1 << _PBITS  # padded size limit of the packed stream
 @njit(cache=True)
 def _find(parent: np.ndarray, x: int) -> int:
     """Root (no compression: both union-finds are persistent, see _find_at)."""
-    while parent[x] != x:
-        x = parent[x]
+    while parent[_U(x)] != x:
+        x = parent[_U(x)]
     return x
 
 
@@ -176,11 +181,11 @@ def _find_at(parent: np.ndarray, ptime: np.ndarray, x: int, t: int, up: bool) ->
     A pixel's link to the root it joined is always followed (its time is set to +-inf).
     """
     if up:
-        while parent[x] != x and ptime[x] <= t:
-            x = parent[x]
+        while parent[_U(x)] != x and ptime[_U(x)] <= t:
+            x = parent[_U(x)]
     else:
-        while parent[x] != x and ptime[x] > t:
-            x = parent[x]
+        while parent[_U(x)] != x and ptime[_U(x)] > t:
+            x = parent[_U(x)]
     return x
 
 
@@ -552,8 +557,8 @@ def _bg_run(
     c_x1 = -1
     c_a4 = 0
     for v in range(v_lo, v_hi + 1):
-        for j in range(start[v], start[v + 1]):
-            e = order[j]
+        for j in range(start[_U(v)], start[_U(v + 1)]):
+            e = order[_U(j)]
             p = e & _PMASK
             px = e >> _XSH
             if whole:
@@ -564,96 +569,96 @@ def _bg_run(
                 if ys < 1 or ys > h or px < 1 or px > w:
                     continue
                 p = ys * wps + px
-                m = ma[p]
-            ng = g4n[m]
+                m = ma[_U(p)]
+            ng = g4n[_U(m)]
             if low:
-                eul += deb[m]
+                eul += deb[_U(m)]
             if ng == 0:  # a new hole
-                pa[p] = p
-                rka[p] = 0
-                keya[p] = p
-                lasta[p] = p
-                h0x[p] = px
-                h1x[p] = px
-                a4[p] = da4[m]
-                bt[p] = _NEVER
-                acta[nacta] = p
-                posa[p] = nacta
+                pa[_U(p)] = p
+                rka[_U(p)] = 0
+                keya[_U(p)] = p
+                lasta[_U(p)] = p
+                h0x[_U(p)] = px
+                h1x[_U(p)] = px
+                a4[_U(p)] = da4[_U(m)]
+                bt[_U(p)] = _NEVER
+                acta[_U(nacta)] = p
+                posa[_U(p)] = nacta
                 nacta += 1
                 continue
-            r = _find(pa, p + off0[m])
+            r = _find(pa, p + off0[_U(m)])
             for g in range(1, ng):
-                r2 = _find(pa, p + offs[g4r[m, g]])
+                r2 = _find(pa, p + offs[g4r[_U(m), g]])
                 if r2 == r:
                     continue
                 if cr >= 0:
-                    keya[cr] = min(keya[cr], c_key)
-                    lasta[cr] = max(lasta[cr], c_last)
-                    h0x[cr] = min(h0x[cr], c_x0)
-                    h1x[cr] = max(h1x[cr], c_x1)
-                    a4[cr] += c_a4
+                    keya[_U(cr)] = min(keya[_U(cr)], c_key)
+                    lasta[_U(cr)] = max(lasta[_U(cr)], c_last)
+                    h0x[_U(cr)] = min(h0x[_U(cr)], c_x0)
+                    h1x[_U(cr)] = max(h1x[_U(cr)], c_x1)
+                    a4[_U(cr)] += c_a4
                     cr = -1
                     c_key = _NEVER
                     c_last = -1
                     c_x0 = _NEVER
                     c_x1 = -1
                     c_a4 = 0
-                if rka[r] < rka[r2]:
+                if rka[_U(r)] < rka[_U(r2)]:
                     r, r2 = r2, r
-                elif rka[r] == rka[r2]:
-                    rka[r] += 1
-                pa[r2] = r
-                ta[r2] = v
-                keya[r] = min(keya[r], keya[r2])
-                lasta[r] = max(lasta[r], lasta[r2])
-                h0x[r] = min(h0x[r], h0x[r2])
-                h1x[r] = max(h1x[r], h1x[r2])
-                a4[r] += a4[r2]
-                bd1 = bt[r] <= v
-                bd2 = bt[r2] <= v
+                elif rka[_U(r)] == rka[_U(r2)]:
+                    rka[_U(r)] += 1
+                pa[_U(r2)] = r
+                ta[_U(r2)] = v
+                keya[_U(r)] = min(keya[_U(r)], keya[_U(r2)])
+                lasta[_U(r)] = max(lasta[_U(r)], lasta[_U(r2)])
+                h0x[_U(r)] = min(h0x[_U(r)], h0x[_U(r2)])
+                h1x[_U(r)] = max(h1x[_U(r)], h1x[_U(r2)])
+                a4[_U(r)] += a4[_U(r2)]
+                bd1 = bt[_U(r)] <= v
+                bd2 = bt[_U(r2)] <= v
                 if not bd2:  # r2 is no longer a root: it leaves the hole list
-                    i = posa[r2]
+                    i = posa[_U(r2)]
                     nacta -= 1
-                    last = acta[nacta]
-                    acta[i] = last
-                    posa[last] = i
+                    last = acta[_U(nacta)]
+                    acta[_U(i)] = last
+                    posa[_U(last)] = i
                 if bd2 and not bd1:  # r now touches the border
-                    bt[r] = v
-                    i = posa[r]
+                    bt[_U(r)] = v
+                    i = posa[_U(r)]
                     nacta -= 1
-                    last = acta[nacta]
-                    acta[i] = last
-                    posa[last] = i
+                    last = acta[_U(nacta)]
+                    acta[_U(i)] = last
+                    posa[_U(last)] = i
             if r != cr:
                 if cr >= 0:
-                    keya[cr] = min(keya[cr], c_key)
-                    lasta[cr] = max(lasta[cr], c_last)
-                    h0x[cr] = min(h0x[cr], c_x0)
-                    h1x[cr] = max(h1x[cr], c_x1)
-                    a4[cr] += c_a4
+                    keya[_U(cr)] = min(keya[_U(cr)], c_key)
+                    lasta[_U(cr)] = max(lasta[_U(cr)], c_last)
+                    h0x[_U(cr)] = min(h0x[_U(cr)], c_x0)
+                    h1x[_U(cr)] = max(h1x[_U(cr)], c_x1)
+                    a4[_U(cr)] += c_a4
                     c_key = _NEVER
                     c_last = -1
                     c_x0 = _NEVER
                     c_x1 = -1
                     c_a4 = 0
                 cr = r
-            pa[p] = r
+            pa[_U(p)] = r
             c_key = min(c_key, p)
             c_last = max(c_last, p)
             c_x0 = min(c_x0, px)
             c_x1 = max(c_x1, px)
-            c_a4 += da4[m]
-        ci = slot[v + 1]
-        if ci >= 0 and (low or wanted[ci]):
+            c_a4 += da4[_U(m)]
+        ci = slot[_U(v + 1)]
+        if ci >= 0 and (low or wanted[_U(ci)]):
             if low and eul // 4 + nacta > 1:  # more than one foreground component
                 stop = ci
                 break
             if cr >= 0:
-                keya[cr] = min(keya[cr], c_key)
-                lasta[cr] = max(lasta[cr], c_last)
-                h0x[cr] = min(h0x[cr], c_x0)
-                h1x[cr] = max(h1x[cr], c_x1)
-                a4[cr] += c_a4
+                keya[_U(cr)] = min(keya[_U(cr)], c_key)
+                lasta[_U(cr)] = max(lasta[_U(cr)], c_last)
+                h0x[_U(cr)] = min(h0x[_U(cr)], c_x0)
+                h1x[_U(cr)] = max(h1x[_U(cr)], c_x1)
+                a4[_U(cr)] += c_a4
                 cr = -1
                 c_key = _NEVER
                 c_last = -1
@@ -663,25 +668,25 @@ def _bg_run(
             hbeg[ci] = nh
             hrec = _grow(hrec, nh + nacta)
             for i in range(nacta):
-                r = acta[i]
-                k = keya[r]
+                r = acta[_U(i)]
+                k = keya[_U(r)]
                 ky = int((k + 0.5) * invs)
-                lt = lasta[r]
+                lt = lasta[_U(r)]
                 lyy = int((lt + 0.5) * invs)
                 hrec[nh, 0] = r
                 hrec[nh, 1] = (ky + ry0 - 1) * wp + (k - ky * wps) + rx0 - 1
                 hrec[nh, 2] = (lyy + ry0 - 1) * wp + (lt - lyy * wps) + rx0 - 1
-                hrec[nh, 3] = h0x[r] + rx0 - 1
-                hrec[nh, 4] = h1x[r] + rx0 - 1
-                hrec[nh, 5] = a4[r]
+                hrec[nh, 3] = h0x[_U(r)] + rx0 - 1
+                hrec[nh, 4] = h1x[_U(r)] + rx0 - 1
+                hrec[nh, 5] = a4[_U(r)]
                 nh += 1
             hend[ci] = nh
     if cr >= 0:
-        keya[cr] = min(keya[cr], c_key)
-        lasta[cr] = max(lasta[cr], c_last)
-        h0x[cr] = min(h0x[cr], c_x0)
-        h1x[cr] = max(h1x[cr], c_x1)
-        a4[cr] += c_a4
+        keya[_U(cr)] = min(keya[_U(cr)], c_key)
+        lasta[_U(cr)] = max(lasta[_U(cr)], c_last)
+        h0x[_U(cr)] = min(h0x[_U(cr)], c_x0)
+        h1x[_U(cr)] = max(h1x[_U(cr)], c_x1)
+        a4[_U(cr)] += c_a4
     st[0] = nacta
     st[1] = eul
     st[2] = nh
@@ -912,7 +917,7 @@ def _sweep_kernel(
     # per root: rank, first and last pixel (rows), x range, A8 (half pixels), Euler number
     # (quarter units); the root the last pixels joined keeps its updates in registers
     nactb = i0
-    tot = np.int64(0)  # sum of pk over the mask: its Euler number in the high half
+    tot = np.int64(0)  # sum of pk over the mask (Euler number in the high half); takes c_pk at flushes
     cr = -1
     c_key = _NEVER
     c_last = -1
@@ -921,15 +926,16 @@ def _sweep_kernel(
     c_pk = np.int64(0)
     for step in range(257):
         v = 255 - step  # the mask is q > v here: emit cut v, then add level v
-        ci = slot[v + 1]
+        ci = slot[_U(v + 1)]
         if ci >= first:
             if cr >= 0:
-                keyb[cr] = min(keyb[cr], c_key)
-                lastb[cr] = max(lastb[cr], c_last)
-                b0x[cr] = min(b0x[cr], c_x0)
-                b1x[cr] = max(b1x[cr], c_x1)
-                a8[cr] += c_pk & 0xFFFFFFFF
-                eub[cr] += c_pk >> 32
+                keyb[_U(cr)] = min(keyb[_U(cr)], c_key)
+                lastb[_U(cr)] = max(lastb[_U(cr)], c_last)
+                b0x[_U(cr)] = min(b0x[_U(cr)], c_x0)
+                b1x[_U(cr)] = max(b1x[_U(cr)], c_x1)
+                a8[_U(cr)] += c_pk & 0xFFFFFFFF
+                eub[_U(cr)] += c_pk >> 32
+                tot += c_pk
                 cr = -1
                 c_key = _NEVER
                 c_last = -1
@@ -946,19 +952,19 @@ def _sweep_kernel(
                 wx0 = _NEVER
                 wx1 = -1
                 for i in range(nactb):
-                    r = actb[i]
+                    r = actb[_U(i)]
                     crec[ncrec, 0] = r
-                    crec[ncrec, 1] = keyb[r]
-                    crec[ncrec, 2] = lastb[r]
-                    crec[ncrec, 3] = b0x[r]
-                    crec[ncrec, 4] = b1x[r]
-                    crec[ncrec, 5] = a8[r]
+                    crec[ncrec, 1] = keyb[_U(r)]
+                    crec[ncrec, 2] = lastb[_U(r)]
+                    crec[ncrec, 3] = b0x[_U(r)]
+                    crec[ncrec, 4] = b1x[_U(r)]
+                    crec[ncrec, 5] = a8[_U(r)]
                     ncrec += 1
-                    if eub[r] < 4:  # this component has holes
-                        wy0 = min(wy0, int((keyb[r] + 0.5) * inv_wp))
-                        wy1 = max(wy1, int((lastb[r] + 0.5) * inv_wp))
-                        wx0 = min(wx0, b0x[r])
-                        wx1 = max(wx1, b1x[r])
+                    if eub[_U(r)] < 4:  # this component has holes
+                        wy0 = min(wy0, int((keyb[_U(r)] + 0.5) * inv_wp))
+                        wy1 = max(wy1, int((lastb[_U(r)] + 0.5) * inv_wp))
+                        wx0 = min(wx0, b0x[_U(r)])
+                        wx1 = max(wx1, b1x[_U(r)])
                 cend[ci] = ncrec
                 win[ci, 0] = wy0
                 win[ci, 1] = wy1
@@ -966,10 +972,10 @@ def _sweep_kernel(
                 win[ci, 3] = wx1
             elif nactb == 1:  # the common case: one component, nothing to order
                 r = actb[0]
-                x0 = b0x[r] - 1
-                y0 = int((keyb[r] + 0.5) * inv_wp) - 1
-                x1 = min(b1x[r], W - 1)
-                y1 = min(int((lastb[r] + 0.5) * inv_wp), H - 1)
+                x0 = b0x[_U(r)] - 1
+                y0 = int((keyb[_U(r)] + 0.5) * inv_wp) - 1
+                x1 = min(b1x[_U(r)], W - 1)
+                y1 = min(int((lastb[_U(r)] + 0.5) * inv_wp), H - 1)
                 out = _grow(out, nout + 1)
                 out[nout, 0] = x0
                 out[nout, 1] = y0
@@ -991,89 +997,91 @@ def _sweep_kernel(
                     nbox = np.empty((cap, 4), np.int64)
                     scr = np.empty((6, cap + 1), np.int64)
                 for i in range(nactb):
-                    r = actb[i]
-                    nkey[i] = keyb[r]
-                    narea[i] = a8[r]
-                    nbox[i, 0] = b0x[r] - 1
-                    nbox[i, 1] = int((keyb[r] + 0.5) * inv_wp) - 1
-                    nbox[i, 2] = min(b1x[r], W - 1)
-                    nbox[i, 3] = min(int((lastb[r] + 0.5) * inv_wp), H - 1)
+                    r = actb[_U(i)]
+                    nkey[i] = keyb[_U(r)]
+                    narea[i] = a8[_U(r)]
+                    nbox[i, 0] = b0x[_U(r)] - 1
+                    nbox[i, 1] = int((keyb[_U(r)] + 0.5) * inv_wp) - 1
+                    nbox[i, 2] = min(b1x[_U(r)], W - 1)
+                    nbox[i, 3] = min(int((lastb[_U(r)] + 0.5) * inv_wp), H - 1)
                 ostart[ci] = nout
                 out, nout = _emit(nkey, npar, narea, nbox, nactb, no, scr, out, nout, largest, ci)
                 oend[ci] = nout
         if first >= ncut or v <= cuts[first]:
             break
-        for j in range(start[v], start[v + 1]):
-            e = order[j]
+        for j in range(start[_U(v)], start[_U(v + 1)]):
+            e = order[_U(j)]
             p = e & _PMASK
             m = (e >> _MBSH) & 255
             px = e >> _XSH
-            ng = g8n[m]
-            t = pk[m]
-            tot += t
+            ng = g8n[_U(m)]
+            t = pk[_U(m)]
             if ng == 0:  # a new component
-                pb[p] = p
-                rkb[p] = 0
-                keyb[p] = p
-                lastb[p] = p
-                b0x[p] = px
-                b1x[p] = px
-                a8[p] = 0
-                eub[p] = t >> 32
-                actb[nactb] = p
-                posb[p] = nactb
+                pb[_U(p)] = p
+                rkb[_U(p)] = 0
+                keyb[_U(p)] = p
+                lastb[_U(p)] = p
+                b0x[_U(p)] = px
+                b1x[_U(p)] = px
+                a8[_U(p)] = 0
+                eub[_U(p)] = t >> 32
+                tot += t
+                actb[_U(nactb)] = p
+                posb[_U(p)] = nactb
                 nactb += 1
                 continue
-            r = _find(pb, p + off0[m])
+            r = _find(pb, p + off0[_U(m)])
             for g in range(1, ng):
-                r2 = _find(pb, p + offs[g8r[m, g]])
+                r2 = _find(pb, p + offs[g8r[_U(m), g]])
                 if r2 == r:
                     continue
                 if cr >= 0:
-                    keyb[cr] = min(keyb[cr], c_key)
-                    lastb[cr] = max(lastb[cr], c_last)
-                    b0x[cr] = min(b0x[cr], c_x0)
-                    b1x[cr] = max(b1x[cr], c_x1)
-                    a8[cr] += c_pk & 0xFFFFFFFF
-                    eub[cr] += c_pk >> 32
+                    keyb[_U(cr)] = min(keyb[_U(cr)], c_key)
+                    lastb[_U(cr)] = max(lastb[_U(cr)], c_last)
+                    b0x[_U(cr)] = min(b0x[_U(cr)], c_x0)
+                    b1x[_U(cr)] = max(b1x[_U(cr)], c_x1)
+                    a8[_U(cr)] += c_pk & 0xFFFFFFFF
+                    eub[_U(cr)] += c_pk >> 32
+                    tot += c_pk
                     cr = -1
                     c_key = _NEVER
                     c_last = -1
                     c_x0 = _NEVER
                     c_x1 = -1
                     c_pk = 0
-                if rkb[r] < rkb[r2]:
+                if rkb[_U(r)] < rkb[_U(r2)]:
                     r, r2 = r2, r
-                elif rkb[r] == rkb[r2]:
-                    rkb[r] += 1
-                pb[r2] = r
-                tb[r2] = v
-                keyb[r] = min(keyb[r], keyb[r2])
-                lastb[r] = max(lastb[r], lastb[r2])
-                b0x[r] = min(b0x[r], b0x[r2])
-                b1x[r] = max(b1x[r], b1x[r2])
-                a8[r] += a8[r2]
-                eub[r] += eub[r2]
-                i = posb[r2]
+                elif rkb[_U(r)] == rkb[_U(r2)]:
+                    rkb[_U(r)] += 1
+                pb[_U(r2)] = r
+                tb[_U(r2)] = v
+                keyb[_U(r)] = min(keyb[_U(r)], keyb[_U(r2)])
+                lastb[_U(r)] = max(lastb[_U(r)], lastb[_U(r2)])
+                b0x[_U(r)] = min(b0x[_U(r)], b0x[_U(r2)])
+                b1x[_U(r)] = max(b1x[_U(r)], b1x[_U(r2)])
+                a8[_U(r)] += a8[_U(r2)]
+                eub[_U(r)] += eub[_U(r2)]
+                i = posb[_U(r2)]
                 nactb -= 1
-                last = actb[nactb]
-                actb[i] = last
-                posb[last] = i
+                last = actb[_U(nactb)]
+                actb[_U(i)] = last
+                posb[_U(last)] = i
             if r != cr:
                 if cr >= 0:
-                    keyb[cr] = min(keyb[cr], c_key)
-                    lastb[cr] = max(lastb[cr], c_last)
-                    b0x[cr] = min(b0x[cr], c_x0)
-                    b1x[cr] = max(b1x[cr], c_x1)
-                    a8[cr] += c_pk & 0xFFFFFFFF
-                    eub[cr] += c_pk >> 32
+                    keyb[_U(cr)] = min(keyb[_U(cr)], c_key)
+                    lastb[_U(cr)] = max(lastb[_U(cr)], c_last)
+                    b0x[_U(cr)] = min(b0x[_U(cr)], c_x0)
+                    b1x[_U(cr)] = max(b1x[_U(cr)], c_x1)
+                    a8[_U(cr)] += c_pk & 0xFFFFFFFF
+                    eub[_U(cr)] += c_pk >> 32
+                    tot += c_pk
                     c_key = _NEVER
                     c_last = -1
                     c_x0 = _NEVER
                     c_x1 = -1
                     c_pk = 0
                 cr = r
-            pb[p] = r
+            pb[_U(p)] = r
             c_key = min(c_key, p)
             c_last = max(c_last, p)
             c_x0 = min(c_x0, px)
