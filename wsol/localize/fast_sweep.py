@@ -624,6 +624,10 @@ def _bg_run(
                     last = acta[_U(nacta)]
                     acta[_U(i)] = last
                     posa[_U(last)] = i
+            if r == 0:  # joins the outside (root 0, the ring): only holes need statistics
+                pa[_U(p)] = 0
+                eul += t >> 32
+                continue
             if r != cr:
                 if cr >= 0:
                     keya[_U(cr)] = min(keya[_U(cr)], c_key)
