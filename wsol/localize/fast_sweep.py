@@ -159,7 +159,7 @@ _N32 = 24
 _PBITS = 28
 _PMASK = (1 << _PBITS) - 1
 _MBSH = 28
-_MASH = 36
+_MASH = 36  # = _MBSH + 8: both masks are packed by one shift of the uint16 mask pair
 _XSH = 44
 MAX_PIXELS = 1 << _PBITS  # padded size limit of the packed stream
 
@@ -216,9 +216,11 @@ def _pad(q2: np.ndarray, qp: np.ndarray) -> None:
 
 
 @njit(cache=True)
-def _masks(qp: np.ndarray, wp: int, descending: bool, tie_w: np.ndarray, tie_e: np.ndarray, mb: np.ndarray) -> None:
+def _masks(qp: np.ndarray, wp: int, descending: bool, tie_w: np.ndarray, tie_e: np.ndarray, mab: np.ndarray) -> None:
     """8-neighbour bit mask (bit order: _RING) of the neighbours already in the set when each
-    pixel of the padded map ``qp`` (padding -1, row width ``wp``) joins it; written to ``mb``.
+    pixel of the padded map ``qp`` (padding -1, row width ``wp``) joins it; written to ``mab``
+    (uint16: low byte for the foreground, high byte for the background, as packed in the
+    stream; the other byte is 0).
 
     Pixels join by value (decreasing for the foreground, increasing for the background);
     equal values join in stream order (see :data:`_STRIDE`): rows top to bottom, and in a row
@@ -237,7 +239,7 @@ def _masks(qp: np.ndarray, wp: int, descending: bool, tie_w: np.ndarray, tie_e: 
             p = base + xp
             c = qp[p]
             if descending:
-                mb[p] = (
+                mab[p] = np.uint16(
                     np.uint8(qp[p - w] >= c)
                     | (np.uint8(qp[p - w + one] >= c) << np.uint8(1))
                     | (np.uint8((qp[p + one] > c) | ((qp[p + one] == c) & (tie_e[xp] != 0))) << np.uint8(2))
@@ -248,7 +250,7 @@ def _masks(qp: np.ndarray, wp: int, descending: bool, tie_w: np.ndarray, tie_e: 
                     | (np.uint8(qp[p - w - one] >= c) << np.uint8(7))
                 )
             else:
-                mb[p] = (
+                mab[p] = np.uint16(
                     np.uint8(qp[p - w] <= c)
                     | (np.uint8(qp[p - w + one] <= c) << np.uint8(1))
                     | (np.uint8((qp[p + one] < c) | ((qp[p + one] == c) & (tie_e[xp] != 0))) << np.uint8(2))
@@ -257,12 +259,12 @@ def _masks(qp: np.ndarray, wp: int, descending: bool, tie_w: np.ndarray, tie_e: 
                     | (np.uint8(qp[p + w - one] < c) << np.uint8(5))
                     | (np.uint8((qp[p - one] < c) | ((qp[p - one] == c) & (tie_w[xp] != 0))) << np.uint8(6))
                     | (np.uint8(qp[p - w - one] <= c) << np.uint8(7))
-                )
+                ) << np.uint16(8)
 
 
 @njit(cache=True)
-def _masks_both(qp: np.ndarray, wp: int, tie_w: np.ndarray, tie_e: np.ndarray, mb: np.ndarray, ma: np.ndarray) -> None:
-    """:func:`_masks` for the foreground (``mb``) and the background (``ma``) in one sweep."""
+def _masks_both(qp: np.ndarray, wp: int, tie_w: np.ndarray, tie_e: np.ndarray, mab: np.ndarray) -> None:
+    """:func:`_masks` for the foreground (low byte) and the background (high byte) in one sweep."""
     h = qp.shape[0] // wp - 2
     w = np.uint64(wp)
     one = np.uint64(1)
@@ -281,7 +283,7 @@ def _masks_both(qp: np.ndarray, wp: int, tie_w: np.ndarray, tie_e: np.ndarray, m
             n7 = qp[p - w - one]
             te = tie_e[xp] != 0
             tw = tie_w[xp] != 0
-            mb[p] = (
+            mb = (
                 np.uint8(n0 >= c)
                 | (np.uint8(n1 >= c) << np.uint8(1))
                 | (np.uint8((n2 > c) | ((n2 == c) & te)) << np.uint8(2))
@@ -291,7 +293,7 @@ def _masks_both(qp: np.ndarray, wp: int, tie_w: np.ndarray, tie_e: np.ndarray, m
                 | (np.uint8((n6 > c) | ((n6 == c) & tw)) << np.uint8(6))
                 | (np.uint8(n7 >= c) << np.uint8(7))
             )
-            ma[p] = (
+            ma = (
                 np.uint8(n0 <= c)
                 | (np.uint8(n1 <= c) << np.uint8(1))
                 | (np.uint8((n2 < c) | ((n2 == c) & te)) << np.uint8(2))
@@ -301,6 +303,7 @@ def _masks_both(qp: np.ndarray, wp: int, tie_w: np.ndarray, tie_e: np.ndarray, m
                 | (np.uint8((n6 < c) | ((n6 == c) & tw)) << np.uint8(6))
                 | (np.uint8(n7 <= c) << np.uint8(7))
             )
+            mab[p] = np.uint16(mb) | (np.uint16(ma) << np.uint16(8))
 
 
 @njit(cache=True)
@@ -316,10 +319,11 @@ def _ties(w: int) -> Tuple[np.ndarray, np.ndarray]:
 
 
 @njit(cache=True)
-def _counting_sort(q2: np.ndarray, wp: int, mb: np.ndarray, ma: np.ndarray, order: np.ndarray) -> np.ndarray:
+def _counting_sort(q2: np.ndarray, wp: int, mab: np.ndarray, order: np.ndarray) -> np.ndarray:
     """Sort the pixels of the C-contiguous ``q2`` by value (ties in stream order, see
     :data:`_STRIDE`) into
-    ``order`` (int64, packed: padded index | mb << _MBSH | ma << _MASH | padded x << _XSH);
+    ``order`` (int64, packed: padded index | mb << _MBSH | ma << _MASH | padded x << _XSH,
+    both masks from ``mab``: one uint16 load per pixel);
     return the level offsets ``start[v]:start[v + 1]``. ``q2`` may be a window of the map
     starting at a column multiple of :data:`_STRIDE` (same column classes, same tie order)."""
     H, W = q2.shape
@@ -351,8 +355,7 @@ def _counting_sort(q2: np.ndarray, wp: int, mb: np.ndarray, ma: np.ndarray, orde
                 pu = np.uint64(p)
                 order[np.uint64(j)] = (
                     p
-                    | (np.int64(mb[pu]) << _MBSH)
-                    | (np.int64(ma[pu]) << _MASH)
+                    | (np.int64(mab[pu]) << _MBSH)  # ma lands at _MASH = _MBSH + 8
                     | (np.int64(x + 1) << _XSH)
                 )
                 nxt[v] = j + 1
@@ -456,10 +459,10 @@ def _emit(
 
 @njit(cache=True)
 def _bg_init(
-    qs: np.ndarray, whole: bool, tie_w: np.ndarray, tie_e: np.ndarray, ws32: np.ndarray, ws8: np.ndarray,
+    qs: np.ndarray, whole: bool, tie_w: np.ndarray, tie_e: np.ndarray, ws32: np.ndarray, wsm: np.ndarray,
     ws16: np.ndarray,
 ) -> None:
-    """Start a background pass over the window ``qs``: neighbour masks in ``ws8[1]`` (unless
+    """Start a background pass over the window ``qs``: neighbour masks in ``wsm`` (unless
     ``whole``: the map's own, packed in the sorted stream; a window's are packed into its
     own stream by :func:`_counting_sort`), padding ring.
 
@@ -472,7 +475,7 @@ def _bg_init(
     if not whole:
         qpa = ws16[1, :nps]
         _pad(qs, qpa)
-        _masks(qpa, wps, np.bool_(False), tie_w, tie_e, ws8[1, :nps])
+        _masks(qpa, wps, np.bool_(False), tie_w, tie_e, wsm[:nps])
     pa = ws32[_PA, :nps]
     ws32[_TA, :nps] = -1
     for x in range(wps):
@@ -739,7 +742,7 @@ def _sweep_kernel(
     raw_cuts: np.ndarray,
     ws64: np.ndarray,
     ws32: np.ndarray,
-    ws8: np.ndarray,
+    wsm: np.ndarray,
     ws16: np.ndarray,
     g8n: np.ndarray,
     g8r: np.ndarray,
@@ -792,7 +795,7 @@ def _sweep_kernel(
         off0[m] = offs[g8r[m, 0]]
         pk[m] = np.int64(da8[m]) + (np.int64(deul[m]) << 32)
     qp = ws16[0, :npix]
-    mb = ws8[0, :npix]
+    mab = wsm[:npix]
     pb = ws32[_PB, :npix]
     tb = ws32[_TB, :npix]
     rkb = ws32[_SZ, :npix]  # union-by-rank ranks (roots only)
@@ -808,9 +811,8 @@ def _sweep_kernel(
     slotn = ws32[_SLOT, :npix]
     _pad(q2, qp)
     tie_w, tie_e = _ties(W)
-    ma = ws8[1, :npix]
-    _masks_both(qp, wp, tie_w, tie_e, mb, ma)
-    start = _counting_sort(q2, wp, mb, ma, order)
+    _masks_both(qp, wp, tie_w, tie_e, mab)
+    start = _counting_sort(q2, wp, mab, order)
     tb[:] = _NEVER  # a pixel's link to its root is always followed
 
     out = np.empty((max(16, 2 * ncut), 4), np.int32)
@@ -847,7 +849,7 @@ def _sweep_kernel(
     hbeg = np.zeros(ncut, np.int64)
     hend = np.zeros(ncut, np.int64)
     if low:
-        _bg_init(q2, yes, tie_w, tie_e, ws32, ws8, ws16)
+        _bg_init(q2, yes, tie_w, tie_e, ws32, wsm, ws16)
         st[1] = 4  # all pixels in the foreground: one component, no hole
         if cmin == -1:
             hbeg[0] = 0
@@ -1172,13 +1174,13 @@ def _sweep_kernel(
                 gx0 -= (gx0 - 1) % _STRIDE
                 qs = np.ascontiguousarray(q2[gy0 - 1: gy1, gx0 - 1: gx1])  # one specialization
                 area = (gy1 - gy0 + 1) * (gx1 - gx0 + 1)
-                _bg_init(qs, area == H * W, tie_w[gx0 - 1: gx1 + 2], tie_e[gx0 - 1: gx1 + 2], ws32, ws8, ws16)
+                _bg_init(qs, area == H * W, tie_w[gx0 - 1: gx1 + 2], tie_e[gx0 - 1: gx1 + 2], ws32, wsm, ws16)
                 if area == H * W:
                     word = ws64[0, :area]
                     wstart = start
                 else:  # the window's own stream: the pass visits its pixels only
                     word = ws64[1, :area]
-                    wstart = _counting_sort(qs, gx1 - gx0 + 3, ws8[1], ws8[1], word)
+                    wstart = _counting_sort(qs, gx1 - gx0 + 3, wsm, word)
                 st[0] = 0
                 st[2] = 0
                 hrec, _ = _bg_run(
@@ -1256,10 +1258,10 @@ class _Workspace(threading.local):
             npix = (h + 2) * (w + 2)
             self.ws64 = np.empty((2, npix), np.int64)  # pixel streams: map, window
             self.ws32 = np.empty((_N32, npix), np.int32)
-            self.ws8 = np.empty((2, npix), np.uint8)
+            self.wsm = np.empty(npix, np.uint16)  # neighbour masks: foreground | background << 8
             self.ws16 = np.empty((2, npix), np.int16)
             self.shape = (h, w)
-        return self.ws64, self.ws32, self.ws8, self.ws16
+        return self.ws64, self.ws32, self.wsm, self.ws16
 
 
 _WS = _Workspace()
