@@ -47,8 +47,9 @@ after the pass):
    pixel, box, A8 and Euler number. A cut whose Euler number says "no hole" -- nearly all of
    them on real CAMs -- is emitted at once (components by first pixel, areas = A8).
 3. cuts with holes wait; their holes come from background passes: first by resuming pass 1
-   while that is cheap, then fresh passes over windows holding the components with holes.
-   Then they are emitted through the full contour tree.
+   while that is cheap, then fresh passes over windows holding the components with holes
+   (each window counting-sorted into its own stream). Then they are emitted through the
+   full contour tree.
 
 Each pixel is visited about once by passes 1 and 2 together.
 """
