@@ -74,7 +74,7 @@ def test_numbers_match_wsoleval_reference(run):
 
 def test_exported_heatmaps_rescore_identically(run, tmp_path):
     root, out, cams = run
-    for sweep in ("fast", "reference"):
+    for sweep in ("fast", "reference", "per-threshold"):
         rc = main(["-q", "score", "--cams", str(cams), "--root", str(root / "cub"), "--out", str(tmp_path / sweep),
                    "--sweep", sweep])
         assert rc == 0
