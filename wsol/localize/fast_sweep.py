@@ -189,6 +189,32 @@ def _find_at(parent: np.ndarray, ptime: np.ndarray, x: int, t: int, up: bool) ->
     return x
 
 
+@njit(cache=True, inline="always")
+def _fold(r: int, key: np.ndarray, last: np.ndarray, x0: np.ndarray, x1: np.ndarray, area: np.ndarray,
+          c_key: int, c_last: int, c_x0: int, c_x1: int, c_acc: int) -> None:
+    """Fold the running statistics kept in registers for root ``r`` into its arrays: first and
+    last pixel, x range, and the area (the low 32 bits of ``c_acc``; the caller takes the
+    Euler half). Inlined: the passes call it where they switch roots."""
+    u = _U(r)
+    key[u] = min(key[u], c_key)
+    last[u] = max(last[u], c_last)
+    x0[u] = min(x0[u], c_x0)
+    x1[u] = max(x1[u], c_x1)
+    area[u] += c_acc & 0xFFFFFFFF
+
+
+@njit(cache=True, inline="always")
+def _absorb(r: int, r2: int, key: np.ndarray, last: np.ndarray, x0: np.ndarray, x1: np.ndarray,
+            area: np.ndarray) -> None:
+    """Root ``r`` takes over root ``r2``'s first/last pixel, x range and area (a merge)."""
+    u, u2 = _U(r), _U(r2)
+    key[u] = min(key[u], key[u2])
+    last[u] = max(last[u], last[u2])
+    x0[u] = min(x0[u], x0[u2])
+    x1[u] = max(x1[u], x1[u2])
+    area[u] += area[u2]
+
+
 @njit(cache=True)
 def _grow(a: np.ndarray, n: int) -> np.ndarray:
     """``a`` (2-D) or a copy with room for at least ``n`` rows."""
@@ -556,11 +582,7 @@ def _bg_run(
     nh = st[2]
     stop = -1
     cr = -1
-    c_key = _NEVER
-    c_last = -1
-    c_x0 = _NEVER
-    c_x1 = -1
-    c_a4 = 0
+    c_key, c_last, c_x0, c_x1, c_a4 = _NEVER, -1, _NEVER, -1, 0
     for v in range(v_lo, v_hi + 1):
         for j in range(start[_U(v)], start[_U(v + 1)]):
             e = order[_U(j)]
@@ -589,29 +611,17 @@ def _bg_run(
                 if r2 == r:
                     continue
                 if cr >= 0:
-                    keya[_U(cr)] = min(keya[_U(cr)], c_key)
-                    lasta[_U(cr)] = max(lasta[_U(cr)], c_last)
-                    h0x[_U(cr)] = min(h0x[_U(cr)], c_x0)
-                    h1x[_U(cr)] = max(h1x[_U(cr)], c_x1)
-                    a4[_U(cr)] += c_a4 & 0xFFFFFFFF
+                    _fold(cr, keya, lasta, h0x, h1x, a4, c_key, c_last, c_x0, c_x1, c_a4)
                     eul += c_a4 >> 32
                     cr = -1
-                    c_key = _NEVER
-                    c_last = -1
-                    c_x0 = _NEVER
-                    c_x1 = -1
-                    c_a4 = 0
+                    c_key, c_last, c_x0, c_x1, c_a4 = _NEVER, -1, _NEVER, -1, 0
                 if rka[_U(r)] < rka[_U(r2)]:
                     r, r2 = r2, r
                 elif rka[_U(r)] == rka[_U(r2)]:
                     rka[_U(r)] += 1
                 pa[_U(r2)] = r
                 ta[_U(r2)] = v
-                keya[_U(r)] = min(keya[_U(r)], keya[_U(r2)])
-                lasta[_U(r)] = max(lasta[_U(r)], lasta[_U(r2)])
-                h0x[_U(r)] = min(h0x[_U(r)], h0x[_U(r2)])
-                h1x[_U(r)] = max(h1x[_U(r)], h1x[_U(r2)])
-                a4[_U(r)] += a4[_U(r2)]
+                _absorb(r, r2, keya, lasta, h0x, h1x, a4)
                 bd1 = bt[_U(r)] <= v
                 bd2 = bt[_U(r2)] <= v
                 if not bd2:  # r2 is no longer a root: it leaves the hole list
@@ -633,17 +643,9 @@ def _bg_run(
                 continue
             if r != cr:
                 if cr >= 0:
-                    keya[_U(cr)] = min(keya[_U(cr)], c_key)
-                    lasta[_U(cr)] = max(lasta[_U(cr)], c_last)
-                    h0x[_U(cr)] = min(h0x[_U(cr)], c_x0)
-                    h1x[_U(cr)] = max(h1x[_U(cr)], c_x1)
-                    a4[_U(cr)] += c_a4 & 0xFFFFFFFF
+                    _fold(cr, keya, lasta, h0x, h1x, a4, c_key, c_last, c_x0, c_x1, c_a4)
                     eul += c_a4 >> 32
-                    c_key = _NEVER
-                    c_last = -1
-                    c_x0 = _NEVER
-                    c_x1 = -1
-                    c_a4 = 0
+                    c_key, c_last, c_x0, c_x1, c_a4 = _NEVER, -1, _NEVER, -1, 0
                 cr = r
             pa[_U(p)] = r
             c_key = min(c_key, p)
@@ -654,18 +656,10 @@ def _bg_run(
         ci = slot[_U(v + 1)]
         if ci >= 0 and (low or wanted[_U(ci)]):
             if cr >= 0:
-                keya[_U(cr)] = min(keya[_U(cr)], c_key)
-                lasta[_U(cr)] = max(lasta[_U(cr)], c_last)
-                h0x[_U(cr)] = min(h0x[_U(cr)], c_x0)
-                h1x[_U(cr)] = max(h1x[_U(cr)], c_x1)
-                a4[_U(cr)] += c_a4 & 0xFFFFFFFF
+                _fold(cr, keya, lasta, h0x, h1x, a4, c_key, c_last, c_x0, c_x1, c_a4)
                 eul += c_a4 >> 32
                 cr = -1
-                c_key = _NEVER
-                c_last = -1
-                c_x0 = _NEVER
-                c_x1 = -1
-                c_a4 = 0
+                c_key, c_last, c_x0, c_x1, c_a4 = _NEVER, -1, _NEVER, -1, 0
             if low and eul // 4 + nacta > 1:  # more than one foreground component
                 stop = ci
                 break
@@ -686,11 +680,7 @@ def _bg_run(
                 nh += 1
             hend[ci] = nh
     if cr >= 0:
-        keya[_U(cr)] = min(keya[_U(cr)], c_key)
-        lasta[_U(cr)] = max(lasta[_U(cr)], c_last)
-        h0x[_U(cr)] = min(h0x[_U(cr)], c_x0)
-        h1x[_U(cr)] = max(h1x[_U(cr)], c_x1)
-        a4[_U(cr)] += c_a4 & 0xFFFFFFFF
+        _fold(cr, keya, lasta, h0x, h1x, a4, c_key, c_last, c_x0, c_x1, c_a4)
         eul += c_a4 >> 32
     st[0] = nacta
     st[1] = eul
@@ -933,19 +923,11 @@ def _sweep_kernel(
         ci = slot[_U(v + 1)]
         if ci >= first:
             if cr >= 0:
-                keyb[_U(cr)] = min(keyb[_U(cr)], c_key)
-                lastb[_U(cr)] = max(lastb[_U(cr)], c_last)
-                b0x[_U(cr)] = min(b0x[_U(cr)], c_x0)
-                b1x[_U(cr)] = max(b1x[_U(cr)], c_x1)
-                a8[_U(cr)] += c_pk & 0xFFFFFFFF
+                _fold(cr, keyb, lastb, b0x, b1x, a8, c_key, c_last, c_x0, c_x1, c_pk)
                 eub[_U(cr)] += c_pk >> 32
                 tot += c_pk
                 cr = -1
-                c_key = _NEVER
-                c_last = -1
-                c_x0 = _NEVER
-                c_x1 = -1
-                c_pk = 0
+                c_key, c_last, c_x0, c_x1, c_pk = _NEVER, -1, _NEVER, -1, 0
             if nactb - (tot >> 32) // 4 > 0:  # #holes = #components - Euler number
                 deferred[ci] = True
                 ndef += 1
@@ -1040,30 +1022,18 @@ def _sweep_kernel(
                 if r2 == r:
                     continue
                 if cr >= 0:
-                    keyb[_U(cr)] = min(keyb[_U(cr)], c_key)
-                    lastb[_U(cr)] = max(lastb[_U(cr)], c_last)
-                    b0x[_U(cr)] = min(b0x[_U(cr)], c_x0)
-                    b1x[_U(cr)] = max(b1x[_U(cr)], c_x1)
-                    a8[_U(cr)] += c_pk & 0xFFFFFFFF
+                    _fold(cr, keyb, lastb, b0x, b1x, a8, c_key, c_last, c_x0, c_x1, c_pk)
                     eub[_U(cr)] += c_pk >> 32
                     tot += c_pk
                     cr = -1
-                    c_key = _NEVER
-                    c_last = -1
-                    c_x0 = _NEVER
-                    c_x1 = -1
-                    c_pk = 0
+                    c_key, c_last, c_x0, c_x1, c_pk = _NEVER, -1, _NEVER, -1, 0
                 if rkb[_U(r)] < rkb[_U(r2)]:
                     r, r2 = r2, r
                 elif rkb[_U(r)] == rkb[_U(r2)]:
                     rkb[_U(r)] += 1
                 pb[_U(r2)] = r
                 tb[_U(r2)] = v
-                keyb[_U(r)] = min(keyb[_U(r)], keyb[_U(r2)])
-                lastb[_U(r)] = max(lastb[_U(r)], lastb[_U(r2)])
-                b0x[_U(r)] = min(b0x[_U(r)], b0x[_U(r2)])
-                b1x[_U(r)] = max(b1x[_U(r)], b1x[_U(r2)])
-                a8[_U(r)] += a8[_U(r2)]
+                _absorb(r, r2, keyb, lastb, b0x, b1x, a8)
                 eub[_U(r)] += eub[_U(r2)]
                 i = posb[_U(r2)]
                 nactb -= 1
@@ -1072,18 +1042,10 @@ def _sweep_kernel(
                 posb[_U(last)] = i
             if r != cr:
                 if cr >= 0:
-                    keyb[_U(cr)] = min(keyb[_U(cr)], c_key)
-                    lastb[_U(cr)] = max(lastb[_U(cr)], c_last)
-                    b0x[_U(cr)] = min(b0x[_U(cr)], c_x0)
-                    b1x[_U(cr)] = max(b1x[_U(cr)], c_x1)
-                    a8[_U(cr)] += c_pk & 0xFFFFFFFF
+                    _fold(cr, keyb, lastb, b0x, b1x, a8, c_key, c_last, c_x0, c_x1, c_pk)
                     eub[_U(cr)] += c_pk >> 32
                     tot += c_pk
-                    c_key = _NEVER
-                    c_last = -1
-                    c_x0 = _NEVER
-                    c_x1 = -1
-                    c_pk = 0
+                    c_key, c_last, c_x0, c_x1, c_pk = _NEVER, -1, _NEVER, -1, 0
                 cr = r
             pb[_U(p)] = r
             c_key = min(c_key, p)
