@@ -418,3 +418,41 @@ def test_import_wsol_stays_light():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                          env={**os.environ, "PYTHONPATH": REPO}).stdout.strip()
     assert out == "[]"
+
+
+def test_shipped_files_found_in_checkout_then_in_wheel_prefix(tmp_path, monkeypatch):
+    """From a checkout the suites and paper numbers are read in place; without one (a wheel
+    install) from ``<prefix>/share/wsol/``, where setup.cfg's data_files put them."""
+    import sysconfig
+
+    from wsol import paths
+    from wsol.comparison import default_paper_file
+    from wsol.suite import find_suite_file
+
+    assert find_suite_file("smoke") == os.path.join(paths.CHECKOUT_BENCHMARKS, "suites", "smoke.yaml")
+    assert os.path.isfile(default_paper_file())
+
+    prefix = tmp_path / "prefix"
+    (prefix / "share" / "wsol" / "suites").mkdir(parents=True)
+    (prefix / "share" / "wsol" / "suites" / "smoke.yaml").write_text("name: smoke\n")
+    (prefix / "share" / "wsol" / "paper_numbers.csv").write_text("x\n")
+    monkeypatch.setattr(paths, "CHECKOUT_BENCHMARKS", str(tmp_path / "no-checkout" / "benchmarks"))
+    monkeypatch.setattr(sysconfig, "get_path", lambda name, scheme=None: str(prefix) if name == "data" else None)
+    assert find_suite_file("smoke") == str(prefix / "share" / "wsol" / "suites" / "smoke.yaml")
+    assert default_paper_file() == str(prefix / "share" / "wsol" / "paper_numbers.csv")
+    assert find_suite_file("nope") == "nope"  # unknown names stay as given (the error names them)
+
+
+def test_setup_cfg_ships_every_suite_and_the_paper_numbers():
+    """setup.cfg's data_files globs cover every file wsol looks up with shipped_file."""
+    import configparser
+    import glob
+
+    cfg = configparser.ConfigParser()
+    cfg.read(os.path.join(os.path.dirname(__file__), "..", "setup.cfg"))
+    data = dict(cfg["options.data_files"])
+    root = os.path.join(os.path.dirname(__file__), "..")
+    suites = sorted(glob.glob(os.path.join(root, data["share/wsol/suites"].strip())))
+    assert [os.path.basename(p) for p in suites] == sorted(
+        os.path.basename(p) for p in glob.glob(os.path.join(root, "benchmarks", "suites", "*.yaml")))
+    assert data["share/wsol"].strip() == "benchmarks/paper_numbers.csv"

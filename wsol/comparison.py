@@ -22,9 +22,10 @@ COMPARISON_COLUMNS = ["dataset", "split", "backbone", "method", "protocol", "met
 
 
 def default_paper_file() -> str:
-    """``benchmarks/paper_numbers.csv`` of this checkout."""
-    return os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
-                        "benchmarks", "paper_numbers.csv")
+    """The shipped ``benchmarks/paper_numbers.csv`` (this checkout's, or the wheel's copy)."""
+    from wsol.paths import shipped_file
+
+    return shipped_file("paper_numbers.csv")
 
 
 def read_paper_numbers(path: Optional[str] = None) -> pd.DataFrame:

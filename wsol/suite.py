@@ -650,9 +650,11 @@ def run_suite(path_or_suite: Union[str, Suite], out_dir: Optional[str] = None,
 
 
 def find_suite_file(name: str) -> str:
-    """``name`` itself when it is a file, else ``benchmarks/suites/<name>.yaml`` of this checkout."""
+    """``name`` itself when it is a file, else the shipped ``benchmarks/suites/<name>.yaml``
+    (this checkout's, or the wheel's copy: :func:`wsol.paths.shipped_file`)."""
     if os.path.isfile(name) or os.sep in name or name.endswith((".yaml", ".yml")):
         return name
-    shipped = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
-                           "benchmarks", "suites", f"{name}.yaml")
+    from wsol.paths import shipped_file
+
+    shipped = shipped_file("suites", f"{name}.yaml")
     return shipped if os.path.isfile(shipped) else name
