@@ -190,6 +190,20 @@ def _find_at(parent: np.ndarray, ptime: np.ndarray, x: int, t: int, up: bool) ->
 
 
 @njit(cache=True, inline="always")
+def _new_root(p: int, px: int, parent: np.ndarray, rank: np.ndarray, key: np.ndarray, last: np.ndarray,
+              x0: np.ndarray, x1: np.ndarray) -> None:
+    """Pixel ``p`` (column ``px``) starts a set of its own: its own root, rank 0, first and last
+    pixel ``p``, x range ``px``."""
+    u = _U(p)
+    parent[u] = p
+    rank[u] = 0
+    key[u] = p
+    last[u] = p
+    x0[u] = px
+    x1[u] = px
+
+
+@njit(cache=True, inline="always")
 def _fold(r: int, key: np.ndarray, last: np.ndarray, x0: np.ndarray, x1: np.ndarray, area: np.ndarray,
           c_key: int, c_last: int, c_x0: int, c_x1: int, c_acc: int) -> None:
     """Fold the running statistics kept in registers for root ``r`` into its arrays: first and
@@ -592,12 +606,7 @@ def _bg_run(
             ng = g4n[_U(m)]
             t = pka[_U(m)]
             if ng == 0:  # a new hole
-                pa[_U(p)] = p
-                rka[_U(p)] = 0
-                keya[_U(p)] = p
-                lasta[_U(p)] = p
-                h0x[_U(p)] = px
-                h1x[_U(p)] = px
+                _new_root(p, px, pa, rka, keya, lasta, h0x, h1x)
                 a4[_U(p)] = t & 0xFFFFFFFF
                 eul += t >> 32
                 bt[_U(p)] = _NEVER
@@ -1003,12 +1012,7 @@ def _sweep_kernel(
             ng = g8n[_U(m)]
             t = pk[_U(m)]
             if ng == 0:  # a new component
-                pb[_U(p)] = p
-                rkb[_U(p)] = 0
-                keyb[_U(p)] = p
-                lastb[_U(p)] = p
-                b0x[_U(p)] = px
-                b1x[_U(p)] = px
+                _new_root(p, px, pb, rkb, keyb, lastb, b0x, b1x)
                 a8[_U(p)] = 0
                 eub[_U(p)] = t >> 32
                 tot += t
