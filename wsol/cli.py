@@ -116,7 +116,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="also write each normalized 224x224 heatmap as DIR/<image_id>.npy")
     g.add_argument("--report", action="store_true",
                    help="also write OUT/report.html (summary, BoxAcc curves, gallery; heatmaps from --save-cams)")
-    from wsol.engine.bench_commands import add_fast_path_args  # --dtype --channels-last --compile --decode
+    from wsol.bench_commands import add_fast_path_args  # --dtype --channels-last --compile --decode
 
     add_fast_path_args(p)
     _add_protocol_args(p)
@@ -162,8 +162,8 @@ def build_parser() -> argparse.ArgumentParser:
 COMMAND_MODULES = (
     "wsol.datasets.commands",   # check-data, export-metadata
     "wsol.report.commands",     # report, overlay
-    "wsol.engine.train_commands",  # train, demo
-    "wsol.engine.bench_commands",  # bench
+    "wsol.train_commands",      # train, demo
+    "wsol.bench_commands",      # bench
     "wsol.suite_commands",      # suite, compare
 )
 
