@@ -139,19 +139,10 @@ def sweep_per_threshold(q: np.ndarray, taus: Sequence[float]) -> SweepResult:
     (``benchmarks/sweep_speed.py``) and as a check on :func:`sweep_reference`'s cut sharing.
     """
     q = np.ascontiguousarray(q, dtype=np.uint8)
-    q_max = np.max(q) if q.size else 0
-    h, w = q.shape
-    out: Dict[str, List[np.ndarray]] = {m: [] for m in MODES}
-    for tau in np.asarray(taus, dtype=np.float64).tolist():
-        _, mask = cv2.threshold(q, int(tau * float(q_max)), 255, cv2.THRESH_BINARY)
-        contours = cv2.findContours(mask, cv2.RETR_TREE, cv2.CHAIN_APPROX_SIMPLE)[-2]
-        if len(contours) == 0:
-            out["all"].append(EMPTY_BOX.copy())
-            out["largest"].append(EMPTY_BOX.copy())
-            continue
-        out["all"].append(np.asarray([_contour_box(c, w, h) for c in contours], dtype=np.int32))
-        out["largest"].append(np.asarray([_contour_box(max(contours, key=cv2.contourArea), w, h)], dtype=np.int32))
-    return SweepResult.from_lists(out, np.arange(len(out["all"]), dtype=np.int64))
+    q_max = float(np.max(q)) if q.size else 0.0
+    per_tau = [boxes_at_level(q, int(tau * q_max)) for tau in np.asarray(taus, dtype=np.float64).tolist()]
+    return SweepResult.from_lists({m: [b[m] for b in per_tau] for m in MODES},
+                                  np.arange(len(per_tau), dtype=np.int64))
 
 
 def sweep_reference(q: np.ndarray, taus: Sequence[float]) -> SweepResult:
