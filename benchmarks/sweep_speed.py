@@ -3,7 +3,7 @@
 Three paths, all returning the same boxes (tests/test_sweep.py):
 
 * ``per-threshold``: the published loop as is (wsolevaluation): cv2.threshold +
-  cv2.findContours at every τ -- the yardstick of issue 5's targets (5x at 100 thresholds,
+  cv2.findContours at every τ -- the yardstick of the speed targets (5x at 100 thresholds,
   40x at 1000, real CAMs);
 * ``reference``: ``sweep_reference``, the same OpenCV calls once per distinct integer cut
   (at 1000 thresholds a 224x224 map has at most 256 distinct cuts) -- a stricter yardstick,

@@ -1,4 +1,4 @@
-"""Issue 9: every bad input of README's table is planted here and its promised behaviour checked."""
+"""Every bad input of README's table is planted here and its promised behaviour checked."""
 import errno
 import os
 

@@ -1,5 +1,5 @@
 """Speed options of the evaluation loop: ``--dtype``, ``--channels-last``, ``--compile``,
-``--decode`` (issue 6). Their defaults change nothing: fp32, contiguous, eager, PIL decode.
+``--decode``. Their defaults change nothing: fp32, contiguous, eager, PIL decode.
 
 What stays exact, and why. Only the raw low-resolution maps (e.g. ``[B, 7, 7]`` float32,
 196 bytes an image; less than an 8-bit 224x224 map) and the top-k predictions leave the
