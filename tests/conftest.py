@@ -22,9 +22,9 @@ def _register_tiny():
     from torch import nn
 
     from wsol.models.backbone import BackboneInfo, NetBackbone
-    from wsol.models.registry import _REGISTRY, register_backbone
+    from wsol.models.registry import BACKBONES, register_backbone
 
-    if "tiny_test_net" in _REGISTRY:
+    if "tiny_test_net" in BACKBONES:
         return
 
     class Tiny(nn.Module):
