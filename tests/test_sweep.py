@@ -19,12 +19,11 @@ from hypothesis import strategies as st
 from wsol.localize.boxes import SweepResult, best_iou_per_cut, get_sweep, sweep_per_threshold, sweep_reference
 from wsol.localize.fast_sweep import sweep_fast
 from wsol.localize.maps import normalize, postprocess, quantize, thresholds
-from wsol.localize.synthetic_maps import cam_like_map
+from shared_data import imagenet_val_100
+from synthetic_maps import cam_like_map
 
 T100 = thresholds(0.01)
 T1000 = thresholds(0.001)
-SHARED_VAL = os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data", "imagenet-val-100",
-                          "ILSVRC", "Data", "CLS-LOC", "val")
 
 
 def assert_same(q: np.ndarray, taus: Sequence[float] = T100) -> None:
@@ -243,9 +242,7 @@ def test_property_224_few_levels(levels, seed, cell, sigma):
 def _real_cams(n: int = 20) -> np.ndarray:
     """Quantized top-1 CAMs of EfficientNet-Lite0 on the shared ImageNet val images."""
     lite = pytest.importorskip("wsol.models.efficientnet_lite")
-    files = sorted(glob.glob(os.path.join(SHARED_VAL, "*.JPEG")))[:n]
-    if not files:
-        pytest.skip("../shared/data/imagenet-val-100 not present")
+    files = sorted(glob.glob(os.path.join(imagenet_val_100(), "ILSVRC", "Data", "CLS-LOC", "val", "*.JPEG")))[:n]
     import torch
 
     from wsol.transforms.image import load_rgb, test_transform
