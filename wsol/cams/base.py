@@ -17,7 +17,6 @@ class CamMethod:
     name: str = ""
     description: str = ""
     needs_grad: bool = False
-    needs_model: bool = True
 
     def __init__(self, **options):
         self.options = options
