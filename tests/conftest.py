@@ -8,6 +8,14 @@ sys.path.insert(0, os.path.dirname(__file__))  # test helpers (cub_fixture, refe
 from shared_data import imagenet_val_100  # noqa: E402
 
 
+@pytest.fixture(scope="session", autouse=True)
+def numba_warm():
+    """Compile (or load from numba's cache) the sweep kernels once per test run, up front."""
+    from wsol.localize.image import warm_up
+
+    warm_up()
+
+
 @pytest.fixture(scope="session")
 def shared_imagenet():
     """Path of ../shared/data/imagenet-val-100, or skip when it is absent."""
