@@ -12,6 +12,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+from wsol.localize.boxes import MODES
 from wsol.localize.image import ImageLocalization
 from wsol.localize.iou import iou_matrix
 from wsol.localize.maps import normalize
@@ -38,8 +39,11 @@ def localize_cam2016(raw_cam: np.ndarray, gt_boxes: np.ndarray, width: int, heig
     """IoU (modes 'all', 'largest'; a single τ) of the CAM-paper box against original GT boxes."""
     gt = np.asarray(gt_boxes, dtype=np.float64).reshape(-1, 4)
     allb, big = cam2016_boxes(raw_cam, width, height)
-    ious = np.array([[iou_matrix(allb, gt).max()], [iou_matrix(big, gt).max()]])
-    boxes = np.zeros((2, 1, 4), dtype=np.int32)
-    boxes[0, 0] = allb[int(np.argmax(iou_matrix(allb, gt).max(axis=1)))]
-    boxes[1, 0] = big[0]
+    per_box = iou_matrix(allb, gt).max(axis=1)
+    ious = np.zeros((len(MODES), 1), dtype=np.float64)
+    boxes = np.zeros((len(MODES), 1, 4), dtype=np.int32)
+    ious[MODES.index("all"), 0] = per_box.max()
+    boxes[MODES.index("all"), 0] = allb[int(np.argmax(per_box))]
+    ious[MODES.index("largest"), 0] = iou_matrix(big, gt).max()
+    boxes[MODES.index("largest"), 0] = big[0]
     return ImageLocalization(ious, boxes)

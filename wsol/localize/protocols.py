@@ -1,0 +1,113 @@
+"""One object per evaluation protocol (docs/protocol.md): its τ grid, how ground truth is
+put on the map's grid, how a batch of raw maps becomes per-image IoUs, and the dtype its
+boxes need. The engine holds a :class:`Protocol` and never branches on a protocol's name.
+
+Protocols are looked up by name in :data:`PROTOCOLS` (``wsoleval``, ``cam2016``). They are
+plain picklable objects, so a worker pool can run :meth:`Protocol.localize` directly.
+"""
+from __future__ import annotations
+
+from typing import List, Optional, Sequence, Tuple
+
+import numpy as np
+
+from wsol.localize.boxes import scale_gt_boxes
+from wsol.localize.cam2016 import CAM2016_THRESHOLD, localize_cam2016
+from wsol.localize.image import ImageLocalization, localize_batch
+from wsol.localize.maps import MAP_SIZE, postprocess_batch, thresholds
+from wsol.utils.registry import Registry
+
+Size = Tuple[int, int]  # (width, height) of the original image
+
+
+class Protocol:
+    """Base class: the rules of one protocol.
+
+    name: registry name; description: one line for listings.
+    box_dtype: the integer type that holds its predicted boxes (per_image.csv).
+    scores_heatmaps: whether exported 224x224 heatmaps can be scored under it (``wsol score``).
+    """
+
+    name: str = ""
+    description: str = ""
+    box_dtype: type = np.int32
+    scores_heatmaps: bool = False
+
+    def thresholds(self, cam_step: float) -> np.ndarray:
+        """The τ grid."""
+        raise NotImplementedError
+
+    def gt_boxes(self, boxes: np.ndarray, size: Size) -> np.ndarray:
+        """Ground-truth boxes (original pixels, [n, 4]) as this protocol compares them."""
+        raise NotImplementedError
+
+    def localize(self, cams: np.ndarray, gts: Sequence[np.ndarray], sizes: Sequence[Size], taus: np.ndarray,
+                 sweep: str, keep_maps: bool = False) -> Tuple[List[ImageLocalization], Optional[np.ndarray]]:
+        """Raw maps [B, h, w] + :meth:`gt_boxes` of each image -> (localizations, the
+        normalized 224x224 maps when ``keep_maps`` else None)."""
+        raise NotImplementedError
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}()"
+
+    def __eq__(self, other: object) -> bool:
+        return type(self) is type(other)
+
+    def __hash__(self) -> int:
+        return hash(type(self))
+
+
+class WsolEvalProtocol(Protocol):
+    """Choe et al. 2020: maps and ground truth on the 224 grid, τ = arange(0, 1, step),
+    both box modes at every τ (docs/protocol.md)."""
+
+    name = "wsoleval"
+    description = "Choe et al. 2020 (default): 224x224 maps, every tau of arange(0, 1, step), MaxBoxAccV2"
+    box_dtype = np.uint8  # 224-grid boxes fit in a byte
+    scores_heatmaps = True
+
+    def thresholds(self, cam_step: float) -> np.ndarray:
+        return thresholds(cam_step)
+
+    def gt_boxes(self, boxes: np.ndarray, size: Size) -> np.ndarray:
+        return scale_gt_boxes(boxes, size[0], size[1], MAP_SIZE)
+
+    def localize(self, cams, gts, sizes, taus, sweep, keep_maps=False):
+        maps = postprocess_batch(cams)
+        return localize_batch(maps, gts, taus, sweep), (maps if keep_maps else None)
+
+    def localize_maps(self, maps: Sequence[np.ndarray], gts: Sequence[np.ndarray], taus: np.ndarray,
+                      sweep: str) -> List[ImageLocalization]:
+        """Already normalized 224x224 maps (exported heatmaps) -> localizations."""
+        return localize_batch(maps, gts, taus, sweep)
+
+
+class Cam2016Protocol(Protocol):
+    """The CAM paper's text: one threshold at 20% of the max, largest component by pixel
+    count, at the original resolution against unscaled ground truth (docs/protocol.md,
+    The cam2016 protocol)."""
+
+    name = "cam2016"
+    description = ("CAM paper (Zhou et al. 2016): one threshold at 20% of the max, largest component, "
+                   "original resolution")
+    box_dtype = np.int32  # boxes in original pixels
+
+    def thresholds(self, cam_step: float) -> np.ndarray:
+        return np.array([CAM2016_THRESHOLD])
+
+    def gt_boxes(self, boxes: np.ndarray, size: Size) -> np.ndarray:
+        return np.asarray(boxes)
+
+    def localize(self, cams, gts, sizes, taus, sweep, keep_maps=False):
+        locs = [localize_cam2016(c, g, w, h) for c, g, (w, h) in zip(cams, gts, sizes)]
+        return locs, (postprocess_batch(cams) if keep_maps else None)
+
+
+PROTOCOLS: Registry[Protocol] = Registry("protocol")
+for _p in (WsolEvalProtocol(), Cam2016Protocol()):
+    PROTOCOLS.add(_p.name, _p)
+
+
+def get_protocol(name: str) -> Protocol:
+    """The protocol registered as ``name`` (an unknown name lists the closest ones)."""
+    return PROTOCOLS.get(name)
