@@ -72,34 +72,23 @@ def _init(device: str) -> Tuple[bool, str]:
 
 
 def _scorer_payload(scorer) -> dict:
-    """What rank 0 needs from a shard's RunScorer to rebuild per_image.csv."""
-    from wsol.localize.boxes import MODES
-
-    return {"rows": scorer.rows, "iou": {m: scorer._iou[m] for m in MODES}, "box": scorer._box,
-            "n_skipped": scorer.n_skipped, "exclude_skipped": scorer.exclude_skipped}
+    """A shard scorer's per-image state (its summed state is all-reduced separately)."""
+    state = scorer.state_dict()
+    return {s.name: state[s.name] for s in scorer.PER_IMAGE}
 
 
 def _merge_scorer(parts: List[dict], order: Dict[str, int], state: Dict[str, torch.Tensor], taus: np.ndarray,
                   fixed_tau: float, box_dtype):
-    """One RunScorer holding every shard's rows in dataset order and the reduced state."""
+    """One RunScorer holding every shard's per-image state in dataset order and the reduced sums."""
     from wsol.engine.scoring import RunScorer
-    from wsol.localize.boxes import MODES
+    from wsol.metrics.state import merge_states
 
     sc = RunScorer(taus, fixed_tau, has_predictions=True, box_dtype=box_dtype)
-    entries = []
-    for r, p in enumerate(parts):
-        for j, row in enumerate(p["rows"]):
-            entries.append((order.get(row["image_id"], len(order)), r, j))
-    entries.sort()
-    for _, r, j in entries:
-        p = parts[r]
-        sc.rows.append(p["rows"][j])
-        for m in MODES:
-            sc._iou[m].append(p["iou"][m][j])
-        sc._box.append(p["box"][j])
-    sc.n_skipped = sum(p["n_skipped"] for p in parts)
-    sc.exclude_skipped = any(p["exclude_skipped"] for p in parts)
-    sc.evaluator.state = {k: v.clone() for k, v in state.items()}
+    for p in parts:  # positions in the whole dataset
+        p["index"] = [order.get(row["image_id"], len(order)) for row in p["rows"]]
+    merged = merge_states(sc.PER_IMAGE, parts)
+    merged.update({k: v.clone() for k, v in state.items()})
+    sc.load_state_dict(merged)
     return sc
 
 

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import datetime as _dt
-from typing import Dict, List, Optional, Sequence
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 import pandas as pd
@@ -11,6 +11,7 @@ from wsol import __version__
 from wsol.localize.boxes import MODES
 from wsol.localize.image import ImageLocalization
 from wsol.metrics.box_accuracy import IOU_THRESHOLDS, LOC_MODE, V2_MODE, BoxAccEvaluator
+from wsol.metrics.state import StateSpec, merge_states
 
 LOC_RULE = "argmax_tau BoxAcc(tau, IoU 0.5), largest box"
 
@@ -27,27 +28,75 @@ SUMMARY_COLUMNS = [
 class RunScorer:
     """Streaming evaluator plus the per-image arrays needed for per_image.csv.
 
-    Per-image state is O(n_images x n_tau) small arrays (IoU float32, boxes uint8), kept only
-    for the CSV at the finally chosen τ; the metric state itself is flat.
+    Its state is declared (:meth:`state_specs`, with each reduction): the evaluator's flat
+    sums, and per-image lists that concatenate across shards: ``rows`` (dicts),
+    ``iou_all`` / ``iou_largest`` (float32 [n_tau] per image), ``box`` (the largest-mode box
+    per τ, [n_tau, 4] of ``box_dtype``) and ``index`` (the image's position in the dataset,
+    by which merged shards are put back in order); ``n_skipped`` adds up and
+    ``exclude_skipped`` is set when any shard set it.
     """
+
+    PER_IMAGE = (
+        StateSpec("rows", "cat", "per-image CSV fields (dicts)"),
+        StateSpec("iou_all", "cat", "float32 [n_tau] per image: best IoU, all contours"),
+        StateSpec("iou_largest", "cat", "float32 [n_tau] per image: best IoU, largest box"),
+        StateSpec("box", "cat", "[n_tau, 4] per image: the largest-mode box"),
+        StateSpec("index", "cat", "int per image: position in the dataset"),
+        StateSpec("n_skipped", "sum", "images that could not be scored"),
+        StateSpec("exclude_skipped", "any", "skipped images left out of the denominators"),
+    )
 
     def __init__(self, taus: Sequence[float], fixed_tau: float = 0.2, has_predictions: bool = True,
                  box_dtype=np.uint8):
         self.taus = np.asarray(taus, dtype=np.float64)
         self.evaluator = BoxAccEvaluator(self.taus, IOU_THRESHOLDS, fixed_tau)
         self.has_predictions = has_predictions
-        self.box_dtype = box_dtype  # uint8 holds the 224-grid boxes; cam2016 boxes need int32
+        self.box_dtype = box_dtype  # the protocol's box type (uint8 holds 224-grid boxes)
         self.rows: List[dict] = []
-        self._iou: Dict[str, List[np.ndarray]] = {m: [] for m in MODES}
-        self._box: List[np.ndarray] = []
+        self.iou: Dict[str, List[np.ndarray]] = {m: [] for m in MODES}
+        self.box: List[np.ndarray] = []
+        self.index: List[int] = []
         self.n_skipped = 0
         self.exclude_skipped = False
 
-    def add_skipped(self, image_id: str, label: int, reason: str, exclude: bool = False) -> None:
+    # ------------------------------------------------------------ declared state
+    def state_specs(self) -> Tuple[StateSpec, ...]:
+        """Every state of the scorer with its reduction (the evaluator's first)."""
+        return tuple(BoxAccEvaluator.STATE) + self.PER_IMAGE
+
+    def state_dict(self) -> Dict[str, Any]:
+        """The whole state, keyed as :meth:`state_specs`."""
+        return {**self.evaluator.state, "rows": self.rows, "iou_all": self.iou["all"],
+                "iou_largest": self.iou["largest"], "box": self.box, "index": self.index,
+                "n_skipped": self.n_skipped, "exclude_skipped": self.exclude_skipped}
+
+    def load_state_dict(self, state: Dict[str, Any]) -> None:
+        """Replace the state (e.g. by :func:`merge_states` of the shards' states); per-image
+        entries are put in dataset order (stable, by ``index``)."""
+        order = sorted(range(len(state["index"])), key=lambda k: state["index"][k])
+        self.evaluator.state = {s.name: state[s.name] for s in BoxAccEvaluator.STATE}
+        self.rows = [state["rows"][k] for k in order]
+        self.iou = {"all": [state["iou_all"][k] for k in order], "largest": [state["iou_largest"][k] for k in order]}
+        self.box = [state["box"][k] for k in order]
+        self.index = [state["index"][k] for k in order]
+        self.n_skipped = int(state["n_skipped"])
+        self.exclude_skipped = bool(state["exclude_skipped"])
+
+    def merge(self, *states: Dict[str, Any]) -> None:
+        """Merge other scorers' states into this one by the declared reductions."""
+        self.load_state_dict(merge_states(self.state_specs(), [self.state_dict(), *states]))
+
+    def _next_index(self, index: Optional[int]) -> int:
+        return len(self.index) if index is None else int(index)
+
+    # ------------------------------------------------------------ update
+    def add_skipped(self, image_id: str, label: int, reason: str, exclude: bool = False,
+                    index: Optional[int] = None) -> None:
         """Record an image that could not be scored (``--on-error skip``).
 
         It counts as a miss at every τ (IoU 0, classification wrong) unless ``exclude``,
-        in which case it is left out of every denominator.
+        in which case it is left out of every denominator. ``index``: its position in the
+        dataset (default: the next position).
         """
         self.n_skipped += 1
         self.exclude_skipped = exclude
@@ -57,15 +106,18 @@ class RunScorer:
         row = {"image_id": image_id, "label": int(label)}
         if self.has_predictions:
             row.update({"pred_top1": -1, "pred_top5": "", "top1_correct": False, "top5_correct": False})
+        self.index.append(self._next_index(index))
         self.rows.append({**row, "_status": "skipped", "_reason": reason})
         for m in MODES:
-            self._iou[m].append(np.zeros(n_t, np.float32))
-        self._box.append(np.zeros((n_t, 4), self.box_dtype))
+            self.iou[m].append(np.zeros(n_t, np.float32))
+        self.box.append(np.zeros((n_t, 4), self.box_dtype))
 
     def add(self, image_ids: Sequence[str], labels: Sequence[int], locs: Sequence[ImageLocalization],
-            top5: Optional[np.ndarray] = None, status: Optional[Sequence[str]] = None) -> None:
+            top5: Optional[np.ndarray] = None, status: Optional[Sequence[str]] = None,
+            indices: Optional[Sequence[int]] = None) -> None:
         """Add a batch of localized images; ``top5`` int [B, k] predicted classes, best first;
-        ``status`` per image ('ok', or why its map was replaced by zeros)."""
+        ``status`` per image ('ok', or why its map was replaced by zeros); ``indices`` their
+        positions in the dataset (default: the next positions)."""
         ious = np.stack([l.iou for l in locs]) if locs else np.zeros((0, len(MODES), len(self.taus)))
         labels = np.asarray(labels, dtype=np.int64)
         if top5 is not None and len(top5):
@@ -83,11 +135,13 @@ class RunScorer:
                 row["top5_correct"] = bool(t5[i])
             row["_status"] = status[i] if status is not None else "ok"
             row["_reason"] = ""
+            self.index.append(self._next_index(None if indices is None else indices[i]))
             self.rows.append(row)
             for mi, m in enumerate(MODES):
-                self._iou[m].append(loc.iou[mi].astype(np.float32))
-            self._box.append(loc.boxes[MODES.index(LOC_MODE)].astype(self.box_dtype))
+                self.iou[m].append(loc.iou[mi].astype(np.float32))
+            self.box.append(loc.boxes[MODES.index(LOC_MODE)].astype(self.box_dtype))
 
+    # ------------------------------------------------------------ compute
     def summary(self) -> dict:
         """The summary numbers (dict of floats; NaN for classification without predictions)."""
         s = self.evaluator.evaluate().__dict__.copy()
@@ -109,9 +163,9 @@ class RunScorer:
         if not self.rows:
             return df
         status, reason = df.pop("_status"), df.pop("_reason")
-        iou_l = np.stack(self._iou[LOC_MODE])
-        iou_a = np.stack(self._iou[V2_MODE])
-        boxes = np.stack(self._box)
+        iou_l = np.stack(self.iou[LOC_MODE])
+        iou_a = np.stack(self.iou[V2_MODE])
+        boxes = np.stack(self.box)
         df["loc_tau"] = self.taus[li]
         df["iou"] = iou_l[:, li].astype(np.float64)
         for j, c in enumerate(("box_x0", "box_y0", "box_x1", "box_y1")):
