@@ -231,6 +231,7 @@ def cmd_datasets(args) -> int:
 
     for d in list_datasets():
         print(f"{d.name:10s} {d.description}")
+        print(f"{'':10s} --dataset-option keys: {', '.join(d.valid_options())}")
     return 0
 
 
