@@ -13,7 +13,8 @@ from typing import Callable, Dict, List, Optional
 
 import numpy as np
 
-from wsol.errors import DataError, UnknownNameError, WsolError
+from wsol.errors import DataError, WsolError
+from wsol.utils.registry import Registry
 
 
 @dataclass
@@ -145,7 +146,8 @@ class DatasetInfo:
         return sorted({**self.options, **COMMON_OPTIONS})
 
 
-_REGISTRY: Dict[str, DatasetInfo] = {}
+DATASETS: Registry[DatasetInfo] = Registry("dataset", [f"wsol.datasets.{m}" for m in
+                                                       ("cub", "imagenet", "wsoleval", "folder", "synthetic")])
 
 
 def _keyword_options(fn: Callable) -> Dict[str, str]:
@@ -165,7 +167,7 @@ def register_dataset(name: str, description: str, splits: tuple = ("train", "tes
 
     def deco(fn: DatasetBuilder) -> DatasetBuilder:
         opts = dict(options) if options is not None else _keyword_options(fn)
-        _REGISTRY[name] = DatasetInfo(name, fn, description, splits, generates, opts, example)
+        DATASETS.add(name, DatasetInfo(name, fn, description, splits, generates, opts, example))
         return fn
 
     return deco
@@ -173,10 +175,7 @@ def register_dataset(name: str, description: str, splits: tuple = ("train", "tes
 
 def dataset_info(name: str) -> DatasetInfo:
     """The registry entry of adapter ``name`` (unknown names list the closest ones)."""
-    _load_adapters()
-    if name not in _REGISTRY:
-        raise UnknownNameError("dataset", name, _REGISTRY)
-    return _REGISTRY[name]
+    return DATASETS.get(name)
 
 
 def check_options(name: str, options: Dict[str, object]) -> None:
@@ -211,8 +210,7 @@ def _apply_num_classes(ds: WsolDataset, value: object) -> None:
 
 def list_datasets() -> List[DatasetInfo]:
     """Registered dataset adapters, sorted by name."""
-    _load_adapters()
-    return [_REGISTRY[k] for k in sorted(_REGISTRY)]
+    return [info for _, info in DATASETS.items()]
 
 
 def build_dataset(name: str, root: str, split: str = "test", **options) -> WsolDataset:
@@ -237,15 +235,3 @@ def require_file(path: str, what: str = "") -> str:
     if not os.path.isfile(path):
         raise DataError(f"missing {what or 'file'}", path=path)
     return path
-
-
-def _load_adapters() -> None:
-    # Importing the adapter modules registers them (kept lazy so base has no cycles).
-    import importlib
-
-    for mod in ("cub", "imagenet", "wsoleval", "folder", "synthetic"):
-        try:
-            importlib.import_module(f"wsol.datasets.{mod}")
-        except ModuleNotFoundError as e:  # adapter not written yet
-            if e.name != f"wsol.datasets.{mod}":
-                raise
