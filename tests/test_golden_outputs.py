@@ -38,8 +38,9 @@ TINY = ["--backbone", "tiny_test_net", "--weights", "random", "--batch-size", "3
 EVAL_RUNS: Dict[str, list] = {
     "cam-fast": ["--method", "cam", "--save-cams", "{out}/cams"],
     "cam-reference-step0.001": ["--method", "cam", "--sweep", "reference", "--cam-step", "0.001", "--fixed-tau", "0.3"],
-    "cam-per-threshold": ["--method", "cam", "--sweep", "per-threshold"],
-    "cam-workers": ["--method", "cam", "--workers", "1"],
+    "gradcam-per-threshold": ["--method", "gradcam", "--sweep", "per-threshold"],
+    "gradcampp-workers": ["--method", "gradcampp", "--workers", "1"],
+    "layercam": ["--method", "layercam"],
     "scorecam": ["--method", "scorecam", "--method-batch", "4"],
     "center_gaussian": ["--method", "center_gaussian"],
     "random-seeded": ["--method", "random"],
@@ -104,7 +105,7 @@ def _torchrun_digests(cub_set) -> Dict[str, str]:
     env.pop("WORLD_SIZE", None)
     r = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
                         "-m", "wsol", "-q", "evaluate", "--root", str(cub_set / "cub"), "--backbone", "resnet18",
-                        "--weights", "random", "--batch-size", "2", "--method", "cam", "--out", out],
+                        "--weights", "random", "--batch-size", "2", "--method", "gradcam", "--out", out],
                        env=env, capture_output=True, text=True, timeout=600)
     assert r.returncode == 0, r.stderr[-3000:]
     return run_digests(out, cub_set)
@@ -129,7 +130,7 @@ def test_csv_bytes_unchanged(name, digests):
 
 
 def test_torchrun_csv_bytes_unchanged(cub_set):
-    _check("torchrun-cam", _torchrun_digests(cub_set))
+    _check("torchrun-gradcam", _torchrun_digests(cub_set))
 
 
 def test_digest_ignores_only_the_volatile_columns(tmp_path):
