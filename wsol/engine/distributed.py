@@ -26,15 +26,14 @@ from __future__ import annotations
 
 import logging
 import os
-from dataclasses import replace
-from typing import Dict, List, Optional, Tuple
+from typing import List, Optional, Tuple
 
 import numpy as np
 import pandas as pd
 import torch
 import torch.distributed as dist
 
-from wsol.errors import DataError, WsolError
+from wsol.errors import WsolError
 
 log = logging.getLogger(__name__)
 
@@ -71,25 +70,24 @@ def _init(device: str) -> Tuple[bool, str]:
     return created, str(dev)
 
 
-def _scorer_payload(scorer) -> dict:
-    """A shard scorer's per-image state (its summed state is all-reduced separately)."""
-    state = scorer.state_dict()
-    return {s.name: state[s.name] for s in scorer.PER_IMAGE}
-
-
-def _merge_scorer(parts: List[dict], order: Dict[str, int], state: Dict[str, torch.Tensor], taus: np.ndarray,
-                  fixed_tau: float, box_dtype):
-    """One RunScorer holding every shard's per-image state in dataset order and the reduced sums."""
-    from wsol.engine.scoring import RunScorer
+def _gather_state(scorer, device: str) -> None:
+    """Merge every rank's scorer state into ``scorer`` by its declared reductions: sums are
+    all-reduced, per-image lists all-gathered (rank order) and put back in dataset order."""
     from wsol.metrics.state import merge_states
 
-    sc = RunScorer(taus, fixed_tau, has_predictions=True, box_dtype=box_dtype)
-    for p in parts:  # positions in the whole dataset
-        p["index"] = [order.get(row["image_id"], len(order)) for row in p["rows"]]
-    merged = merge_states(sc.PER_IMAGE, parts)
-    merged.update({k: v.clone() for k, v in state.items()})
-    sc.load_state_dict(merged)
-    return sc
+    specs, local = scorer.state_specs(), scorer.state_dict()
+    merged = {}
+    for spec in specs:
+        v = local[spec.name]
+        if spec.reduce == "sum" and isinstance(v, torch.Tensor):
+            t = v.to(device) if device.startswith("cuda") else v.clone()
+            dist.all_reduce(t, op=dist.ReduceOp.SUM)
+            merged[spec.name] = t.cpu()
+        else:
+            parts: List[object] = [None] * dist.get_world_size()
+            dist.all_gather_object(parts, v)
+            merged[spec.name] = merge_states([spec], [{spec.name: p} for p in parts])[spec.name]
+    scorer.load_state_dict(merged)
 
 
 def reduce_timings(per_rank: List[pd.DataFrame]) -> Tuple[pd.DataFrame, pd.DataFrame]:
@@ -111,80 +109,73 @@ def reduce_timings(per_rank: List[pd.DataFrame]) -> Tuple[pd.DataFrame, pd.DataF
     return out, allr
 
 
+def _run_shard(cfg, dataset, backbone, device: str, rank: int, world: int):
+    """Build, run the loop on this rank's shard; -> (built, scorer, timer, stats)."""
+    from wsol.engine.build import build, heatmap_writer, make_loader, make_localizer, make_scorer, write_run_config
+    from wsol.engine.loop import inference_context, inference_on_dataset
+    from wsol.engine.timing import StageTimer
+
+    b = build(cfg, dataset, backbone, device=device)
+    if rank == 0 and cfg.out:
+        write_run_config(cfg, b.dataset)
+    lo, hi = shard_bounds(len(b.dataset), world, rank)
+    scorer, timer = make_scorer(b, cfg), StageTimer(b.device)
+    with inference_context(b.backbone, cfg.channels_last):
+        b.runner.prepare(b.backbone)
+        stats = inference_on_dataset(b.backbone, make_loader(b, cfg, lo, hi), b.method, make_localizer(b, cfg),
+                                     scorer, timer, runner=b.runner, on_error=cfg.on_error,
+                                     exclude_skipped=cfg.exclude_skipped, save_maps=heatmap_writer(cfg.save_cams),
+                                     progress=cfg.progress and rank == 0, desc=f"{cfg.backbone}/{cfg.method}")
+    return b, scorer, timer, stats
+
+
+def _check_ranks(local_error: Optional[BaseException], world: int) -> None:
+    """Every rank learns whether any failed (instead of hanging in a collective)."""
+    msg = None
+    if local_error is not None:
+        e = local_error
+        msg = str(e) if isinstance(e, WsolError) else f"{type(e).__name__}: {e}"
+    errors: List[Optional[str]] = [None] * world
+    dist.all_gather_object(errors, msg)
+    if local_error is not None:
+        raise local_error
+    for r, m in enumerate(errors):
+        if m:
+            raise WsolError(f"rank {r} failed: {m}")
+
+
 def evaluate_distributed(cfg, dataset=None, backbone=None):
-    """:func:`wsol.engine.evaluate.evaluate` sharded over the torchrun ranks; every rank
-    returns the same merged EvalResult and rank 0 writes the CSVs."""
-    from wsol.datasets.base import WsolDataset, build_dataset
-    from wsol.engine.evaluate import (EvalResult, _run_meta, device_name, evaluate, protocol_thresholds,
-                                      write_run_config)
-    from wsol.engine.scoring import summary_frame
+    """:func:`wsol.engine.evaluate.evaluate` sharded over the torchrun ranks: each rank builds
+    the run, scores its shard in the inference loop, and the scorers' declared states are
+    merged; every rank returns the same result and rank 0 writes the CSVs."""
+    from wsol.engine.build import device_name, result_tables, run_meta, wall_row
+    from wsol.engine.loop import LoopStats
     from wsol.report.csv import write_csv_atomic, write_run
 
     created, device = _init(cfg.device)
     rank, world = dist.get_rank(), dist.get_world_size()
     try:
-        ds = dataset or build_dataset(cfg.dataset, cfg.root, cfg.split, **cfg.dataset_options)
-        ds = ds.limit(cfg.limit)
-        if len(ds) == 0:
-            raise DataError(f"split '{cfg.split}' has no images", path=ds.root)
-        taus = protocol_thresholds(cfg)
-        lo, hi = shard_bounds(len(ds), world, rank)
-        # class names fixed to the full split's, so every shard builds the same head
-        names = ds.class_names or [str(i) for i in range(ds.num_classes)]
-        shard = WsolDataset(ds.name, ds.split, ds.root, ds.image_root, ds.samples[lo:hi], names, ds.issues)
-        sub_cfg = replace(cfg, distributed="off", limit=None, out=None, device=device,
-                          progress=cfg.progress and rank == 0)
-        payload: dict = {"error": None}
         try:
-            if rank == 0 and cfg.out:
-                write_run_config(cfg, ds)
-            if len(shard):
-                res = evaluate(sub_cfg, shard, backbone)
-                payload.update(scorer=_scorer_payload(res.scorer), timings=res.timings,
-                               n_nonfinite=int(res.summary["n_nonfinite"].iloc[0]))
-                state = res.scorer.evaluator.state
-            else:
-                from wsol.engine.scoring import RunScorer
-
-                payload.update(scorer=_scorer_payload(RunScorer(taus, cfg.fixed_tau)), timings=None, n_nonfinite=0)
-                state = RunScorer(taus, cfg.fixed_tau).evaluator.state
+            b, scorer, timer, stats = _run_shard(cfg, dataset, backbone, device, rank, world)
         except Exception as e:  # tell the other ranks instead of leaving them in a collective
-            payload = {"error": f"{type(e).__name__}: {e}" if not isinstance(e, WsolError) else str(e)}
-            local_error: Optional[BaseException] = e
-        else:
-            local_error = None
-        parts: List[dict] = [None] * world  # type: ignore[list-item]
-        dist.all_gather_object(parts, payload)
-        errors = [(r, p["error"]) for r, p in enumerate(parts) if p["error"]]
-        if errors:
-            if local_error is not None:
-                raise local_error
-            r, msg = errors[0]
-            raise WsolError(f"rank {r} failed: {msg}")
-        reduced = {}
-        for k, v in state.items():
-            t = v.to(device) if device.startswith("cuda") else v.clone()
-            dist.all_reduce(t, op=dist.ReduceOp.SUM)
-            reduced[k] = t.cpu()
+            _check_ranks(e, world)
+        _check_ranks(None, world)
+        _gather_state(scorer, device)
+        local = (pd.DataFrame(timer.rows()) if stats.n_images else None, stats.wall if stats.n_images else None,
+                 stats.n_nonfinite)
+        parts: List[tuple] = [None] * world  # type: ignore[list-item]
+        dist.all_gather_object(parts, local)
     finally:
         if created:
             dist.destroy_process_group()
-
-    order = {s.image_id: i for i, s in enumerate(ds.samples)}
-    scorer = _merge_scorer([p["scorer"] for p in parts], order, reduced, taus, cfg.fixed_tau,
-                           np.int32 if cfg.protocol == "cam2016" else np.uint8)
-    timings, per_rank = reduce_timings([p["timings"] for p in parts])
-    walls = [float(p["timings"].set_index("stage").loc["wall", "seconds"]) for p in parts if p["timings"] is not None]
-    wall = max(walls) if walls else float("nan")
-    numbers = scorer.summary()
-    numbers["images_per_s"] = len(ds) / wall if wall > 0 else float("nan")
-    numbers["n_nonfinite"] = sum(p["n_nonfinite"] for p in parts)
-    timings.loc[len(timings)] = {"stage": "wall", "seconds": wall, "images": len(ds),
-                                 "images_per_s": numbers["images_per_s"], "median_batch_ms": float("nan"),
-                                 "batches": int(timings.set_index("stage").batches.get("total", 0)),
-                                 "warmup_batches": 0, "ranks": world}
-    meta = _run_meta(cfg, len(taus), f"{world} x {device_name(torch.device(device))}")
-    res = EvalResult(summary_frame(numbers, meta), scorer.per_image(), scorer.curves(), timings, scorer=scorer)
+    timings, per_rank = reduce_timings([p[0] for p in parts])
+    walls = [p[1] for p in parts if p[1] is not None]
+    n = len(b.dataset)
+    stats = LoopStats(n, sum(p[2] for p in parts), max(walls) if walls else float("nan"))
+    timings.loc[len(timings)] = wall_row(stats.wall, n, int(timings.set_index("stage").batches.get("total", 0)),
+                                         ranks=world)
+    meta = run_meta(cfg, len(b.taus), f"{world} x {device_name(torch.device(device))}")
+    res = result_tables(scorer, timings, stats, meta)
     if rank == 0 and cfg.out:
         write_csv_atomic(per_rank, os.path.join(cfg.out, "timings_per_rank.csv"))
         write_run(cfg.out, res.tables())

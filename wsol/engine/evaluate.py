@@ -1,331 +1,65 @@
-"""``wsol evaluate`` and ``wsol score``: the end-to-end loop (docs/architecture.md, Flow)."""
+"""``wsol evaluate`` and ``wsol score``: config -> build -> loop -> tables
+(docs/architecture.md, Flow).
+
+:func:`evaluate` builds the run's objects from an :class:`EvalConfig`
+(:mod:`wsol.engine.build`), runs :func:`wsol.engine.loop.inference_on_dataset` over them and
+writes the tables; under torchrun it hands over to :mod:`wsol.engine.distributed`, which
+does the same on each rank's shard and merges the scorers' declared state.
+"""
 from __future__ import annotations
 
 import logging
 import os
 import time
-from collections import deque
-from concurrent.futures import Future, ProcessPoolExecutor
-from dataclasses import asdict, dataclass, field
-from typing import Deque, Dict, List, Optional, Tuple
+from typing import Optional
 
 import numpy as np
 import pandas as pd
-import torch
 from tqdm import tqdm
 
-from wsol.cams.base import check_targets, create_method
-from wsol.datasets.base import Sample, WsolDataset, build_dataset
+from wsol.datasets.base import WsolDataset
 from wsol.datasets.wsoleval import image_size
-from wsol.engine.fastpath import FastPath
-from wsol.engine.heads import backbone_for_dataset
-from wsol.engine.scoring import RunScorer, summary_frame
+from wsol.engine.build import (EvalResult, build, device_name, heatmap_writer, load_split, loop_timings,
+                               make_loader, make_localizer, make_scorer, resolve_device, result_tables,
+                               run_meta, save_heatmaps, write_run_config)
+from wsol.engine.config import EvalConfig
+from wsol.engine.loop import LoopStats, inference_context, inference_on_dataset
+from wsol.engine.scoring import RunScorer
 from wsol.engine.timing import StageTimer
 from wsol.errors import DataError, WsolError
-from wsol.localize.boxes import scale_gt_boxes
-from wsol.localize.image import ImageLocalization, localize_batch
-from wsol.localize.maps import MAP_SIZE, postprocess_batch, thresholds
+from wsol.localize.maps import MAP_SIZE
+from wsol.localize.protocols import get_protocol
 from wsol.report.csv import write_run
-from wsol.transforms.image import ImageFolderView, load_rgb, test_transform
 
 log = logging.getLogger(__name__)
 
-
-@dataclass
-class EvalConfig:
-    """Everything one evaluation run depends on (its fields are the CLI options)."""
-
-    dataset: str = "cub"
-    root: str = ""
-    split: str = "test"
-    backbone: str = "efficientnet_lite0"
-    weights: str = "pretrained"
-    method: str = "cam"
-    batch_size: int = 32
-    device: str = "cpu"
-    cam_step: float = 0.01
-    fixed_tau: float = 0.2
-    limit: Optional[int] = None
-    data_workers: int = 0
-    workers: int = 0
-    sweep: str = "fast"
-    save_cams: Optional[str] = None
-    out: Optional[str] = None
-    protocol: str = "wsoleval"
-    dataset_options: Dict[str, object] = field(default_factory=dict)
-    method_options: Dict[str, object] = field(default_factory=dict)
-    progress: bool = True
-    seed: int = 0
-    on_error: str = "fail"          # fail | skip
-    exclude_skipped: bool = False   # skipped images count as misses unless set
-    # speed options (wsol.engine.fastpath); the defaults are the protocol's reference path
-    dtype: str = "fp32"             # fp32 | bf16 | fp16: autocast for forward + CAM (bf16/fp16 not exact)
-    channels_last: bool = False     # channels_last model and inputs
-    compile: bool = False           # torch.compile the backbone forward
-    decode: str = "cpu"             # cpu: PIL (protocol) | gpu: nvjpeg + antialiased resize (not bit-identical)
-    distributed: str = "auto"       # auto: data-parallel under torchrun (wsol.engine.distributed) | off
-    new_head: bool = False          # replace a pretrained/checkpoint head that does not fit the dataset
-
-
-@dataclass
-class EvalResult:
-    """The four tables of a run (pandas DataFrames)."""
-
-    summary: pd.DataFrame
-    per_image: pd.DataFrame
-    curves: pd.DataFrame
-    timings: pd.DataFrame
-    scorer: Optional[RunScorer] = field(default=None, repr=False)  # state to merge shards (not written)
-
-    def tables(self) -> Dict[str, pd.DataFrame]:
-        return {"summary.csv": self.summary, "per_image.csv": self.per_image,
-                "curves.csv": self.curves, "timings.csv": self.timings}
-
-
-def _gt_on_map(samples: List[Sample], sizes: List[Tuple[int, int]]) -> List[np.ndarray]:
-    return [scale_gt_boxes(s.boxes, w, h, MAP_SIZE) for s, (w, h) in zip(samples, sizes)]
-
-
-def _localize_job(cams: np.ndarray, gts: List[np.ndarray], taus: np.ndarray, sweep: str,
-                  keep_maps: bool, protocol: str = "wsoleval", sizes: Optional[List[Tuple[int, int]]] = None
-                  ) -> Tuple[List[ImageLocalization], Optional[np.ndarray], float]:
-    """Worker-pool job: raw maps -> (localizations, normalized maps or None, seconds).
-
-    wsoleval: ``gts`` are on the 224 grid; cam2016: ``gts`` are in original pixels and
-    ``sizes`` gives each image's (width, height).
-    """
-    t0 = time.perf_counter()
-    maps = postprocess_batch(cams) if (keep_maps or protocol == "wsoleval") else None
-    if protocol == "cam2016":
-        from wsol.localize.cam2016 import localize_cam2016
-
-        locs = [localize_cam2016(c, g, w, h) for c, g, (w, h) in zip(cams, gts, sizes)]
-    else:
-        locs = localize_batch(maps, gts, taus, sweep)
-    return locs, (maps if keep_maps else None), time.perf_counter() - t0
-
-
-PROTOCOLS = ("wsoleval", "cam2016")
-
-
-def protocol_thresholds(cfg: "EvalConfig") -> np.ndarray:
-    """The τ grid of a protocol: arange(0, 1, cam_step) for wsoleval, [0.2] for cam2016."""
-    if cfg.protocol not in PROTOCOLS:
-        from wsol.errors import UnknownNameError
-
-        raise UnknownNameError("protocol", cfg.protocol, PROTOCOLS)
-    if cfg.protocol == "cam2016":
-        from wsol.localize.cam2016 import CAM2016_THRESHOLD
-
-        return np.array([CAM2016_THRESHOLD])
-    return thresholds(cfg.cam_step)
-
-
-def write_run_config(cfg: "EvalConfig", ds: WsolDataset) -> None:
-    """``<out>/run.json``: the resolved config (for reports, suites and reruns)."""
-    import json
-
-    from wsol import __version__
-
-    os.makedirs(cfg.out, exist_ok=True)
-    for stale in ("summary.csv",):  # an interrupted rerun must not leave an old summary behind
-        if os.path.exists(os.path.join(cfg.out, stale)):
-            os.remove(os.path.join(cfg.out, stale))
-    info = {**asdict(cfg), "root": os.path.abspath(ds.root), "image_root": ds.image_root,
-            "wsol_version": __version__, "class_names": ds.class_names}
-    path = os.path.join(cfg.out, "run.json")
-    try:
-        with open(path + ".tmp", "w") as f:
-            json.dump(info, f, indent=1, default=str)
-        os.replace(path + ".tmp", path)
-    except OSError as e:
-        raise WsolError(f"{path}: cannot write ({e.strerror or e})") from None
-
-
-def save_heatmaps(folder: str, image_ids: List[str], maps: np.ndarray) -> None:
-    """Write ``<folder>/<image_id>.npy`` (224x224 float64 in [0,1], as wsolevaluation writes
-    them) for each map: the very values scored, so re-scoring gives identical numbers."""
-    for iid, m in zip(image_ids, maps):
-        path = os.path.join(folder, f"{iid}.npy")
-        os.makedirs(os.path.dirname(path), exist_ok=True)
-        tmp = path + ".tmp.npy"
-        try:
-            np.save(tmp, np.asarray(m, dtype=np.float64))
-            os.replace(tmp, path)
-        except OSError as e:
-            raise WsolError(f"{path}: cannot write heatmap ({e.strerror or e})") from None
-
-
-def _collate(batch):
-    images = torch.stack([b[0] for b in batch])
-    labels = torch.tensor([b[1] for b in batch], dtype=torch.int64)
-    idx = [b[2] for b in batch]
-    sizes = [b[3] for b in batch]
-    errors = [b[4] for b in batch]
-    return images, labels, idx, sizes, errors
-
-
-def _run_meta(cfg: EvalConfig, n_taus: int, device: str) -> dict:
-    return {"dataset": cfg.dataset, "split": cfg.split, "protocol": cfg.protocol,
-            "backbone": cfg.backbone, "weights": cfg.weights, "method": cfg.method,
-            "cam_step": cfg.cam_step, "n_thresholds": n_taus, "device": device}
-
-
-def device_name(device: torch.device) -> str:
-    """Human name of the device: GPU model or CPU model."""
-    if device.type == "cuda":
-        return torch.cuda.get_device_name(device)
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return "cpu: " + line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    import platform
-
-    return "cpu: " + (platform.processor() or platform.machine())
-
-
-def resolve_device(name: str) -> torch.device:
-    """``cpu``/``cuda``/``cuda:N``; a clear error when CUDA is asked for but absent."""
-    dev = torch.device(name)
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise WsolError("--device cuda asked for, but torch sees no CUDA device (use --device cpu)")
-    return dev
+__all__ = ["EvalConfig", "EvalResult", "evaluate", "score", "load_heatmap", "save_heatmaps", "device_name",
+           "resolve_device", "write_run_config"]
 
 
 def evaluate(cfg: EvalConfig, dataset: Optional[WsolDataset] = None, backbone=None) -> EvalResult:
     """Run backbone + CAM method over a dataset split and score it (docs/protocol.md).
 
-    ``backbone``: an already built model to reuse (the bench's repeats); under torchrun
-    (WORLD_SIZE > 1) the run is data-parallel, see :mod:`wsol.engine.distributed`.
+    ``backbone``: an already built model to use (the bench's repeats); it comes back in the
+    mode, requires_grad flags and memory format it had. Under torchrun (WORLD_SIZE > 1) the
+    run is data-parallel, see :mod:`wsol.engine.distributed`.
     """
-    if cfg.on_error not in ("fail", "skip"):
-        raise WsolError(f"--on-error takes fail or skip, not {cfg.on_error!r}")
-    from wsol.engine.distributed import launched_by_torchrun
+    from wsol.engine.distributed import evaluate_distributed, launched_by_torchrun
 
     if cfg.distributed == "auto" and launched_by_torchrun():
-        from wsol.engine.distributed import evaluate_distributed
-
         return evaluate_distributed(cfg, dataset, backbone)
-    dev = resolve_device(cfg.device)
-    fast = FastPath(cfg, dev)  # validates --dtype/--decode/--channels-last/--compile
-    ds = dataset or build_dataset(cfg.dataset, cfg.root, cfg.split, **cfg.dataset_options)
-    ds = ds.limit(cfg.limit)
-    if len(ds) == 0:
-        raise DataError(f"split '{cfg.split}' has no images", path=ds.root)
-    taus = protocol_thresholds(cfg)
-    method = create_method(cfg.method, **cfg.method_options)
-    torch.manual_seed(cfg.seed)  # random init and random baselines are reproducible
-    if backbone is not None:
-        bb = backbone
-    else:
-        bb = backbone_for_dataset(ds, cfg.backbone, cfg.weights, dev, cfg.new_head)
-    check_targets(torch.tensor([s.label for s in ds.samples]), bb.num_classes)
-    for p in bb.parameters():
-        p.requires_grad_(False)
-    fast.prepare(bb)
+    b = build(cfg, dataset, backbone)
     if cfg.out:
-        write_run_config(cfg, ds)
-
-    view = ImageFolderView(ds.samples, test_transform(bb.mean, bb.std))
-    loader = torch.utils.data.DataLoader(fast.view(view), batch_size=cfg.batch_size, shuffle=False,
-                                         num_workers=cfg.data_workers, collate_fn=fast.collate(_collate),
-                                         pin_memory=dev.type == "cuda")
-    scorer = RunScorer(taus, cfg.fixed_tau, has_predictions=True,
-                       box_dtype=np.int32 if cfg.protocol == "cam2016" else np.uint8)
-    timer = StageTimer(dev)
-    pool = ProcessPoolExecutor(cfg.workers) if cfg.workers > 0 else None
-    pending: Deque[tuple] = deque()
-    k = min(5, bb.num_classes)
-    keep_maps = cfg.save_cams is not None
-
-    def finish(fut: Future, idx: list, labels: np.ndarray, top5: np.ndarray, status: List[str]) -> None:
-        locs, maps, secs = fut.result()
-        timer.add("localize", secs, len(idx))
-        if maps is not None:
-            save_heatmaps(cfg.save_cams, [ds.samples[i].image_id for i in idx], maps)
-        t0 = time.perf_counter()
-        scorer.add([ds.samples[i].image_id for i in idx], labels.tolist(), locs, top5, status)
-        timer.add("metrics", time.perf_counter() - t0, len(idx))
-
-    bar = tqdm(total=len(ds), desc=f"{cfg.backbone}/{cfg.method}", unit="img", disable=not cfg.progress)
-    t_start = time.perf_counter()
-    t_data = time.perf_counter()
-    n_nonfinite = 0
-    try:
-        for images, labels, idx, sizes, errors in loader:
-            bad = [j for j, e in enumerate(errors) if e]
-            if bad and cfg.on_error == "fail":
-                raise DataError(errors[bad[0]] + "  (use --on-error skip to record it and go on)")
-            n = len(idx)
-            images = fast.to_device(images)
-            labels_dev = labels.to(dev, non_blocking=True)
-            timer.add("data", time.perf_counter() - t_data, n)
-            t_batch = time.perf_counter()
-            try:
-                # The trunk never builds a graph; gradient methods differentiate the head alone
-                # on a leaf copy of the features (wsol.cams.gradcam.head_gradients).
-                with timer.stage("forward", n), torch.no_grad(), fast.autocast():
-                    feats, logits = fast.forward(images)
-                with timer.stage("cam", n), torch.no_grad(), fast.autocast():
-                    cams = method(bb, images, feats, logits, labels_dev)
-                    # Only the raw low-res maps leave the device; the exact OpenCV upsample +
-                    # sweep run in the CPU pool (why not on the GPU: wsol.engine.fastpath).
-                    cams_np = cams.detach().float().cpu().numpy()
-                    logits_np = logits.detach().float().cpu().numpy()
-                    top5 = logits.detach().float().topk(k, dim=1).indices.cpu().numpy()
-            except torch.cuda.OutOfMemoryError:
-                raise WsolError(f"CUDA out of memory at --batch-size {cfg.batch_size}; "
-                                f"try --batch-size {max(1, cfg.batch_size // 2)}") from None
-            del feats, logits, cams
-            status = ["ok"] * n
-            for j in range(n):
-                if not np.isfinite(cams_np[j]).all() or not np.isfinite(logits_np[j]).all():
-                    status[j] = "nonfinite_map" if not np.isfinite(cams_np[j]).all() else "nonfinite_logits"
-                    n_nonfinite += 1
-            ok = [j for j in range(n) if j not in bad]
-            for j in bad:  # --on-error skip: recorded, scored as a miss (or excluded)
-                scorer.add_skipped(ds.samples[idx[j]].image_id, int(labels[j]), errors[j], cfg.exclude_skipped)
-            sel = [idx[j] for j in ok]
-            smp = [ds.samples[i] for i in sel]
-            if cfg.protocol == "cam2016":
-                gts = [s.boxes for s in smp]
-            else:
-                gts = _gt_on_map(smp, [sizes[j] for j in ok])
-            args = (cams_np[ok], gts, taus, cfg.sweep, keep_maps, cfg.protocol, [sizes[j] for j in ok])
-            lab_ok, top5_ok, st_ok = labels.numpy()[ok], top5[ok], [status[j] for j in ok]
-            if pool is None:
-                fut: Future = Future()
-                fut.set_result(_localize_job(*args))
-                finish(fut, sel, lab_ok, top5_ok, st_ok)
-            else:
-                pending.append((pool.submit(_localize_job, *args), sel, lab_ok, top5_ok, st_ok))
-                while pending and (pending[0][0].done() or len(pending) > 2 * cfg.workers):
-                    finish(*pending.popleft())
-            timer.add("total", time.perf_counter() - t_batch + timer.records["data"].seconds[-1], n)
-            bar.update(n)
-            t_data = time.perf_counter()
-        while pending:
-            finish(*pending.popleft())
-    finally:
-        bar.close()
-        if pool is not None:
-            pool.shutdown(cancel_futures=True)
-    if n_nonfinite:
-        log.warning("%d image(s) had non-finite logits or maps: scored with an all-zero map "
-                    "(status column of per_image.csv)", n_nonfinite)
-    wall = time.perf_counter() - t_start
-    numbers = scorer.summary()
-    numbers["images_per_s"] = len(ds) / wall if wall > 0 else float("nan")
-    numbers["n_nonfinite"] = n_nonfinite
-    timings = pd.DataFrame(timer.rows())
-    timings.loc[len(timings)] = {"stage": "wall", "seconds": wall, "images": len(ds),
-                                 "images_per_s": numbers["images_per_s"], "median_batch_ms": float("nan"),
-                                 "batches": len(timer.records["total"].seconds), "warmup_batches": 0}
-    meta = _run_meta(cfg, len(taus), device_name(dev))
-    res = EvalResult(summary_frame(numbers, meta), scorer.per_image(), scorer.curves(), timings, scorer=scorer)
+        write_run_config(cfg, b.dataset)
+    scorer, timer = make_scorer(b, cfg), StageTimer(b.device)
+    with inference_context(b.backbone, cfg.channels_last):
+        b.runner.prepare(b.backbone)
+        stats = inference_on_dataset(b.backbone, make_loader(b, cfg), b.method, make_localizer(b, cfg), scorer,
+                                     timer, runner=b.runner, on_error=cfg.on_error,
+                                     exclude_skipped=cfg.exclude_skipped, save_maps=heatmap_writer(cfg.save_cams),
+                                     progress=cfg.progress, desc=f"{cfg.backbone}/{cfg.method}")
+    meta = run_meta(cfg, len(b.taus), device_name(b.device))
+    res = result_tables(scorer, loop_timings(timer, stats), stats, meta)
     if cfg.out:
         write_run(cfg.out, res.tables())
     return res
@@ -351,16 +85,14 @@ def load_heatmap(path: str) -> np.ndarray:
 
 def score(cams_dir: str, cfg: EvalConfig, dataset: Optional[WsolDataset] = None) -> EvalResult:
     """Score heatmaps computed anywhere: ``<cams_dir>/<image_id>.npy`` for each image."""
-    ds = dataset or build_dataset(cfg.dataset, cfg.root, cfg.split, **cfg.dataset_options)
-    ds = ds.limit(cfg.limit)
-    if len(ds) == 0:
-        raise DataError(f"split '{cfg.split}' has no images", path=ds.root)
+    ds = load_split(cfg, dataset)
     if not os.path.isdir(cams_dir):
         raise DataError("heatmap folder not found", path=cams_dir)
-    if cfg.protocol != "wsoleval":
+    protocol = get_protocol(cfg.protocol)
+    if not protocol.scores_heatmaps:
         raise WsolError("wsol score implements the wsoleval protocol (224x224 heatmaps); "
                         f"protocol {cfg.protocol!r} needs the raw maps of `wsol evaluate`")
-    taus = thresholds(cfg.cam_step)
+    taus = protocol.thresholds(cfg.cam_step)
     scorer = RunScorer(taus, cfg.fixed_tau, has_predictions=False)
     timer = StageTimer("cpu")
     t_start = time.perf_counter()
@@ -372,7 +104,7 @@ def score(cams_dir: str, cfg: EvalConfig, dataset: Optional[WsolDataset] = None)
             for s in batch:
                 try:
                     maps.append(load_heatmap(os.path.join(cams_dir, f"{s.image_id}.npy")))
-                    gts.append(scale_gt_boxes(s.boxes, *image_size(s), MAP_SIZE))
+                    gts.append(protocol.gt_boxes(s.boxes, image_size(s)))
                     good.append(s)
                 except DataError as e:
                     if cfg.on_error != "skip":
@@ -380,19 +112,16 @@ def score(cams_dir: str, cfg: EvalConfig, dataset: Optional[WsolDataset] = None)
                     maps = maps[:len(good)]
                     scorer.add_skipped(s.image_id, s.label, str(e), cfg.exclude_skipped)
         with timer.stage("localize", len(batch)):
-            locs = localize_batch(maps, gts, taus, cfg.sweep)
+            locs = protocol.localize_maps(maps, gts, taus, cfg.sweep)
         with timer.stage("metrics", len(batch)):
             scorer.add([s.image_id for s in good], [s.label for s in good], locs, None)
-    wall = time.perf_counter() - t_start
-    numbers = scorer.summary()
-    numbers["images_per_s"] = len(ds) / wall if wall > 0 else float("nan")
-    timer.add("total", wall, len(ds))
+    stats = LoopStats(len(ds), 0, time.perf_counter() - t_start)
+    timer.add("total", stats.wall, len(ds))
     if cfg.out:
         write_run_config(cfg, ds)
-    meta = _run_meta(cfg, len(taus), "cpu")
+    meta = run_meta(cfg, len(taus), "cpu")
     meta.update({"backbone": "", "weights": "", "method": f"heatmaps:{os.path.basename(os.path.normpath(cams_dir))}"})
-    res = EvalResult(summary_frame(numbers, meta), scorer.per_image(), scorer.curves(),
-                     pd.DataFrame(timer.rows()))
+    res = result_tables(scorer, pd.DataFrame(timer.rows()), stats, meta, model_run=False)
     if cfg.out:
         write_run(cfg.out, res.tables())
     return res

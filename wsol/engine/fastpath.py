@@ -96,7 +96,7 @@ class FastPath:
     def view(self, default_view):
         """The loader's dataset: the PIL view, or file bytes for ``decode='gpu'``."""
         if self.decode == "gpu":
-            return JpegBytesView(default_view.samples)
+            return JpegBytesView(default_view.samples, default_view.positions)
         return default_view
 
     def collate(self, default: Callable) -> Callable:

@@ -27,8 +27,9 @@ class JpegBytesView(torch.utils.data.Dataset):
     as ImageFolderView does.
     """
 
-    def __init__(self, samples):
+    def __init__(self, samples, positions: Optional[Sequence[int]] = None):
         self.samples = samples
+        self.positions = list(range(len(samples))) if positions is None else list(positions)
 
     def __len__(self) -> int:
         return len(self.samples)

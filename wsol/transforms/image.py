@@ -1,7 +1,7 @@
 """Image loading and the protocol's test transform (docs/protocol.md, Input)."""
 from __future__ import annotations
 
-from typing import Sequence, Tuple
+from typing import Optional, Sequence, Tuple
 
 import numpy as np
 import torch
@@ -56,10 +56,12 @@ class ImageFolderView(torch.utils.data.Dataset):
     reason, and the engine decides (``--on-error fail|skip``).
     """
 
-    def __init__(self, samples, transform, size: int = INPUT_SIZE):
+    def __init__(self, samples, transform, size: int = INPUT_SIZE, positions: Optional[Sequence[int]] = None):
         self.samples = samples
         self.transform = transform
         self.size = size
+        # each sample's place in the whole dataset (a shard's view starts past 0)
+        self.positions = list(range(len(samples))) if positions is None else list(positions)
 
     def __len__(self) -> int:
         return len(self.samples)

@@ -1,0 +1,205 @@
+"""Config -> built objects, and built objects -> the run's tables: the two halves of
+``evaluate`` around the inference loop, shared by the single-process and torchrun paths."""
+from __future__ import annotations
+
+import json
+import os
+import platform
+from dataclasses import asdict, dataclass, field
+from typing import Dict, Optional, Sequence
+
+import numpy as np
+import pandas as pd
+import torch
+
+from wsol import __version__
+from wsol.cams.base import CamMethod, check_targets, create_method
+from wsol.datasets.base import WsolDataset, build_dataset
+from wsol.engine.config import EvalConfig
+from wsol.engine.fastpath import FastPath
+from wsol.engine.heads import backbone_for_dataset
+from wsol.engine.loop import Localizer, LoopStats
+from wsol.engine.scoring import RunScorer, summary_frame
+from wsol.engine.timing import StageTimer
+from wsol.errors import DataError, WsolError
+from wsol.localize.protocols import Protocol, get_protocol
+from wsol.transforms.image import ImageFolderView, test_transform
+
+ON_ERROR = ("fail", "skip")
+
+
+@dataclass
+class EvalResult:
+    """The four tables of a run (pandas DataFrames)."""
+
+    summary: pd.DataFrame
+    per_image: pd.DataFrame
+    curves: pd.DataFrame
+    timings: pd.DataFrame
+    scorer: Optional[RunScorer] = field(default=None, repr=False)  # the merged state behind the tables
+
+    def tables(self) -> Dict[str, pd.DataFrame]:
+        return {"summary.csv": self.summary, "per_image.csv": self.per_image,
+                "curves.csv": self.curves, "timings.csv": self.timings}
+
+
+@dataclass
+class Built:
+    """What a config builds: the data, the model, the method and the protocol's rules."""
+
+    dataset: WsolDataset
+    backbone: torch.nn.Module
+    method: CamMethod
+    protocol: Protocol
+    taus: np.ndarray
+    runner: FastPath
+    device: torch.device
+
+
+def resolve_device(name: str) -> torch.device:
+    """``cpu``/``cuda``/``cuda:N``; a clear error when CUDA is asked for but absent."""
+    dev = torch.device(name)
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise WsolError("--device cuda asked for, but torch sees no CUDA device (use --device cpu)")
+    return dev
+
+
+def device_name(device: torch.device) -> str:
+    """Human name of the device: GPU model or CPU model."""
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return "cpu: " + line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return "cpu: " + (platform.processor() or platform.machine())
+
+
+def load_split(cfg: EvalConfig, dataset: Optional[WsolDataset] = None) -> WsolDataset:
+    """The split to run (``dataset`` when given), limited; an empty split is an error."""
+    ds = dataset or build_dataset(cfg.dataset, cfg.root, cfg.split, **cfg.dataset_options)
+    ds = ds.limit(cfg.limit)
+    if len(ds) == 0:
+        raise DataError(f"split '{cfg.split}' has no images", path=ds.root)
+    return ds
+
+
+def build(cfg: EvalConfig, dataset: Optional[WsolDataset] = None, backbone=None,
+          device: Optional[str] = None) -> Built:
+    """Build everything ``cfg`` names. ``backbone``: an already built model to use as is;
+    otherwise one is built for the dataset, its random init seeded by ``cfg.seed`` without
+    touching the caller's global RNG state."""
+    if cfg.on_error not in ON_ERROR:
+        raise WsolError(f"--on-error takes fail or skip, not {cfg.on_error!r}")
+    dev = resolve_device(device or cfg.device)
+    runner = FastPath(cfg, dev)  # validates --dtype/--decode/--channels-last/--compile
+    ds = load_split(cfg, dataset)
+    protocol = get_protocol(cfg.protocol)
+    taus = protocol.thresholds(cfg.cam_step)
+    method = create_method(cfg.method, **cfg.method_options)
+    if backbone is None:
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(cfg.seed)  # random init is reproducible
+            backbone = backbone_for_dataset(ds, cfg.backbone, cfg.weights, dev, cfg.new_head)
+    check_targets(torch.tensor([s.label for s in ds.samples]), backbone.num_classes)
+    return Built(ds, backbone, method, protocol, taus, runner, dev)
+
+
+def make_loader(b: Built, cfg: EvalConfig, lo: int = 0, hi: Optional[int] = None) -> torch.utils.data.DataLoader:
+    """The loader over samples ``[lo, hi)`` of the split (a torchrun rank's shard), in order."""
+    hi = len(b.dataset) if hi is None else hi
+    view = ImageFolderView(b.dataset.samples[lo:hi], test_transform(b.backbone.mean, b.backbone.std),
+                           positions=range(lo, hi))
+    # its own generator: a loader otherwise draws its workers' base seed from the global RNG
+    return torch.utils.data.DataLoader(b.runner.view(view), batch_size=cfg.batch_size, shuffle=False,
+                                       num_workers=cfg.data_workers, collate_fn=b.runner.collate(collate),
+                                       pin_memory=b.device.type == "cuda",
+                                       generator=torch.Generator().manual_seed(cfg.seed))
+
+
+def collate(batch):
+    """(images [B, 3, H, W], labels [B], indices, sizes, errors) from the view's items."""
+    images = torch.stack([b[0] for b in batch])
+    labels = torch.tensor([b[1] for b in batch], dtype=torch.int64)
+    return images, labels, [b[2] for b in batch], [b[3] for b in batch], [b[4] for b in batch]
+
+
+def make_scorer(b: Built, cfg: EvalConfig) -> RunScorer:
+    return RunScorer(b.taus, cfg.fixed_tau, has_predictions=True, box_dtype=b.protocol.box_dtype)
+
+
+def make_localizer(b: Built, cfg: EvalConfig) -> Localizer:
+    return Localizer(b.protocol, b.taus, cfg.sweep, cfg.workers, keep_maps=cfg.save_cams is not None)
+
+
+def run_meta(cfg: EvalConfig, n_taus: int, device: str) -> dict:
+    """The identity columns of summary.csv."""
+    return {"dataset": cfg.dataset, "split": cfg.split, "protocol": cfg.protocol,
+            "backbone": cfg.backbone, "weights": cfg.weights, "method": cfg.method,
+            "cam_step": cfg.cam_step, "n_thresholds": n_taus, "device": device}
+
+
+def wall_row(wall: float, n_images: int, batches: int, **extra) -> dict:
+    """timings.csv's ``wall`` row: the whole run's clock and its overall rate."""
+    rate = n_images / wall if wall > 0 else float("nan")
+    return {"stage": "wall", "seconds": wall, "images": n_images, "images_per_s": rate,
+            "median_batch_ms": float("nan"), "batches": batches, "warmup_batches": 0, **extra}
+
+
+def result_tables(scorer: RunScorer, timings: pd.DataFrame, stats: LoopStats, meta: dict,
+                  model_run: bool = True) -> EvalResult:
+    """The run's tables from the scorer's state, the stage timings and the loop's counts
+    (``model_run``: the maps came from a model, so non-finite maps/logits were counted)."""
+    numbers = scorer.summary()
+    numbers["images_per_s"] = stats.n_images / stats.wall if stats.wall > 0 else float("nan")
+    if model_run:
+        numbers["n_nonfinite"] = stats.n_nonfinite
+    return EvalResult(summary_frame(numbers, meta), scorer.per_image(), scorer.curves(), timings,
+                      scorer=scorer if model_run else None)
+
+
+def loop_timings(timer: StageTimer, stats: LoopStats) -> pd.DataFrame:
+    timings = pd.DataFrame(timer.rows())
+    timings.loc[len(timings)] = wall_row(stats.wall, stats.n_images, len(timer.records["total"].seconds))
+    return timings
+
+
+def write_run_config(cfg: EvalConfig, ds: WsolDataset) -> None:
+    """``<out>/run.json``: the resolved config (for reports, suites and reruns)."""
+    os.makedirs(cfg.out, exist_ok=True)
+    for stale in ("summary.csv",):  # an interrupted rerun must not leave an old summary behind
+        if os.path.exists(os.path.join(cfg.out, stale)):
+            os.remove(os.path.join(cfg.out, stale))
+    info = {**asdict(cfg), "root": os.path.abspath(ds.root), "image_root": ds.image_root,
+            "wsol_version": __version__, "class_names": ds.class_names}
+    path = os.path.join(cfg.out, "run.json")
+    try:
+        with open(path + ".tmp", "w") as f:
+            json.dump(info, f, indent=1, default=str)
+        os.replace(path + ".tmp", path)
+    except OSError as e:
+        raise WsolError(f"{path}: cannot write ({e.strerror or e})") from None
+
+
+def heatmap_writer(folder: Optional[str]):
+    """``save_maps(image_ids, maps)`` writing ``<folder>/<image_id>.npy``, or None."""
+    if folder is None:
+        return None
+    return lambda ids, maps: save_heatmaps(folder, ids, maps)
+
+
+def save_heatmaps(folder: str, image_ids: Sequence[str], maps: np.ndarray) -> None:
+    """Write ``<folder>/<image_id>.npy`` (224x224 float64 in [0,1], as wsolevaluation writes
+    them) for each map: the very values scored, so re-scoring gives identical numbers."""
+    for iid, m in zip(image_ids, maps):
+        path = os.path.join(folder, f"{iid}.npy")
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        tmp = path + ".tmp.npy"
+        try:
+            np.save(tmp, np.asarray(m, dtype=np.float64))
+            os.replace(tmp, path)
+        except OSError as e:
+            raise WsolError(f"{path}: cannot write heatmap ({e.strerror or e})") from None

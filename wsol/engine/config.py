@@ -1,0 +1,42 @@
+"""The configuration of one evaluation run (the ``wsol evaluate`` options, YAML keys and
+``wsol.evaluate`` keywords)."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Dict, Optional
+
+
+@dataclass
+class EvalConfig:
+    """Everything one evaluation run depends on (its fields are the CLI options)."""
+
+    dataset: str = "cub"
+    root: str = ""
+    split: str = "test"
+    backbone: str = "efficientnet_lite0"
+    weights: str = "pretrained"
+    method: str = "cam"
+    batch_size: int = 32
+    device: str = "cpu"
+    cam_step: float = 0.01
+    fixed_tau: float = 0.2
+    limit: Optional[int] = None
+    data_workers: int = 0
+    workers: int = 0
+    sweep: str = "fast"
+    save_cams: Optional[str] = None
+    out: Optional[str] = None
+    protocol: str = "wsoleval"
+    dataset_options: Dict[str, object] = field(default_factory=dict)
+    method_options: Dict[str, object] = field(default_factory=dict)
+    progress: bool = True
+    seed: int = 0
+    on_error: str = "fail"          # fail | skip
+    exclude_skipped: bool = False   # skipped images count as misses unless set
+    # speed options (wsol.engine.fastpath); the defaults are the protocol's reference path
+    dtype: str = "fp32"             # fp32 | bf16 | fp16: autocast for forward + CAM (bf16/fp16 not exact)
+    channels_last: bool = False     # channels_last model and inputs
+    compile: bool = False           # torch.compile the backbone forward
+    decode: str = "cpu"             # cpu: PIL (protocol) | gpu: nvjpeg + antialiased resize (not bit-identical)
+    distributed: str = "auto"       # auto: data-parallel under torchrun (wsol.engine.distributed) | off
+    new_head: bool = False          # replace a pretrained/checkpoint head that does not fit the dataset
