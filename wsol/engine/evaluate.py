@@ -18,7 +18,7 @@ from wsol.cams.base import check_targets, create_method
 from wsol.datasets.base import Sample, WsolDataset, build_dataset
 from wsol.datasets.wsoleval import image_size
 from wsol.engine.fastpath import FastPath
-from wsol.engine.region_scoring import RegionScorer, attach, blank_box_metrics
+from wsol.engine.region_scoring import RegionScorer, attach, blank_box_metrics, blank_region_metrics
 from wsol.engine.scoring import RunScorer, summary_frame
 from wsol.engine.timing import StageTimer
 from wsol.errors import DataError, WsolError
@@ -77,6 +77,7 @@ class EvalResult:
     curves: pd.DataFrame
     timings: pd.DataFrame
     scorer: Optional[RunScorer] = field(default=None, repr=False)  # state to merge shards (not written)
+    region: Optional[RegionScorer] = field(default=None, repr=False)  # pixel/pointing state (not written)
 
     def tables(self) -> Dict[str, pd.DataFrame]:
         return {"summary.csv": self.summary, "per_image.csv": self.per_image,
@@ -325,6 +326,8 @@ def evaluate(cfg: EvalConfig, dataset: Optional[WsolDataset] = None, backbone=No
     per_image, curves = scorer.per_image(), scorer.curves()
     if region is not None:
         numbers, per_image, curves = attach(numbers, per_image, curves, region)
+    else:
+        blank_region_metrics(numbers)
     if not ds.has_boxes:
         blank_box_metrics(numbers)
     timings = pd.DataFrame(timer.rows())
@@ -332,7 +335,7 @@ def evaluate(cfg: EvalConfig, dataset: Optional[WsolDataset] = None, backbone=No
                                  "images_per_s": numbers["images_per_s"], "median_batch_ms": float("nan"),
                                  "batches": len(timer.records["total"].seconds), "warmup_batches": 0}
     meta = _run_meta(cfg, len(taus), device_name(dev))
-    res = EvalResult(summary_frame(numbers, meta), per_image, curves, timings, scorer=scorer)
+    res = EvalResult(summary_frame(numbers, meta), per_image, curves, timings, scorer=scorer, region=region)
     if cfg.out:
         write_run(cfg.out, res.tables())
     return res

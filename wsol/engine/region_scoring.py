@@ -65,7 +65,7 @@ class RegionScorer:
 
     def summary(self) -> dict:
         """pxap, piou, piou_tau (masks only), the pointing games and the rules they used."""
-        out: dict = {}
+        out: dict = {k: float("nan") for k in ("pxap", "piou", "piou_tau")}
         if self.pixel is not None:
             ms = self.pixel.evaluate()
             out.update(pxap=ms.pxap, piou=ms.piou, piou_tau=ms.piou_tau)
@@ -74,6 +74,31 @@ class RegionScorer:
                    energy_pointing_game=ps.energy_pointing_game,
                    pointing_region="+".join(sorted(self.pointing_regions)),
                    pointing_tolerance=self.tolerance)
+        return out
+
+    def payload(self) -> dict:
+        """What another process needs to merge this scorer (:meth:`from_parts`)."""
+        return {"rows": self.rows, "pixel": self.pixel.state if self.pixel is not None else None,
+                "hits": self.pointing.hits, "count": self.pointing.count, "energy_sum": self.pointing.energy_sum,
+                "pointing_regions": self.pointing_regions, "energy_regions": self.energy_regions}
+
+    @classmethod
+    def from_parts(cls, taus: Sequence[float], with_masks: bool, tolerance: float,
+                   parts: Sequence[Optional[dict]], entries: Sequence[tuple]) -> "RegionScorer":
+        """Merge shard payloads: states add up; rows follow ``entries`` = (_, part, row) in order."""
+        out = cls(taus, with_masks, tolerance)
+        for p in parts:
+            if p is None:
+                continue
+            if out.pixel is not None and p["pixel"] is not None:
+                out.pixel.merge(p["pixel"])
+            for c, v in p["count"].items():
+                out.pointing.count[c] = out.pointing.count.get(c, 0) + v
+                out.pointing.hits[c] = out.pointing.hits.get(c, 0) + p["hits"][c]
+            out.pointing.energy_sum += p["energy_sum"]
+            out.pointing_regions |= p["pointing_regions"]
+            out.energy_regions |= p["energy_regions"]
+        out.rows = [parts[r]["rows"][j] for *_, r, j in entries]
         return out
 
     def per_image(self) -> pd.DataFrame:
@@ -94,6 +119,17 @@ class RegionScorer:
 BOX_METRICS = ("gt_known_loc", "top1_loc", "top5_loc", "loc_tau", "gt_known_loc_fixed", "top1_loc_fixed",
                "top5_loc_fixed", "maxboxacc", "maxboxacc_v2", "maxboxacc_iou30", "maxboxacc_iou50",
                "maxboxacc_iou70", "tau_iou30", "tau_iou50", "tau_iou70", "mean_iou")
+
+
+#: summary.csv columns of this module (NaN where not computed, e.g. protocol cam2016)
+REGION_METRICS = ("pxap", "piou", "piou_tau", "pointing_game", "pointing_game_class_avg", "energy_pointing_game")
+
+
+def blank_region_metrics(numbers: dict) -> None:
+    """Add this module's summary columns as NaN (a run that did not compute them)."""
+    for k in REGION_METRICS + ("pointing_tolerance",):
+        numbers.setdefault(k, float("nan"))
+    numbers.setdefault("pointing_region", "")
 
 
 def blank_box_metrics(numbers: dict) -> None:
