@@ -252,3 +252,11 @@ def test_folder_with_a_mask_column(tmp_path):
                  "--weights", "random", "--out", out]) == 0
     s = pd.read_csv(os.path.join(out, "summary.csv")).iloc[0]
     assert 0 < s.pxap <= 100
+
+
+def test_report_shows_the_pixel_pr_curve(oi):
+    _, meta, images, out, cams = oi
+    assert main(["-q", "report", out, "--cams", cams]) == 0
+    html = open(os.path.join(out, "report.html"), encoding="utf-8").read()
+    assert "Pixel precision-recall (masks)" in html and 'data-metric="pxap"' in html
+    assert "BoxAcc vs threshold" not in html        # OpenImages has no boxes
