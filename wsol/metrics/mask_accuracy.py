@@ -39,23 +39,25 @@ def bin_edges(taus: Sequence[float]) -> np.ndarray:
     return np.append(np.asarray(taus, dtype=np.float64), [1.0, 2.0, 3.0])
 
 
+def _sorted_histogram(values: np.ndarray, edges: np.ndarray) -> np.ndarray:
+    """numpy.histogram's counts for array bins: sort once, then locate the edges in it."""
+    v = np.sort(values)
+    cum = np.concatenate([v.searchsorted(edges[:-1], side="left"), v.searchsorted(edges[-1:], side="right")])
+    return np.diff(cum).astype(np.int64)
+
+
 def score_histograms(score_map: np.ndarray, gt_mask: np.ndarray, edges: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
     """Counts of map values per bin at object and at background pixels -> two int64 [n_bins].
 
     Bin k holds ``edges[k] <= v < edges[k+1]`` (the last bin is closed); values outside
-    ``[edges[0], edges[-1]]`` are not counted (numpy.histogram's rule).
+    ``[edges[0], edges[-1]]`` (and NaN) are not counted: numpy.histogram's rule, computed
+    the way it does (sort, then binary-search the few edges), in float64.
     """
     v = np.asarray(score_map, dtype=np.float64).ravel()
     m = np.asarray(gt_mask).ravel()
     if v.shape != m.shape:
         raise ValueError(f"map {np.shape(score_map)} and mask {np.shape(gt_mask)} differ in shape")
-    n_bins = len(edges) - 1
-    idx = np.searchsorted(edges, v, side="right") - 1
-    idx[v == edges[-1]] = n_bins - 1
-    valid = (v >= edges[0]) & (v <= edges[-1])
-    fg = np.bincount(idx[valid & (m == FOREGROUND)], minlength=n_bins)[:n_bins]
-    bg = np.bincount(idx[valid & (m == BACKGROUND)], minlength=n_bins)[:n_bins]
-    return fg.astype(np.int64), bg.astype(np.int64)
+    return _sorted_histogram(v[m == FOREGROUND], edges), _sorted_histogram(v[m == BACKGROUND], edges)
 
 
 @dataclass
