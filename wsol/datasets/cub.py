@@ -1,4 +1,4 @@
-"""CUB-200-2011 in its official layout (DESIGN.md §4)."""
+"""CUB-200-2011 in its official layout (docs/architecture.md, Dataset layouts)."""
 from __future__ import annotations
 
 import os
@@ -116,7 +116,11 @@ def read_cub(root: str, split: str = "test", segmentations: Optional[str] = None
 
 
 @register_dataset("cub", "CUB-200-2011, official layout (images.txt, bounding_boxes.txt, ...)",
-                  splits=("train", "test"))
+                  splits=("train", "test"),
+                  options={"segmentations": "CUB segmentation folder (default: segmentations/ inside or beside "
+                                            "the CUB folder; off = no masks)",
+                           "seg_threshold": "gray level (0-255) above which a soft segmentation pixel is object "
+                                            "(default 127.5: a majority of annotators)"})
 def _build(root: str, split: str = "test", segmentations: Optional[str] = None,
-           seg_threshold: float = CUB_SEG_FG_ABOVE, **_) -> WsolDataset:
+           seg_threshold: float = CUB_SEG_FG_ABOVE) -> WsolDataset:
     return read_cub(root, split, segmentations=segmentations, seg_threshold=seg_threshold)

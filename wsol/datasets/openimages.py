@@ -100,7 +100,8 @@ def read_openimages(root: str, split: str = "test", images: Optional[str] = None
 
 @register_dataset("openimages", "OpenImages30k, wsolevaluation metadata with masks (localization.txt rows "
                   "image,mask,ignore); images= image root, masks= mask root (default: images)",
-                  splits=("train", "val", "test"))
-def _build(root: str, split: str = "test", images: Optional[str] = None, masks: Optional[str] = None,
-           **_) -> WsolDataset:
+                  splits=("train", "val", "test"),
+                  options={"images": "the image root the ids are relative to (also --images)",
+                           "masks": "the folder the mask paths are relative to (default: the image root)"})
+def _build(root: str, split: str = "test", images: Optional[str] = None, masks: Optional[str] = None) -> WsolDataset:
     return read_openimages(root, split, images=images, masks=masks)
