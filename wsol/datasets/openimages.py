@@ -98,10 +98,46 @@ def read_openimages(root: str, split: str = "test", images: Optional[str] = None
     return WsolDataset("openimages", split, root, images or "", samples)
 
 
+def write_example(folder: str) -> tuple:
+    """Tiny OpenImages30k-layout data: metadata/test for 3 classes x 2 drawn images under
+    OpenImages/test, each with its object's mask beside it; the first image also gets an ignore
+    mask and a second instance row."""
+    import cv2
+
+    from wsol.datasets.examples import example_images, save_image, write_lines
+
+    imgs = example_images(n_per_class=2, seed=3)
+    root = os.path.join(folder, "OpenImages")
+    ids, loc = [], []
+    for k, im in enumerate(imgs):
+        iid = f"test/{im.name}"
+        ids.append(iid)
+        save_image(os.path.join(root, iid), im.pixels)
+        mask = np.zeros(im.pixels.shape[:2], np.uint8)
+        x0, y0, x1, y1 = im.box
+        mask[y0:y1 + 1, x0:x1 + 1] = 255
+        name = f"test/{im.name[:-4]}_mask.png"
+        cv2.imwrite(os.path.join(root, name), mask)
+        ignore = ""
+        if k == 0:
+            ignore = f"test/{im.name[:-4]}_ignore.png"
+            cv2.imwrite(os.path.join(root, ignore), 255 - mask)
+        loc.append(f"{iid},{name},{ignore}")
+        if k == 0:
+            loc.append(f"{iid},{name},")
+    meta = os.path.join(folder, "metadata", "OpenImages", "test")
+    write_lines(os.path.join(meta, "image_ids.txt"), ids)
+    write_lines(os.path.join(meta, "class_labels.txt"), [f"{i},{im.label}" for i, im in zip(ids, imgs)])
+    write_lines(os.path.join(meta, "image_sizes.txt"), [f"{i},{im.size[0]},{im.size[1]}" for i, im in zip(ids, imgs)])
+    write_lines(os.path.join(meta, "localization.txt"), loc)
+    return meta, "test", {"images": root}
+
+
 @register_dataset("openimages", "OpenImages30k, wsolevaluation metadata with masks (localization.txt rows "
                   "image,mask,ignore); images= image root, masks= mask root (default: images)",
                   splits=("train", "val", "test"),
                   options={"images": "the image root the ids are relative to (also --images)",
-                           "masks": "the folder the mask paths are relative to (default: the image root)"})
+                           "masks": "the folder the mask paths are relative to (default: the image root)"},
+                  example=write_example)
 def _build(root: str, split: str = "test", images: Optional[str] = None, masks: Optional[str] = None) -> WsolDataset:
     return read_openimages(root, split, images=images, masks=masks)
