@@ -205,6 +205,9 @@ def _print_summary(res, out: str) -> None:
     s = res.summary.iloc[0]
     cols = ["n_images", "top1_cls", "gt_known_loc", "top1_loc", "maxboxacc", "maxboxacc_v2", "loc_tau", "pxap",
             "piou", "pointing_game"]
+    # box columns are NaN on a dataset without boxes, pixel columns without masks: not shown
+    cols = [c for c in cols if c in s and not (c not in ("top1_cls", "top1_loc") and isinstance(s[c], float)
+                                               and s[c] != s[c])]
 
     def show(c):
         v = s[c]
