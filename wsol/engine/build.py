@@ -19,6 +19,7 @@ from wsol.engine.config import EvalConfig
 from wsol.engine.fastpath import FastPath
 from wsol.engine.heads import backbone_for_dataset
 from wsol.engine.loop import Localizer, LoopStats
+from wsol.engine.region_scoring import RegionScorer, attach, blank_box_metrics, blank_region_metrics
 from wsol.engine.scoring import RunScorer, summary_frame
 from wsol.engine.timing import StageTimer
 from wsol.errors import DataError, WsolError
@@ -37,6 +38,11 @@ class EvalResult:
     curves: pd.DataFrame
     timings: pd.DataFrame
     scorer: Optional[RunScorer] = field(default=None, repr=False)  # the merged state behind the tables
+
+    @property
+    def region(self):
+        """The whole-map scorer (PxAP, pointing games) behind the tables, or None."""
+        return self.scorer.region if self.scorer is not None else None
 
     def tables(self) -> Dict[str, pd.DataFrame]:
         return {"summary.csv": self.summary, "per_image.csv": self.per_image,
@@ -128,11 +134,17 @@ def collate(batch):
 
 
 def make_scorer(b: Built, cfg: EvalConfig) -> RunScorer:
-    return RunScorer(b.taus, cfg.fixed_tau, has_predictions=True, box_dtype=b.protocol.box_dtype)
+    """The run's scorer: boxes, plus the whole-map scores where the protocol has them."""
+    region = (RegionScorer(b.taus, b.dataset.has_masks, cfg.pointing_tolerance)
+              if b.protocol.region_metrics else None)
+    return RunScorer(b.taus, cfg.fixed_tau, has_predictions=True, box_dtype=b.protocol.box_dtype, region=region)
 
 
-def make_localizer(b: Built, cfg: EvalConfig) -> Localizer:
-    return Localizer(b.protocol, b.taus, cfg.sweep, cfg.workers, keep_maps=cfg.save_cams is not None)
+def make_localizer(b: Built, cfg: EvalConfig, scorer: RunScorer) -> Localizer:
+    """The protocol's localization at the run's τ grid; it keeps the normalized maps when
+    they are saved or scored as whole maps."""
+    keep = cfg.save_cams is not None or scorer.region is not None
+    return Localizer(b.protocol, b.taus, cfg.sweep, cfg.workers, keep_maps=keep)
 
 
 def run_meta(cfg: EvalConfig, n_taus: int, device: str) -> dict:
@@ -149,15 +161,23 @@ def wall_row(wall: float, n_images: int, batches: int, **extra) -> dict:
             "median_batch_ms": float("nan"), "batches": batches, "warmup_batches": 0, **extra}
 
 
-def result_tables(scorer: RunScorer, timings: pd.DataFrame, stats: LoopStats, meta: dict,
+def result_tables(scorer: RunScorer, timings: pd.DataFrame, stats: LoopStats, meta: dict, has_boxes: bool,
                   model_run: bool = True) -> EvalResult:
     """The run's tables from the scorer's state, the stage timings and the loop's counts
-    (``model_run``: the maps came from a model, so non-finite maps/logits were counted)."""
+    (``model_run``: the maps came from a model, so non-finite maps/logits were counted;
+    ``has_boxes``: the dataset has boxes, else the box metrics are NaN)."""
     numbers = scorer.summary()
     numbers["images_per_s"] = stats.n_images / stats.wall if stats.wall > 0 else float("nan")
     if model_run:
         numbers["n_nonfinite"] = stats.n_nonfinite
-    return EvalResult(summary_frame(numbers, meta), scorer.per_image(), scorer.curves(), timings,
+    per_image, curves = scorer.per_image(), scorer.curves()
+    if scorer.region is not None:
+        numbers, per_image, curves = attach(numbers, per_image, curves, scorer.region)
+    else:
+        blank_region_metrics(numbers)
+    if not has_boxes:
+        blank_box_metrics(numbers)
+    return EvalResult(summary_frame(numbers, meta), per_image, curves, timings,
                       scorer=scorer if model_run else None)
 
 

@@ -32,6 +32,7 @@ class EvalConfig:
     progress: bool = True
     seed: int = 0
     on_error: str = "fail"          # fail | skip
+    pointing_tolerance: float = 0.0  # pointing game: hit within this many pixels of the object (TorchRay: 15)
     exclude_skipped: bool = False   # skipped images count as misses unless set
     # speed options (wsol.engine.fastpath); the defaults are the protocol's reference path
     dtype: str = "fp32"             # fp32 | bf16 | fp16: autocast for forward + CAM (bf16/fp16 not exact)

@@ -122,7 +122,7 @@ def _run_shard(cfg, dataset, backbone, device: str, rank: int, world: int):
     scorer, timer = make_scorer(b, cfg), StageTimer(b.device)
     with inference_context(b.backbone, cfg.channels_last):
         b.runner.prepare(b.backbone)
-        stats = inference_on_dataset(b.backbone, make_loader(b, cfg, lo, hi), b.method, make_localizer(b, cfg),
+        stats = inference_on_dataset(b.backbone, make_loader(b, cfg, lo, hi), b.method, make_localizer(b, cfg, scorer),
                                      scorer, timer, runner=b.runner, on_error=cfg.on_error,
                                      exclude_skipped=cfg.exclude_skipped, save_maps=heatmap_writer(cfg.save_cams),
                                      progress=cfg.progress and rank == 0, desc=f"{cfg.backbone}/{cfg.method}")
@@ -175,7 +175,7 @@ def evaluate_distributed(cfg, dataset=None, backbone=None):
     timings.loc[len(timings)] = wall_row(stats.wall, n, int(timings.set_index("stage").batches.get("total", 0)),
                                          ranks=world)
     meta = run_meta(cfg, len(b.taus), f"{world} x {device_name(torch.device(device))}")
-    res = result_tables(scorer, timings, stats, meta)
+    res = result_tables(scorer, timings, stats, meta, b.dataset.has_boxes)
     if rank == 0 and cfg.out:
         write_csv_atomic(per_rank, os.path.join(cfg.out, "timings_per_rank.csv"))
         write_run(cfg.out, res.tables())

@@ -24,6 +24,7 @@ from wsol.engine.build import (EvalResult, build, device_name, heatmap_writer, l
                                run_meta, save_heatmaps, write_run_config)
 from wsol.engine.config import EvalConfig
 from wsol.engine.loop import LoopStats, inference_context, inference_on_dataset
+from wsol.engine.region_scoring import RegionScorer
 from wsol.engine.scoring import RunScorer
 from wsol.engine.timing import StageTimer
 from wsol.errors import DataError, WsolError
@@ -54,12 +55,12 @@ def evaluate(cfg: EvalConfig, dataset: Optional[WsolDataset] = None, backbone=No
     scorer, timer = make_scorer(b, cfg), StageTimer(b.device)
     with inference_context(b.backbone, cfg.channels_last):
         b.runner.prepare(b.backbone)
-        stats = inference_on_dataset(b.backbone, make_loader(b, cfg), b.method, make_localizer(b, cfg), scorer,
+        stats = inference_on_dataset(b.backbone, make_loader(b, cfg), b.method, make_localizer(b, cfg, scorer), scorer,
                                      timer, runner=b.runner, on_error=cfg.on_error,
                                      exclude_skipped=cfg.exclude_skipped, save_maps=heatmap_writer(cfg.save_cams),
                                      progress=cfg.progress, desc=f"{cfg.backbone}/{cfg.method}")
     meta = run_meta(cfg, len(b.taus), device_name(b.device))
-    res = result_tables(scorer, loop_timings(timer, stats), stats, meta)
+    res = result_tables(scorer, loop_timings(timer, stats), stats, meta, b.dataset.has_boxes)
     if cfg.out:
         write_run(cfg.out, res.tables())
     return res
@@ -93,7 +94,8 @@ def score(cams_dir: str, cfg: EvalConfig, dataset: Optional[WsolDataset] = None)
         raise WsolError("wsol score implements the wsoleval protocol (224x224 heatmaps); "
                         f"protocol {cfg.protocol!r} needs the raw maps of `wsol evaluate`")
     taus = protocol.thresholds(cfg.cam_step)
-    scorer = RunScorer(taus, cfg.fixed_tau, has_predictions=False)
+    scorer = RunScorer(taus, cfg.fixed_tau, has_predictions=False,
+                       region=RegionScorer(taus, ds.has_masks, cfg.pointing_tolerance))
     timer = StageTimer("cpu")
     t_start = time.perf_counter()
     bs = max(cfg.batch_size, 1)
@@ -109,19 +111,20 @@ def score(cams_dir: str, cfg: EvalConfig, dataset: Optional[WsolDataset] = None)
                 except DataError as e:
                     if cfg.on_error != "skip":
                         raise DataError(f"{e}  (use --on-error skip to record it and go on)") from None
-                    maps = maps[:len(good)]
+                    maps, gts = maps[:len(good)], gts[:len(good)]
                     scorer.add_skipped(s.image_id, s.label, str(e), cfg.exclude_skipped)
         with timer.stage("localize", len(batch)):
             locs = protocol.localize_maps(maps, gts, taus, cfg.sweep)
         with timer.stage("metrics", len(batch)):
-            scorer.add([s.image_id for s in good], [s.label for s in good], locs, None)
+            scorer.add([s.image_id for s in good], [s.label for s in good], locs, None, samples=good, maps=maps,
+                       gts=gts)
     stats = LoopStats(len(ds), 0, time.perf_counter() - t_start)
     timer.add("total", stats.wall, len(ds))
     if cfg.out:
         write_run_config(cfg, ds)
     meta = run_meta(cfg, len(taus), "cpu")
     meta.update({"backbone": "", "weights": "", "method": f"heatmaps:{os.path.basename(os.path.normpath(cams_dir))}"})
-    res = result_tables(scorer, pd.DataFrame(timer.rows()), stats, meta, model_run=False)
+    res = result_tables(scorer, pd.DataFrame(timer.rows()), stats, meta, ds.has_boxes, model_run=False)
     if cfg.out:
         write_run(cfg.out, res.tables())
     return res

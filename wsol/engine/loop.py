@@ -180,7 +180,7 @@ def inference_on_dataset(backbone, loader, method, localizer: Localizer, scorer:
             smp = [view.samples[idx[j]] for j in ok]
             size_ok = [sizes[j] for j in ok]
             gts = [localizer.protocol.gt_boxes(s.boxes, wh) for s, wh in zip(smp, size_ok)]
-            tag = ([idx[j] for j in ok], labels.numpy()[ok], top5[ok], [status[j] for j in ok])
+            tag = ([idx[j] for j in ok], labels.numpy()[ok], top5[ok], [status[j] for j in ok], smp, gts)
             localizer.submit(cams[ok], gts, size_ok, tag)
             for result, tag in localizer.ready():
                 _record(result, tag, view, scorer, timer, save_maps)
@@ -202,11 +202,12 @@ def _record(result: tuple, tag: tuple, view, scorer: RunScorer, timer: StageTime
             save_maps: Optional[Callable[[Sequence[str], np.ndarray], None]]) -> None:
     """A finished batch into the scorer (and its maps to ``save_maps``)."""
     locs, maps, secs = result
-    idx, labels, top5, status = tag
+    idx, labels, top5, status, samples, gts = tag
     timer.add("localize", secs, len(idx))
     ids = [view.samples[i].image_id for i in idx]
     if maps is not None and save_maps is not None:
         save_maps(ids, maps)
     t0 = time.perf_counter()
-    scorer.add(ids, labels.tolist(), locs, top5, status, indices=[view.positions[i] for i in idx])
+    scorer.add(ids, labels.tolist(), locs, top5, status, indices=[view.positions[i] for i in idx], samples=samples,
+               maps=maps, gts=gts)
     timer.add("metrics", time.perf_counter() - t0, len(idx))

@@ -20,7 +20,8 @@ SUMMARY_COLUMNS = [
     "top5_cls", "gt_known_loc", "top1_loc", "top5_loc", "loc_tau", "loc_mode", "loc_tau_rule",
     "fixed_tau", "gt_known_loc_fixed", "top1_loc_fixed", "top5_loc_fixed", "maxboxacc",
     "maxboxacc_v2", "maxboxacc_iou30", "maxboxacc_iou50", "maxboxacc_iou70", "tau_iou30",
-    "tau_iou50", "tau_iou70", "mean_iou", "cam_step", "n_thresholds", "n_skipped", "metric_denominator",
+    "tau_iou50", "tau_iou70", "mean_iou", "pxap", "piou", "piou_tau", "pointing_game",
+    "pointing_game_class_avg", "energy_pointing_game", "pointing_region", "pointing_tolerance", "cam_step", "n_thresholds", "n_skipped", "metric_denominator",
     "n_nonfinite", "images_per_s", "device", "wsol_version", "date",
 ]
 
@@ -47,7 +48,7 @@ class RunScorer:
     )
 
     def __init__(self, taus: Sequence[float], fixed_tau: float = 0.2, has_predictions: bool = True,
-                 box_dtype=np.uint8):
+                 box_dtype=np.uint8, region=None):
         self.taus = np.asarray(taus, dtype=np.float64)
         self.evaluator = BoxAccEvaluator(self.taus, IOU_THRESHOLDS, fixed_tau)
         self.has_predictions = has_predictions
@@ -58,17 +59,21 @@ class RunScorer:
         self.index: List[int] = []
         self.n_skipped = 0
         self.exclude_skipped = False
+        # the whole-map scores (PxAP, pointing games: wsol.engine.region_scoring), fed the same images
+        self.region = region
 
     # ------------------------------------------------------------ declared state
     def state_specs(self) -> Tuple[StateSpec, ...]:
-        """Every state of the scorer with its reduction (the evaluator's first)."""
-        return tuple(BoxAccEvaluator.STATE) + self.PER_IMAGE
+        """Every state of the scorer with its reduction (the evaluator's first, the region
+        scorer's last)."""
+        return tuple(BoxAccEvaluator.STATE) + self.PER_IMAGE + (self.region.STATE if self.region else ())
 
     def state_dict(self) -> Dict[str, Any]:
         """The whole state, keyed as :meth:`state_specs`."""
         return {**self.evaluator.state, "rows": self.rows, "iou_all": self.iou["all"],
                 "iou_largest": self.iou["largest"], "box": self.box, "index": self.index,
-                "n_skipped": self.n_skipped, "exclude_skipped": self.exclude_skipped}
+                "n_skipped": self.n_skipped, "exclude_skipped": self.exclude_skipped,
+                **(self.region.state_dict() if self.region else {})}
 
     def load_state_dict(self, state: Dict[str, Any]) -> None:
         """Replace the state (e.g. by :func:`merge_states` of the shards' states); per-image
@@ -81,6 +86,8 @@ class RunScorer:
         self.index = [state["index"][k] for k in order]
         self.n_skipped = int(state["n_skipped"])
         self.exclude_skipped = bool(state["exclude_skipped"])
+        if self.region is not None:
+            self.region.load_state_dict(state, order)
 
     def merge(self, *states: Dict[str, Any]) -> None:
         """Merge other scorers' states into this one by the declared reductions."""
@@ -103,6 +110,8 @@ class RunScorer:
         n_t = len(self.taus)
         if not exclude:
             self.evaluator.process(np.zeros((1, len(MODES), n_t)), np.zeros(1, bool), np.zeros(1, bool))
+        if self.region is not None:
+            self.region.add_skipped(int(label), exclude)
         row = {"image_id": image_id, "label": int(label)}
         if self.has_predictions:
             row.update({"pred_top1": -1, "pred_top5": "", "top1_correct": False, "top5_correct": False})
@@ -114,10 +123,12 @@ class RunScorer:
 
     def add(self, image_ids: Sequence[str], labels: Sequence[int], locs: Sequence[ImageLocalization],
             top5: Optional[np.ndarray] = None, status: Optional[Sequence[str]] = None,
-            indices: Optional[Sequence[int]] = None) -> None:
+            indices: Optional[Sequence[int]] = None, samples=None, maps: Optional[np.ndarray] = None,
+            gts: Optional[Sequence[np.ndarray]] = None) -> None:
         """Add a batch of localized images; ``top5`` int [B, k] predicted classes, best first;
         ``status`` per image ('ok', or why its map was replaced by zeros); ``indices`` their
-        positions in the dataset (default: the next positions)."""
+        positions in the dataset (default: the next positions). With a region scorer also the
+        ``samples``, their normalized ``maps`` and ``gts`` (GT boxes on the map grid)."""
         ious = np.stack([l.iou for l in locs]) if locs else np.zeros((0, len(MODES), len(self.taus)))
         labels = np.asarray(labels, dtype=np.int64)
         if top5 is not None and len(top5):
@@ -140,6 +151,8 @@ class RunScorer:
             for mi, m in enumerate(MODES):
                 self.iou[m].append(loc.iou[mi].astype(np.float32))
             self.box.append(loc.boxes[MODES.index(LOC_MODE)].astype(self.box_dtype))
+        if self.region is not None:
+            self.region.add(samples, maps, gts)
 
     # ------------------------------------------------------------ compute
     def summary(self) -> dict:

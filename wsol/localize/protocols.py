@@ -26,12 +26,14 @@ class Protocol:
     name: registry name; description: one line for listings.
     box_dtype: the integer type that holds its predicted boxes (per_image.csv).
     scores_heatmaps: whether exported 224x224 heatmaps can be scored under it (``wsol score``).
+    region_metrics: whether the whole-map scores (PxAP/PIoU on masks, pointing games) apply.
     """
 
     name: str = ""
     description: str = ""
     box_dtype: type = np.int32
     scores_heatmaps: bool = False
+    region_metrics: bool = False
 
     def thresholds(self, cam_step: float) -> np.ndarray:
         """The τ grid."""
@@ -65,6 +67,7 @@ class WsolEvalProtocol(Protocol):
     description = "Choe et al. 2020 (default): 224x224 maps, every tau of arange(0, 1, step), MaxBoxAccV2"
     box_dtype = np.uint8  # 224-grid boxes fit in a byte
     scores_heatmaps = True
+    region_metrics = True
 
     def thresholds(self, cam_step: float) -> np.ndarray:
         return thresholds(cam_step)

@@ -3,10 +3,12 @@ with how two shards of it combine, so merging never needs to know a class's inte
 
 Reductions:
 
-- ``sum``: tensors or numbers that add (hit counts, IoU sums, image counts);
+- ``sum``: tensors or numbers that add (hit counts, IoU sums, image counts); dicts of them
+  add key by key (a missing key counts as 0); None (a state not kept) stays None;
 - ``cat``: per-image lists that concatenate (rows, per-image IoUs and boxes), in the order
   the shards are given;
-- ``any``: flags that are set when any shard set them.
+- ``any``: flags that are set when any shard set them;
+- ``union``: sets that unite.
 """
 from __future__ import annotations
 
@@ -15,7 +17,7 @@ from typing import Any, Dict, List, Sequence
 
 import torch
 
-REDUCTIONS = ("sum", "cat", "any")
+REDUCTIONS = ("sum", "cat", "any", "union")
 
 
 @dataclass(frozen=True)
@@ -34,16 +36,28 @@ class StateSpec:
 def reduce_values(spec: StateSpec, values: Sequence[Any]) -> Any:
     """Combine one state's values from several shards according to its reduction."""
     if spec.reduce == "sum":
-        out = values[0].clone() if isinstance(values[0], torch.Tensor) else values[0]
-        for v in values[1:]:
-            out = out + v
-        return out
+        return _add(values)
+    if spec.reduce == "union":
+        return set().union(*values)
     if spec.reduce == "cat":
         merged: List[Any] = []
         for v in values:
             merged.extend(v)
         return merged
     return any(bool(v) for v in values)
+
+
+def _add(values: Sequence[Any]) -> Any:
+    if all(v is None for v in values):
+        return None
+    values = [v for v in values if v is not None]
+    if isinstance(values[0], dict):
+        keys = list(dict.fromkeys(k for v in values for k in v))
+        return {k: _add([v[k] for v in values if k in v]) for k in keys}
+    out = values[0].clone() if isinstance(values[0], torch.Tensor) else values[0]
+    for v in values[1:]:
+        out = out + v
+    return out
 
 
 def merge_states(specs: Sequence[StateSpec], states: Sequence[Dict[str, Any]]) -> Dict[str, Any]:
