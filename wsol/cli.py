@@ -120,6 +120,9 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--model-option", action="append", metavar="KEY=VALUE",
                    help="model option, repeatable (see `wsol models`), e.g. large_feature_map=true for a "
                         "wsolevaluation checkpoint trained with --large_feature_map")
+    g.add_argument("--new-head", action="store_true",
+                   help="when the head of --weights does not fit the dataset's classes, evaluate a freshly "
+                        "initialised head instead of stopping with an error (its maps are untrained)")
     g.add_argument("--method", default="cam", help="CAM method (see `wsol methods`; default cam)")
     g.add_argument("--method-option", action="append", metavar="KEY=VALUE", help="method option, repeatable")
     g.add_argument("--method-batch", type=int, default=None, help="masked forward passes per batch (scorecam)")
@@ -175,7 +178,7 @@ def build_parser() -> argparse.ArgumentParser:
 # Modules that add their own subcommands: each defines ``add_parsers(subparsers)`` and sets
 # ``func`` on its parsers (a function taking the parsed args and returning an exit code).
 COMMAND_MODULES = (
-    "wsol.datasets.commands",   # check-data, export-metadata
+    "wsol.data_commands",       # check-data, export-metadata
     "wsol.report.commands",     # report, overlay
     "wsol.train_commands",      # train, demo
     "wsol.bench_commands",      # bench
@@ -195,7 +198,7 @@ def _config_from(args, **over):
               method_options=method_options, progress=not args.quiet,
               model_options=_parse_model_options(getattr(args, "model_option", None)), on_error=args.on_error,
               exclude_skipped=args.exclude_skipped)
-    for k in ("backbone", "weights", "method", "device", "data_workers", "workers", "save_cams"):
+    for k in ("backbone", "weights", "method", "device", "data_workers", "workers", "save_cams", "new_head"):
         if hasattr(args, k):
             kw[k] = getattr(args, k)
     for k in ("dtype", "channels_last", "compile", "decode"):  # speed options (wsol.engine.fastpath)
@@ -244,6 +247,7 @@ def cmd_datasets(args) -> int:
 
     for d in list_datasets():
         print(f"{d.name:10s} {d.description}")
+        print(f"{'':10s} --dataset-option keys: {', '.join(d.valid_options())}")
     return 0
 
 

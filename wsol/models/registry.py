@@ -6,7 +6,6 @@ architectures) and, for any other name, timm (``timm/NAME`` forces timm,
 """
 from __future__ import annotations
 
-import fnmatch
 import logging
 import os
 from dataclasses import dataclass, field
@@ -16,6 +15,7 @@ import torch
 
 from wsol.errors import UnknownNameError, WsolError
 from wsol.models.backbone import Backbone, BackboneInfo, TimmBackbone, check_cam_exact
+from wsol.utils.registry import Registry
 
 log = logging.getLogger(__name__)
 
@@ -36,14 +36,15 @@ class ModelEntry:
         return self.builder(pretrained, num_classes, **opts) if self.options else self.builder(pretrained, num_classes)
 
 
-_REGISTRY: Dict[str, ModelEntry] = {}
+BACKBONES: Registry[ModelEntry] = Registry("backbone", [f"wsol.models.{m}" for m in
+                                                        ("torchvision_models", "efficientnet_lite", "wsoleval_archs")])
 
 
 def register_backbone(info: BackboneInfo, builder: Builder, default_classes: int = 1000,
                       options: Optional[Dict[str, Any]] = None) -> None:
     """Register ``builder`` under ``info.name``; ``options``: the model options it accepts
     (name -> default), passed to it as keyword arguments."""
-    _REGISTRY[info.name] = ModelEntry(info, builder, default_classes, dict(options or {}))
+    BACKBONES.add(info.name, ModelEntry(info, builder, default_classes, dict(options or {})))
 
 
 _TRUE = ("1", "true", "yes", "on")
@@ -76,21 +77,15 @@ def check_model_options(entry: ModelEntry, options: Optional[Dict[str, Any]]) ->
     return out
 
 
-def _load_entries() -> None:
-    import importlib
-
-    for mod in ("torchvision_models", "efficientnet_lite", "wsoleval_archs"):
-        try:
-            importlib.import_module(f"wsol.models.{mod}")
-        except ModuleNotFoundError as e:
-            if e.name != f"wsol.models.{mod}":
-                raise
+def model_options(name: str) -> Dict[str, Any]:
+    """The model options backbone ``name`` accepts, with their defaults (wsol entries only)."""
+    entry = BACKBONES.find(name)
+    return dict(entry.options) if entry else {}
 
 
 def list_models(pattern: str = "*", include_timm: bool = False) -> List[BackboneInfo]:
     """Registered backbones whose name matches ``pattern`` (fnmatch); timm names optionally."""
-    _load_entries()
-    out = [e.info for n, e in sorted(_REGISTRY.items()) if fnmatch.fnmatch(n, pattern)]
+    out = [e.info for _, e in BACKBONES.items(pattern)]
     if include_timm:
         import timm
 
@@ -99,18 +94,11 @@ def list_models(pattern: str = "*", include_timm: bool = False) -> List[Backbone
     return out
 
 
-def model_options(name: str) -> Dict[str, Any]:
-    """The model options backbone ``name`` accepts, with their defaults (wsol entries only)."""
-    _load_entries()
-    entry = _REGISTRY.get(name)
-    return dict(entry.options) if entry else {}
-
-
 def _timm_entry(name: str) -> ModelEntry:
     import timm
 
     if name not in timm.list_models() and name not in timm.list_models(pretrained=True):
-        raise UnknownNameError("backbone", name, list(_REGISTRY) + timm.list_models())
+        raise BACKBONES.unknown(name, timm.list_models())
 
     def build(pretrained: bool, num_classes: int) -> Backbone:
         try:
@@ -153,25 +141,29 @@ def _offline_hint_timm(name: str, err: Exception) -> str:
 
 def resolve(name: str) -> ModelEntry:
     """The registry entry for ``name`` (wsol entries first, then timm)."""
-    _load_entries()
+    BACKBONES.load()
     if name.startswith("timm/"):
         return _timm_entry(name[5:])
     if name.startswith("torchvision/"):
         name = name[len("torchvision/"):]
-        if name not in _REGISTRY or _REGISTRY[name].info.source != "torchvision":
+        entry = BACKBONES.find(name)
+        if entry is None or entry.info.source != "torchvision":
             raise UnknownNameError("torchvision backbone", name,
-                                   [n for n, e in _REGISTRY.items() if e.info.source == "torchvision"])
-    if name in _REGISTRY:
-        return _REGISTRY[name]
+                                   [n for n, e in BACKBONES.items() if e.info.source == "torchvision"])
+    entry = BACKBONES.find(name)
+    if entry is not None:
+        return entry
     return _timm_entry(name)
 
 
 def create_backbone(name: str, weights: str = "random", num_classes: Optional[int] = None,
-                    device: str | torch.device = "cpu", options: Optional[Dict[str, Any]] = None) -> Backbone:
+                    device: str | torch.device = "cpu", new_head: bool = False,
+                    options: Optional[Dict[str, Any]] = None) -> Backbone:
     """Build backbone ``name`` with ``weights`` = 'random' | 'pretrained' | a checkpoint path.
 
     ``num_classes``: the head size wanted (None keeps the entry's default, or the
-    checkpoint's). With 'pretrained' and a different ``num_classes`` the head is re-initialised.
+    checkpoint's). With 'pretrained' and a different ``num_classes`` the head is
+    re-initialised only when ``new_head`` (fine-tuning); otherwise that is an error.
     ``options``: model options (``wsol models`` lists them; e.g. ``large_feature_map``).
     """
     entry = resolve(name)
@@ -181,6 +173,9 @@ def create_backbone(name: str, weights: str = "random", num_classes: Optional[in
     elif weights == "pretrained":
         bb = entry.build(True, entry.default_classes, options)
         if num_classes and num_classes != bb.num_classes:
+            if not new_head:
+                raise WsolError(f"{name}: the pretrained head has {bb.num_classes} classes, not {num_classes}; "
+                                f"pass new_head=True to replace it by a fresh {num_classes}-way head")
             log.warning("%s: pretrained head has %d classes, dataset has %d: head re-initialised",
                         name, bb.num_classes, num_classes)
             bb.reset_classifier(num_classes)
