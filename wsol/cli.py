@@ -59,7 +59,8 @@ def _add_data_args(p: argparse.ArgumentParser, need_images: bool = True) -> None
     g = p.add_argument_group("data")
     g.add_argument("--dataset", default="cub", help="dataset adapter (see `wsol datasets`; default: cub)")
     g.add_argument("--root", required=True, help="dataset folder (for cub: the CUB_200_2011 folder holding images/)")
-    g.add_argument("--split", default="test", help="split to evaluate (default: test)")
+    g.add_argument("--split", default=None, help="split to evaluate (default: test, or the adapter's only split, "
+                                                 "e.g. val for imagenet)")
     g.add_argument("--limit", type=int, default=None, help="only the first N images of the split")
     g.add_argument("--dataset-option", action="append", metavar="KEY=VALUE",
                    help="adapter-specific option, repeatable (e.g. images=DIR for wsoleval, csv=FILE for folder)")
@@ -156,7 +157,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("datasets", help="list dataset adapters")
     p.set_defaults(func=cmd_datasets)
     p = sub.add_parser("models", help="list backbones: name, source, feature layer, stride, CAM exactness")
-    p.add_argument("pattern", nargs="?", default="*", help="fnmatch pattern (default *)")
+    p.add_argument("pattern", nargs="?", default="*",
+                   help="fnmatch pattern, or a bare word matched as a substring (default: all)")
     p.add_argument("--timm", action="store_true", help="also list timm model names matching the pattern")
     p.set_defaults(func=cmd_models)
     p = sub.add_parser("methods", help="list CAM methods")
@@ -192,7 +194,10 @@ def _config_from(args, **over):
     method_options = _parse_options(getattr(args, "method_option", None), "--method-option")
     if getattr(args, "method_batch", None):
         method_options["method_batch"] = args.method_batch
-    kw = dict(dataset=args.dataset, root=args.root, split=args.split, limit=args.limit, protocol=args.protocol,
+    from wsol.datasets.base import default_split
+
+    split = args.split or default_split(args.dataset)
+    kw = dict(dataset=args.dataset, root=args.root, split=split, limit=args.limit, protocol=args.protocol,
               cam_step=args.cam_step, fixed_tau=args.fixed_tau, sweep=args.sweep, out=args.out,
               batch_size=args.batch_size, dataset_options=_dataset_options(args),
               method_options=method_options, progress=not args.quiet,
@@ -211,7 +216,17 @@ def _config_from(args, **over):
 def _print_summary(res, out: str) -> None:
     s = res.summary.iloc[0]
     cols = ["n_images", "top1_cls", "gt_known_loc", "top1_loc", "maxboxacc", "maxboxacc_v2", "loc_tau"]
-    print("  ".join(f"{c}={s[c]:.4g}" if isinstance(s[c], float) else f"{c}={s[c]}" for c in cols if c in s))
+
+    def show(c):
+        v = s[c]
+        if isinstance(v, float) and v != v and c in ("top1_cls", "top1_loc"):
+            return f"{c}=n/a"  # heatmaps scored without a classifier: no predictions
+        return f"{c}={v:.4g}" if isinstance(v, float) else f"{c}={v}"
+
+    line = "  ".join(show(c) for c in cols if c in s)
+    if any(show(c).endswith("=n/a") for c in cols if c in s):
+        line += "  (n/a: no class predictions with heatmaps alone)"
+    print(line)
     print(f"wrote {', '.join(n for n in res.tables())} to {out}")
 
 
@@ -252,16 +267,23 @@ def cmd_datasets(args) -> int:
 
 
 def cmd_models(args) -> int:
-    from wsol.models.registry import list_models, model_options
+    from wsol.models.registry import list_models, model_options, weights_offline
 
     rows = list_models(args.pattern, include_timm=args.timm)
-    print(f"{'name':24s} {'source':12s} {'feature layer':22s} {'stride':>6s}  cam_exact  note")
+    if not rows:
+        print(f"no backbone matches {args.pattern!r} (wsol models lists them all; --timm adds timm's)")
+        return 0
+    print(f"{'name':24s} {'source':12s} {'feature layer':22s} {'stride':>6s}  cam_exact  {'weights':9s}  note")
+    offline = {True: "offline", False: "download", None: "?"}
     for r in rows:
         stride = str(r.stride) if r.stride else "?"
+        w = offline[weights_offline(r.name)]
         opts = model_options(r.name) if r.source != "timm" else {}
         extra = ("  [--model-option " + ", ".join(f"{k}={str(v).lower()}" for k, v in opts.items()) + "]") if opts else ""
         print(f"{r.name:24s} {r.source:12s} {r.feature_layer:22s} {stride:>6s}  {'yes' if r.cam_exact else 'no':9s}  "
-              f"{r.note}{extra}")
+              f"{w:9s}  {r.note}{extra}")
+    print("weights: 'offline' = pretrained weights on this machine now; 'download' = fetched on first use "
+          "(needs internet, or put the file in the hub cache); '?' = unknown")
     return 0
 
 

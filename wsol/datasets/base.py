@@ -145,6 +145,11 @@ class DatasetInfo:
     def valid_options(self) -> List[str]:
         return sorted({**self.options, **COMMON_OPTIONS})
 
+    @property
+    def default_split(self) -> str:
+        """'test' when the adapter has one, else its first split (imagenet: 'val')."""
+        return "test" if "test" in self.splits else self.splits[0]
+
 
 DATASETS: Registry[DatasetInfo] = Registry("dataset", [f"wsol.datasets.{m}" for m in
                                                        ("cub", "imagenet", "wsoleval", "folder", "synthetic")])
@@ -176,6 +181,11 @@ def register_dataset(name: str, description: str, splits: tuple = ("train", "tes
 def dataset_info(name: str) -> DatasetInfo:
     """The registry entry of adapter ``name`` (unknown names list the closest ones)."""
     return DATASETS.get(name)
+
+
+def default_split(name: str) -> str:
+    """The split used when none is given: see :attr:`DatasetInfo.default_split`."""
+    return dataset_info(name).default_split
 
 
 def check_options(name: str, options: Dict[str, object]) -> None:

@@ -422,8 +422,14 @@ def make_synthetic(out_dir: str, n_classes: int = DEFAULTS["n_classes"],
 
 
 # ----------------------------------------------------------------------------- adapter
+def write_example(folder: str) -> tuple:
+    """The procedural set at its smallest: 2 classes, 1 train + 2 test images each, 64x48 px
+    (generated into ``folder`` when the adapter first reads it)."""
+    return folder, "test", {"n_classes": 2, "n_train_per_class": 1, "n_test_per_class": 2, "image_size": "64,48"}
+
+
 @register_dataset("synthetic", "Procedural CUB-layout set (generated and cached under --root)", generates=True,
-                  options={k: f"generator parameter (default {v!r})" for k, v in DEFAULTS.items()})
+                  example=write_example, options={k: f"generator parameter (default {v!r})" for k, v in DEFAULTS.items()})
 def build_synthetic(root: str, split: str, **opts: Any) -> WsolDataset:
     """Read split ``split`` of the synthetic set in ``root``, generating it there first
     when root has no stamp, a stale one, or one whose parameters differ from those given
