@@ -109,7 +109,8 @@ def build(cfg: EvalConfig, dataset: Optional[WsolDataset] = None, backbone=None,
     if backbone is None:
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(cfg.seed)  # random init is reproducible
-            backbone = backbone_for_dataset(ds, cfg.backbone, cfg.weights, dev, cfg.new_head)
+            backbone = backbone_for_dataset(ds, cfg.backbone, cfg.weights, dev, cfg.new_head,
+                                            options=cfg.model_options)
     check_targets(torch.tensor([s.label for s in ds.samples]), backbone.num_classes)
     return Built(ds, backbone, method, protocol, taus, runner, dev)
 
@@ -187,14 +188,18 @@ def loop_timings(timer: StageTimer, stats: LoopStats) -> pd.DataFrame:
     return timings
 
 
-def write_run_config(cfg: EvalConfig, ds: WsolDataset) -> None:
-    """``<out>/run.json``: the resolved config (for reports, suites and reruns)."""
+def write_run_config(cfg: EvalConfig, ds: WsolDataset, backbone=None) -> None:
+    """``<out>/run.json``: the resolved config (for reports, suites and reruns); with the
+    backbone, ``model_options_resolved`` holds every option it was built with (defaults,
+    options a checkpoint recorded or its keys revealed, and the user's)."""
     os.makedirs(cfg.out, exist_ok=True)
     for stale in ("summary.csv",):  # an interrupted rerun must not leave an old summary behind
         if os.path.exists(os.path.join(cfg.out, stale)):
             os.remove(os.path.join(cfg.out, stale))
     info = {**asdict(cfg), "root": os.path.abspath(ds.root), "image_root": ds.image_root,
             "wsol_version": __version__, "class_names": ds.class_names}
+    if backbone is not None:
+        info["model_options_resolved"] = dict(getattr(backbone, "model_options", {}) or {})
     path = os.path.join(cfg.out, "run.json")
     try:
         with open(path + ".tmp", "w") as f:

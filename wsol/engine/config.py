@@ -29,6 +29,7 @@ class EvalConfig:
     protocol: str = "wsoleval"
     dataset_options: Dict[str, object] = field(default_factory=dict)
     method_options: Dict[str, object] = field(default_factory=dict)
+    model_options: Dict[str, object] = field(default_factory=dict)  # backbone options (large_feature_map, adl, ...)
     progress: bool = True
     seed: int = 0
     on_error: str = "fail"          # fail | skip

@@ -117,7 +117,7 @@ def _run_shard(cfg, dataset, backbone, device: str, rank: int, world: int):
 
     b = build(cfg, dataset, backbone, device=device)
     if rank == 0 and cfg.out:
-        write_run_config(cfg, b.dataset)
+        write_run_config(cfg, b.dataset, b.backbone)
     lo, hi = shard_bounds(len(b.dataset), world, rank)
     scorer, timer = make_scorer(b, cfg), StageTimer(b.device)
     with inference_context(b.backbone, cfg.channels_last):

@@ -51,7 +51,7 @@ def evaluate(cfg: EvalConfig, dataset: Optional[WsolDataset] = None, backbone=No
         return evaluate_distributed(cfg, dataset, backbone)
     b = build(cfg, dataset, backbone)
     if cfg.out:
-        write_run_config(cfg, b.dataset)
+        write_run_config(cfg, b.dataset, b.backbone)
     scorer, timer = make_scorer(b, cfg), StageTimer(b.device)
     with inference_context(b.backbone, cfg.channels_last):
         b.runner.prepare(b.backbone)
