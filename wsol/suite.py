@@ -52,7 +52,6 @@ import json
 import logging
 import os
 import re
-import tempfile
 import time
 import traceback
 from dataclasses import dataclass, field
@@ -61,6 +60,8 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 import pandas as pd
 
 from wsol.errors import WsolError
+from wsol.utils.io import write_text_atomic
+from wsol.utils.outdirs import claim_output_dir, folder_lock
 
 log = logging.getLogger(__name__)
 
@@ -487,17 +488,7 @@ def _read_json(path: str) -> Optional[dict]:
 
 
 def _write_text_atomic(path: str, text: str) -> None:
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=folder)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    write_text_atomic(path, text, newline=None)
 
 
 def is_complete(run: Run, run_dir: str) -> bool:
@@ -623,11 +614,13 @@ def run_suite(path_or_suite: Union[str, Suite], out_dir: Optional[str] = None,
 
     from wsol.report.csv import write_csv_atomic
 
-    os.makedirs(out_dir, exist_ok=True)
+    claim_output_dir(out_dir, "suite", ["summary.csv"])
     summary_path = os.path.join(out_dir, "summary.csv")
     rows: List[Dict[str, Any]] = []
-    bar = tqdm(total=sum(selected), desc=f"suite {suite.name}", unit="run", disable=not progress)
     with contextlib.ExitStack() as stack:
+        # two suites on one folder would both run every job: the second one stops here
+        stack.enter_context(folder_lock(out_dir, "wsol suite"))
+        bar = tqdm(total=sum(selected), desc=f"suite {suite.name}", unit="run", disable=not progress)
         stack.callback(bar.close)
         if progress:  # log lines above the bar, not through it
             stack.enter_context(logging_redirect_tqdm())

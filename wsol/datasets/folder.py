@@ -14,7 +14,7 @@ from typing import Dict, List, Optional, Tuple
 
 import numpy as np
 
-from wsol.datasets.base import Sample, WsolDataset, register_dataset, require_file
+from wsol.datasets.base import Sample, WsolDataset, check_image_id, register_dataset, require_file
 from wsol.datasets.textfiles import to_number
 from wsol.errors import DataError, closest
 
@@ -104,9 +104,9 @@ def _image_id(value: str, root: str, path: str, ln: int) -> str:
             raise DataError(f"image {v} is outside the image folder {root}", path=path, line=ln)
         v = rel
     v = os.path.normpath(v).replace(os.sep, "/")
-    if v.startswith("../"):
+    if v == ".." or v.startswith("../"):
         raise DataError(f"image {value} is outside the image folder {root}", path=path, line=ln)
-    return v
+    return check_image_id(v, path, ln)
 
 
 def read_folder(root: str, split: str = "test", csv: Optional[str] = None,

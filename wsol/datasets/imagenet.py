@@ -26,7 +26,7 @@ from typing import Dict, List, Optional, Sequence, Tuple, Union
 import numpy as np
 from tqdm import tqdm
 
-from wsol.datasets.base import DataIssue, Sample, WsolDataset, register_dataset, require_file
+from wsol.datasets.base import DataIssue, Sample, WsolDataset, check_image_id, register_dataset, require_file
 from wsol.datasets.textfiles import to_number
 from wsol.datasets.vocxml import VocAnnotation, clip_box, read_voc_xml
 from wsol.errors import DataError
@@ -293,7 +293,7 @@ def _read_kaggle(root: str, wnids, devkit: Optional[Devkit], issues: List[DataIs
                 continue
             if len(row) != 2:
                 raise DataError(f"expected 2 fields (ImageId,PredictionString), got {len(row)}", path=csv_path, line=ln)
-            iid, toks = row[0].strip(), row[1].split()
+            iid, toks = check_image_id(row[0].strip(), csv_path, ln), row[1].split()
             if not toks or len(toks) % 5:
                 raise DataError(f"PredictionString must hold groups of 5 (wnid x0 y0 x1 y1), got {len(toks)} values",
                                 path=csv_path, line=ln)

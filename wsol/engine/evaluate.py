@@ -27,8 +27,12 @@ from wsol.localize.maps import MAP_SIZE, postprocess_batch, thresholds
 from wsol.models.registry import create_backbone
 from wsol.report.csv import write_run
 from wsol.transforms.image import ImageFolderView, load_rgb, test_transform
+from wsol.utils.io import atomic_write, confined_path, write_text_atomic
+from wsol.utils.outdirs import claim_output_dir
 
 log = logging.getLogger(__name__)
+
+RUN_OUTPUTS = ("summary.csv", "per_image.csv", "curves.csv", "timings.csv", "run.json", "report.html")
 
 
 @dataclass
@@ -105,6 +109,31 @@ def _localize_job(cams: np.ndarray, gts: List[np.ndarray], taus: np.ndarray, swe
 
 
 PROTOCOLS = ("wsoleval", "cam2016")
+SWEEPS = ("fast", "reference", "per-threshold")
+
+
+def check_config(cfg: "EvalConfig") -> None:
+    """The option ranges the CLI checks at parse time, for runs started from Python
+    (``wsol.evaluate(...)``, suites): a one-line WsolError naming the option."""
+    import math
+
+    def bad(name: str, value, rule: str) -> None:
+        raise WsolError(f"{name} must be {rule}, got {value!r}")
+
+    for name, value, lo in (("batch_size", cfg.batch_size, 1), ("data_workers", cfg.data_workers, 0),
+                            ("workers", cfg.workers, 0), ("limit", cfg.limit, 1)):
+        if value is None and name == "limit":
+            continue
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < lo:
+            bad(name, value, f"an integer >= {lo}")
+    for name, value, ok, rule in (("cam_step", cfg.cam_step, lambda v: 0 < v < 1, "a number in (0, 1)"),
+                                  ("fixed_tau", cfg.fixed_tau, lambda v: 0 <= v < 1, "a number in [0, 1)")):
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or not ok(value):
+            bad(name, value, rule)
+    for name, value, allowed in (("on_error", cfg.on_error, ("fail", "skip")), ("sweep", cfg.sweep, SWEEPS),
+                                 ("protocol", cfg.protocol, PROTOCOLS)):
+        if value not in allowed:
+            bad(name, value, "one of " + ", ".join(allowed))
 
 
 def protocol_thresholds(cfg: "EvalConfig") -> np.ndarray:
@@ -126,32 +155,27 @@ def write_run_config(cfg: "EvalConfig", ds: WsolDataset) -> None:
 
     from wsol import __version__
 
-    os.makedirs(cfg.out, exist_ok=True)
+    claim_run_dir(cfg.out)
     for stale in ("summary.csv",):  # an interrupted rerun must not leave an old summary behind
         if os.path.exists(os.path.join(cfg.out, stale)):
             os.remove(os.path.join(cfg.out, stale))
     info = {**asdict(cfg), "root": os.path.abspath(ds.root), "image_root": ds.image_root,
             "wsol_version": __version__, "class_names": ds.class_names}
-    path = os.path.join(cfg.out, "run.json")
-    try:
-        with open(path + ".tmp", "w") as f:
-            json.dump(info, f, indent=1, default=str)
-        os.replace(path + ".tmp", path)
-    except OSError as e:
-        raise WsolError(f"{path}: cannot write ({e.strerror or e})") from None
+    write_text_atomic(os.path.join(cfg.out, "run.json"), json.dumps(info, indent=1, default=str))
+
+
+def claim_run_dir(out: str) -> str:
+    """Create ``out`` for a run's outputs, refusing a folder whose summary.csv (or other run
+    file) belongs to another kind of output, such as a suite (:mod:`wsol.utils.outdirs`)."""
+    return claim_output_dir(out, "run", RUN_OUTPUTS)
 
 
 def save_heatmaps(folder: str, image_ids: List[str], maps: np.ndarray) -> None:
     """Write ``<folder>/<image_id>.npy`` (224x224 float32 in [0,1]) for each map."""
     for iid, m in zip(image_ids, maps):
-        path = os.path.join(folder, f"{iid}.npy")
-        os.makedirs(os.path.dirname(path), exist_ok=True)
-        tmp = path + ".tmp.npy"
-        try:
-            np.save(tmp, m.astype(np.float32))
-            os.replace(tmp, path)
-        except OSError as e:
-            raise WsolError(f"{path}: cannot write heatmap ({e.strerror or e})") from None
+        path = confined_path(folder, iid, ".npy")  # an id escaping the folder is refused
+        with atomic_write(path, "wb") as f:
+            np.save(f, m.astype(np.float32))
 
 
 def _collate(batch):
@@ -187,9 +211,16 @@ def device_name(device: torch.device) -> str:
 
 def resolve_device(name: str) -> torch.device:
     """``cpu``/``cuda``/``cuda:N``; a clear error when CUDA is asked for but absent."""
-    dev = torch.device(name)
+    try:
+        dev = torch.device(name)
+    except (RuntimeError, TypeError, ValueError):
+        raise WsolError(f"--device must be cpu, cuda, cuda:N or mps, got {name!r}") from None
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise WsolError("--device cuda asked for, but torch sees no CUDA device (use --device cpu)")
+    if dev.type == "cuda" and dev.index is not None and dev.index >= torch.cuda.device_count():
+        raise WsolError(f"--device {name}: torch sees {torch.cuda.device_count()} CUDA device(s)")
+    if dev.type == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
+        raise WsolError("--device mps asked for, but torch sees no MPS device (use --device cpu)")
     return dev
 
 
@@ -199,14 +230,15 @@ def evaluate(cfg: EvalConfig, dataset: Optional[WsolDataset] = None, backbone=No
     ``backbone``: an already built model to reuse (the bench's repeats); under torchrun
     (WORLD_SIZE > 1) the run is data-parallel, see :mod:`wsol.engine.distributed`.
     """
-    if cfg.on_error not in ("fail", "skip"):
-        raise WsolError(f"--on-error takes fail or skip, not {cfg.on_error!r}")
+    check_config(cfg)
     from wsol.engine.distributed import launched_by_torchrun
 
     if cfg.distributed == "auto" and launched_by_torchrun():
         from wsol.engine.distributed import evaluate_distributed
 
         return evaluate_distributed(cfg, dataset, backbone)
+    if cfg.out:
+        claim_run_dir(cfg.out)
     dev = resolve_device(cfg.device)
     fast = FastPath(cfg, dev)  # validates --dtype/--decode/--channels-last/--compile
     ds = dataset or build_dataset(cfg.dataset, cfg.root, cfg.split, **cfg.dataset_options)
@@ -342,6 +374,9 @@ def load_heatmap(path: str) -> np.ndarray:
 
 def score(cams_dir: str, cfg: EvalConfig, dataset: Optional[WsolDataset] = None) -> EvalResult:
     """Score heatmaps computed anywhere: ``<cams_dir>/<image_id>.npy`` for each image."""
+    check_config(cfg)
+    if cfg.out:
+        claim_run_dir(cfg.out)
     ds = dataset or build_dataset(cfg.dataset, cfg.root, cfg.split, **cfg.dataset_options)
     ds = ds.limit(cfg.limit)
     if len(ds) == 0:
@@ -362,7 +397,7 @@ def score(cams_dir: str, cfg: EvalConfig, dataset: Optional[WsolDataset] = None)
             maps, gts, good = [], [], []
             for s in batch:
                 try:
-                    maps.append(load_heatmap(os.path.join(cams_dir, f"{s.image_id}.npy")))
+                    maps.append(load_heatmap(confined_path(cams_dir, s.image_id, ".npy")))
                     gts.append(scale_gt_boxes(s.boxes, *image_size(s), MAP_SIZE))
                     good.append(s)
                 except DataError as e:

@@ -7,6 +7,7 @@ from typing import Any, Dict, Optional
 import torch
 
 from wsol.errors import WsolError
+from wsol.utils.io import atomic_write
 
 
 def save_checkpoint(backbone, path: str, extra: Optional[Dict[str, Any]] = None) -> None:
@@ -14,9 +15,8 @@ def save_checkpoint(backbone, path: str, extra: Optional[Dict[str, Any]] = None)
     payload = {"backbone": backbone.name, "num_classes": backbone.num_classes,
                "state_dict": backbone.state_dict(), "wsol_checkpoint": 1}
     payload.update(extra or {})
-    tmp = f"{path}.tmp"
-    torch.save(payload, tmp)
-    os.replace(tmp, path)
+    with atomic_write(path, "wb") as f:
+        torch.save(payload, f)
 
 
 def _state_dict_of(obj: Any, path: str) -> Dict[str, torch.Tensor]:

@@ -23,6 +23,7 @@ import pandas as pd
 from wsol.errors import WsolError
 from wsol.report import plots
 from wsol.report.overlay import encode_png, overlay_image
+from wsol.utils.io import write_text_atomic
 
 log = logging.getLogger(__name__)
 
@@ -210,16 +211,7 @@ def _page(title: str, body: str) -> str:
 
 
 def _write_text(path: str, text: str) -> str:
-    folder = os.path.dirname(os.path.abspath(path))
-    try:
-        os.makedirs(folder, exist_ok=True)
-        tmp = path + ".tmp"
-        with open(tmp, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except OSError as e:
-        raise WsolError(f"{path}: cannot write ({e.strerror or e})") from None
-    return path
+    return write_text_atomic(path, text, newline=None)
 
 
 # ---------------------------------------------------------------------------------------------
