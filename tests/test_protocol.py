@@ -1,4 +1,4 @@
-"""Hand-computed cases for each convention of DESIGN.md §3."""
+"""Hand-computed cases for each convention of docs/protocol.md."""
 import numpy as np
 import pytest
 

@@ -1,5 +1,5 @@
 """Slow reference: a literal re-statement of wsolevaluation's BoxEvaluator (Choe et al.),
-independent of wsol's code, used only by the tests. Arithmetic in float64 per DESIGN.md §3."""
+independent of wsol's code, used only by the tests. Arithmetic in float64 per docs/protocol.md."""
 import cv2
 import numpy as np
 

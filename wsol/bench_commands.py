@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import argparse
 
-from wsol import cli_types as T
+from wsol.utils import cli_types as T
 
 
 def add_fast_path_args(p: argparse.ArgumentParser) -> None:

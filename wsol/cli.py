@@ -12,7 +12,7 @@ import sys
 from typing import Callable, Dict, List, Optional
 
 from wsol import __version__
-from wsol import cli_types as T
+from wsol.utils import cli_types as T
 
 log = logging.getLogger("wsol")
 
@@ -161,7 +161,7 @@ def build_parser() -> argparse.ArgumentParser:
 # Modules that add their own subcommands: each defines ``add_parsers(subparsers)`` and sets
 # ``func`` on its parsers (a function taking the parsed args and returning an exit code).
 COMMAND_MODULES = (
-    "wsol.datasets.commands",   # check-data, export-metadata
+    "wsol.data_commands",       # check-data, export-metadata
     "wsol.report.commands",     # report, overlay
     "wsol.train_commands",      # train, demo
     "wsol.bench_commands",      # bench

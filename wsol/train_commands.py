@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from wsol import cli_types as T
+from wsol.utils import cli_types as T
 
 from wsol.engine.train import AMP_MODES, SELECT_BY, TrainConfig
 

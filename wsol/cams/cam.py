@@ -1,4 +1,4 @@
-"""Class activation map (Zhou et al. 2016), the protocol's default (DESIGN.md §3)."""
+"""Class activation map (Zhou et al. 2016), the protocol's default (docs/protocol.md, Class activation map)."""
 from __future__ import annotations
 
 import torch

@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
-from typing import Callable, Dict, List, Optional
+from typing import Callable, List, Optional
 
 import numpy as np
 
-from wsol.errors import DataError, UnknownNameError
+from wsol.errors import DataError
+from wsol.utils.registry import Registry
 
 
 @dataclass
@@ -104,14 +105,15 @@ class DatasetInfo:
     generates: bool = False  # the adapter creates its root (synthetic data)
 
 
-_REGISTRY: Dict[str, DatasetInfo] = {}
+DATASETS: Registry[DatasetInfo] = Registry("dataset", [f"wsol.datasets.{m}" for m in
+                                                       ("cub", "imagenet", "wsoleval", "folder", "synthetic")])
 
 
 def register_dataset(name: str, description: str, splits: tuple = ("train", "test"), generates: bool = False):
     """Decorator: register ``builder(root, split, **options) -> WsolDataset`` under ``name``."""
 
     def deco(fn: DatasetBuilder) -> DatasetBuilder:
-        _REGISTRY[name] = DatasetInfo(name, fn, description, splits, generates)
+        DATASETS.add(name, DatasetInfo(name, fn, description, splits, generates))
         return fn
 
     return deco
@@ -119,18 +121,15 @@ def register_dataset(name: str, description: str, splits: tuple = ("train", "tes
 
 def list_datasets() -> List[DatasetInfo]:
     """Registered dataset adapters, sorted by name."""
-    _load_adapters()
-    return [_REGISTRY[k] for k in sorted(_REGISTRY)]
+    return [info for _, info in DATASETS.items()]
 
 
 def build_dataset(name: str, root: str, split: str = "test", **options) -> WsolDataset:
     """Read split ``split`` of dataset adapter ``name`` from ``root``."""
-    _load_adapters()
-    if name not in _REGISTRY:
-        raise UnknownNameError("dataset", name, _REGISTRY)
-    if not root or (not os.path.isdir(root) and not _REGISTRY[name].generates):
+    info = DATASETS.get(name)
+    if not root or (not os.path.isdir(root) and not info.generates):
         raise DataError("dataset root not found (pass --root DIR)", path=str(root))
-    return _REGISTRY[name].builder(root, split, **options)
+    return info.builder(root, split, **options)
 
 
 def check_image_id(image_id: str, path: str, line: Optional[int] = None) -> str:
@@ -158,15 +157,3 @@ def require_file(path: str, what: str = "") -> str:
     if not os.path.isfile(path):
         raise DataError(f"missing {what or 'file'}", path=path)
     return path
-
-
-def _load_adapters() -> None:
-    # Importing the adapter modules registers them (kept lazy so base has no cycles).
-    import importlib
-
-    for mod in ("cub", "imagenet", "wsoleval", "folder", "synthetic"):
-        try:
-            importlib.import_module(f"wsol.datasets.{mod}")
-        except ModuleNotFoundError as e:  # adapter not written yet
-            if e.name != f"wsol.datasets.{mod}":
-                raise

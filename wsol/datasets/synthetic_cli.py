@@ -6,7 +6,7 @@ import sys
 import time
 from typing import List, Optional
 
-from wsol import cli_types as T
+from wsol.utils import cli_types as T
 from wsol.datasets.synthetic import DEFAULTS, SIZE_JITTER, make_synthetic
 from wsol.errors import WsolError
 

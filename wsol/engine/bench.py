@@ -46,6 +46,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from wsol.datasets.imagenet_like import SYNTH_VERSION, make_imagenet_like
 from wsol.errors import WsolError
 
 log = logging.getLogger(__name__)
@@ -61,8 +62,6 @@ BENCH_COLUMNS = [
 STAGE_COLUMNS = {"data": "data_ms", "forward": "forward_ms", "cam": "cam_ms", "localize": "localize_ms",
                  "metrics": "metrics_ms", "total": "total_ms"}
 PROTOCOL_IMAGES = 50_000
-SYNTH_VERSION = 1
-SYNTH_CLASSES = 1000
 
 
 @dataclass
@@ -141,70 +140,6 @@ def cache_root(cfg: BenchConfig) -> str:
     return cfg.cache_dir or os.environ.get("WSOL_CACHE") or os.path.join(os.path.expanduser("~"), ".cache", "wsol")
 
 
-# ---------------------------------------------------------------------- generated images
-_SIZES = ((500, 375), (500, 375), (500, 375), (375, 500), (500, 333), (500, 400), (333, 500), (640, 480))
-
-
-def _render(rng: np.random.Generator) -> Tuple[np.ndarray, List[List[int]]]:
-    """One ImageNet-like picture: smooth colour field + texture + 1-2 textured blobs."""
-    import cv2
-
-    w, h = _SIZES[int(rng.integers(len(_SIZES)))]
-    lo = rng.uniform(20, 235, (int(rng.integers(3, 8)), int(rng.integers(3, 8)), 3)).astype(np.float32)
-    img = cv2.resize(lo, (w, h), interpolation=cv2.INTER_CUBIC)
-    tex = rng.normal(0, 1, (h // 4 + 1, w // 4 + 1, 3)).astype(np.float32)
-    img += cv2.resize(tex, (w, h), interpolation=cv2.INTER_LINEAR) * 22
-    boxes = []
-    for _ in range(int(rng.integers(1, 3))):
-        bw, bh = int(w * rng.uniform(0.25, 0.8)), int(h * rng.uniform(0.25, 0.8))
-        x0, y0 = int(rng.integers(0, w - bw)), int(rng.integers(0, h - bh))
-        mask = np.zeros((h, w), np.uint8)
-        cv2.ellipse(mask, (x0 + bw // 2, y0 + bh // 2), (bw // 2, bh // 2), 0, 0, 360, 1, -1)
-        col = rng.uniform(0, 255, 3).astype(np.float32)
-        stripes = np.sin(np.arange(w, dtype=np.float32)[None, :] * rng.uniform(0.05, 0.4)
-                         + np.arange(h, dtype=np.float32)[:, None] * rng.uniform(0.05, 0.4))[..., None] * 30
-        obj = col[None, None, :] + stripes
-        m = mask.astype(bool)
-        img[m] = obj[m]
-        boxes.append([x0, y0, x0 + bw - 1, y0 + bh - 1])
-    img += rng.normal(0, 9, img.shape).astype(np.float32)
-    return np.clip(img, 0, 255).astype(np.uint8), boxes
-
-
-def make_bench_images(folder: str, n: int, seed: int = 0) -> str:
-    """Write ``n`` generated JPEGs as a ``folder`` dataset (images/, boxes.csv, classes.txt) at
-    ``folder`` unless it is already there; returns ``folder``. Written in a temporary folder
-    and renamed, so a present folder is complete."""
-    from PIL import Image
-
-    if os.path.isfile(os.path.join(folder, "boxes.csv")):
-        return folder
-    tmp = f"{folder}.tmp-{os.getpid()}"
-    os.makedirs(os.path.join(tmp, "images"), exist_ok=True)
-    rng = np.random.default_rng(seed)
-    labels = rng.integers(0, SYNTH_CLASSES, n)
-    with open(os.path.join(tmp, "boxes.csv"), "w", newline="") as f:
-        wr = csv.writer(f)
-        wr.writerow(["image", "label", "x0", "y0", "x1", "y1"])
-        for i in range(n):
-            img, boxes = _render(np.random.default_rng([seed, i]))
-            rel = f"images/{i:06d}.jpg"
-            Image.fromarray(img).save(os.path.join(tmp, rel), quality=90)
-            for b in boxes:
-                wr.writerow([rel, int(labels[i]), *b])
-    with open(os.path.join(tmp, "classes.txt"), "w") as f:
-        f.writelines(f"class_{c:03d}\n" for c in range(SYNTH_CLASSES))
-    try:
-        os.rename(tmp, folder)
-    except OSError:  # another process finished first
-        import shutil
-
-        shutil.rmtree(tmp, ignore_errors=True)
-        if not os.path.isfile(os.path.join(folder, "boxes.csv")):
-            raise WsolError(f"{folder}: cannot create the benchmark images") from None
-    return folder
-
-
 def cycle_samples(samples: list, n: int) -> list:
     """``n`` samples cycling through ``samples``; copies get image ids ``<id>#<k>``."""
     out = []
@@ -239,7 +174,7 @@ def bench_dataset(cfg: BenchConfig):
     uniq = max(1, min(cfg.unique_images, n))
     folder = os.path.join(cache_root(cfg), "bench", f"jpeg-v{SYNTH_VERSION}-n{uniq}-s{cfg.seed}")
     log.info("benchmark images: %s", folder)
-    make_bench_images(folder, uniq, cfg.seed)
+    make_imagenet_like(folder, uniq, cfg.seed)
     ds = build_dataset("folder", folder, "test", classes=os.path.join(folder, "classes.txt"))
     return WsolDataset(ds.name, ds.split, ds.root, ds.image_root, cycle_samples(ds.samples, n),
                        ds.class_names), uniq

@@ -1,4 +1,4 @@
-"""``wsol evaluate`` and ``wsol score``: the end-to-end loop of DESIGN.md §2."""
+"""``wsol evaluate`` and ``wsol score``: the end-to-end loop (docs/architecture.md, Flow)."""
 from __future__ import annotations
 
 import logging
@@ -225,7 +225,7 @@ def resolve_device(name: str) -> torch.device:
 
 
 def evaluate(cfg: EvalConfig, dataset: Optional[WsolDataset] = None, backbone=None) -> EvalResult:
-    """Run backbone + CAM method over a dataset split and score it (DESIGN.md §3).
+    """Run backbone + CAM method over a dataset split and score it (docs/protocol.md).
 
     ``backbone``: an already built model to reuse (the bench's repeats); under torchrun
     (WORLD_SIZE > 1) the run is data-parallel, see :mod:`wsol.engine.distributed`.

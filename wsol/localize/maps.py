@@ -1,4 +1,4 @@
-"""Map post-processing of DESIGN.md §3: bicubic upsample, min-max normalize, 8-bit quantize."""
+"""Map post-processing (docs/protocol.md, Map post-processing, Quantization and foreground): bicubic upsample, min-max normalize, 8-bit quantize."""
 from __future__ import annotations
 
 from typing import Sequence

@@ -7,7 +7,7 @@ model exposes timm's ``forward_features`` / ``forward_head`` that wsol computes 
 
 The padding mode and input normalization in :data:`LITE_CONFIG` were chosen by measuring
 top-1 on 100 real ILSVRC2012 val images (``benchmarks/lite_top1.py``, results in
-``results/efficientnet_lite_top1.csv``); see DESIGN.md section 5.
+``results/efficientnet_lite_top1.csv``); README.md, Offline EfficientNet-Lite.
 """
 from __future__ import annotations
 

@@ -6,16 +6,16 @@ architectures) and, for any other name, timm (``timm/NAME`` forces timm,
 """
 from __future__ import annotations
 
-import fnmatch
 import logging
 import os
 from dataclasses import dataclass
-from typing import Callable, Dict, List, Optional
+from typing import Callable, List, Optional
 
 import torch
 
 from wsol.errors import UnknownNameError, WsolError
 from wsol.models.backbone import Backbone, BackboneInfo, TimmBackbone, check_cam_exact
+from wsol.utils.registry import Registry
 
 log = logging.getLogger(__name__)
 
@@ -30,29 +30,18 @@ class ModelEntry:
     default_classes: int = 1000
 
 
-_REGISTRY: Dict[str, ModelEntry] = {}
+BACKBONES: Registry[ModelEntry] = Registry("backbone", [f"wsol.models.{m}" for m in
+                                                        ("torchvision_models", "efficientnet_lite", "wsoleval_archs")])
 
 
 def register_backbone(info: BackboneInfo, builder: Builder, default_classes: int = 1000) -> None:
     """Register ``builder`` under ``info.name``."""
-    _REGISTRY[info.name] = ModelEntry(info, builder, default_classes)
-
-
-def _load_entries() -> None:
-    import importlib
-
-    for mod in ("torchvision_models", "efficientnet_lite", "wsoleval_archs"):
-        try:
-            importlib.import_module(f"wsol.models.{mod}")
-        except ModuleNotFoundError as e:
-            if e.name != f"wsol.models.{mod}":
-                raise
+    BACKBONES.add(info.name, ModelEntry(info, builder, default_classes))
 
 
 def list_models(pattern: str = "*", include_timm: bool = False) -> List[BackboneInfo]:
     """Registered backbones whose name matches ``pattern`` (fnmatch); timm names optionally."""
-    _load_entries()
-    out = [e.info for n, e in sorted(_REGISTRY.items()) if fnmatch.fnmatch(n, pattern)]
+    out = [e.info for _, e in BACKBONES.items(pattern)]
     if include_timm:
         import timm
 
@@ -65,7 +54,7 @@ def _timm_entry(name: str) -> ModelEntry:
     import timm
 
     if name not in timm.list_models() and name not in timm.list_models(pretrained=True):
-        raise UnknownNameError("backbone", name, list(_REGISTRY) + timm.list_models())
+        raise BACKBONES.unknown(name, timm.list_models())
 
     def build(pretrained: bool, num_classes: int) -> Backbone:
         try:
@@ -108,16 +97,18 @@ def _offline_hint_timm(name: str, err: Exception) -> str:
 
 def resolve(name: str) -> ModelEntry:
     """The registry entry for ``name`` (wsol entries first, then timm)."""
-    _load_entries()
+    BACKBONES.load()
     if name.startswith("timm/"):
         return _timm_entry(name[5:])
     if name.startswith("torchvision/"):
         name = name[len("torchvision/"):]
-        if name not in _REGISTRY or _REGISTRY[name].info.source != "torchvision":
+        entry = BACKBONES.find(name)
+        if entry is None or entry.info.source != "torchvision":
             raise UnknownNameError("torchvision backbone", name,
-                                   [n for n, e in _REGISTRY.items() if e.info.source == "torchvision"])
-    if name in _REGISTRY:
-        return _REGISTRY[name]
+                                   [n for n, e in BACKBONES.items() if e.info.source == "torchvision"])
+    entry = BACKBONES.find(name)
+    if entry is not None:
+        return entry
     return _timm_entry(name)
 
 

@@ -9,12 +9,11 @@ from typing import List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from wsol import cli_types as T
+from wsol.utils import cli_types as T
+from wsol.datasets.class_names import imagenet_class_names, read_class_names
 from wsol.errors import WsolError
 
 log = logging.getLogger(__name__)
-
-IMAGENET_CLASSES_FILE = os.path.join(os.path.dirname(__file__), "imagenet_classes.txt")
 
 
 def add_parsers(subparsers) -> None:
@@ -81,24 +80,6 @@ def cmd_report(args) -> int:
 
 # ---------------------------------------------------------------------------------------------
 # overlay
-
-def read_class_names(path: str) -> List[str]:
-    """One class name per line (blank lines dropped)."""
-    try:
-        with open(path, encoding="utf-8") as f:
-            return [ln.strip() for ln in f if ln.strip()]
-    except OSError as e:
-        raise WsolError(f"{path}: cannot read class names ({e.strerror or e})") from None
-
-
-def imagenet_class_names() -> List[str]:
-    """The 1000 ImageNet-1k class names in class-index (sorted WNID) order ([] with a warning
-    when the list is not installed)."""
-    if not os.path.isfile(IMAGENET_CLASSES_FILE):
-        log.warning("%s missing: classes shown as indices", IMAGENET_CLASSES_FILE)
-        return []
-    return read_class_names(IMAGENET_CLASSES_FILE)
-
 
 def resolve_class(spec: str, names: Sequence[str], num_classes: int) -> int:
     """``--class`` value -> class index: an integer, or a (case-insensitive) class name."""

@@ -3,7 +3,7 @@
 Each helper is an argparse ``type=``: it converts the string or raises
 ``argparse.ArgumentTypeError`` with one line stating the valid range, which
 :class:`OneLineParser` prints as ``wsol CMD: error: argument --x: ...`` and exit status 2.
-This module depends on nothing else in wsol, so it can move with the CLI as a unit.
+It depends on nothing else in wsol (bottom layer), so every command module may use it.
 """
 from __future__ import annotations
 
