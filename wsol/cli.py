@@ -280,9 +280,10 @@ def main(argv: Optional[List[str]] = None) -> int:
             raise
         print(f"wsol: error: {e}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print("wsol: interrupted; no summary.csv was written for the unfinished run; rerun the same "
-              "command to redo it (suites skip the runs already finished)", file=sys.stderr)
+    except KeyboardInterrupt as e:
+        what = str(e) or ("no summary.csv was written for the unfinished run; rerun the same command to redo "
+                          "it (suites skip the runs already finished)")
+        print(f"wsol: interrupted; {what}", file=sys.stderr)
         return 130
 
 

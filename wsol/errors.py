@@ -9,6 +9,10 @@ class WsolError(Exception):
     """A user-facing error: its message is one line naming the file (and line) at fault."""
 
 
+class RunInterrupted(KeyboardInterrupt):
+    """Ctrl-C during a run, with a message saying how far it got and what is on disk."""
+
+
 class DataError(WsolError):
     """Bad or missing dataset files."""
 

@@ -60,7 +60,7 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 import pandas as pd
 
 from wsol.errors import WsolError
-from wsol.utils.io import write_text_atomic
+from wsol.utils.io import read_text_file, write_text_atomic
 from wsol.utils.outdirs import claim_output_dir, folder_lock
 
 log = logging.getLogger(__name__)
@@ -386,13 +386,9 @@ def load_suite(path: str) -> Suite:
     """Read and check a suite file (see the module docstring for the schema)."""
     import yaml
 
-    try:
-        with open(path, encoding="utf-8") as f:
-            text = f.read()
-    except FileNotFoundError:
-        raise WsolError(f"{path}: suite file not found") from None
-    except OSError as e:
-        raise WsolError(f"{path}: cannot read ({e.strerror or e})") from None
+    if not os.path.exists(path):
+        raise WsolError(f"{path}: suite file not found")
+    text = read_text_file(path, "suite file")  # missing, unreadable, not UTF-8: one line
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as e:

@@ -18,7 +18,7 @@ from wsol.datasets.base import DataIssue, Sample, WsolDataset, check_image_id, r
 from wsol.datasets.textfiles import read_rows, to_number
 from wsol.datasets.vocxml import clip_box
 from wsol.errors import DataError
-from wsol.utils.io import atomic_write, write_text_atomic
+from wsol.utils.io import atomic_write, read_text_file, text_lines, write_text_atomic
 from wsol.utils.outdirs import claim_output_dir
 
 FILES = ("image_ids.txt", "class_labels.txt", "image_sizes.txt", "localization.txt")
@@ -109,8 +109,7 @@ def read_wsoleval(root: str, split: str = "test", images: Optional[str] = None) 
     class_names: List[str] = []
     names_path = os.path.join(d, CLASS_NAMES)
     if os.path.isfile(names_path):
-        with open(names_path, encoding="utf-8") as f:
-            class_names = [line.rstrip("\n\r") for line in f if line.strip()]
+        class_names = [line for line in text_lines(read_text_file(names_path, "class names file")) if line.strip()]
     samples = []
     for iid in order:
         if iid not in labels:
@@ -139,6 +138,8 @@ def image_size(sample: Sample) -> Tuple[int, int]:
             return im.size
     except FileNotFoundError:
         raise DataError("missing image", path=sample.path) from None
+    except Image.DecompressionBombError:
+        raise DataError("image too large to decode safely (PIL's decompression-bomb limit)", path=sample.path) from None
     except (OSError, SyntaxError, ValueError) as e:
         raise DataError(f"unreadable image ({str(e).splitlines()[0][:100]})", path=sample.path) from None
 

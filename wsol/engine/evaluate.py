@@ -20,7 +20,7 @@ from wsol.datasets.wsoleval import image_size
 from wsol.engine.fastpath import FastPath
 from wsol.engine.scoring import RunScorer, summary_frame
 from wsol.engine.timing import StageTimer
-from wsol.errors import DataError, WsolError
+from wsol.errors import DataError, RunInterrupted, WsolError
 from wsol.localize.boxes import scale_gt_boxes
 from wsol.localize.image import ImageLocalization, localize_batch
 from wsol.localize.maps import MAP_SIZE, postprocess_batch, thresholds
@@ -83,6 +83,42 @@ class EvalResult:
     def tables(self) -> Dict[str, pd.DataFrame]:
         return {"summary.csv": self.summary, "per_image.csv": self.per_image,
                 "curves.csv": self.curves, "timings.csv": self.timings}
+
+
+def box_frame_sizes(samples: List[Sample], real: List[Tuple[int, int]]) -> Tuple[List[Tuple[int, int]], List[str]]:
+    """The size each sample's boxes are scaled by, and a note per image whose real size differs
+    from its annotation's.
+
+    The annotated size wins where there is one: boxes and sizes come from the same
+    annotation (wsolevaluation scales by image_sizes.txt, not by the file), and ``wsol score``
+    has no image to look at (``docs/protocol.md``, "Image sizes").
+    """
+    out, notes = [], []
+    for s, (w, h) in zip(samples, real):
+        if s.width > 0 and s.height > 0:
+            if (w, h) != (s.width, s.height):
+                notes.append(f"{s.image_id}: annotated {s.width}x{s.height}, image is {w}x{h}")
+            out.append((s.width, s.height))
+        else:
+            out.append((w, h))
+    return out, notes
+
+
+def interrupted_note(cfg: "EvalConfig", done: int, total: int) -> str:
+    """What an interrupted run leaves behind, in one line."""
+    where = (f"{cfg.out} holds run.json only: results are written at the end, none were" if cfg.out
+             else "nothing was written")
+    cams = f"; the heatmaps of the scored images are in {cfg.save_cams}" if cfg.save_cams and done else ""
+    return (f"{done} of {total} images scored when it stopped; {where}{cams}; rerun the same command to redo "
+            "the run (suites skip the runs already finished)")
+
+
+def warn_size_mismatch(notes: List[str]) -> None:
+    """One warning for all the images whose real size differs from the annotated one."""
+    if notes:
+        log.warning("%d image(s) differ in size from their annotation (e.g. %s); their boxes were scaled by "
+                    "the annotated size (n_size_mismatch in summary.csv; `wsol check-data` lists them)",
+                    len(notes), notes[0])
 
 
 def _gt_on_map(samples: List[Sample], sizes: List[Tuple[int, int]]) -> List[np.ndarray]:
@@ -156,7 +192,8 @@ def write_run_config(cfg: "EvalConfig", ds: WsolDataset) -> None:
     from wsol import __version__
 
     claim_run_dir(cfg.out)
-    for stale in ("summary.csv",):  # an interrupted rerun must not leave an old summary behind
+    # an interrupted rerun must not leave an earlier run's results behind (summary.csv first)
+    for stale in ("summary.csv", "per_image.csv", "curves.csv", "timings.csv", "report.html"):
         if os.path.exists(os.path.join(cfg.out, stale)):
             os.remove(os.path.join(cfg.out, stale))
     info = {**asdict(cfg), "root": os.path.abspath(ds.root), "image_root": ds.image_root,
@@ -282,6 +319,7 @@ def evaluate(cfg: EvalConfig, dataset: Optional[WsolDataset] = None, backbone=No
     t_start = time.perf_counter()
     t_data = time.perf_counter()
     n_nonfinite = 0
+    size_notes: List[str] = []
     try:
         for images, labels, idx, sizes, errors in loader:
             bad = [j for j, e in enumerate(errors) if e]
@@ -316,11 +354,13 @@ def evaluate(cfg: EvalConfig, dataset: Optional[WsolDataset] = None, backbone=No
                 scorer.add_skipped(ds.samples[idx[j]].image_id, int(labels[j]), errors[j], cfg.exclude_skipped)
             sel = [idx[j] for j in ok]
             smp = [ds.samples[i] for i in sel]
+            frame, notes = box_frame_sizes(smp, [sizes[j] for j in ok])
+            size_notes += notes
             if cfg.protocol == "cam2016":
                 gts = [s.boxes for s in smp]
             else:
-                gts = _gt_on_map(smp, [sizes[j] for j in ok])
-            args = (cams_np[ok], gts, taus, cfg.sweep, keep_maps, cfg.protocol, [sizes[j] for j in ok])
+                gts = _gt_on_map(smp, frame)
+            args = (cams_np[ok], gts, taus, cfg.sweep, keep_maps, cfg.protocol, frame)
             lab_ok, top5_ok, st_ok = labels.numpy()[ok], top5[ok], [status[j] for j in ok]
             if pool is None:
                 fut: Future = Future()
@@ -335,6 +375,8 @@ def evaluate(cfg: EvalConfig, dataset: Optional[WsolDataset] = None, backbone=No
             t_data = time.perf_counter()
         while pending:
             finish(*pending.popleft())
+    except KeyboardInterrupt:
+        raise RunInterrupted(interrupted_note(cfg, len(scorer.rows), len(ds))) from None
     finally:
         bar.close()
         if pool is not None:
@@ -342,10 +384,12 @@ def evaluate(cfg: EvalConfig, dataset: Optional[WsolDataset] = None, backbone=No
     if n_nonfinite:
         log.warning("%d image(s) had non-finite logits or maps: scored with an all-zero map "
                     "(status column of per_image.csv)", n_nonfinite)
+    warn_size_mismatch(size_notes)
     wall = time.perf_counter() - t_start
     numbers = scorer.summary()
     numbers["images_per_s"] = len(ds) / wall if wall > 0 else float("nan")
     numbers["n_nonfinite"] = n_nonfinite
+    numbers["n_size_mismatch"] = len(size_notes)
     timings = pd.DataFrame(timer.rows())
     timings.loc[len(timings)] = {"stage": "wall", "seconds": wall, "images": len(ds),
                                  "images_per_s": numbers["images_per_s"], "median_batch_ms": float("nan"),

@@ -20,7 +20,7 @@ SUMMARY_COLUMNS = [
     "fixed_tau", "gt_known_loc_fixed", "top1_loc_fixed", "top5_loc_fixed", "maxboxacc",
     "maxboxacc_v2", "maxboxacc_iou30", "maxboxacc_iou50", "maxboxacc_iou70", "tau_iou30",
     "tau_iou50", "tau_iou70", "mean_iou", "cam_step", "n_thresholds", "n_skipped", "metric_denominator",
-    "n_nonfinite", "images_per_s", "device", "wsol_version", "date",
+    "n_nonfinite", "n_size_mismatch", "images_per_s", "device", "wsol_version", "date",
 ]
 
 

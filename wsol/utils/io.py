@@ -114,3 +114,38 @@ def confined_path(folder: str, name: str, suffix: str = "") -> str:
     if os.path.isabs(name) or not is_within(path, folder):
         raise WsolError(f"{name!r} would be written outside {folder}; refused")
     return path
+
+
+def read_text_file(path: str, what: str = "file") -> str:
+    """The whole of a text file, decoded as UTF-8 (a leading byte-order mark is dropped).
+
+    One-line :class:`DataError` naming the file (and line where there is one) when it is
+    missing, unreadable, not UTF-8, or holds NUL bytes (binary data).
+    """
+    from wsol.errors import DataError
+
+    try:
+        with open(path, "rb") as f:
+            data = f.read()
+    except FileNotFoundError:
+        raise DataError(f"missing {what}", path=path) from None
+    except IsADirectoryError:
+        raise DataError(f"{what} is a folder, not a file", path=path) from None
+    except OSError as e:
+        raise DataError(f"cannot read {what} ({e.strerror or e})", path=path) from None
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        line = data[:e.start].count(b"\n") + 1
+        raise DataError(f"not UTF-8 text (byte 0x{data[e.start]:02x}); save the {what} as UTF-8",
+                        path=path, line=line) from None
+    nul = text.find("\x00")
+    if nul >= 0:
+        raise DataError(f"binary data (NUL byte) in the {what}", path=path, line=text.count("\n", 0, nul) + 1)
+    return text
+
+
+def text_lines(text: str) -> list:
+    """Lines of ``text`` split on \\n, \\r\\n or \\r only (str.splitlines also splits on form
+    feeds and Unicode separators, which would shift the line numbers errors report)."""
+    return text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
