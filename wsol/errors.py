@@ -40,3 +40,10 @@ class UnknownNameError(WsolError):
 def closest(name: str, known: Iterable[str]) -> list[str]:
     """Close matches of ``name`` among ``known`` (for error hints)."""
     return difflib.get_close_matches(name, sorted(known), n=5, cutoff=0.4)
+
+
+def first_line(e: BaseException, limit: int = 120) -> str:
+    """The first line of an exception's message, at most ``limit`` characters; the exception's
+    type name when the message is empty (``str(EOFError())`` is '')."""
+    lines = str(e).strip().splitlines()
+    return lines[0][:limit] if lines else type(e).__name__

@@ -30,7 +30,7 @@ from tqdm import tqdm
 from wsol.datasets.base import DataIssue, Sample, WsolDataset, check_image_id, register_dataset, require_file
 from wsol.datasets.textfiles import to_number
 from wsol.datasets.vocxml import VocAnnotation, clip_box, read_voc_xml
-from wsol.errors import DataError
+from wsol.errors import DataError, first_line
 from wsol.utils.io import read_text_file, text_lines
 
 KAGGLE_IMAGES = os.path.join("ILSVRC", "Data", "CLS-LOC", "val")
@@ -130,7 +130,7 @@ def read_devkit_meta(path: str) -> Dict[int, str]:
     try:
         meta = scipy.io.loadmat(path, squeeze_me=False)
     except Exception as e:  # scipy raises ValueError/TypeError/MatReadError on junk
-        raise DataError(f"unreadable meta.mat ({str(e).splitlines()[0][:100]})", path=path) from None
+        raise DataError(f"unreadable meta.mat ({first_line(e, 100)})", path=path) from None
     if "synsets" not in meta:
         raise DataError("no 'synsets' array in meta.mat", path=path)
     syn = meta["synsets"]

@@ -17,7 +17,7 @@ from tqdm import tqdm
 from wsol.datasets.base import DataIssue, Sample, WsolDataset, check_image_id, register_dataset, require_file
 from wsol.datasets.textfiles import read_rows, to_number
 from wsol.datasets.vocxml import clip_box
-from wsol.errors import DataError
+from wsol.errors import DataError, first_line
 from wsol.utils.io import atomic_write, read_text_file, text_lines, write_text_atomic
 from wsol.utils.outdirs import claim_output_dir
 
@@ -141,7 +141,7 @@ def image_size(sample: Sample) -> Tuple[int, int]:
     except Image.DecompressionBombError:
         raise DataError("image too large to decode safely (PIL's decompression-bomb limit)", path=sample.path) from None
     except (OSError, SyntaxError, ValueError) as e:
-        raise DataError(f"unreadable image ({str(e).splitlines()[0][:100]})", path=sample.path) from None
+        raise DataError(f"unreadable image ({first_line(e, 100)})", path=sample.path) from None
 
 
 def write_wsoleval_metadata(dataset: WsolDataset, out_dir: str, progress: bool = True) -> None:

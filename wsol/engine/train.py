@@ -36,7 +36,7 @@ from torch import nn
 from tqdm import tqdm
 
 from wsol.datasets.base import Sample, WsolDataset, build_dataset
-from wsol.errors import WsolError
+from wsol.errors import WsolError, first_line
 from wsol.models.backbone import Backbone
 from wsol.models.checkpoint import save_checkpoint
 from wsol.models.registry import create_backbone
@@ -387,7 +387,7 @@ def _load_resume(path: str) -> dict:
         return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:
         raise WsolError(f"{path}: cannot read the checkpoint to resume from "
-                        f"({type(e).__name__}: {str(e).splitlines()[0][:120]})") from None
+                        f"({type(e).__name__}: {first_line(e)})") from None
 
 
 def train(cfg: TrainConfig) -> pd.DataFrame:

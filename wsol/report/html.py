@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 
 from wsol.datasets.class_names import imagenet_class_names
-from wsol.errors import WsolError
+from wsol.errors import WsolError, first_line
 from wsol.report import plots
 from wsol.report.overlay import encode_png, overlay_image
 from wsol.report.tables import RunTables
@@ -96,7 +96,7 @@ def _read_csv(path: str) -> Optional[pd.DataFrame]:
     except WsolError:
         raise
     except Exception as e:  # pandas raises several types for bad CSV
-        raise WsolError(f"{path}: unreadable CSV ({type(e).__name__}: {str(e).splitlines()[0][:120]})") from None
+        raise WsolError(f"{path}: unreadable CSV ({type(e).__name__}: {first_line(e)})") from None
 
 
 def check_per_image_rows(summary: pd.DataFrame, per_image: Optional[pd.DataFrame], path: str) -> None:

@@ -8,7 +8,7 @@ import torch
 from PIL import Image
 from torchvision import transforms as T
 
-from wsol.errors import DataError
+from wsol.errors import DataError, first_line
 
 INPUT_SIZE = 224
 
@@ -40,7 +40,7 @@ def load_rgb(path: str) -> Image.Image:
     except Image.DecompressionBombError as e:
         raise DataError(f"image too large to decode safely ({too_large(e)})", path=path) from None
     except (OSError, SyntaxError, ValueError, MemoryError) as e:
-        raise DataError(f"unreadable image ({str(e).splitlines()[0][:100]})", path=path) from None
+        raise DataError(f"unreadable image ({first_line(e, 100)})", path=path) from None
     if rgb.width == 0 or rgb.height == 0:
         raise DataError("zero-size image", path=path)
     return rgb
