@@ -220,7 +220,7 @@ def test_cli_help_and_user_errors(tiny_root, tmp_path, capsys):
 # ----------------------------------------------------------------------------- slow
 def _lite_available() -> bool:
     try:
-        create_backbone("efficientnet_lite0", "pretrained", num_classes=2)
+        create_backbone("efficientnet_lite0", "pretrained", num_classes=2, new_head=True)
         return True
     except Exception:
         return False
@@ -262,7 +262,7 @@ def test_training_improves_localization(tmp_path):
                           seed=1, progress=False)
     torch.manual_seed(0)
     start = str(tmp_path / "start.pt")
-    save_checkpoint(create_backbone("efficientnet_lite0", "pretrained", num_classes=3), start)
+    save_checkpoint(create_backbone("efficientnet_lite0", "pretrained", num_classes=3, new_head=True), start)
     out = str(tmp_path / "run")
     tr.train(tr.TrainConfig(dataset="synthetic", root=root, backbone="efficientnet_lite0", weights=start,
                             epochs=3, lr=0.01, lr_decay_epochs=3, batch_size=10, train_layers="last:3",

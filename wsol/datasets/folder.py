@@ -192,7 +192,7 @@ def read_folder(root: str, split: str = "test", csv: Optional[str] = None,
 
 
 @register_dataset("folder", "an image folder + a CSV image,label,x0,y0,x1,y1 (csv=FILE, classes=FILE)",
-                  splits=("test",))
-def _build(root: str, split: str = "test", csv: Optional[str] = None, classes: Optional[str] = None,
-           **_) -> WsolDataset:
+                  splits=("test",), options={"csv": "the annotation CSV (default: boxes.csv or annotations.csv in the root)",
+                                             "classes": "class list file, one name per line (line i = class i)"})
+def _build(root: str, split: str = "test", csv: Optional[str] = None, classes: Optional[str] = None) -> WsolDataset:
     return read_folder(root, split, csv=csv, classes=classes)

@@ -441,7 +441,11 @@ def read_imagenet(root: str, split: str = "val", wnids: Union[str, Sequence[str]
 
 
 @register_dataset("imagenet", "ILSVRC2012 val: kaggle layout, official tars (+ bbox XMLs, devkit)",
-                  splits=("val",))
+                  splits=("val",),
+                  options={"wnids": "class list file of WNIDs (line i = class i; default: the sorted WNIDs)",
+                           "layout": "kaggle or tar, when both are present (default: detected)",
+                           "bbox": "folder of the bbox archive's val/*.xml (official-tar layout)",
+                           "devkit": "folder holding ILSVRC2012_validation_ground_truth.txt and meta.mat"})
 def _build(root: str, split: str = "val", wnids=None, layout: Optional[str] = None,
-           bbox: Optional[str] = None, devkit: Optional[str] = None, **_) -> WsolDataset:
+           bbox: Optional[str] = None, devkit: Optional[str] = None) -> WsolDataset:
     return read_imagenet(root, split, wnids=wnids, layout=layout, bbox=bbox, devkit=devkit)

@@ -189,6 +189,7 @@ def write_wsoleval_metadata(dataset: WsolDataset, out_dir: str, progress: bool =
 
 
 @register_dataset("wsoleval", "wsolevaluation metadata folder (image_ids.txt, class_labels.txt, "
-                  "image_sizes.txt, localization.txt); images= image root (optional)", splits=("train", "val", "test"))
-def _build(root: str, split: str = "test", images: Optional[str] = None, **_) -> WsolDataset:
+                  "image_sizes.txt, localization.txt); images= image root (optional)", splits=("train", "val", "test"),
+                  options={"images": "the image root the ids are relative to (also --images)"})
+def _build(root: str, split: str = "test", images: Optional[str] = None) -> WsolDataset:
     return read_wsoleval(root, split, images=images)

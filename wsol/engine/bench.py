@@ -186,13 +186,12 @@ def _sync(dev: torch.device) -> None:
         torch.cuda.synchronize(dev)
 
 
-def measure_forward(fast, images: torch.Tensor, iters: int, warmup: int, repeats: int,
-                    needs_grad: bool = False) -> List[float]:
+def measure_forward(fast, images: torch.Tensor, iters: int, warmup: int, repeats: int) -> List[float]:
     """Forward-only images/s of each repeat: ``iters`` synchronized passes over ``images``
     (already on the device) after ``warmup`` passes."""
     dev = images.device
     n = images.shape[0]
-    with torch.set_grad_enabled(needs_grad), fast.autocast():
+    with torch.no_grad(), fast.autocast():  # as the evaluation loop: the trunk never builds a graph
         for _ in range(max(warmup, 0)):
             fast.forward(images)
         _sync(dev)
@@ -227,7 +226,7 @@ def run_bench(cfg: BenchConfig) -> BenchResult:
     from wsol.cams.base import create_method
     from wsol.engine.evaluate import EvalConfig, device_name, evaluate, resolve_device
     from wsol.engine.fastpath import FastPath
-    from wsol.models.registry import create_backbone
+    from wsol.engine.heads import backbone_for_dataset
     from wsol.transforms.image import ImageFolderView, test_transform
 
     if cfg.batch_size < 1 or cfg.repeats < 1:
@@ -248,7 +247,8 @@ def run_bench(cfg: BenchConfig) -> BenchResult:
     if dev.type == "cuda":
         torch.backends.cudnn.benchmark = True  # fixed input shape: let cuDNN pick its fastest kernels
     torch.manual_seed(cfg.seed)
-    bb = create_backbone(cfg.backbone, cfg.weights, num_classes=ds.num_classes, device=dev)
+    # a speed measurement: a head that does not fit the data is replaced (with a warning), not refused
+    bb = backbone_for_dataset(ds, cfg.backbone, cfg.weights, dev, new_head=True)
     for p in bb.parameters():
         p.requires_grad_(False)
     fast.prepare(bb)
@@ -261,7 +261,7 @@ def run_bench(cfg: BenchConfig) -> BenchResult:
     iters = max(1, math.ceil(n / cfg.batch_size))
     loads = [_load_average()]
     log.info("warm-up: %d forward passes, one end-to-end run over %d images", cfg.warmup, min(n, 2 * cfg.batch_size))
-    measure_forward(fast, batch, 0, cfg.warmup, 0, method.needs_grad)
+    measure_forward(fast, batch, 0, cfg.warmup, 0)
     if cfg.warmup > 0:
         evaluate(replace(ecfg, limit=min(n, 2 * cfg.batch_size), progress=False), ds, bb)
     # (a) and (b) interleaved, repeat by repeat, so that both see the same machine load
@@ -269,7 +269,7 @@ def run_bench(cfg: BenchConfig) -> BenchResult:
     for r in range(cfg.repeats):
         log.info("repeat %d/%d: forward-only %d x %d images, then end-to-end %d images (data workers %d, "
                  "sweep workers %d)", r + 1, cfg.repeats, iters, cfg.batch_size, n, data_workers, workers)
-        fwd_rates += measure_forward(fast, batch, iters, 0, 1, method.needs_grad)
+        fwd_rates += measure_forward(fast, batch, iters, 0, 1)
         res = evaluate(ecfg, ds, bb)
         t = res.timings.set_index("stage")
         runs.append((float(t.loc["total", "images_per_s"]), float(t.loc["wall", "seconds"]), res.timings))

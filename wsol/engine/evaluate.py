@@ -18,13 +18,13 @@ from wsol.cams.base import check_targets, create_method
 from wsol.datasets.base import Sample, WsolDataset, build_dataset
 from wsol.datasets.wsoleval import image_size
 from wsol.engine.fastpath import FastPath
+from wsol.engine.heads import backbone_for_dataset
 from wsol.engine.scoring import RunScorer, summary_frame
 from wsol.engine.timing import StageTimer
 from wsol.errors import DataError, RunInterrupted, WsolError
 from wsol.localize.boxes import scale_gt_boxes
 from wsol.localize.image import ImageLocalization, localize_batch
 from wsol.localize.maps import MAP_SIZE, postprocess_batch, thresholds
-from wsol.models.registry import create_backbone
 from wsol.report.csv import write_run
 from wsol.transforms.image import ImageFolderView, load_rgb, test_transform
 from wsol.utils.io import atomic_write, confined_path, write_text_atomic
@@ -68,6 +68,7 @@ class EvalConfig:
     compile: bool = False           # torch.compile the backbone forward
     decode: str = "cpu"             # cpu: PIL (protocol) | gpu: nvjpeg + antialiased resize (not bit-identical)
     distributed: str = "auto"       # auto: data-parallel under torchrun (wsol.engine.distributed) | off
+    new_head: bool = False          # replace a pretrained/checkpoint head that does not fit the dataset
 
 
 @dataclass
@@ -208,11 +209,12 @@ def claim_run_dir(out: str) -> str:
 
 
 def save_heatmaps(folder: str, image_ids: List[str], maps: np.ndarray) -> None:
-    """Write ``<folder>/<image_id>.npy`` (224x224 float32 in [0,1]) for each map."""
+    """Write ``<folder>/<image_id>.npy`` (224x224 float64 in [0,1], as wsolevaluation writes
+    them) for each map: the very values scored, so re-scoring gives identical numbers."""
     for iid, m in zip(image_ids, maps):
         path = confined_path(folder, iid, ".npy")  # an id escaping the folder is refused
         with atomic_write(path, "wb") as f:
-            np.save(f, m.astype(np.float32))
+            np.save(f, np.asarray(m, dtype=np.float64))
 
 
 def _collate(batch):
@@ -285,8 +287,10 @@ def evaluate(cfg: EvalConfig, dataset: Optional[WsolDataset] = None, backbone=No
     taus = protocol_thresholds(cfg)
     method = create_method(cfg.method, **cfg.method_options)
     torch.manual_seed(cfg.seed)  # random init and random baselines are reproducible
-    bb = backbone if backbone is not None else create_backbone(cfg.backbone, cfg.weights,
-                                                               num_classes=ds.num_classes, device=dev)
+    if backbone is not None:
+        bb = backbone
+    else:
+        bb = backbone_for_dataset(ds, cfg.backbone, cfg.weights, dev, cfg.new_head)
     check_targets(torch.tensor([s.label for s in ds.samples]), bb.num_classes)
     for p in bb.parameters():
         p.requires_grad_(False)
@@ -331,9 +335,11 @@ def evaluate(cfg: EvalConfig, dataset: Optional[WsolDataset] = None, backbone=No
             timer.add("data", time.perf_counter() - t_data, n)
             t_batch = time.perf_counter()
             try:
-                with timer.stage("forward", n), torch.set_grad_enabled(method.needs_grad), fast.autocast():
+                # The trunk never builds a graph; gradient methods differentiate the head alone
+                # on a leaf copy of the features (wsol.cams.gradcam.head_gradients).
+                with timer.stage("forward", n), torch.no_grad(), fast.autocast():
                     feats, logits = fast.forward(images)
-                with timer.stage("cam", n), torch.set_grad_enabled(method.needs_grad), fast.autocast():
+                with timer.stage("cam", n), torch.no_grad(), fast.autocast():
                     cams = method(bb, images, feats, logits, labels_dev)
                     # Only the raw low-res maps leave the device; the exact OpenCV upsample +
                     # sweep run in the CPU pool (why not on the GPU: wsol.engine.fastpath).
@@ -411,9 +417,12 @@ def load_heatmap(path: str) -> np.ndarray:
         raise DataError(f"unreadable heatmap ({type(e).__name__})", path=path) from None
     if m.shape != (MAP_SIZE, MAP_SIZE):
         raise DataError(f"heatmap must be {MAP_SIZE}x{MAP_SIZE}, got {m.shape}", path=path)
+    if m.dtype.kind not in "fiu":
+        raise DataError(f"heatmap must hold numbers, not {m.dtype}", path=path)
     if not np.isfinite(m).all() or m.min() < 0 or m.max() > 1:
         raise DataError("heatmap values must be finite and in [0, 1]", path=path)
-    return m.astype(np.float32, copy=False)
+    # kept in the precision it comes in: float64 stays float64 (quantize works in float64)
+    return m if m.dtype.kind == "f" else m.astype(np.float64)
 
 
 def score(cams_dir: str, cfg: EvalConfig, dataset: Optional[WsolDataset] = None) -> EvalResult:

@@ -414,7 +414,8 @@ def train(cfg: TrainConfig) -> pd.DataFrame:
     if cfg.select_by != "last" and not held:
         log.warning("no held-out images (--holdout 0): best.pt is the last epoch")
 
-    bb = create_backbone(cfg.backbone, cfg.weights, num_classes=num_classes, device=dev)
+    bb = create_backbone(cfg.backbone, cfg.weights, num_classes=num_classes, device=dev,
+                         new_head=True)  # fine-tuning: a new head for the dataset's classes is the point
     if bb.num_classes != num_classes:  # a checkpoint file trained on other classes
         log.warning("%s: the checkpoint's head has %d classes, the dataset %d: head re-initialised",
                     cfg.weights, bb.num_classes, num_classes)

@@ -113,11 +113,12 @@ def resolve(name: str) -> ModelEntry:
 
 
 def create_backbone(name: str, weights: str = "random", num_classes: Optional[int] = None,
-                    device: str | torch.device = "cpu") -> Backbone:
+                    device: str | torch.device = "cpu", new_head: bool = False) -> Backbone:
     """Build backbone ``name`` with ``weights`` = 'random' | 'pretrained' | a checkpoint path.
 
     ``num_classes``: the head size wanted (None keeps the entry's default, or the
-    checkpoint's). With 'pretrained' and a different ``num_classes`` the head is re-initialised.
+    checkpoint's). With 'pretrained' and a different ``num_classes`` the head is
+    re-initialised only when ``new_head`` (fine-tuning); otherwise that is an error.
     """
     entry = resolve(name)
     if weights in ("random", "none", "", None):
@@ -125,6 +126,9 @@ def create_backbone(name: str, weights: str = "random", num_classes: Optional[in
     elif weights == "pretrained":
         bb = entry.builder(True, entry.default_classes)
         if num_classes and num_classes != bb.num_classes:
+            if not new_head:
+                raise WsolError(f"{name}: the pretrained head has {bb.num_classes} classes, not {num_classes}; "
+                                f"pass new_head=True to replace it by a fresh {num_classes}-way head")
             log.warning("%s: pretrained head has %d classes, dataset has %d: head re-initialised",
                         name, bb.num_classes, num_classes)
             bb.reset_classifier(num_classes)

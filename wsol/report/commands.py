@@ -155,7 +155,7 @@ def explain_image(image_path: str, backbone: str, weights: str = "pretrained", c
     if names and len(names) != bb.num_classes:
         raise WsolError(f"{len(names)} class names for a {bb.num_classes}-class head")
     x = test_transform(bb.mean, bb.std)(im).unsqueeze(0).to(dev)
-    with torch.set_grad_enabled(cam_method.needs_grad):
+    with torch.no_grad():  # gradient methods differentiate the head themselves
         feats, logits = bb(x)
         probs = torch.softmax(logits.detach().float(), dim=1)[0]
         k = min(5, bb.num_classes)

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import os
-from typing import Dict
+from typing import Dict, Optional
 
 import pandas as pd
 
@@ -11,8 +11,12 @@ from wsol.utils.io import atomic_write
 RUN_FILES = ("summary.csv", "per_image.csv", "curves.csv", "timings.csv")
 
 
-def write_csv_atomic(df: pd.DataFrame, path: str, float_format: str = "%.10g") -> None:
-    """Write ``df`` to ``path`` atomically (:func:`wsol.utils.io.atomic_write`)."""
+def write_csv_atomic(df: pd.DataFrame, path: str, float_format: Optional[str] = None) -> None:
+    """Write ``df`` to ``path`` atomically (:func:`wsol.utils.io.atomic_write`).
+
+    Floats are written as Python's shortest repr (``float_format=None``), so reading the
+    CSV back gives the exact same float (``80/3`` -> ``26.666666666666668``).
+    """
     with atomic_write(path, "w", newline="") as f:
         df.to_csv(f, index=False, float_format=float_format, lineterminator="\n")
 
