@@ -195,6 +195,20 @@ def test_option_values_are_checked_at_parse_time(tmp_path, capsys, cmd, opt, val
     assert os.listdir(tmp_path) == []  # nothing started
 
 
+@pytest.mark.parametrize("option,value,msg", [("batch_size", "0", "integer >= 1"), ("cam_step", "1e400", "(0, 1)"),
+                                              ("fixed_tau", "5", "[0, 1)"), ("device", "tpu", "cuda:N"),
+                                              ("limit", "1e400", "must be int")])
+def test_suite_file_options_are_checked_like_the_cli(cub, tmp_path, capsys, option, value, msg):
+    y = tmp_path / "s.yaml"
+    y.write_text(f"name: s\ndatasets:\n  - {{name: cub, root: {cub}, split: test}}\n"
+                 f"backbones:\n  - {{name: tiny_test_net, weights: random}}\nmethods: [cam]\n"
+                 f"options:\n  {option}: {value}\n")
+    rc = main(["-q", "suite", str(y), "--out", str(tmp_path / "o")])
+    line = _err_line(capsys)
+    assert rc == 2 and f"{y}:8:" in line and option in line and msg in line
+    assert not (tmp_path / "o").exists()
+
+
 def test_python_api_checks_the_same_ranges(cub, tmp_path):
     import wsol
 
@@ -213,6 +227,9 @@ def test_out_naming_a_file_or_under_a_file(cub, tmp_path, capsys):
         rc = main(["-q", "evaluate", "--root", str(cub), *TINY, "--out", str(out)])
         line = _err_line(capsys)
         assert rc == 2 and str(f) in line
+    rc = main(["-q", "evaluate", "--root", str(cub), *TINY, "--out", str(tmp_path / "o"), "--save-cams", str(f)])
+    line = _err_line(capsys)
+    assert rc == 2 and str(f) in line and "not a folder" in line
     assert f.read_text() == "mine"
 
 

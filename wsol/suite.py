@@ -60,6 +60,7 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 import pandas as pd
 
 from wsol.errors import WsolError
+from wsol.utils import cli_types as T
 from wsol.utils.io import read_text_file, write_text_atomic
 from wsol.utils.outdirs import claim_output_dir, folder_lock
 
@@ -351,6 +352,12 @@ def _run_option_types() -> Dict[str, Any]:
     return {f.name: f.type for f in dataclasses.fields(EvalConfig) if f.name not in GRID_FIELDS}
 
 
+#: the CLI's range checks (wsol.utils.cli_types), applied to the same options in a suite file
+OPTION_RANGES = {"batch_size": T.positive_int, "limit": T.positive_int, "data_workers": T.nonnegative_int,
+                 "workers": T.nonnegative_int, "cam_step": T.open_fraction, "fixed_tau": T.threshold,
+                 "device": T.device, "seed": T.nonnegative_int}
+
+
 def _coerce_option(ld: _Loader, key: str, value: Any, typ: str, at: KeyPath) -> Any:
     """Parse an option to its EvalConfig type (strings from ``${VAR}`` included)."""
     if key == "save_cams":
@@ -374,12 +381,22 @@ def _coerce_option(ld: _Loader, key: str, value: Any, typ: str, at: KeyPath) -> 
         if base == "int":
             if isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):
                 raise ValueError(value)
-            return int(value)
-        if base == "float":
-            return float(value)
-        return str(value)
-    except (TypeError, ValueError):
+            value = int(value)
+        elif base == "float":
+            value = float(value)
+        else:
+            value = str(value)
+    except (TypeError, ValueError, OverflowError):
         raise ld.error(f"option '{key}' must be {base}, got {value!r}", at) from None
+    check = OPTION_RANGES.get(key)
+    if check is not None:
+        import argparse
+
+        try:
+            check(str(value))
+        except argparse.ArgumentTypeError as e:
+            raise ld.error(f"option '{key}' {e}", at) from None
+    return value
 
 
 def load_suite(path: str) -> Suite:

@@ -27,7 +27,7 @@ from wsol.localize.image import ImageLocalization, localize_batch
 from wsol.localize.maps import MAP_SIZE, postprocess_batch, thresholds
 from wsol.report.csv import write_run
 from wsol.transforms.image import ImageFolderView, load_rgb, test_transform
-from wsol.utils.io import atomic_write, confined_path, write_text_atomic
+from wsol.utils.io import atomic_write, confined_path, ensure_dir, write_text_atomic
 from wsol.utils.outdirs import claim_output_dir
 
 log = logging.getLogger(__name__)
@@ -278,6 +278,8 @@ def evaluate(cfg: EvalConfig, dataset: Optional[WsolDataset] = None, backbone=No
         return evaluate_distributed(cfg, dataset, backbone)
     if cfg.out:
         claim_run_dir(cfg.out)
+    if cfg.save_cams:
+        ensure_dir(cfg.save_cams)  # a file in the way fails now, not after the first batch
     dev = resolve_device(cfg.device)
     fast = FastPath(cfg, dev)  # validates --dtype/--decode/--channels-last/--compile
     ds = dataset or build_dataset(cfg.dataset, cfg.root, cfg.split, **cfg.dataset_options)
