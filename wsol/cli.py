@@ -48,7 +48,8 @@ def _add_data_args(p: argparse.ArgumentParser, need_images: bool = True) -> None
     g = p.add_argument_group("data")
     g.add_argument("--dataset", default="cub", help="dataset adapter (see `wsol datasets`; default: cub)")
     g.add_argument("--root", required=True, help="dataset folder (for cub: the CUB_200_2011 folder holding images/)")
-    g.add_argument("--split", default="test", help="split to evaluate (default: test)")
+    g.add_argument("--split", default=None, help="split to evaluate (default: test, or the adapter's only split, "
+                                                 "e.g. val for imagenet)")
     g.add_argument("--limit", type=T.positive_int, default=None, help="only the first N images of the split")
     g.add_argument("--dataset-option", action="append", metavar="KEY=VALUE",
                    help="adapter-specific option, repeatable (e.g. images=DIR for wsoleval, csv=FILE for folder)")
@@ -62,6 +63,9 @@ def _add_protocol_args(p: argparse.ArgumentParser) -> None:
                    help="threshold step: taus = numpy.arange(0, 1, step) (default 0.01 = 100 thresholds; 0.001 for 1000)")
     g.add_argument("--fixed-tau", type=T.threshold, default=0.2,
                    help="the fixed threshold at which Loc metrics are also reported (default 0.2)")
+    g.add_argument("--pointing-tolerance", type=T.nonnegative_float, default=0.0, metavar="PX",
+                   help="pointing game: a hit when the map's maximum is within PX pixels (224 grid) of the object "
+                        "(default 0: on it; TorchRay uses 15)")
     g.add_argument("--protocol", default="wsoleval", choices=["wsoleval", "cam2016"],
                    help="wsoleval (Choe et al. 2020, default) or cam2016 (the CAM paper: one threshold at 20%% of "
                         "the max, largest component, original resolution; evaluate only)")
@@ -142,7 +146,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("datasets", help="list dataset adapters")
     p.set_defaults(func=cmd_datasets)
     p = sub.add_parser("models", help="list backbones: name, source, feature layer, stride, CAM exactness")
-    p.add_argument("pattern", nargs="?", default="*", help="fnmatch pattern (default *)")
+    p.add_argument("pattern", nargs="?", default="*",
+                   help="fnmatch pattern, or a bare word matched as a substring (default: all)")
     p.add_argument("--timm", action="store_true", help="also list timm model names matching the pattern")
     p.set_defaults(func=cmd_models)
     p = sub.add_parser("methods", help="list CAM methods")
@@ -178,11 +183,15 @@ def _config_from(args, **over):
     method_options = _parse_options(getattr(args, "method_option", None), "--method-option")
     if getattr(args, "method_batch", None):
         method_options["method_batch"] = args.method_batch
-    kw = dict(dataset=args.dataset, root=args.root, split=args.split, limit=args.limit, protocol=args.protocol,
+    from wsol.datasets.base import default_split
+
+    split = args.split or default_split(args.dataset)
+    kw = dict(dataset=args.dataset, root=args.root, split=split, limit=args.limit, protocol=args.protocol,
               cam_step=args.cam_step, fixed_tau=args.fixed_tau, sweep=args.sweep, out=args.out,
               batch_size=args.batch_size, dataset_options=_dataset_options(args),
               method_options=method_options, progress=not args.quiet, on_error=args.on_error,
-              exclude_skipped=args.exclude_skipped)
+              exclude_skipped=args.exclude_skipped,
+              pointing_tolerance=getattr(args, "pointing_tolerance", 0.0))
     for k in ("backbone", "weights", "method", "device", "data_workers", "workers", "save_cams", "new_head"):
         if hasattr(args, k):
             kw[k] = getattr(args, k)
@@ -195,8 +204,22 @@ def _config_from(args, **over):
 
 def _print_summary(res, out: str) -> None:
     s = res.summary.iloc[0]
-    cols = ["n_images", "top1_cls", "gt_known_loc", "top1_loc", "maxboxacc", "maxboxacc_v2", "loc_tau"]
-    print("  ".join(f"{c}={s[c]:.4g}" if isinstance(s[c], float) else f"{c}={s[c]}" for c in cols if c in s))
+    cols = ["n_images", "top1_cls", "gt_known_loc", "top1_loc", "maxboxacc", "maxboxacc_v2", "loc_tau", "pxap",
+            "piou", "pointing_game"]
+    # box columns are NaN on a dataset without boxes, pixel columns without masks: not shown
+    cols = [c for c in cols if c in s and not (c not in ("top1_cls", "top1_loc") and isinstance(s[c], float)
+                                               and s[c] != s[c])]
+
+    def show(c):
+        v = s[c]
+        if isinstance(v, float) and v != v and c in ("top1_cls", "top1_loc"):
+            return f"{c}=n/a"  # heatmaps scored without a classifier: no predictions
+        return f"{c}={v:.4g}" if isinstance(v, float) else f"{c}={v}"
+
+    line = "  ".join(show(c) for c in cols if c in s)
+    if any(show(c).endswith("=n/a") for c in cols if c in s):
+        line += "  (n/a: no class predictions with heatmaps alone)"
+    print(line)
     print(f"wrote {', '.join(n for n in res.tables())} to {out}")
 
 
@@ -237,13 +260,21 @@ def cmd_datasets(args) -> int:
 
 
 def cmd_models(args) -> int:
-    from wsol.models.registry import list_models
+    from wsol.models.registry import list_models, weights_offline
 
     rows = list_models(args.pattern, include_timm=args.timm)
-    print(f"{'name':24s} {'source':12s} {'feature layer':22s} {'stride':>6s}  cam_exact  note")
+    if not rows:
+        print(f"no backbone matches {args.pattern!r} (wsol models lists them all; --timm adds timm's)")
+        return 0
+    print(f"{'name':24s} {'source':12s} {'feature layer':22s} {'stride':>6s}  cam_exact  {'weights':9s}  note")
+    offline = {True: "offline", False: "download", None: "?"}
     for r in rows:
         stride = str(r.stride) if r.stride else "?"
-        print(f"{r.name:24s} {r.source:12s} {r.feature_layer:22s} {stride:>6s}  {'yes' if r.cam_exact else 'no':9s}  {r.note}")
+        w = offline[weights_offline(r.name)]
+        print(f"{r.name:24s} {r.source:12s} {r.feature_layer:22s} {stride:>6s}  {'yes' if r.cam_exact else 'no':9s}  "
+              f"{w:9s}  {r.note}")
+    print("weights: 'offline' = pretrained weights on this machine now; 'download' = fetched on first use "
+          "(needs internet, or put the file in the hub cache); '?' = unknown")
     return 0
 
 

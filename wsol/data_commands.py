@@ -9,7 +9,7 @@ from wsol.utils import cli_types as T
 def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--dataset", required=True, help="dataset adapter (see `wsol datasets`)")
     p.add_argument("--root", required=True, help="dataset folder")
-    p.add_argument("--split", default="test", help="split (default test; ImageNet: val)")
+    p.add_argument("--split", default=None, help="split (default: test, or the adapter's only split, e.g. val)")
     p.add_argument("--dataset-option", action="append", metavar="KEY=VALUE",
                    help="adapter option, repeatable (e.g. wnids=FILE, csv=FILE, images=DIR)")
 
@@ -43,6 +43,12 @@ def _opts(args) -> dict:
     return _parse_options(args.dataset_option, "--dataset-option")
 
 
+def _split(args) -> str:
+    from wsol.datasets.base import default_split
+
+    return args.split or default_split(args.dataset)
+
+
 def cmd_check(args) -> int:
     from wsol.datasets.check import check_dataset, format_report
 
@@ -50,7 +56,7 @@ def cmd_check(args) -> int:
         from wsol.errors import WsolError
 
         raise WsolError("--header-only and --decode contradict each other: give one")
-    rep = check_dataset(args.dataset, args.root, args.split, verify_images=not args.no_verify,
+    rep = check_dataset(args.dataset, args.root, _split(args), verify_images=not args.no_verify,
                         decode=not args.header_only, workers=args.workers, progress=not args.quiet, **_opts(args))
     print(format_report(rep))
     return 0 if rep.ok else 1
@@ -60,7 +66,7 @@ def cmd_export(args) -> int:
     from wsol.datasets.base import build_dataset
     from wsol.datasets.wsoleval import write_wsoleval_metadata
 
-    ds = build_dataset(args.dataset, args.root, args.split, **_opts(args))
+    ds = build_dataset(args.dataset, args.root, _split(args), **_opts(args))
     write_wsoleval_metadata(ds, args.out, progress=not args.quiet)
     print(f"wrote wsolevaluation metadata for {len(ds)} images to {args.out}")
     return 0

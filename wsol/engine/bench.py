@@ -16,7 +16,7 @@ First ``warmup`` forward passes and (unless ``warmup`` is 0) one end-to-end run 
 batches, untimed; then each repeat times (a) then (b), so that both see the same load on a
 shared machine (``load_avg`` records the host's 1-minute load average, mean of start and end).
 
-CSV columns (``results/throughput/<device-slug>.csv``, appended): identity of the run
+CSV columns (``--out-csv``, default ``<cache>/throughput/<device-slug>.csv``, appended): identity of the run
 (device, torch, cuda, backbone, method, options ...), then per-stage milliseconds per image
 of the median end-to-end repeat (``data_ms`` ... ``total_ms``: 1000 / the stage's images/s
 over the batches after the first; ``data_ms`` is the time the loop waited for a batch plus
@@ -90,7 +90,7 @@ class BenchConfig:
     warmup: int = 3
     sweep: str = "fast"
     cam_step: float = 0.01
-    out_csv: Optional[str] = None        # None: results/throughput/<device-slug>.csv
+    out_csv: Optional[str] = None        # None: <cache>/throughput/<device-slug>.csv
     cache_dir: Optional[str] = None      # None: $WSOL_CACHE or ~/.cache/wsol
     seed: int = 0
     progress: bool = True
@@ -153,10 +153,10 @@ def default_split(cfg: BenchConfig) -> str:
     """``--split``, else 'test' when the adapter has one, else its first split (imagenet: val)."""
     if cfg.split:
         return cfg.split
-    from wsol.datasets.base import list_datasets
+    from wsol.datasets.base import DATASETS
 
-    splits = next((d.splits for d in list_datasets() if d.name == cfg.dataset), ("test",))
-    return "test" if "test" in splits else splits[0]
+    info = DATASETS.find(cfg.dataset)
+    return info.default_split if info is not None else "test"
 
 
 def bench_dataset(cfg: BenchConfig):
@@ -297,7 +297,7 @@ def run_bench(cfg: BenchConfig) -> BenchResult:
         "load_avg": float(np.nanmean(loads)),
         "date": _dt.datetime.now().isoformat(timespec="seconds"),
     }
-    path = cfg.out_csv or os.path.join("results", "throughput", f"{device_slug(str(row['device']))}.csv")
+    path = cfg.out_csv or os.path.join(cache_root(cfg), "throughput", f"{device_slug(str(row['device']))}.csv")
     append_rows(path, [row])
     return BenchResult(row, timings, path)
 

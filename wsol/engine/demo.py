@@ -26,7 +26,7 @@ from wsol.utils.outdirs import claim_output_dir
 
 log = logging.getLogger(__name__)
 
-TABLE_COLUMNS = ("method", "top1_cls", "gt_known_loc", "maxboxacc", "maxboxacc_v2")
+TABLE_COLUMNS = ("method", "top1_cls", "gt_known_loc", "maxboxacc", "maxboxacc_v2", "pxap")
 
 
 @dataclass

@@ -12,6 +12,7 @@ top-1 on 100 real ILSVRC2012 val images (``benchmarks/lite_top1.py``, results in
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import logging
 import re
 from typing import Any, Mapping, Optional
@@ -180,7 +181,7 @@ def _register() -> None:
             c = LITE_CONFIG[_v]
             return TimmBackbone(net, BackboneInfo(**_info.__dict__), mean=c["mean"], std=c["std"])
 
-        register_backbone(info, build)
+        register_backbone(info, build, weights_offline=lambda _m=cfg["module"]: importlib.util.find_spec(_m) is not None)
 
 
 _register()

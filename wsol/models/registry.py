@@ -28,19 +28,44 @@ class ModelEntry:
     info: BackboneInfo
     builder: Builder
     default_classes: int = 1000
+    #: () -> are the pretrained weights on this machine now (no download needed)? None: unknown
+    weights_offline: Optional[Callable[[], bool]] = None
 
 
 BACKBONES: Registry[ModelEntry] = Registry("backbone", [f"wsol.models.{m}" for m in
                                                         ("torchvision_models", "efficientnet_lite", "wsoleval_archs")])
 
 
-def register_backbone(info: BackboneInfo, builder: Builder, default_classes: int = 1000) -> None:
-    """Register ``builder`` under ``info.name``."""
-    BACKBONES.add(info.name, ModelEntry(info, builder, default_classes))
+def register_backbone(info: BackboneInfo, builder: Builder, default_classes: int = 1000,
+                      weights_offline: Optional[Callable[[], bool]] = None) -> None:
+    """Register ``builder`` under ``info.name``; ``weights_offline()`` says whether its
+    pretrained weights are at hand without a download (for ``wsol models``)."""
+    BACKBONES.add(info.name, ModelEntry(info, builder, default_classes, weights_offline))
+
+
+def name_pattern(pattern: str) -> str:
+    """A bare word (no ``*?[``) matches as a substring: ``resnet`` -> ``*resnet*``."""
+    return pattern if any(ch in pattern for ch in "*?[") else f"*{pattern}*"
+
+
+def weights_offline(name: str) -> Optional[bool]:
+    """Whether backbone ``name``'s pretrained weights are available right now without a
+    download (package installed or file in the hub cache); None when wsol cannot tell."""
+    if name.startswith("timm/"):
+        return timm_weights_cached(name[5:])
+    entry = BACKBONES.find(name)
+    if entry is None or entry.weights_offline is None:
+        return None
+    try:
+        return bool(entry.weights_offline())
+    except Exception:  # a probe must never break a listing
+        return None
 
 
 def list_models(pattern: str = "*", include_timm: bool = False) -> List[BackboneInfo]:
-    """Registered backbones whose name matches ``pattern`` (fnmatch); timm names optionally."""
+    """Registered backbones whose name matches ``pattern`` (fnmatch; a bare word matches as
+    a substring); timm names optionally."""
+    pattern = name_pattern(pattern)
     out = [e.info for _, e in BACKBONES.items(pattern)]
     if include_timm:
         import timm
@@ -57,6 +82,10 @@ def _timm_entry(name: str) -> ModelEntry:
         raise BACKBONES.unknown(name, timm.list_models())
 
     def build(pretrained: bool, num_classes: int) -> Backbone:
+        if pretrained and timm_weights_cached(name) is False and not hub_reachable():
+            # fail fast: the hub client would otherwise retry for about a minute
+            raise WsolError(_offline_hint_timm(name, ConnectionError("the hub is not reachable and the "
+                                                                      "weights are not in the cache")))
         try:
             net = timm.create_model(name, pretrained=pretrained, num_classes=num_classes)
         except Exception as e:  # offline hub failures come in many types
@@ -71,6 +100,44 @@ def _timm_entry(name: str) -> ModelEntry:
         return bb
 
     return ModelEntry(BackboneInfo(name, "timm", "forward_features", 0, False, "checked when built"), build)
+
+
+def timm_weights_cached(name: str) -> Optional[bool]:
+    """Are timm's pretrained weights for ``name`` in the Hugging Face (or torch hub) cache?
+    None when timm has no pretrained config for it."""
+    import timm
+
+    try:
+        cfg = timm.models.get_pretrained_cfg(name)
+    except Exception:
+        cfg = None
+    if cfg is None:
+        return None
+    if getattr(cfg, "hf_hub_id", None):
+        from huggingface_hub import try_to_load_from_cache
+
+        repo = cfg.hf_hub_id
+        names = [n for n in (getattr(cfg, "hf_hub_filename", None), "model.safetensors", "pytorch_model.bin") if n]
+        return any(isinstance(try_to_load_from_cache(repo, n), str) for n in names)
+    if getattr(cfg, "url", None):
+        return os.path.isfile(os.path.join(torch.hub.get_dir(), "checkpoints", os.path.basename(cfg.url)))
+    return None
+
+
+def hub_reachable(timeout: float = 3.0) -> bool:
+    """Can this machine open a connection to the Hugging Face hub (``HF_ENDPOINT``) now?
+    False at once under ``HF_HUB_OFFLINE=1``."""
+    import socket
+    from urllib.parse import urlparse
+
+    if os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes", "on"):
+        return False
+    host = urlparse(os.environ.get("HF_ENDPOINT") or "https://huggingface.co").hostname or "huggingface.co"
+    try:
+        socket.create_connection((host, 443), timeout=timeout).close()
+        return True
+    except OSError:
+        return False
 
 
 def _stride(net) -> int:

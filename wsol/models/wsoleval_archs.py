@@ -31,7 +31,7 @@ from torchvision.models.inception import BasicConv2d, InceptionA, InceptionB, In
 from wsol.models.backbone import BackboneInfo, NetBackbone
 from wsol.models.registry import register_backbone
 from wsol.models.torchvision_models import (_resnet_features, he_init_bias_free_convs, load_shared_weights,
-                                           torchvision_state_dict)
+                                           torchvision_state_dict, torchvision_weights_cached)
 
 _VGG16_NO_POOL5 = [64, 64, "M", 128, 128, "M", 256, 256, 256, "M", 512, 512, 512, "M", 512, 512, 512]
 
@@ -159,5 +159,9 @@ def _make_builder(name: str):
     return lambda pretrained, num_classes: build_wsoleval(name, pretrained, num_classes)
 
 
+def _cached(name: str):
+    return lambda: torchvision_weights_cached(_SPECS[name][2], "IMAGENET1K_V1")
+
+
 for _name, _info in _INFOS.items():
-    register_backbone(_info, _make_builder(_name))
+    register_backbone(_info, _make_builder(_name), weights_offline=_cached(_name))
