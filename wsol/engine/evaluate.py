@@ -59,6 +59,7 @@ class EvalConfig:
     protocol: str = "wsoleval"
     dataset_options: Dict[str, object] = field(default_factory=dict)
     method_options: Dict[str, object] = field(default_factory=dict)
+    model_options: Dict[str, object] = field(default_factory=dict)  # backbone options (large_feature_map, adl, ...)
     progress: bool = True
     seed: int = 0
     on_error: str = "fail"          # fail | skip
@@ -134,21 +135,26 @@ def _localize_job(cams: np.ndarray, gts: List[np.ndarray], taus: np.ndarray, swe
                   ) -> Tuple[List[ImageLocalization], Optional[np.ndarray], float]:
     """Worker-pool job: raw maps -> (localizations, normalized maps or None, seconds).
 
-    wsoleval: ``gts`` are on the 224 grid; cam2016: ``gts`` are in original pixels and
-    ``sizes`` gives each image's (width, height).
+    wsoleval: ``gts`` are on the 224 grid; cam2016 and cam2016_code: ``gts`` are in original
+    pixels and ``sizes`` gives each image's (width, height).
     """
     t0 = time.perf_counter()
     maps = postprocess_batch(cams) if (keep_maps or protocol == "wsoleval") else None
-    if protocol == "cam2016":
-        from wsol.localize.cam2016 import localize_cam2016
+    if protocol in ORIGINAL_RESOLUTION:
+        if protocol == "cam2016":
+            from wsol.localize.cam2016 import localize_cam2016 as fn
+        else:
+            from wsol.localize.cam2016_code import localize_cam2016_code as fn
 
-        locs = [localize_cam2016(c, g, w, h) for c, g, (w, h) in zip(cams, gts, sizes)]
+        locs = [fn(c, g, w, h) for c, g, (w, h) in zip(cams, gts, sizes)]
     else:
         locs = localize_batch(maps, gts, taus, sweep)
     return locs, (maps if keep_maps else None), time.perf_counter() - t0
 
 
-PROTOCOLS = ("wsoleval", "cam2016")
+PROTOCOLS = ("wsoleval", "cam2016", "cam2016_code")
+#: protocols that box at the original image resolution with one rule (docs/protocol.md, The cam2016 protocols)
+ORIGINAL_RESOLUTION = ("cam2016", "cam2016_code")
 SWEEPS = ("fast", "reference", "per-threshold")
 
 
@@ -177,20 +183,23 @@ def check_config(cfg: "EvalConfig") -> None:
 
 
 def protocol_thresholds(cfg: "EvalConfig") -> np.ndarray:
-    """The τ grid of a protocol: arange(0, 1, cam_step) for wsoleval, [0.2] for cam2016."""
+    """The τ grid of a protocol: arange(0, 1, cam_step) for wsoleval, [0.2] for cam2016 (and
+    for cam2016_code, whose gray levels are fixed: one 'threshold' labels its single box)."""
     if cfg.protocol not in PROTOCOLS:
         from wsol.errors import UnknownNameError
 
         raise UnknownNameError("protocol", cfg.protocol, PROTOCOLS)
-    if cfg.protocol == "cam2016":
+    if cfg.protocol in ORIGINAL_RESOLUTION:
         from wsol.localize.cam2016 import CAM2016_THRESHOLD
 
         return np.array([CAM2016_THRESHOLD])
     return thresholds(cfg.cam_step)
 
 
-def write_run_config(cfg: "EvalConfig", ds: WsolDataset) -> None:
-    """``<out>/run.json``: the resolved config (for reports, suites and reruns)."""
+def write_run_config(cfg: "EvalConfig", ds: WsolDataset, backbone=None) -> None:
+    """``<out>/run.json``: the resolved config (for reports, suites and reruns); with the
+    backbone, ``model_options_resolved`` holds every option it was built with (defaults,
+    options a checkpoint recorded or its keys revealed, and the user's)."""
     import json
 
     from wsol import __version__
@@ -202,6 +211,8 @@ def write_run_config(cfg: "EvalConfig", ds: WsolDataset) -> None:
             os.remove(os.path.join(cfg.out, stale))
     info = {**asdict(cfg), "root": os.path.abspath(ds.root), "image_root": ds.image_root,
             "wsol_version": __version__, "class_names": ds.class_names}
+    if backbone is not None:
+        info["model_options_resolved"] = dict(getattr(backbone, "model_options", {}) or {})
     write_text_atomic(os.path.join(cfg.out, "run.json"), json.dumps(info, indent=1, default=str))
 
 
@@ -295,20 +306,20 @@ def evaluate(cfg: EvalConfig, dataset: Optional[WsolDataset] = None, backbone=No
     if backbone is not None:
         bb = backbone
     else:
-        bb = backbone_for_dataset(ds, cfg.backbone, cfg.weights, dev, cfg.new_head)
+        bb = backbone_for_dataset(ds, cfg.backbone, cfg.weights, dev, cfg.new_head, options=cfg.model_options)
     check_targets(torch.tensor([s.label for s in ds.samples]), bb.num_classes)
     for p in bb.parameters():
         p.requires_grad_(False)
     fast.prepare(bb)
     if cfg.out:
-        write_run_config(cfg, ds)
+        write_run_config(cfg, ds, bb)
 
     view = ImageFolderView(ds.samples, test_transform(bb.mean, bb.std))
     loader = torch.utils.data.DataLoader(fast.view(view), batch_size=cfg.batch_size, shuffle=False,
                                          num_workers=cfg.data_workers, collate_fn=fast.collate(_collate),
                                          pin_memory=dev.type == "cuda")
     scorer = RunScorer(taus, cfg.fixed_tau, has_predictions=True,
-                       box_dtype=np.int32 if cfg.protocol == "cam2016" else np.uint8)
+                       box_dtype=np.int32 if cfg.protocol in ORIGINAL_RESOLUTION else np.uint8)
     region = RegionScorer(taus, ds.has_masks, cfg.pointing_tolerance) if cfg.protocol == "wsoleval" else None
     timer = StageTimer(dev)
     pool = ProcessPoolExecutor(cfg.workers) if cfg.workers > 0 else None
@@ -373,7 +384,7 @@ def evaluate(cfg: EvalConfig, dataset: Optional[WsolDataset] = None, backbone=No
             smp = [ds.samples[i] for i in sel]
             frame, notes = box_frame_sizes(smp, [sizes[j] for j in ok])
             size_notes += notes
-            if cfg.protocol == "cam2016":
+            if cfg.protocol in ORIGINAL_RESOLUTION:
                 gts = [s.boxes for s in smp]
             else:
                 gts = _gt_on_map(smp, frame)
