@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import platform
 from dataclasses import asdict, dataclass, field
 from typing import Dict, Optional, Sequence
 
@@ -15,7 +14,7 @@ import torch
 from wsol import __version__
 from wsol.cams.base import CamMethod, check_targets, create_method
 from wsol.datasets.base import WsolDataset, build_dataset
-from wsol.engine.config import EvalConfig
+from wsol.engine.config import EvalConfig, check_config
 from wsol.engine.fastpath import FastPath
 from wsol.engine.heads import backbone_for_dataset
 from wsol.engine.loop import Localizer, LoopStats
@@ -25,9 +24,8 @@ from wsol.engine.timing import StageTimer
 from wsol.errors import DataError, WsolError
 from wsol.localize.protocols import Protocol, get_protocol
 from wsol.transforms.image import ImageFolderView, test_transform
-
-ON_ERROR = ("fail", "skip")
-
+from wsol.utils.io import atomic_write, confined_path, write_text_atomic
+from wsol.utils.outdirs import claim_output_dir
 
 @dataclass
 class EvalResult:
@@ -64,9 +62,16 @@ class Built:
 
 def resolve_device(name: str) -> torch.device:
     """``cpu``/``cuda``/``cuda:N``; a clear error when CUDA is asked for but absent."""
-    dev = torch.device(name)
+    try:
+        dev = torch.device(name)
+    except (RuntimeError, TypeError, ValueError):
+        raise WsolError(f"--device must be cpu, cuda, cuda:N or mps, got {name!r}") from None
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise WsolError("--device cuda asked for, but torch sees no CUDA device (use --device cpu)")
+    if dev.type == "cuda" and dev.index is not None and dev.index >= torch.cuda.device_count():
+        raise WsolError(f"--device {name}: torch sees {torch.cuda.device_count()} CUDA device(s)")
+    if dev.type == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
+        raise WsolError("--device mps asked for, but torch sees no MPS device (use --device cpu)")
     return dev
 
 
@@ -81,6 +86,8 @@ def device_name(device: torch.device) -> str:
                     return "cpu: " + line.split(":", 1)[1].strip()
     except OSError:
         pass
+    import platform
+
     return "cpu: " + (platform.processor() or platform.machine())
 
 
@@ -98,8 +105,7 @@ def build(cfg: EvalConfig, dataset: Optional[WsolDataset] = None, backbone=None,
     """Build everything ``cfg`` names. ``backbone``: an already built model to use as is;
     otherwise one is built for the dataset, its random init seeded by ``cfg.seed`` without
     touching the caller's global RNG state."""
-    if cfg.on_error not in ON_ERROR:
-        raise WsolError(f"--on-error takes fail or skip, not {cfg.on_error!r}")
+    check_config(cfg)
     dev = resolve_device(device or cfg.device)
     runner = FastPath(cfg, dev)  # validates --dtype/--decode/--channels-last/--compile
     ds = load_split(cfg, dataset)
@@ -171,6 +177,7 @@ def result_tables(scorer: RunScorer, timings: pd.DataFrame, stats: LoopStats, me
     numbers["images_per_s"] = stats.n_images / stats.wall if stats.wall > 0 else float("nan")
     if model_run:
         numbers["n_nonfinite"] = stats.n_nonfinite
+        numbers["n_size_mismatch"] = stats.n_size_mismatch
     per_image, curves = scorer.per_image(), scorer.curves()
     if scorer.region is not None:
         numbers, per_image, curves = attach(numbers, per_image, curves, scorer.region)
@@ -188,25 +195,29 @@ def loop_timings(timer: StageTimer, stats: LoopStats) -> pd.DataFrame:
     return timings
 
 
+RUN_OUTPUTS = ("summary.csv", "per_image.csv", "curves.csv", "timings.csv", "run.json", "report.html")
+
+
 def write_run_config(cfg: EvalConfig, ds: WsolDataset, backbone=None) -> None:
     """``<out>/run.json``: the resolved config (for reports, suites and reruns); with the
     backbone, ``model_options_resolved`` holds every option it was built with (defaults,
     options a checkpoint recorded or its keys revealed, and the user's)."""
-    os.makedirs(cfg.out, exist_ok=True)
-    for stale in ("summary.csv",):  # an interrupted rerun must not leave an old summary behind
+    claim_run_dir(cfg.out)
+    # an interrupted rerun must not leave an earlier run's results behind (summary.csv first)
+    for stale in ("summary.csv", "per_image.csv", "curves.csv", "timings.csv", "report.html"):
         if os.path.exists(os.path.join(cfg.out, stale)):
             os.remove(os.path.join(cfg.out, stale))
     info = {**asdict(cfg), "root": os.path.abspath(ds.root), "image_root": ds.image_root,
             "wsol_version": __version__, "class_names": ds.class_names}
     if backbone is not None:
         info["model_options_resolved"] = dict(getattr(backbone, "model_options", {}) or {})
-    path = os.path.join(cfg.out, "run.json")
-    try:
-        with open(path + ".tmp", "w") as f:
-            json.dump(info, f, indent=1, default=str)
-        os.replace(path + ".tmp", path)
-    except OSError as e:
-        raise WsolError(f"{path}: cannot write ({e.strerror or e})") from None
+    write_text_atomic(os.path.join(cfg.out, "run.json"), json.dumps(info, indent=1, default=str))
+
+
+def claim_run_dir(out: str) -> str:
+    """Create ``out`` for a run's outputs, refusing a folder whose summary.csv (or other run
+    file) belongs to another kind of output, such as a suite (:mod:`wsol.utils.outdirs`)."""
+    return claim_output_dir(out, "run", RUN_OUTPUTS)
 
 
 def heatmap_writer(folder: Optional[str]):
@@ -220,11 +231,15 @@ def save_heatmaps(folder: str, image_ids: Sequence[str], maps: np.ndarray) -> No
     """Write ``<folder>/<image_id>.npy`` (224x224 float64 in [0,1], as wsolevaluation writes
     them) for each map: the very values scored, so re-scoring gives identical numbers."""
     for iid, m in zip(image_ids, maps):
-        path = os.path.join(folder, f"{iid}.npy")
-        os.makedirs(os.path.dirname(path), exist_ok=True)
-        tmp = path + ".tmp.npy"
-        try:
-            np.save(tmp, np.asarray(m, dtype=np.float64))
-            os.replace(tmp, path)
-        except OSError as e:
-            raise WsolError(f"{path}: cannot write heatmap ({e.strerror or e})") from None
+        path = confined_path(folder, iid, ".npy")  # an id escaping the folder is refused
+        with atomic_write(path, "wb") as f:
+            np.save(f, np.asarray(m, dtype=np.float64))
+
+
+def interrupted_note(cfg: EvalConfig, done: int, total: int) -> str:
+    """What an interrupted run leaves behind, in one line."""
+    where = (f"{cfg.out} holds run.json only: results are written at the end, none were" if cfg.out
+             else "nothing was written")
+    cams = f"; the heatmaps of the scored images are in {cfg.save_cams}" if cfg.save_cams and done else ""
+    return (f"{done} of {total} images scored when it stopped; {where}{cams}; rerun the same command to redo "
+            "the run (suites skip the runs already finished)")

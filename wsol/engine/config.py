@@ -5,6 +5,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Dict, Optional
 
+import numpy as np
+
+from wsol.errors import WsolError
+from wsol.localize.protocols import PROTOCOLS
+
 
 @dataclass
 class EvalConfig:
@@ -42,3 +47,30 @@ class EvalConfig:
     decode: str = "cpu"             # cpu: PIL (protocol) | gpu: nvjpeg + antialiased resize (not bit-identical)
     distributed: str = "auto"       # auto: data-parallel under torchrun (wsol.engine.distributed) | off
     new_head: bool = False          # replace a pretrained/checkpoint head that does not fit the dataset
+
+
+SWEEPS = ("fast", "reference", "per-threshold")
+
+
+def check_config(cfg: EvalConfig) -> None:
+    """The option ranges the CLI checks at parse time, for runs started from Python
+    (``wsol.evaluate(...)``, suites): a one-line WsolError naming the option."""
+    import math
+
+    def bad(name: str, value, rule: str) -> None:
+        raise WsolError(f"{name} must be {rule}, got {value!r}")
+
+    for name, value, lo in (("batch_size", cfg.batch_size, 1), ("data_workers", cfg.data_workers, 0),
+                            ("workers", cfg.workers, 0), ("limit", cfg.limit, 1)):
+        if value is None and name == "limit":
+            continue
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < lo:
+            bad(name, value, f"an integer >= {lo}")
+    for name, value, ok, rule in (("cam_step", cfg.cam_step, lambda v: 0 < v < 1, "a number in (0, 1)"),
+                                  ("fixed_tau", cfg.fixed_tau, lambda v: 0 <= v < 1, "a number in [0, 1)")):
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or not ok(value):
+            bad(name, value, rule)
+    for name, value, allowed in (("on_error", cfg.on_error, ("fail", "skip")), ("sweep", cfg.sweep, SWEEPS),
+                                 ("protocol", cfg.protocol, tuple(PROTOCOLS.names(sort=False)))):
+        if value not in allowed:
+            bad(name, value, "one of " + ", ".join(allowed))

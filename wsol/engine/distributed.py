@@ -162,7 +162,7 @@ def evaluate_distributed(cfg, dataset=None, backbone=None):
         _check_ranks(None, world)
         _gather_state(scorer, device)
         local = (pd.DataFrame(timer.rows()) if stats.n_images else None, stats.wall if stats.n_images else None,
-                 stats.n_nonfinite)
+                 stats.n_nonfinite, stats.size_notes)
         parts: List[tuple] = [None] * world  # type: ignore[list-item]
         dist.all_gather_object(parts, local)
     finally:
@@ -171,7 +171,8 @@ def evaluate_distributed(cfg, dataset=None, backbone=None):
     timings, per_rank = reduce_timings([p[0] for p in parts])
     walls = [p[1] for p in parts if p[1] is not None]
     n = len(b.dataset)
-    stats = LoopStats(n, sum(p[2] for p in parts), max(walls) if walls else float("nan"))
+    stats = LoopStats(n, sum(p[2] for p in parts), max(walls) if walls else float("nan"),
+                      [note for p in parts for note in p[3]])
     timings.loc[len(timings)] = wall_row(stats.wall, n, int(timings.set_index("stage").batches.get("total", 0)),
                                          ranks=world)
     meta = run_meta(cfg, len(b.taus), f"{world} x {device_name(torch.device(device))}")

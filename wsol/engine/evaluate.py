@@ -19,23 +19,25 @@ from tqdm import tqdm
 
 from wsol.datasets.base import WsolDataset
 from wsol.datasets.wsoleval import image_size
-from wsol.engine.build import (EvalResult, build, device_name, heatmap_writer, load_split, loop_timings,
-                               make_loader, make_localizer, make_scorer, resolve_device, result_tables,
-                               run_meta, save_heatmaps, write_run_config)
-from wsol.engine.config import EvalConfig
+from wsol.engine.build import (RUN_OUTPUTS, EvalResult, build, claim_run_dir, device_name, heatmap_writer,
+                               interrupted_note, load_split, loop_timings, make_loader, make_localizer,
+                               make_scorer, resolve_device, result_tables, run_meta, save_heatmaps,
+                               write_run_config)
+from wsol.engine.config import EvalConfig, check_config
 from wsol.engine.loop import LoopStats, inference_context, inference_on_dataset
 from wsol.engine.region_scoring import RegionScorer
 from wsol.engine.scoring import RunScorer
 from wsol.engine.timing import StageTimer
-from wsol.errors import DataError, WsolError
+from wsol.errors import DataError, RunInterrupted, WsolError
 from wsol.localize.maps import MAP_SIZE
 from wsol.localize.protocols import get_protocol
 from wsol.report.csv import write_run
+from wsol.utils.io import confined_path, ensure_dir
 
 log = logging.getLogger(__name__)
 
-__all__ = ["EvalConfig", "EvalResult", "evaluate", "score", "load_heatmap", "save_heatmaps", "device_name",
-           "resolve_device", "write_run_config"]
+__all__ = ["EvalConfig", "EvalResult", "RUN_OUTPUTS", "evaluate", "score", "load_heatmap", "save_heatmaps",
+           "device_name", "resolve_device", "write_run_config", "claim_run_dir", "check_config"]
 
 
 def evaluate(cfg: EvalConfig, dataset: Optional[WsolDataset] = None, backbone=None) -> EvalResult:
@@ -47,18 +49,27 @@ def evaluate(cfg: EvalConfig, dataset: Optional[WsolDataset] = None, backbone=No
     """
     from wsol.engine.distributed import evaluate_distributed, launched_by_torchrun
 
+    check_config(cfg)
     if cfg.distributed == "auto" and launched_by_torchrun():
         return evaluate_distributed(cfg, dataset, backbone)
+    if cfg.out:
+        claim_run_dir(cfg.out)
+    if cfg.save_cams:
+        ensure_dir(cfg.save_cams)  # a file in the way fails now, not after the first batch
     b = build(cfg, dataset, backbone)
     if cfg.out:
         write_run_config(cfg, b.dataset, b.backbone)
     scorer, timer = make_scorer(b, cfg), StageTimer(b.device)
     with inference_context(b.backbone, cfg.channels_last):
         b.runner.prepare(b.backbone)
-        stats = inference_on_dataset(b.backbone, make_loader(b, cfg), b.method, make_localizer(b, cfg, scorer), scorer,
-                                     timer, runner=b.runner, on_error=cfg.on_error,
-                                     exclude_skipped=cfg.exclude_skipped, save_maps=heatmap_writer(cfg.save_cams),
-                                     progress=cfg.progress, desc=f"{cfg.backbone}/{cfg.method}")
+        try:
+            stats = inference_on_dataset(b.backbone, make_loader(b, cfg), b.method, make_localizer(b, cfg, scorer),
+                                         scorer, timer, runner=b.runner, on_error=cfg.on_error,
+                                         exclude_skipped=cfg.exclude_skipped,
+                                         save_maps=heatmap_writer(cfg.save_cams), progress=cfg.progress,
+                                         desc=f"{cfg.backbone}/{cfg.method}")
+        except KeyboardInterrupt:
+            raise RunInterrupted(interrupted_note(cfg, len(scorer.rows), len(b.dataset))) from None
     meta = run_meta(cfg, len(b.taus), device_name(b.device))
     res = result_tables(scorer, loop_timings(timer, stats), stats, meta, b.dataset.has_boxes)
     if cfg.out:
@@ -86,6 +97,9 @@ def load_heatmap(path: str) -> np.ndarray:
 
 def score(cams_dir: str, cfg: EvalConfig, dataset: Optional[WsolDataset] = None) -> EvalResult:
     """Score heatmaps computed anywhere: ``<cams_dir>/<image_id>.npy`` for each image."""
+    check_config(cfg)
+    if cfg.out:
+        claim_run_dir(cfg.out)
     ds = load_split(cfg, dataset)
     if not os.path.isdir(cams_dir):
         raise DataError("heatmap folder not found", path=cams_dir)
@@ -105,7 +119,7 @@ def score(cams_dir: str, cfg: EvalConfig, dataset: Optional[WsolDataset] = None)
             maps, gts, good = [], [], []
             for s in batch:
                 try:
-                    maps.append(load_heatmap(os.path.join(cams_dir, f"{s.image_id}.npy")))
+                    maps.append(load_heatmap(confined_path(cams_dir, s.image_id, ".npy")))
                     gts.append(protocol.gt_boxes(s.boxes, image_size(s)))
                     good.append(s)
                 except DataError as e:

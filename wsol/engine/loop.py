@@ -13,13 +13,14 @@ import time
 from collections import deque
 from concurrent.futures import Future, ProcessPoolExecutor
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Callable, Deque, Iterator, List, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
 from tqdm import tqdm
 
+from wsol.datasets.base import Sample
 from wsol.engine.fastpath import FastPath
 from wsol.engine.scoring import RunScorer
 from wsol.engine.timing import StageTimer
@@ -106,6 +107,38 @@ class LoopStats:
     n_images: int
     n_nonfinite: int
     wall: float
+    size_notes: List[str] = field(default_factory=list)  # images whose real size differs from the annotation
+
+    @property
+    def n_size_mismatch(self) -> int:
+        return len(self.size_notes)
+
+
+def box_frame_sizes(samples: List[Sample], real: List[Tuple[int, int]]) -> Tuple[List[Tuple[int, int]], List[str]]:
+    """The size each sample's boxes are scaled by, and a note per image whose real size differs
+    from its annotation's.
+
+    The annotated size wins where there is one: boxes and sizes come from the same
+    annotation (wsolevaluation scales by image_sizes.txt, not by the file), and ``wsol score``
+    has no image to look at (``docs/protocol.md``, "Image sizes").
+    """
+    out, notes = [], []
+    for s, (w, h) in zip(samples, real):
+        if s.width > 0 and s.height > 0:
+            if (w, h) != (s.width, s.height):
+                notes.append(f"{s.image_id}: annotated {s.width}x{s.height}, image is {w}x{h}")
+            out.append((s.width, s.height))
+        else:
+            out.append((w, h))
+    return out, notes
+
+
+def warn_size_mismatch(notes: List[str]) -> None:
+    """One warning for all the images whose real size differs from the annotated one."""
+    if notes:
+        log.warning("%d image(s) differ in size from their annotation (e.g. %s); their boxes were scaled by "
+                    "the annotated size (n_size_mismatch in summary.csv; `wsol check-data` lists them)",
+                    len(notes), notes[0])
 
 
 def _forward_and_cam(runner: FastPath, method, backbone, images: torch.Tensor, labels: torch.Tensor,
@@ -158,6 +191,7 @@ def inference_on_dataset(backbone, loader, method, localizer: Localizer, scorer:
         runner.prepare(backbone)
     bar = tqdm(total=len(view), desc=desc, unit="img", disable=not progress)
     n_nonfinite, t_start = 0, time.perf_counter()
+    size_notes: List[str] = []
     t_data = t_start
     try:
         for images, labels, idx, sizes, errors in loader:
@@ -178,7 +212,8 @@ def inference_on_dataset(backbone, loader, method, localizer: Localizer, scorer:
                                    index=view.positions[idx[j]])
             ok = [j for j in range(n) if j not in bad]
             smp = [view.samples[idx[j]] for j in ok]
-            size_ok = [sizes[j] for j in ok]
+            size_ok, notes = box_frame_sizes(smp, [sizes[j] for j in ok])
+            size_notes += notes
             gts = [localizer.protocol.gt_boxes(s.boxes, wh) for s, wh in zip(smp, size_ok)]
             tag = ([idx[j] for j in ok], labels.numpy()[ok], top5[ok], [status[j] for j in ok], smp, gts)
             localizer.submit(cams[ok], gts, size_ok, tag)
@@ -195,7 +230,8 @@ def inference_on_dataset(backbone, loader, method, localizer: Localizer, scorer:
     if n_nonfinite:
         log.warning("%d image(s) had non-finite logits or maps: scored with an all-zero map "
                     "(status column of per_image.csv)", n_nonfinite)
-    return LoopStats(len(view), n_nonfinite, time.perf_counter() - t_start)
+    warn_size_mismatch(size_notes)
+    return LoopStats(len(view), n_nonfinite, time.perf_counter() - t_start, size_notes)
 
 
 def _record(result: tuple, tag: tuple, view, scorer: RunScorer, timer: StageTimer,

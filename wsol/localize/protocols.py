@@ -106,8 +106,23 @@ class Cam2016Protocol(Protocol):
         return locs, (postprocess_batch(cams) if keep_maps else None)
 
 
+class Cam2016CodeProtocol(Cam2016Protocol):
+    """The CAM paper's released box generator: 8-bit max-divided map, gray levels 20/100/110
+    with a distance-transform erosion, the largest clamped rectangle (docs/protocol.md,
+    The cam2016 protocols). Its one 'threshold' only labels the single box."""
+
+    name = "cam2016_code"
+    description = "CAM paper's released code: gray levels 20/100/110, distance-transform erosion, largest box"
+
+    def localize(self, cams, gts, sizes, taus, sweep, keep_maps=False):
+        from wsol.localize.cam2016_code import localize_cam2016_code
+
+        locs = [localize_cam2016_code(c, g, w, h) for c, g, (w, h) in zip(cams, gts, sizes)]
+        return locs, (postprocess_batch(cams) if keep_maps else None)
+
+
 PROTOCOLS: Registry[Protocol] = Registry("protocol")
-for _p in (WsolEvalProtocol(), Cam2016Protocol()):
+for _p in (WsolEvalProtocol(), Cam2016Protocol(), Cam2016CodeProtocol()):
     PROTOCOLS.add(_p.name, _p)
 
 

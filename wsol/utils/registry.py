@@ -105,10 +105,11 @@ class Registry(Generic[T]):
             err.args = (f"{err.args[0]} (plugins that failed to import: {broken})",)
         return err
 
-    def names(self, pattern: str = "*") -> List[str]:
-        """Registered names matching the fnmatch ``pattern``, sorted."""
+    def names(self, pattern: str = "*", sort: bool = True) -> List[str]:
+        """Registered names matching the fnmatch ``pattern``, sorted (else in registration order)."""
         self.load()
-        return sorted(n for n in self._entries if fnmatch.fnmatch(n, pattern))
+        found = [n for n in self._entries if fnmatch.fnmatch(n, pattern)]
+        return sorted(found) if sort else found
 
     def items(self, pattern: str = "*") -> List[Tuple[str, T]]:
         """(name, entry) pairs matching ``pattern``, sorted by name."""
