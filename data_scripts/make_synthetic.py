@@ -5,7 +5,7 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from wsol.datasets.synthetic_cli import main  # noqa: E402
+from wsol.cli import main  # noqa: E402
 
 if __name__ == "__main__":
-    sys.exit(main(prog="make_synthetic.py"))
+    sys.exit(main(["make-synthetic", *sys.argv[1:]]))

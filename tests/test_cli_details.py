@@ -41,7 +41,7 @@ def test_score_prints_na_without_predictions(tmp_path, capsys):
 
 def test_overlay_class_accepts_a_wnid():
     from wsol.datasets.class_names import imagenet_wnids
-    from wsol.report.commands import resolve_class
+    from wsol.engine.explain import resolve_class
 
     wnids = imagenet_wnids()
     assert len(wnids) == 1000 and wnids[:2] == ["n01440764", "n01443537"]

@@ -17,7 +17,7 @@ PKG = os.path.join(REPO, "wsol")
 
 # top to bottom; a module may import only its own layer or those after it
 LAYERS: List[Tuple[str, ...]] = [
-    ("cli", "__main__", "bench_commands", "data_commands", "suite_commands", "train_commands"),
+    ("cli", "__main__"),
     ("api", "suite", "comparison"),
     ("engine",),
     ("report",),

@@ -217,19 +217,19 @@ def test_registered_builder_generates_and_caches(tmp_path, monkeypatch):
 
 
 def test_cli(tmp_path, capsys):
-    from wsol.datasets.synthetic_cli import main
+    from wsol.cli import main
 
     out = str(tmp_path / "cli")
-    assert main(["--out", out, "--classes", "2", "--train-per-class", "1",
+    assert main(["make-synthetic", "--out", out, "--classes", "2", "--train-per-class", "1",
                  "--test-per-class", "1", "--seed", "3", "--quiet"]) == 0
     assert syn.synthetic_is_current(out, n_classes=2, n_train_per_class=1,
                                     n_test_per_class=1, seed=3)
     with pytest.raises(SystemExit) as e:  # checked at parse time: one line with the valid range
-        main(["--out", out, "--classes", "999", "--quiet"])
+        main(["make-synthetic", "--out", out, "--classes", "999", "--quiet"])
     err = capsys.readouterr().err
     assert e.value.code == 2 and "--classes" in err and "1..256" in err and len(err.strip().splitlines()) == 1
     with pytest.raises(SystemExit) as e:
-        main(["--help"])
+        main(["make-synthetic", "--help"])
     assert e.value.code == 0 and "CUB-200-2011" in capsys.readouterr().out
 
 

@@ -1,26 +1,12 @@
-"""CLI: ``wsol bench``, and the speed flags shared with ``wsol evaluate``.
+"""``wsol bench``: forward-only vs end-to-end throughput (speed flags: wsol.cli.options).
 
 Kept free of heavy imports: ``wsol --help`` builds every parser.
 """
 from __future__ import annotations
 
-import argparse
+from wsol.cli.options import add_fast_path_args, parse_options
 
 from wsol.utils import cli_types as T
-
-
-def add_fast_path_args(p: argparse.ArgumentParser) -> None:
-    """``--dtype``, ``--channels-last``, ``--compile``, ``--decode`` (see wsol.engine.fastpath)."""
-    g = p.add_argument_group("speed (defaults = the protocol's reference path)")
-    g.add_argument("--dtype", default="fp32", choices=["fp32", "bf16", "fp16"],
-                   help="autocast dtype of the forward pass and CAM (default fp32; bf16/fp16 are faster "
-                        "on GPUs and can change boxes slightly)")
-    g.add_argument("--channels-last", action="store_true", help="channels_last memory format for model and inputs")
-    g.add_argument("--compile", action="store_true",
-                   help="torch.compile the backbone (slow first batch; needs a C++ compiler on CPU, Triton on CUDA)")
-    g.add_argument("--decode", default="cpu", choices=["cpu", "gpu"],
-                   help="JPEG decode + resize: 'cpu' = PIL (the protocol, default), 'gpu' = nvjpeg + antialiased "
-                        "resize on the device (--device cuda only; faster, pixels differ slightly from PIL's)")
 
 
 def add_parsers(sub) -> None:
@@ -70,7 +56,6 @@ def add_parsers(sub) -> None:
 
 
 def cmd_bench(args) -> int:
-    from wsol.cli import _parse_options
     from wsol.engine.bench import BenchConfig, run_bench
     from wsol.errors import WsolError
 
@@ -84,11 +69,11 @@ def cmd_bench(args) -> int:
             raise WsolError(f"--{flag.replace('_', '-')} must be 0 or more, got {v}")
     cfg = BenchConfig(
         backbone=args.backbone, weights=args.weights, method=args.method,
-        method_options=_parse_options(args.method_option, "--method-option"), batch_size=args.batch_size,
+        method_options=parse_options(args.method_option, "--method-option"), batch_size=args.batch_size,
         device=args.device, dtype=args.dtype, channels_last=args.channels_last, compile=args.compile,
         decode=args.decode, workers=args.workers, data_workers=args.data_workers, images=args.images,
         unique_images=args.unique_images, dataset=args.dataset, root=args.root, split=args.split,
-        dataset_options=_parse_options(args.dataset_option, "--dataset-option"), repeats=args.repeats,
+        dataset_options=parse_options(args.dataset_option, "--dataset-option"), repeats=args.repeats,
         warmup=args.warmup, sweep=args.sweep, cam_step=args.cam_step, out_csv=args.out_csv,
         cache_dir=args.cache_dir, seed=args.seed, progress=not args.quiet)
     res = run_bench(cfg)

@@ -105,7 +105,7 @@ def add_parsers(subparsers) -> None:
 
 
 def cmd_train(args) -> int:
-    from wsol.cli import _parse_options
+    from wsol.cli.options import parse_options
     from wsol.engine.train import train
 
     cfg = TrainConfig(dataset=args.dataset, root=args.root, split=args.split, backbone=args.backbone,
@@ -114,7 +114,7 @@ def cmd_train(args) -> int:
                       weight_decay=args.weight_decay, train_layers=args.train_layers, holdout=args.holdout,
                       select_by=args.select_by, val_method=args.val_method, val_batch_size=args.val_batch_size,
                       device=args.device, amp=args.amp, out=args.out, resume=args.resume, workers=args.workers,
-                      seed=args.seed, dataset_options=_parse_options(args.dataset_option, "--dataset-option"),
+                      seed=args.seed, dataset_options=parse_options(args.dataset_option, "--dataset-option"),
                       progress=not args.quiet)
     df = train(cfg)
     if len(df):

@@ -38,9 +38,9 @@ def add_parsers(sub) -> None:
 
 
 def _opts(args) -> dict:
-    from wsol.cli import _parse_options
+    from wsol.cli.options import parse_options
 
-    return _parse_options(args.dataset_option, "--dataset-option")
+    return parse_options(args.dataset_option, "--dataset-option")
 
 
 def _split(args) -> str:
