@@ -174,7 +174,7 @@ BAD_OPTIONS = [
     ("score", "--cam-step", "inf", "(0, 1)"), ("score", "--batch-size", "abc", ">= 1"),
     ("bench", "--repeats", "0", ">= 1"), ("bench", "--images", "-1", ">= 1"), ("bench", "--device", "gpu", "cuda"),
     ("train", "--epochs", "0", ">= 1"), ("train", "--lr", "-1", "> 0"), ("train", "--holdout", "1", "[0, 1)"),
-    ("train", "--momentum", "nan", "[0, 1)"), ("train", "--workers", "-3", ">= 0"),
+    ("train", "--momentum", "nan", "[0, 1)"), ("train", "--data-workers", "-3", ">= 0"),
     ("demo", "--device", "tpu", "cuda"), ("demo", "--seed", "-1", ">= 0"),
     ("report", "--gallery", "-1", ">= 0"), ("overlay", "--tau", "1.5", "[0, 1)"),
     ("overlay", "--gt-box", "nan", "finite"), ("make-synthetic", "--classes", "0", "1..256"),

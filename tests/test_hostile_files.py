@@ -182,7 +182,7 @@ def test_check_data_decodes_every_image_by_default(cub, capsys):
     out = capsys.readouterr().out
     assert rc == 0 and "0 unreadable" in out and "headers only" in out
     for workers in ("0", "3"):  # inline and threaded agree
-        rc = main(["-q", "check-data", "--dataset", "cub", "--root", str(cub), "--workers", workers])
+        rc = main(["-q", "check-data", "--dataset", "cub", "--root", str(cub), "--data-workers", workers])
         assert rc == 1 and "1 unreadable" in capsys.readouterr().out
 
 

@@ -200,7 +200,7 @@ def test_cli_help_and_user_errors(tiny_root, tmp_path, capsys):
     assert e.value.code == 0
     text = capsys.readouterr().out
     for opt in ("--epochs", "--lr", "--batch-size", "--lr-decay-epochs", "--train-layers", "--holdout",
-                "--select-by", "--device", "--out", "--resume", "--workers", "--seed", "--amp", "--weights"):
+                "--select-by", "--device", "--out", "--resume", "--data-workers", "--seed", "--amp", "--weights"):
         assert opt in text, opt
     rc = main(["train", "--dataset", "synthetic", "--root", tiny_root, "--backbone", NET, "--weights", "random",
                "--train-layers", "middle", "--out", str(tmp_path / "x")])

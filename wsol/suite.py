@@ -41,9 +41,10 @@ Run ids are ``<dataset>__<backbone>__<method>__<protocol>`` (characters outside
 ``[A-Za-z0-9._-]`` become ``-``); ids that would collide get ``-<6 hex>`` of their specs.
 
 A run is skipped when ``DIR/<run-id>/config.json`` holds the same config hash and the run's
-``summary.csv`` exists. The hash covers every field of the resolved EvalConfig except
-``out`` and ``progress`` (root as an absolute path, save_cams as a flag) plus the SHA-256 of
-a checkpoint file given as weights, so a retrained checkpoint at the same path reruns.
+``summary.csv`` exists. The hash covers the fields of the resolved EvalConfig that can
+change results (not ``out``, ``progress``, ``batch_size``, ``workers``, ``data_workers``,
+``sweep``, ``distributed``; root as an absolute path, save_cams as a flag) plus the SHA-256
+of a checkpoint file given as weights, so a retrained checkpoint at the same path reruns.
 """
 from __future__ import annotations
 
@@ -248,12 +249,12 @@ def _file_digest(path: str) -> str:
 
 
 def hashed_config(cfg) -> Dict[str, Any]:
-    """The parts of an EvalConfig that decide a run's outputs (what :func:`config_hash` hashes)."""
-    d = dataclasses.asdict(cfg)
-    d.pop("out", None)
-    d.pop("progress", None)
-    if not d.get("pointing_tolerance"):  # the default: keeps hashes of runs made before the option
-        d.pop("pointing_tolerance", None)
+    """The parts of an EvalConfig that decide a run's outputs (what :func:`config_hash` hashes):
+    its result fields (:func:`wsol.engine.config.result_fields`)."""
+    from wsol.engine.config import result_fields
+
+    full = dataclasses.asdict(cfg)
+    d = {k: full[k] for k in result_fields()}
     d["save_cams"] = bool(d.get("save_cams"))
     if d.get("root"):
         d["root"] = os.path.abspath(d["root"])

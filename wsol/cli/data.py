@@ -26,7 +26,7 @@ def add_parsers(sub) -> None:
                         "truncated or corrupt JPEG body passes")
     p.add_argument("--decode", action="store_true", help="decode every image fully (the default; kept for old scripts)")
     p.add_argument("--no-verify", action="store_true", help="do not open the images, only check the annotations")
-    p.add_argument("--workers", type=T.nonnegative_int, default=None,
+    p.add_argument("--data-workers", type=T.nonnegative_int, default=None,
                    help="threads decoding images (default: one per CPU core; 0 = in the main thread)")
     p.set_defaults(func=cmd_check)
     p = sub.add_parser("export-metadata", help="write wsolevaluation metadata for any dataset wsol reads",
@@ -57,7 +57,7 @@ def cmd_check(args) -> int:
 
         raise WsolError("--header-only and --decode contradict each other: give one")
     rep = check_dataset(args.dataset, args.root, _split(args), verify_images=not args.no_verify,
-                        decode=not args.header_only, workers=args.workers, progress=not args.quiet, **_opts(args))
+                        decode=not args.header_only, workers=args.data_workers, progress=not args.quiet, **_opts(args))
     print(format_report(rep))
     return 0 if rep.ok else 1
 

@@ -78,7 +78,7 @@ def add_parsers(subparsers) -> None:
     g.add_argument("--amp", default=d.amp, choices=AMP_MODES,
                    help="mixed precision on CUDA: bf16 or fp16 autocast (fp16 with a gradient scaler); 'auto' = "
                         "bf16 where supported, else fp16; ignored on CPU (default auto)")
-    g.add_argument("--workers", type=T.nonnegative_int, default=d.workers,
+    g.add_argument("--data-workers", type=T.nonnegative_int, default=d.data_workers,
                    help="DataLoader worker processes for decoding and augmentation (default 0)")
     g.add_argument("--batch-size-eval", dest="val_batch_size", type=T.positive_int, default=d.val_batch_size,
                    help=f"images per batch when scoring the held-out images (default {d.val_batch_size})")
@@ -113,7 +113,7 @@ def cmd_train(args) -> int:
                       lr_decay_epochs=args.lr_decay_epochs, momentum=args.momentum,
                       weight_decay=args.weight_decay, train_layers=args.train_layers, holdout=args.holdout,
                       select_by=args.select_by, val_method=args.val_method, val_batch_size=args.val_batch_size,
-                      device=args.device, amp=args.amp, out=args.out, resume=args.resume, workers=args.workers,
+                      device=args.device, amp=args.amp, out=args.out, resume=args.resume, data_workers=args.data_workers,
                       seed=args.seed, dataset_options=parse_options(args.dataset_option, "--dataset-option"),
                       progress=not args.quiet)
     df = train(cfg)

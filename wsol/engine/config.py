@@ -1,9 +1,15 @@
-"""The configuration of one evaluation run (the ``wsol evaluate`` options, YAML keys and
-``wsol.evaluate`` keywords)."""
+"""The configuration of one evaluation run: one schema for the ``wsol evaluate`` options,
+the suite YAML ``options`` keys and the ``wsol.evaluate`` keywords (the same names).
+
+Each field says whether it can change a run's results (``result`` metadata): the suite's
+cache key hashes only those (:func:`result_fields`), so changing how fast a run goes
+(``batch_size``, ``workers``, ``data_workers``, ``sweep``), where it writes (``out``) or what
+it prints (``progress``) does not rerun finished runs.
+"""
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Dict, Optional
+from dataclasses import dataclass, field, fields
+from typing import Dict, List, Optional
 
 import numpy as np
 
@@ -11,9 +17,15 @@ from wsol.errors import WsolError
 from wsol.localize.protocols import PROTOCOLS
 
 
+def _speed(default, **kw):
+    """A field that changes how a run goes, never its numbers."""
+    return field(default=default, metadata={"result": False}, **kw)
+
+
 @dataclass
 class EvalConfig:
-    """Everything one evaluation run depends on (its fields are the CLI options)."""
+    """Everything one evaluation run depends on (its fields are the CLI options, the suite's
+    ``options`` keys and the API's keywords)."""
 
     dataset: str = "cub"
     root: str = ""
@@ -21,21 +33,21 @@ class EvalConfig:
     backbone: str = "efficientnet_lite0"
     weights: str = "pretrained"
     method: str = "cam"
-    batch_size: int = 32
+    batch_size: int = _speed(32)
     device: str = "cpu"
     cam_step: float = 0.01
     fixed_tau: float = 0.2
     limit: Optional[int] = None
-    data_workers: int = 0
-    workers: int = 0
-    sweep: str = "fast"
+    data_workers: int = _speed(0)
+    workers: int = _speed(0)
+    sweep: str = _speed("fast")
     save_cams: Optional[str] = None
-    out: Optional[str] = None
+    out: Optional[str] = _speed(None)
     protocol: str = "wsoleval"
     dataset_options: Dict[str, object] = field(default_factory=dict)
     method_options: Dict[str, object] = field(default_factory=dict)
     model_options: Dict[str, object] = field(default_factory=dict)  # backbone options (large_feature_map, adl, ...)
-    progress: bool = True
+    progress: bool = _speed(True)
     seed: int = 0
     on_error: str = "fail"          # fail | skip
     pointing_tolerance: float = 0.0  # pointing game: hit within this many pixels of the object (TorchRay: 15)
@@ -45,7 +57,7 @@ class EvalConfig:
     channels_last: bool = False     # channels_last model and inputs
     compile: bool = False           # torch.compile the backbone forward
     decode: str = "cpu"             # cpu: PIL (protocol) | gpu: nvjpeg + antialiased resize (not bit-identical)
-    distributed: str = "auto"       # auto: data-parallel under torchrun (wsol.engine.distributed) | off
+    distributed: str = _speed("auto")       # auto: data-parallel under torchrun (wsol.engine.distributed) | off
     new_head: bool = False          # replace a pretrained/checkpoint head that does not fit the dataset
 
 
@@ -74,3 +86,8 @@ def check_config(cfg: EvalConfig) -> None:
                                  ("protocol", cfg.protocol, tuple(PROTOCOLS.names(sort=False)))):
         if value not in allowed:
             bad(name, value, "one of " + ", ".join(allowed))
+
+
+def result_fields() -> List[str]:
+    """The EvalConfig fields that can change a run's outputs (the suite hashes these)."""
+    return [f.name for f in fields(EvalConfig) if f.metadata.get("result", True)]

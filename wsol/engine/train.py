@@ -54,7 +54,7 @@ CONFIG_FILE = "train_config.json"
 SELECT_BY = ("maxboxacc_v2", "top1", "last")
 AMP_MODES = ("auto", "bf16", "fp16", "off")
 #: Config fields that may differ between a run and its resumption.
-_RESUMABLE_CHANGES = ("epochs", "resume", "progress", "workers", "device", "out")
+_RESUMABLE_CHANGES = ("epochs", "resume", "progress", "data_workers", "device", "out")
 
 
 @dataclass
@@ -83,7 +83,7 @@ class TrainConfig:
     amp: str = "auto"
     out: str = ""
     resume: bool = False
-    workers: int = 0
+    data_workers: int = 0
     seed: int = 0
     dataset_options: Dict[str, object] = field(default_factory=dict)
     progress: bool = True
@@ -376,7 +376,7 @@ def _validate(cfg: TrainConfig, weights: str, holdout: WsolDataset) -> Dict[str,
     ecfg = EvalConfig(dataset=cfg.dataset, root=cfg.root, split=holdout.split, backbone=cfg.backbone,
                       weights=weights, method=cfg.val_method, batch_size=cfg.val_batch_size,
                       device=cfg.device, cam_step=cfg.cam_step, progress=False, seed=cfg.seed,
-                      data_workers=cfg.workers)
+                      data_workers=cfg.data_workers)
     s = evaluate(ecfg, dataset=holdout).summary.iloc[0]
     return {"val_top1": float(s["top1_cls"]), "val_gt_known_loc": float(s["gt_known_loc"]),
             "val_maxboxacc_v2": float(s["maxboxacc_v2"])}
@@ -471,7 +471,7 @@ def train(cfg: TrainConfig) -> pd.DataFrame:
         gen = torch.Generator()
         gen.manual_seed(es)
         loader = torch.utils.data.DataLoader(view, batch_size=cfg.batch_size, shuffle=True, generator=gen,
-                                             num_workers=cfg.workers, collate_fn=_collate,
+                                             num_workers=cfg.data_workers, collate_fn=_collate,
                                              worker_init_fn=_seed_worker, pin_memory=dev.type == "cuda",
                                              persistent_workers=False)
         bb.train()
