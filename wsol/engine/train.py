@@ -13,6 +13,12 @@ grad scaler, epoch, RNG states, log), so ``resume=True`` continues an interrupte
 ends with the very weights an uninterrupted run would have (each epoch's shuffling and
 augmentation draw from generators seeded by ``(seed, epoch)``).
 
+The WSOL training method (``wsol_method``: cam, has, acol, spg, adl, cutmix; see
+:mod:`wsol.engine.train_methods`) turns each batch into a loss and picks the architecture:
+``acol``, ``spg`` and ``adl`` train a model variant with the method's layers (see
+:func:`method_architecture`). Checkpoints record the method, its hyperparameters and the
+architecture, so ``wsol evaluate --backbone <the trained name> --weights best.pt`` rebuilds it.
+
 Outputs in ``out``: ``last.pt``, ``best.pt`` (both loadable with
 ``create_backbone(name, weights=path)`` / ``wsol evaluate --weights``), ``train_log.csv``
 (one row per epoch) and ``train_config.json``.
@@ -26,7 +32,7 @@ import os
 import random
 import time
 from contextlib import nullcontext
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
@@ -36,6 +42,7 @@ from torch import nn
 from tqdm import tqdm
 
 from wsol.datasets.base import Sample, WsolDataset, build_dataset
+from wsol.engine.train_methods import TrainMethod, create_train_method
 from wsol.errors import WsolError
 from wsol.models.backbone import Backbone
 from wsol.models.checkpoint import save_checkpoint
@@ -64,6 +71,8 @@ class TrainConfig:
     split: str = "train"
     backbone: str = "efficientnet_lite0"
     weights: str = "pretrained"
+    wsol_method: str = "cam"
+    method_options: Dict[str, object] = field(default_factory=dict)
     epochs: int = 50
     lr: float = 1e-3
     batch_size: int = 32
@@ -328,14 +337,15 @@ def make_optimizer(bb: Backbone, trainable: Sequence[nn.Parameter], cfg: TrainCo
 
 
 def train_step(bb: Backbone, opt: torch.optim.Optimizer, scaler: torch.amp.GradScaler,
-               images: torch.Tensor, labels: torch.Tensor, dtype: Optional[torch.dtype] = None
-               ) -> Tuple[torch.Tensor, torch.Tensor]:
-    """One SGD step on a batch (autocast to ``dtype`` when given); returns the (detached)
-    loss and logits computed before the step."""
+               images: torch.Tensor, labels: torch.Tensor, dtype: Optional[torch.dtype] = None,
+               method: Optional[TrainMethod] = None) -> Tuple[torch.Tensor, torch.Tensor]:
+    """One SGD step on a batch (autocast to ``dtype`` when given) with the loss of
+    ``method`` (default: plain cross-entropy, ``cam``); returns the (detached) loss and
+    logits computed before the step."""
+    method = method or create_train_method("cam")
     ctx = torch.autocast(images.device.type, dtype=dtype) if dtype is not None else nullcontext()
     with ctx:
-        _, logits = bb(images)
-        loss = nn.functional.cross_entropy(logits.float(), labels)
+        loss, logits = method.loss(bb, images, labels)
     if not torch.isfinite(loss):
         raise WsolError(f"the training loss is {loss.item()} (lower --lr?)")
     opt.zero_grad(set_to_none=True)
@@ -367,17 +377,37 @@ def _config_dict(cfg: TrainConfig) -> dict:
     return json.loads(json.dumps(asdict(cfg), default=str))
 
 
-def _validate(cfg: TrainConfig, weights: str, holdout: WsolDataset) -> Dict[str, float]:
-    """Top-1 and localization of the checkpoint ``weights`` on the held-out images."""
+def _validate(cfg: TrainConfig, arch: str, weights: str, holdout: WsolDataset) -> Dict[str, float]:
+    """Top-1 and localization of the checkpoint ``weights`` (architecture ``arch``) on the
+    held-out images."""
     from wsol.engine.evaluate import EvalConfig, evaluate
 
-    ecfg = EvalConfig(dataset=cfg.dataset, root=cfg.root, split=holdout.split, backbone=cfg.backbone,
+    ecfg = EvalConfig(dataset=cfg.dataset, root=cfg.root, split=holdout.split, backbone=arch,
                       weights=weights, method=cfg.val_method, batch_size=cfg.val_batch_size,
                       device=cfg.device, cam_step=cfg.cam_step, progress=False, seed=cfg.seed,
                       data_workers=cfg.workers)
     s = evaluate(ecfg, dataset=holdout).summary.iloc[0]
     return {"val_top1": float(s["top1_cls"]), "val_gt_known_loc": float(s["gt_known_loc"]),
             "val_maxboxacc_v2": float(s["maxboxacc_v2"])}
+
+
+def method_architecture(method: TrainMethod, backbone: str) -> str:
+    """The backbone name ``method`` trains for ``backbone``: ``backbone`` itself for the
+    methods that train the plain architecture (cam, has, cutmix), else the method's variant
+    of it (:func:`wsol.models.method_heads.variant_name`)."""
+    if method.architecture == "cam":
+        return backbone
+    from wsol.models.method_heads import variant_name
+
+    return variant_name(backbone, method.architecture)
+
+
+def method_record(method: TrainMethod, backbone: str, arch: str) -> dict:
+    """What checkpoints record about the training method (besides ``backbone``, the
+    architecture trained): its name and hyperparameters, the backbone asked for, and the
+    options the architecture was built with."""
+    return {"wsol_method": method.name, "method_options": method.option_dict(),
+            "base_backbone": backbone, "model_options": method.model_options()}
 
 
 def _load_resume(path: str) -> dict:
@@ -394,6 +424,8 @@ def train(cfg: TrainConfig) -> pd.DataFrame:
     from wsol.engine.evaluate import resolve_device
 
     _check(cfg)
+    method = create_train_method(cfg.wsol_method, cfg.method_options)
+    cfg = replace(cfg, method_options=method.option_dict())  # recorded with every default
     dev = resolve_device(cfg.device)
     os.makedirs(cfg.out, exist_ok=True)
     last_path, best_path = os.path.join(cfg.out, LAST), os.path.join(cfg.out, BEST)
@@ -412,7 +444,10 @@ def train(cfg: TrainConfig) -> pd.DataFrame:
     if cfg.select_by != "last" and not held:
         log.warning("no held-out images (--holdout 0): best.pt is the last epoch")
 
-    bb = create_backbone(cfg.backbone, cfg.weights, num_classes=num_classes, device=dev)
+    arch = method_architecture(method, cfg.backbone)
+    model_opts = method.model_options()
+    bb = create_backbone(arch, cfg.weights, num_classes=num_classes, device=dev, **model_opts) if model_opts \
+        else create_backbone(arch, cfg.weights, num_classes=num_classes, device=dev)
     if bb.num_classes != num_classes:  # a checkpoint file trained on other classes
         log.warning("%s: the checkpoint's head has %d classes, the dataset %d: head re-initialised",
                     cfg.weights, bb.num_classes, num_classes)
@@ -423,12 +458,12 @@ def train(cfg: TrainConfig) -> pd.DataFrame:
 
         create_method(cfg.val_method)
         if cfg.val_method == "cam" and not bb.info.cam_exact:
-            raise WsolError(f"CAM is not exact for '{cfg.backbone}' ({bb.info.note or 'head is not GAP + linear'}): "
+            raise WsolError(f"CAM is not exact for '{arch}' ({bb.info.note or 'head is not GAP + linear'}): "
                             "choose the checkpoint with --val-method gradcam or --select-by top1")
     trainable, frozen_modules, trained_units = set_trainable(bb, cfg.train_layers)
     n_train = sum(p.numel() for p in trainable)
-    log.info("training %s (%s) on %d images (%d held out), %d classes: %s, %.2fM parameters",
-             cfg.backbone, cfg.weights, len(train_samples), len(held), num_classes,
+    log.info("training %s (%s, --wsol-method %s) on %d images (%d held out), %d classes: %s, %.2fM parameters",
+             arch, cfg.weights, method.name, len(train_samples), len(held), num_classes,
              ", ".join(trained_units), n_train / 1e6)
     opt, sched = make_optimizer(bb, trainable, cfg)
     dtype = amp_dtype(cfg.amp, dev)
@@ -443,7 +478,8 @@ def train(cfg: TrainConfig) -> pd.DataFrame:
             raise WsolError(f"{last_path}: not a `wsol train` checkpoint (no training state)")
         old = st["config"]
         new = _config_dict(cfg)
-        diff = [k for k in new if k not in _RESUMABLE_CHANGES and old.get(k) != new[k]]
+        defaults = _config_dict(TrainConfig())  # keys added since the run was started
+        diff = [k for k in new if k not in _RESUMABLE_CHANGES and old.get(k, defaults.get(k)) != new[k]]
         if diff:
             raise WsolError(f"--resume: the run in {cfg.out} was made with other options "
                             f"({', '.join(f'{k}={old.get(k)!r}' for k in diff)})")
@@ -486,7 +522,7 @@ def train(cfg: TrainConfig) -> pd.DataFrame:
                     raise WsolError(f"{errors[0]} (training needs every image of the split)")
                 images = images.to(dev, non_blocking=True)
                 labels = labels.to(dev, non_blocking=True)
-                loss, logits = train_step(bb, opt, scaler, images, labels, dtype)
+                loss, logits = train_step(bb, opt, scaler, images, labels, dtype, method)
                 n = labels.numel()
                 tot_loss += float(loss) * n
                 tot_correct += int((logits.argmax(1) == labels).sum())
@@ -503,10 +539,11 @@ def train(cfg: TrainConfig) -> pd.DataFrame:
               "scheduler": sched.state_dict(), "scaler": scaler.state_dict(), "rng": None,
               "best_score": best_score, "log": rows}
         bb.eval()
-        save_checkpoint(bb, last_path, {"train_state": {**st, "rng": rng_states()}})
+        record = method_record(method, cfg.backbone, arch)
+        save_checkpoint(bb, last_path, {**record, "train_state": {**st, "rng": rng_states()}})
         if select_by != "last":
             t1 = time.perf_counter()
-            row.update(_validate(cfg, last_path, holdout))
+            row.update(_validate(cfg, arch, last_path, holdout))
             row["val_seconds"] = time.perf_counter() - t1
             score = row["val_maxboxacc_v2"] if select_by == "maxboxacc_v2" else row["val_top1"]
         else:
@@ -514,10 +551,10 @@ def train(cfg: TrainConfig) -> pd.DataFrame:
         row["best"] = bool(score > best_score)
         if row["best"]:
             best_score = score
-            save_checkpoint(bb, best_path, {"epoch": epoch + 1, "select_by": select_by, "score": score})
+            save_checkpoint(bb, best_path, {**record, "epoch": epoch + 1, "select_by": select_by, "score": score})
         rows.append(row)
         # the RNG states after this epoch's validation: resumption continues from here
-        save_checkpoint(bb, last_path, {"train_state": {**st, "best_score": best_score, "log": rows,
+        save_checkpoint(bb, last_path, {**record, "train_state": {**st, "best_score": best_score, "log": rows,
                                                         "rng": rng_states()}})
         write_csv_atomic(pd.DataFrame(rows), os.path.join(cfg.out, LOG_FILE))
         msg = ", ".join(f"{k}={v:.4g}" for k, v in row.items()
