@@ -9,8 +9,8 @@ from __future__ import annotations
 import fnmatch
 import logging
 import os
-from dataclasses import dataclass
-from typing import Callable, Dict, List, Optional
+from dataclasses import dataclass, field
+from typing import Any, Callable, Dict, List, Optional
 
 import torch
 
@@ -19,8 +19,8 @@ from wsol.models.backbone import Backbone, BackboneInfo, TimmBackbone, check_cam
 
 log = logging.getLogger(__name__)
 
-# builder(pretrained: bool, num_classes: int) -> Backbone
-Builder = Callable[[bool, int], Backbone]
+# builder(pretrained: bool, num_classes: int, **model_options) -> Backbone
+Builder = Callable[..., Backbone]
 
 
 @dataclass
@@ -28,14 +28,52 @@ class ModelEntry:
     info: BackboneInfo
     builder: Builder
     default_classes: int = 1000
+    options: Dict[str, Any] = field(default_factory=dict)  # model option -> default value
+
+    def build(self, pretrained: bool, num_classes: int, options: Optional[Dict[str, Any]] = None) -> Backbone:
+        """The builder called with the model options (only entries that declare options take any)."""
+        opts = check_model_options(self, options)
+        return self.builder(pretrained, num_classes, **opts) if self.options else self.builder(pretrained, num_classes)
 
 
 _REGISTRY: Dict[str, ModelEntry] = {}
 
 
-def register_backbone(info: BackboneInfo, builder: Builder, default_classes: int = 1000) -> None:
-    """Register ``builder`` under ``info.name``."""
-    _REGISTRY[info.name] = ModelEntry(info, builder, default_classes)
+def register_backbone(info: BackboneInfo, builder: Builder, default_classes: int = 1000,
+                      options: Optional[Dict[str, Any]] = None) -> None:
+    """Register ``builder`` under ``info.name``; ``options``: the model options it accepts
+    (name -> default), passed to it as keyword arguments."""
+    _REGISTRY[info.name] = ModelEntry(info, builder, default_classes, dict(options or {}))
+
+
+_TRUE = ("1", "true", "yes", "on")
+_FALSE = ("0", "false", "no", "off")
+
+
+def check_model_options(entry: ModelEntry, options: Optional[Dict[str, Any]]) -> Dict[str, Any]:
+    """``options`` checked against what ``entry`` accepts and coerced to the defaults' types
+    (booleans from true/false/1/0/yes/no); unknown names or bad values: one-line error."""
+    out: Dict[str, Any] = {}
+    for key, value in (options or {}).items():
+        if key not in entry.options:
+            accepted = ", ".join(sorted(entry.options)) or "none"
+            raise WsolError(f"backbone '{entry.info.name}' has no model option '{key}' (accepted: {accepted})")
+        default = entry.options[key]
+        try:
+            if isinstance(default, bool):
+                text = str(value).strip().lower()
+                if text not in _TRUE + _FALSE:
+                    raise ValueError
+                value = text in _TRUE
+            elif isinstance(default, float):
+                value = float(value)
+            elif isinstance(default, int):
+                value = int(value)
+        except (TypeError, ValueError):
+            raise WsolError(f"model option {key}={value!r} for '{entry.info.name}': "
+                            f"expected a {type(default).__name__} like {default!r}") from None
+        out[key] = value
+    return out
 
 
 def _load_entries() -> None:
@@ -122,17 +160,19 @@ def resolve(name: str) -> ModelEntry:
 
 
 def create_backbone(name: str, weights: str = "random", num_classes: Optional[int] = None,
-                    device: str | torch.device = "cpu") -> Backbone:
+                    device: str | torch.device = "cpu", options: Optional[Dict[str, Any]] = None) -> Backbone:
     """Build backbone ``name`` with ``weights`` = 'random' | 'pretrained' | a checkpoint path.
 
     ``num_classes``: the head size wanted (None keeps the entry's default, or the
     checkpoint's). With 'pretrained' and a different ``num_classes`` the head is re-initialised.
+    ``options``: model options (``wsol models`` lists them; e.g. ``large_feature_map``).
     """
     entry = resolve(name)
+    check_model_options(entry, options)
     if weights in ("random", "none", "", None):
-        bb = entry.builder(False, num_classes or entry.default_classes)
+        bb = entry.build(False, num_classes or entry.default_classes, options)
     elif weights == "pretrained":
-        bb = entry.builder(True, entry.default_classes)
+        bb = entry.build(True, entry.default_classes, options)
         if num_classes and num_classes != bb.num_classes:
             log.warning("%s: pretrained head has %d classes, dataset has %d: head re-initialised",
                         name, bb.num_classes, num_classes)
@@ -140,5 +180,5 @@ def create_backbone(name: str, weights: str = "random", num_classes: Optional[in
     else:
         from wsol.models.checkpoint import load_checkpoint
 
-        bb = load_checkpoint(entry, weights, num_classes)
+        bb = load_checkpoint(entry, weights, num_classes, options)
     return bb.to(device).eval()
