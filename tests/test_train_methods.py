@@ -326,3 +326,15 @@ def test_wsol_methods_training_lists_methods_and_defaults(capsys):
                  "--spg-threshold-3h 0.7", "--spg-threshold-3l 0.1", "--adl-drop-rate 0.75", "--adl-threshold 0.9",
                  "--cutmix-beta 1", "--cutmix-prob 1"):
         assert flag in text, flag
+
+
+@pytest.mark.parametrize("method,extra,arch,options", [
+    ("acol", ("--acol-threshold", "0.6"), "test_byobnet+acol", {"acol_drop_threshold": 0.6}),
+    ("spg", ("--spg-threshold-1h", "0.8"), "test_byobnet+spg", {}),
+    ("adl", ("--adl-drop-rate", "0.5"), "test_byobnet+adl", {"adl_drop_rate": 0.5, "adl_drop_threshold": 0.9}),
+])
+def test_wsol_train_method_architectures(tiny_set, tmp_path, capsys, one_thread, method, extra, arch, options):
+    """ACoL/SPG/ADL train their variant of the backbone (generic heads on a timm net) and the
+    checkpoint rebuilds it, with the method's model options, in `wsol evaluate`."""
+    ck, s = _train_and_evaluate(tiny_set, tmp_path, capsys, method, "test_byobnet", *extra)
+    assert ck["backbone"] == arch and ck["model_options"] == options

@@ -53,6 +53,9 @@ def add_parsers(subparsers) -> None:
     g.add_argument("--weights", default=d.weights,
                    help="starting weights: 'pretrained' (ImageNet; the head is replaced by one sized for the "
                         "dataset), 'random', or a checkpoint file (default pretrained)")
+    g.add_argument("--model-option", action="append", metavar="KEY=VALUE",
+                   help="model option, repeatable (e.g. large_feature_map=true for Choe et al.'s architectures; "
+                        "`wsol models` lists them); recorded in the checkpoints")
     g.add_argument("--train-layers", default=d.train_layers, metavar="all|head|last:N",
                    help="what is trained: 'all' layers, only the classifier ('head'), or the classifier and "
                         "the last N blocks/stages of the feature stack ('last:N'; new layers such as "
@@ -147,7 +150,8 @@ def cmd_train(args) -> int:
     from wsol.engine.train_methods import create_train_method
 
     cfg = TrainConfig(dataset=args.dataset, root=args.root, split=args.split, backbone=args.backbone,
-                      weights=args.weights, wsol_method=args.wsol_method, method_options=method_options_from(args), epochs=args.epochs, lr=args.lr, batch_size=args.batch_size,
+                      weights=args.weights, wsol_method=args.wsol_method, method_options=method_options_from(args),
+                      model_options=_parse_options(args.model_option, "--model-option"), epochs=args.epochs, lr=args.lr, batch_size=args.batch_size,
                       lr_decay_epochs=args.lr_decay_epochs, momentum=args.momentum,
                       weight_decay=args.weight_decay, train_layers=args.train_layers, holdout=args.holdout,
                       select_by=args.select_by, val_method=args.val_method, val_batch_size=args.val_batch_size,
@@ -158,7 +162,7 @@ def cmd_train(args) -> int:
     if len(df):
         cols = [c for c in ("epoch", "train_loss", "train_top1", "val_top1", "val_maxboxacc_v2", "best") if c in df]
         print(df[cols].to_string(index=False, float_format=lambda v: f"{v:.4g}"))
-    arch = method_architecture(create_train_method(cfg.wsol_method), cfg.backbone)
+    arch, _ = method_architecture(create_train_method(cfg.wsol_method), cfg.backbone)
     print(f"wrote best.pt, last.pt, train_log.csv to {args.out}")
     print(f"evaluate with: wsol evaluate --backbone {arch} --weights {args.out}/best.pt ...")
     return 0

@@ -73,6 +73,7 @@ class TrainConfig:
     weights: str = "pretrained"
     wsol_method: str = "cam"
     method_options: Dict[str, object] = field(default_factory=dict)
+    model_options: Dict[str, object] = field(default_factory=dict)
     epochs: int = 50
     lr: float = 1e-3
     batch_size: int = 32
@@ -256,7 +257,7 @@ def set_trainable(bb: Backbone, spec: str) -> Tuple[List[nn.Parameter], List[nn.
     Returns (trainable parameters, frozen modules, names of the trained units). Under
     'head' and 'last:N' the trained parameters are the classifier and any other module run
     only in ``forward_logits``, the units holding new layers (``new_parameters()``, e.g.
-    vgg16_gap's conv6), plus the last N units of :func:`feature_units`; every other
+    vgg16_gap's conv6), plus the last N other units of :func:`feature_units`; every other
     parameter gets ``requires_grad=False`` and its modules are kept in eval mode while
     training (BatchNorm statistics frozen too).
     """
@@ -273,7 +274,10 @@ def set_trainable(bb: Backbone, spec: str) -> Tuple[List[nn.Parameter], List[nn.
     # units holding new (randomly initialised) layers are always trained, e.g. vgg16_gap's conv6
     new_ids = {id(p) for p in bb.new_parameters()}
     is_new = [any(id(p) in new_ids for m in mods for p in m.parameters()) for _, mods in units]
-    keep = [i >= len(units) - n or is_new[i] for i in range(len(units))]
+    # the last N units of the pretrained stack (units with new layers are not counted)
+    pretrained_idx = [i for i in range(len(units)) if not is_new[i]]
+    last_n = set(pretrained_idx[len(pretrained_idx) - n:]) if n else set()
+    keep = [i in last_n or is_new[i] for i in range(len(units))]
     frozen_units = [u for u, k in zip(units, keep) if not k]
     trained_units = [u for u, k in zip(units, keep) if k]
     frozen_modules = [m for _, mods in frozen_units for m in mods]
@@ -391,23 +395,31 @@ def _validate(cfg: TrainConfig, arch: str, weights: str, holdout: WsolDataset) -
             "val_maxboxacc_v2": float(s["maxboxacc_v2"])}
 
 
-def method_architecture(method: TrainMethod, backbone: str) -> str:
-    """The backbone name ``method`` trains for ``backbone``: ``backbone`` itself for the
-    methods that train the plain architecture (cam, has, cutmix), else the method's variant
-    of it (:func:`wsol.models.method_heads.variant_name`)."""
-    if method.architecture == "cam":
-        return backbone
-    from wsol.models.method_heads import variant_name
+def _has_class_maps(bb: Backbone) -> bool:
+    """Does the model define its own class maps (ACoL's fused map), which ``cam`` uses?"""
+    p = next(bb.parameters())
+    with torch.no_grad():
+        f = bb.forward_features(torch.zeros(1, 3, 224, 224, device=p.device, dtype=p.dtype))
+        return bb.class_maps(f, torch.zeros(1, dtype=torch.long, device=p.device)) is not None
 
-    return variant_name(backbone, method.architecture)
+
+def method_architecture(method: TrainMethod, backbone: str) -> Tuple[str, Dict[str, object]]:
+    """(backbone name, model options) that ``method`` trains for ``backbone``: the backbone
+    itself for the methods that train the plain architecture (cam, has, cutmix), else the
+    method's variant of it (:func:`wsol.models.method_heads.variant_for`: the reference's
+    ``*_acol``/``*_spg``/``adl=true`` for Choe et al.'s architectures, ``NAME+acol`` ... for
+    the others) with the method's hyperparameters as model options."""
+    from wsol.models.method_heads import variant_for
+
+    return variant_for(backbone, method.architecture, method.model_options())
 
 
 def method_record(method: TrainMethod, backbone: str, arch: str) -> dict:
     """What checkpoints record about the training method (besides ``backbone``, the
-    architecture trained): its name and hyperparameters, the backbone asked for, and the
-    options the architecture was built with."""
+    architecture trained, and ``model_options``, what it was built with): the method's name
+    and hyperparameters and the backbone asked for."""
     return {"wsol_method": method.name, "method_options": method.option_dict(),
-            "base_backbone": backbone, "model_options": method.model_options()}
+            "base_backbone": backbone}
 
 
 def _load_resume(path: str) -> dict:
@@ -444,10 +456,9 @@ def train(cfg: TrainConfig) -> pd.DataFrame:
     if cfg.select_by != "last" and not held:
         log.warning("no held-out images (--holdout 0): best.pt is the last epoch")
 
-    arch = method_architecture(method, cfg.backbone)
-    model_opts = method.model_options()
-    bb = create_backbone(arch, cfg.weights, num_classes=num_classes, device=dev, **model_opts) if model_opts \
-        else create_backbone(arch, cfg.weights, num_classes=num_classes, device=dev)
+    arch, model_opts = method_architecture(method, cfg.backbone)
+    model_opts = {**dict(cfg.model_options), **model_opts}
+    bb = create_backbone(arch, cfg.weights, num_classes=num_classes, device=dev, options=model_opts)
     if bb.num_classes != num_classes:  # a checkpoint file trained on other classes
         log.warning("%s: the checkpoint's head has %d classes, the dataset %d: head re-initialised",
                     cfg.weights, bb.num_classes, num_classes)
@@ -457,7 +468,7 @@ def train(cfg: TrainConfig) -> pd.DataFrame:
         from wsol.cams.base import create_method
 
         create_method(cfg.val_method)
-        if cfg.val_method == "cam" and not bb.info.cam_exact:
+        if cfg.val_method == "cam" and not bb.info.cam_exact and not _has_class_maps(bb):
             raise WsolError(f"CAM is not exact for '{arch}' ({bb.info.note or 'head is not GAP + linear'}): "
                             "choose the checkpoint with --val-method gradcam or --select-by top1")
     trainable, frozen_modules, trained_units = set_trainable(bb, cfg.train_layers)

@@ -156,6 +156,10 @@ def resolve(name: str) -> ModelEntry:
                                    [n for n, e in _REGISTRY.items() if e.info.source == "torchvision"])
     if name in _REGISTRY:
         return _REGISTRY[name]
+    if "+" in name:  # a generic method variant: NAME+acol, NAME+spg, NAME+adl
+        from wsol.models.method_heads import variant_entry
+
+        return variant_entry(name)
     return _timm_entry(name)
 
 

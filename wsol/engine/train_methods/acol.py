@@ -38,7 +38,7 @@ class Acol(TrainMethod):
     Options = AcolOptions
 
     def model_options(self):
-        return {"acol_threshold": self.options.threshold}
+        return {"acol_drop_threshold": self.options.threshold}
 
     def loss(self, model, images, labels):
         out = train_outputs(model, images, labels)

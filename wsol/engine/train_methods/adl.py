@@ -35,7 +35,7 @@ class Adl(TrainMethod):
     Options = AdlOptions
 
     def model_options(self):
-        return {"adl_drop_rate": self.options.drop_rate, "adl_threshold": self.options.threshold}
+        return {"adl_drop_rate": self.options.drop_rate, "adl_drop_threshold": self.options.threshold}
 
     def loss(self, model, images, labels):
         logits = train_outputs(model, images, labels)["logits"]
