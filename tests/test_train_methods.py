@@ -338,3 +338,89 @@ def test_wsol_train_method_architectures(tiny_set, tmp_path, capsys, one_thread,
     checkpoint rebuilds it, with the method's model options, in `wsol evaluate`."""
     ck, s = _train_and_evaluate(tiny_set, tmp_path, capsys, method, "test_byobnet", *extra)
     assert ck["backbone"] == arch and ck["model_options"] == options
+
+
+# ----------------------------------------------------------------------------- ADL (model layer)
+def test_adl_drop_mask_and_importance_map():
+    from wsol.models.adl import ADL
+
+    x = torch.zeros(2, 2, 2, 2)
+    x[0, :, 0, 0] = torch.tensor([4.0, 2.0])    # channel mean 3 = max of image 0
+    x[0, :, 0, 1] = torch.tensor([3.0, 2.4])    # 2.7 = 0.9 x 3: dropped (>= threshold x max)
+    x[0, :, 1, 0] = torch.tensor([2.0, 3.2])    # 2.6 < 2.7: kept
+    x[1] = 1.0                                   # constant: every pixel = max, all dropped
+    adl = ADL(drop_rate=1.0, drop_threshold=0.9).train()
+    keep = torch.tensor([[[[0.0, 0.0], [1.0, 1.0]]], [[[0.0, 0.0], [0.0, 0.0]]]])
+    assert torch.equal(adl(x), x * keep)
+    imp = ADL(drop_rate=0.0, drop_threshold=0.9).train()     # never the drop mask: sigmoid(mean)
+    assert torch.allclose(imp(x), x * torch.sigmoid(x.mean(1, keepdim=True)))
+    assert torch.equal(ADL().eval()(x), x)                    # inactive at evaluation
+    # one draw per forward pass: the drop mask with probability drop_rate
+    torch.manual_seed(0)
+    adl = ADL(drop_rate=0.75, drop_threshold=0.9).train()
+    drops = sum(bool(torch.equal(adl(x), x * keep)) for _ in range(400))
+    assert abs(drops / 400 - 0.75) < 0.07
+    assert (ADL().drop_rate, ADL().drop_threshold) == (0.75, 0.9)
+
+
+def test_generic_adl_sits_in_the_last_two_stages_and_keeps_keys():
+    from wsol.models.adl import ADL
+    from wsol.models.registry import create_backbone
+
+    plain = create_backbone("test_byobnet", "random", num_classes=3)
+    torch.manual_seed(0)
+    adl = create_backbone("test_byobnet+adl", "random", num_classes=3, options={"adl_drop_threshold": 0.8})
+    assert set(adl.state_dict()) == set(plain.state_dict())
+    stages = [m for m in adl.net.stages]
+    places = [i for i, s in enumerate(stages) for m in getattr(s, "blocks", s).children() if isinstance(m, ADL)]
+    assert places == [len(stages) - 2, len(stages) - 1]
+    assert all(m.drop_threshold == 0.8 for m in adl.modules() if isinstance(m, ADL))
+    adl.eval()
+    plain.load_state_dict(adl.state_dict())
+    x = torch.randn(2, 3, 64, 64)
+    assert torch.equal(adl(x)[1], plain.eval()(x)[1])          # identity at evaluation
+
+
+# ----------------------------------------------------------------------------- ACoL (model layer)
+def test_acol_erases_attention_at_threshold_before_the_second_head():
+    from wsol.models.heads import erase_attention
+    from wsol.models.registry import create_backbone
+
+    f = torch.ones(1, 2, 2, 2)
+    att = torch.tensor([[[[0.7, 0.69], [1.0, 0.0]]]])
+    assert torch.equal(erase_attention(f, att, 0.7), f * torch.tensor([[[[0.0, 1.0], [0.0, 1.0]]]]))
+
+    bb = create_backbone("test_byobnet+acol", "random", num_classes=3, options={"acol_drop_threshold": 0.5})
+    seen = {}
+    head_b = bb.net.classifier_B
+    bb.net.classifier_B = nn.Sequential()          # records its input instead
+    bb.net.classifier_B.register_forward_hook(lambda m, i, o: seen.setdefault("b_in", i[0].detach()))
+    feats = bb.forward_features(torch.randn(2, 3, 64, 64))
+    labels = torch.tensor([2, 0])
+    bb.acol_outputs(feats, labels)
+    a = bb.net.classifier_A(feats)[torch.arange(2), labels].detach()
+    lo, hi = a.flatten(1).min(1).values.view(-1, 1, 1), a.flatten(1).max(1).values.view(-1, 1, 1)
+    erased = ((a - lo) / (hi - lo)) >= 0.5                   # head A's normalized class map >= threshold
+    assert erased.any() and (~erased).any()
+    assert torch.equal(seen["b_in"], feats * (~erased).unsqueeze(1).float())
+    bb.net.classifier_B = head_b
+    cm = bb.class_maps(feats, labels)                           # fused map: max of both normalized maps
+    assert cm.shape == (2,) + feats.shape[-2:] and float(cm.max()) == 1.0
+
+
+def test_method_architecture_maps_backbones_to_variants():
+    from wsol.models.method_heads import variant_for
+
+    assert variant_for("vgg16_gap", "acol", {"acol_drop_threshold": 0.6}) == ("vgg16_acol", {"acol_drop_threshold": 0.6})
+    assert variant_for("resnet50_s1", "spg") == ("resnet50_spg", {})
+    assert variant_for("inception_v3_gap", "adl", {"adl_drop_rate": 0.5}) == \
+        ("inception_v3_gap", {"adl": True, "adl_drop_rate": 0.5})
+    assert variant_for("vgg16_acol", "acol") == ("vgg16_acol", {})
+    assert variant_for("efficientnet_lite0", "spg") == ("efficientnet_lite0+spg", {})
+    assert variant_for("efficientnet_lite0", "cam") == ("efficientnet_lite0", {})
+    with pytest.raises(WsolError, match="--wsol-method acol"):
+        variant_for("efficientnet_lite0+acol", "cam")
+    with pytest.raises(WsolError, match="--wsol-method spg"):
+        variant_for("test_byobnet+spg", "acol")
+    with pytest.raises(WsolError, match="--wsol-method acol"):
+        variant_for("resnet50_acol", "cam")

@@ -46,11 +46,9 @@ _REFERENCE: Dict[Tuple[str, str], Tuple[str, Dict[str, Any]]] = {}
 for _arch, _acol, _spg in (("vgg16_gap", "vgg16_acol", "vgg16_spg"),
                            ("resnet50_s1", "resnet50_acol", "resnet50_spg"),
                            ("inception_v3_gap", "inception_v3_acol", "inception_v3_spg")):
-    for _name in (_arch, _acol, _spg):
-        _REFERENCE[(_name, "acol")] = (_acol, {})
-        _REFERENCE[(_name, "spg")] = (_spg, {})
-        _REFERENCE[(_name, "adl")] = (_arch, {"adl": True})
-        _REFERENCE[(_name, "cam")] = (_arch, {})
+    _REFERENCE[(_arch, "acol")] = (_acol, {})
+    _REFERENCE[(_arch, "spg")] = (_spg, {})
+    _REFERENCE[(_arch, "adl")] = (_arch, {"adl": True})
 
 
 def split_variant(name: str) -> Tuple[str, Optional[str]]:
