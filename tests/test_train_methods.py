@@ -424,3 +424,32 @@ def test_method_architecture_maps_backbones_to_variants():
         variant_for("test_byobnet+spg", "acol")
     with pytest.raises(WsolError, match="--wsol-method acol"):
         variant_for("resnet50_acol", "cam")
+
+
+# ----------------------------------------------------------------------------- optimizer, API
+def test_reference_architectures_use_the_reference_lr_groups():
+    """wsolevaluation's main.py: ResNet50 trains layer4 and fc at 10x, VGG16 all but features."""
+    from wsol.engine import train as tr
+    from wsol.models.registry import create_backbone
+
+    r = create_backbone("resnet50_s1", "random", num_classes=3)
+    trainable, _, _ = tr.set_trainable(r, "all")
+    opt, _ = tr.make_optimizer(r, trainable, tr.TrainConfig(lr=0.01, nesterov=True))
+    fast = {id(p) for g in opt.param_groups if g["name"] == "new" for p in g["params"]}
+    names = {n for n, p in r.net.named_parameters() if id(p) in fast}
+    assert names == {n for n, _ in r.net.named_parameters() if n.startswith(("layer4.", "fc."))}
+    assert all(g["nesterov"] for g in opt.param_groups)
+    assert {g["name"]: g["lr"] for g in opt.param_groups} == pytest.approx({"pretrained": 0.01, "new": 0.1})
+
+
+def test_python_api_trains_with_a_method(tiny_set, tmp_path, one_thread):
+    import wsol
+
+    log = wsol.train(dataset="synthetic", root=tiny_set, backbone="test_byobnet", weights="random",
+                     wsol_method="cutmix", method_options={"prob": 0.5}, epochs=1, batch_size=6, lr=0.01,
+                     holdout=0.0, select_by="last", out=str(tmp_path / "api"), progress=False)
+    assert list(log.epoch) == [1]
+    ck = torch.load(str(tmp_path / "api" / "best.pt"), map_location="cpu", weights_only=True)
+    assert ck["wsol_method"] == "cutmix" and ck["method_options"] == {"beta": 1.0, "prob": 0.5}
+    with pytest.raises(WsolError, match="did you mean 'wsol_method'"):
+        wsol.train(wsol_methd="cam")

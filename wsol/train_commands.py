@@ -70,6 +70,8 @@ def add_parsers(subparsers) -> None:
                    help=f"multiply the learning rate by 0.1 every N epochs (default {d.lr_decay_epochs})")
     g.add_argument("--batch-size", type=int, default=d.batch_size, help=f"images per step (default {d.batch_size})")
     g.add_argument("--momentum", type=float, default=d.momentum, help=f"SGD momentum (default {d.momentum})")
+    g.add_argument("--nesterov", action="store_true",
+                   help="Nesterov momentum, as wsolevaluation's trainer (off by default: wsol's demo was tuned without)")
     g.add_argument("--weight-decay", type=float, default=d.weight_decay, help=f"SGD weight decay (default {d.weight_decay})")
     g.add_argument("--seed", type=int, default=d.seed,
                    help="seed of everything: head initialisation, held-out split, shuffling, augmentation (default 0)")
@@ -152,7 +154,7 @@ def cmd_train(args) -> int:
     cfg = TrainConfig(dataset=args.dataset, root=args.root, split=args.split, backbone=args.backbone,
                       weights=args.weights, wsol_method=args.wsol_method, method_options=method_options_from(args),
                       model_options=_parse_options(args.model_option, "--model-option"), epochs=args.epochs, lr=args.lr, batch_size=args.batch_size,
-                      lr_decay_epochs=args.lr_decay_epochs, momentum=args.momentum,
+                      lr_decay_epochs=args.lr_decay_epochs, momentum=args.momentum, nesterov=args.nesterov,
                       weight_decay=args.weight_decay, train_layers=args.train_layers, holdout=args.holdout,
                       select_by=args.select_by, val_method=args.val_method, val_batch_size=args.val_batch_size,
                       device=args.device, amp=args.amp, out=args.out, resume=args.resume, workers=args.workers,

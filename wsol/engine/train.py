@@ -80,6 +80,7 @@ class TrainConfig:
     lr_decay_epochs: int = 15
     momentum: float = 0.9
     weight_decay: float = 1e-4
+    nesterov: bool = False     # the reference trainer uses Nesterov momentum
     new_lr_mult: float = 10.0
     train_layers: str = "all"
     holdout: float = 0.1
@@ -300,8 +301,13 @@ def set_trainable(bb: Backbone, spec: str) -> Tuple[List[nn.Parameter], List[nn.
 
 def param_groups(bb: Backbone, trainable: Sequence[nn.Parameter], lr: float, mult: float,
                  weight_decay: float) -> List[dict]:
-    """SGD groups: pretrained parameters at ``lr``, new ones (``new_parameters()``) at ``mult * lr``."""
-    new_ids = {id(p) for p in bb.new_parameters()}
+    """SGD groups: pretrained parameters at ``lr``, new ones (``new_parameters()``) at ``mult * lr``.
+
+    Choe et al.'s architectures follow the reference trainer's own split instead
+    (``reference_fast_parameters()``: VGG16 and InceptionV3 every layer outside the ImageNet
+    trunk, ResNet50 ``layer4`` and ``fc``), so their runs match wsolevaluation's."""
+    fast = getattr(bb, "reference_fast_parameters", None)
+    new_ids = {id(p) for p in (fast() if fast is not None else bb.new_parameters())}
     base = [p for p in trainable if id(p) not in new_ids]
     new = [p for p in trainable if id(p) in new_ids]
     groups = []
@@ -336,7 +342,7 @@ def make_optimizer(bb: Backbone, trainable: Sequence[nn.Parameter], cfg: TrainCo
     """SGD (momentum, weight decay; new layers at ``new_lr_mult`` x lr) and the step decay
     (x0.1 every ``lr_decay_epochs``; call ``scheduler.step()`` once per epoch)."""
     opt = torch.optim.SGD(param_groups(bb, trainable, cfg.lr, cfg.new_lr_mult, cfg.weight_decay),
-                          lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
+                          lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay, nesterov=cfg.nesterov)
     return opt, torch.optim.lr_scheduler.StepLR(opt, step_size=cfg.lr_decay_epochs, gamma=0.1)
 
 
