@@ -453,3 +453,19 @@ def test_python_api_trains_with_a_method(tiny_set, tmp_path, one_thread):
     assert ck["wsol_method"] == "cutmix" and ck["method_options"] == {"beta": 1.0, "prob": 0.5}
     with pytest.raises(WsolError, match="did you mean 'wsol_method'"):
         wsol.train(wsol_methd="cam")
+
+
+def test_resume_refuses_another_method_or_options(tiny_set, tmp_path, one_thread):
+    from wsol.engine import train as tr
+
+    kw = dict(dataset="synthetic", root=tiny_set, backbone="test_byobnet", weights="random", epochs=1,
+              batch_size=6, lr=0.01, holdout=0.0, select_by="last", out=str(tmp_path / "r"), progress=False)
+    tr.train(tr.TrainConfig(wsol_method="has", **kw))
+    with pytest.raises(WsolError, match="wsol_method='has'"):
+        tr.train(tr.TrainConfig(wsol_method="cutmix", resume=True, **{**kw, "epochs": 2}))
+    with pytest.raises(WsolError, match="method_options"):
+        tr.train(tr.TrainConfig(wsol_method="has", method_options={"drop_rate": 0.2}, resume=True,
+                                **{**kw, "epochs": 2}))
+    log = tr.train(tr.TrainConfig(wsol_method="has", method_options={"grid_size": 4}, resume=True,
+                                  **{**kw, "epochs": 2}))      # the defaults spelled out: same run
+    assert list(log.epoch) == [1, 2]
