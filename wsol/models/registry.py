@@ -99,6 +99,13 @@ def list_models(pattern: str = "*", include_timm: bool = False) -> List[Backbone
     return out
 
 
+def model_options(name: str) -> Dict[str, Any]:
+    """The model options backbone ``name`` accepts, with their defaults (wsol entries only)."""
+    _load_entries()
+    entry = _REGISTRY.get(name)
+    return dict(entry.options) if entry else {}
+
+
 def _timm_entry(name: str) -> ModelEntry:
     import timm
 

@@ -95,7 +95,7 @@ _SPECS: Dict[str, Tuple[str, str, Callable[..., nn.Module], Dict[str, Any], str,
     "inception_v3_gap": ("inception_v3", "cam", inc.InceptionCam, CAM_OPTIONS, "SPG_A3_2b (+ReLU)",
                          "Choe et al. 2020: InceptionV3 to Mixed_6e + 2 3x3 convs to 1024, GAP, 1x1 conv SPG_A4; "
                          "14x14 at 224; ADL with adl=true"),
-    "vgg16_acol": ("vgg16", "acol", vgg.VggAcol, ACOL_OPTIONS, "features (+avgpool 3x3)",
+    "vgg16_acol": ("vgg16", "acol", vgg.VggAcol, ACOL_OPTIONS, "features+avgpool3x3",
                    "ACoL (wsolevaluation): two conv heads; cam = the model's fused map of both heads"),
     "resnet50_acol": ("resnet50", "acol", res.ResNetAcol, ACOL_OPTIONS, "layer4",
                       "ACoL (wsolevaluation): two conv heads; cam = the model's fused map of both heads"),
