@@ -469,3 +469,34 @@ def test_resume_refuses_another_method_or_options(tiny_set, tmp_path, one_thread
     log = tr.train(tr.TrainConfig(wsol_method="has", method_options={"grid_size": 4}, resume=True,
                                   **{**kw, "epochs": 2}))      # the defaults spelled out: same run
     assert list(log.epoch) == [1, 2]
+
+
+@pytest.mark.slow
+def test_adl_on_a_reference_architecture_trains_and_reloads(tiny_set, tmp_path, one_thread):
+    """--wsol-method adl on resnet50_s1 trains the reference's ADL variant (adl=true, ADL
+    layers active in training) and best.pt rebuilds it from the recorded model options."""
+    from wsol.engine import train as tr
+    from wsol.models.adl import ADL
+    from wsol.models.registry import create_backbone
+
+    out = str(tmp_path / "r50adl")
+    calls = []
+    orig = ADL.forward
+
+    def counting(self, x):
+        calls.append(self.training)
+        return orig(self, x)
+
+    ADL.forward = counting
+    try:
+        tr.train(tr.TrainConfig(dataset="synthetic", root=tiny_set, backbone="resnet50_s1", weights="random",
+                                wsol_method="adl", method_options={"threshold": 0.8}, epochs=1, batch_size=12,
+                                lr=0.001, holdout=0.0, select_by="last", out=out, progress=False))
+    finally:
+        ADL.forward = orig
+    assert calls and all(calls) and len(calls) == 3        # three ADL layers, one training step
+    ck = torch.load(f"{out}/best.pt", map_location="cpu", weights_only=True)
+    assert ck["backbone"] == "resnet50_s1" and ck["model_options"]["adl"] is True
+    assert ck["model_options"]["adl_drop_threshold"] == 0.8 and "net.layer4.3.conv1.weight" in ck["state_dict"]  # shifted past ADL
+    bb = create_backbone("resnet50_s1", f"{out}/best.pt")
+    assert [m.drop_threshold for m in bb.modules() if isinstance(m, ADL)] == [0.8] * 3
