@@ -2,7 +2,7 @@
 
 The weights are TensorFlow ports; which padding ('same' vs symmetric) and which input
 normalization they expect is decided by classifying real ILSVRC2012 val images
-(DESIGN.md section 5). Input protocol (section 3): RGB image resized straight to the input
+(README.md, Offline EfficientNet-Lite). Input protocol (docs/protocol.md, Input): RGB image resized straight to the input
 size with PIL bilinear (no crop, aspect not kept), scaled to [0, 1], then normalized.
 
     python benchmarks/lite_top1.py                 # all variants, 224 and native resolution

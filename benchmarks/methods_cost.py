@@ -3,14 +3,15 @@
 
 Random weights, random 224x224 inputs, batch 32 (default). Rows:
 
-- ``forward``: ``backbone(images)`` under ``torch.no_grad()`` (what ``cam``, ``scorecam``
-  and the baselines follow);
-- ``forward+grad``: the same pass with autograd on (what the gradient methods need);
-- one row per method: the method's own cost given feats and logits. A gradient method's
-  row includes the head's forward and backward to the feature maps (it runs
-  ``forward_logits`` on detached feats with autograd on, then the method): the gradient
-  of the logits w.r.t. the feature maps never goes below them, so this is the method's
-  extra cost. Add the ``forward`` (or ``forward+grad``) row for the total per image.
+- ``forward``: ``backbone(images)`` under ``torch.no_grad()``: what every method follows
+  in ``wsol evaluate`` (the gradient methods included);
+- ``forward+grad``: the same pass with autograd on, for comparison only: what a gradient
+  method would cost if the whole network kept its graph (wsol does not do that);
+- one row per method: the method's own cost given feats and logits, called as the engine
+  calls it (under ``torch.no_grad()``). A gradient method's row includes re-running the head
+  (``forward_logits``) on a leaf copy of the feature maps with autograd on, the backward to
+  the maps and the combination: the gradient never goes below the feature maps, so this is
+  the method's whole extra cost. Add the ``forward`` row for the total per image.
 - ``scorecam`` runs one forward pass per non-constant channel: on ``--scorecam-images``
   images (default 1), timing the masked passes of the first ``--scorecam-channels``
   channels (default 128; 0 = all) in batches of ``--scorecam-batch`` (default 128) and
@@ -121,7 +122,8 @@ def measure_backbone(name: str, methods: List[str], args, device: torch.device) 
 
     with torch.enable_grad():
         sec, n = time_batches(lambda: bb(images), device, args.warmup, args.batches)
-    row("forward+grad", sec, B, n, "backbone(images) with autograd on (graph kept, no backward)")
+    row("forward+grad", sec, B, n, "backbone(images) with autograd on (graph kept, no backward); comparison "
+                                   "only: wsol's gradient methods follow the no_grad forward")
 
     for m in methods:
         method = create_method(m, **({"method_batch": args.scorecam_batch} if m == "scorecam" else {}))
@@ -133,18 +135,13 @@ def measure_backbone(name: str, methods: List[str], args, device: torch.device) 
             for sec, n_img, note in rows_sc:
                 row(m, sec, n_img, 1, note)
             continue
+        def call(method=method):
+            with torch.no_grad():  # as the engine: gradient methods differentiate the head themselves
+                return method(bb, images, feats, logits, targets)
         if method.needs_grad:
-            def call(method=method):
-                with torch.enable_grad():
-                    f = feats.detach().requires_grad_(True)
-                    lg = bb.forward_logits(f)
-                return method(bb, images, f, lg, targets)
-            note = "method only (head forward + backward to the maps + combination); add forward+grad"
+            note = "method only (head re-run on a leaf copy of the maps + backward to the maps + combination); add forward"
         else:
-            def call(method=method):
-                with torch.no_grad():
-                    return method(bb, images, feats, logits, targets)
-            note = "method only; add forward" if method.needs_model else "no model needed"
+            note = "method only; add forward"
         sec, n = time_batches(call, device, args.warmup, args.batches, args.min_time)
         row(m, sec, B, n, note)
     return rows

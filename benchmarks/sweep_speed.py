@@ -3,7 +3,7 @@
 Three paths, all returning the same boxes (tests/test_sweep.py):
 
 * ``per-threshold``: the published loop as is (wsolevaluation): cv2.threshold +
-  cv2.findContours at every τ -- the yardstick of issue 5's targets (5x at 100 thresholds,
+  cv2.findContours at every τ -- the yardstick of the speed targets (5x at 100 thresholds,
   40x at 1000, real CAMs);
 * ``reference``: ``sweep_reference``, the same OpenCV calls once per distinct integer cut
   (at 1000 thresholds a 224x224 map has at most 256 distinct cuts) -- a stricter yardstick,
@@ -48,12 +48,13 @@ import cv2  # noqa: E402
 import numpy as np  # noqa: E402
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests"))  # test-map helper
 
 from wsol.localize.boxes import sweep_per_threshold, sweep_reference  # noqa: E402
 from wsol.localize.fast_sweep import sweep_fast  # noqa: E402
 from wsol.localize.image import localize_map  # noqa: E402
 from wsol.localize.maps import normalize, postprocess, quantize, thresholds  # noqa: E402
-from wsol.localize.synthetic_maps import cam_like_map  # noqa: E402
+from synthetic_maps import cam_like_map  # noqa: E402
 
 REPO = os.path.normpath(os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 SHARED_VAL = os.path.join(REPO, "..", "shared", "data", "imagenet-val-100", "ILSVRC", "Data", "CLS-LOC", "val")

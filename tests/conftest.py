@@ -5,15 +5,21 @@ import pytest
 
 sys.path.insert(0, os.path.dirname(__file__))  # test helpers (cub_fixture, references)
 
-SHARED = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data", "imagenet-val-100"))
+from shared_data import imagenet_val_100  # noqa: E402
+
+
+@pytest.fixture(scope="session", autouse=True)
+def numba_warm():
+    """Compile (or load from numba's cache) the sweep kernels once per test run, up front."""
+    from wsol.localize.image import warm_up
+
+    warm_up()
 
 
 @pytest.fixture(scope="session")
 def shared_imagenet():
     """Path of ../shared/data/imagenet-val-100, or skip when it is absent."""
-    if not os.path.isdir(SHARED):
-        pytest.skip("../shared/data/imagenet-val-100 not present")
-    return SHARED
+    return imagenet_val_100()
 
 
 def _register_tiny():
@@ -22,9 +28,9 @@ def _register_tiny():
     from torch import nn
 
     from wsol.models.backbone import BackboneInfo, NetBackbone
-    from wsol.models.registry import _REGISTRY, register_backbone
+    from wsol.models.registry import BACKBONES, register_backbone
 
-    if "tiny_test_net" in _REGISTRY:
+    if "tiny_test_net" in BACKBONES:
         return
 
     class Tiny(nn.Module):

@@ -7,7 +7,8 @@ import pytest
 
 from wsol.cli import main
 from wsol.engine.bench import (BENCH_COLUMNS, BenchConfig, append_rows, cycle_samples, device_slug,
-                               make_bench_images, resolve_workers)
+                               resolve_workers)
+from wsol.datasets.imagenet_like import make_imagenet_like
 
 
 def test_bench_cpu_smoke(tmp_path):
@@ -45,7 +46,7 @@ def test_bench_refuses_gpu_decode_on_cpu(tmp_path, capsys):
 def test_generated_images_are_imagenet_like(tmp_path):
     from PIL import Image
 
-    folder = make_bench_images(str(tmp_path / "imgs"), 6, seed=1)
+    folder = make_imagenet_like(str(tmp_path / "imgs"), 6, seed=1)
     rows = list(csv.DictReader(open(os.path.join(folder, "boxes.csv"))))
     assert {r["image"] for r in rows} == {f"images/{i:06d}.jpg" for i in range(6)}
     for r in rows:
@@ -55,7 +56,7 @@ def test_generated_images_are_imagenet_like(tmp_path):
         x0, y0, x1, y1 = (int(r[k]) for k in ("x0", "y0", "x1", "y1"))
         assert 0 <= x0 < x1 < w and 0 <= y0 < y1 < h and 0 <= int(r["label"]) < 1000
     mtime = os.path.getmtime(os.path.join(folder, "boxes.csv"))
-    assert make_bench_images(folder, 6, seed=1) == folder  # cached: not rewritten
+    assert make_imagenet_like(folder, 6, seed=1) == folder  # cached: not rewritten
     assert os.path.getmtime(os.path.join(folder, "boxes.csv")) == mtime
 
 

@@ -40,10 +40,11 @@ def _tiny_net(K: int = 5, C: int = 4, seed: int = 0, square_head: bool = False) 
 
 
 def _run(method, bb, images, targets, **kw):
-    """What the engine does: forward (with autograd iff the method needs it), then the method."""
-    with torch.set_grad_enabled(method.needs_grad):
+    """What the engine does: forward without autograd, then the method (under no_grad too;
+    gradient methods differentiate the head themselves)."""
+    with torch.no_grad():
         feats, logits = bb(images)
-    return method(bb, images, feats, logits, targets, **kw)
+        return method(bb, images, feats, logits, targets, **kw)
 
 
 def _inputs(B: int = 3, size: int = 16, seed: int = 1):
@@ -145,8 +146,10 @@ def test_registry_lists_every_method_with_one_line_description():
         d = infos[name].description
         assert d and "\n" not in d and len(d) < 140, name
         assert infos[name].needs_grad == (name in GRAD_METHODS), name
-    for name in BASELINES:
-        assert create_method(name).needs_model is False
+    for name in BASELINES:  # their maps ignore the model outputs entirely
+        m = create_method(name)
+        x = torch.zeros(2, 3, 64, 48)
+        assert m(None, x, None, None, None).shape[0] == 2, name
 
 
 # ------------------------------------------------------------------- CAM and the family
@@ -205,13 +208,39 @@ def test_gradient_methods_leave_parameter_grads_alone():
 
 
 @pytest.mark.parametrize("name", GRAD_METHODS)
-def test_gradient_method_without_grad_is_a_clear_error(name):
+def test_gradient_method_from_a_no_grad_forward_equals_full_autograd(name):
+    """The engine's path (trunk under no_grad, parameters frozen, head re-run on a leaf copy)
+    gives the same map as differentiating the whole network with autograd on."""
+    from wsol.cams.gradcam import target_gradients
+
+    bb = _tiny_net(square_head=True)
+    x, t = _inputs()
+    for p in bb.parameters():
+        p.requires_grad_(False)
+    with torch.no_grad():
+        feats, logits = bb(x)
+        fast = create_method(name)(bb, x, feats, logits, t)
+    assert feats.grad_fn is None and not feats.requires_grad
+    for p in bb.parameters():
+        p.requires_grad_(True)
+    with torch.enable_grad():
+        f_full, l_full = bb(x)
+        g_full = target_gradients(f_full, l_full, t)
+    method = create_method(name)
+    ref = torch.relu(method.combine(f_full.detach(), g_full))
+    torch.testing.assert_close(fast, ref, rtol=1e-6, atol=1e-7)
+    assert all(p.grad is None for p in bb.parameters())
+
+
+def test_target_gradients_without_graph_is_a_clear_error():
+    from wsol.cams.gradcam import target_gradients
+
     bb = _tiny_net()
     x, t = _inputs()
     with torch.no_grad():
         feats, logits = bb(x)
-    with pytest.raises(WsolError, match="enable_grad") as e:
-        create_method(name)(bb, x, feats, logits, t)
+    with pytest.raises(WsolError, match="autograd") as e:
+        target_gradients(feats, logits, t)
     assert "\n" not in str(e.value)
 
 

@@ -18,7 +18,6 @@ from wsol.models.efficientnet_lite import (
 )
 
 REPO = Path(__file__).resolve().parents[1]
-DATA = REPO.parent / "shared" / "data" / "imagenet-val-100"
 VARIANTS = ["efficientnet_lite0", "efficientnet_lite1", "efficientnet_lite2"]
 
 
@@ -29,13 +28,20 @@ def variant_model(request):
     return variant, build_efficientnet_lite(variant).eval()
 
 
-def test_config_entries():
-    for variant in VARIANTS:
-        cfg = LITE_CONFIG[variant]
-        assert {"mean", "std", "input_size", "package", "arch"} <= set(cfg)
-        assert len(cfg["mean"]) == 3 and len(cfg["std"]) == 3
-        assert all(0 < s <= 1 for s in cfg["std"]) and all(0 <= m <= 1 for m in cfg["mean"])
-    assert [LITE_CONFIG[v]["input_size"] for v in VARIANTS] == [224, 240, 260]
+def test_registered_backbone_feeds_tf_input_scaling():
+    """The backbone wsol builds normalizes pixels as TF did, (x - 127) / 128: a 127 image
+    becomes 0 and a 255 image 1.0 after the protocol's test transform."""
+    from PIL import Image
+
+    from wsol.models.registry import create_backbone
+    from wsol.transforms.image import test_transform
+
+    bb = create_backbone("efficientnet_lite0", "random", num_classes=3)
+    tf = test_transform(bb.mean, bb.std)
+    for value, want in ((127, 0.0), (255, 1.0)):
+        x = tf(Image.new("RGB", (50, 40), (value,) * 3))
+        assert x.shape == (3, 224, 224)
+        torch.testing.assert_close(x, torch.full_like(x, want), rtol=0, atol=1e-6)
 
 
 def test_forward_shapes_and_head(variant_model):
@@ -98,9 +104,8 @@ def test_unknown_variant():
 
 
 @pytest.mark.realdata
-def test_lite0_top1_on_real_images():
-    if not DATA.is_dir():
-        pytest.skip(f"{DATA} absent")
+def test_lite0_top1_on_real_images(shared_imagenet):
+    DATA = Path(shared_imagenet)
     spec = importlib.util.spec_from_file_location("lite_top1", REPO / "benchmarks" / "lite_top1.py")
     bench = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(bench)

@@ -56,7 +56,7 @@ def test_numbers_match_wsoleval_reference(run):
     ref_big = ReferenceBoxEvaluator(multi_contour_eval=False, iou_thresholds=(50,))
     for smp in ds.samples:
         m = np.load(cams / f"{smp.image_id}.npy")
-        assert m.shape == (224, 224) and m.dtype == np.float32 and 0 <= m.min() and m.max() <= 1
+        assert m.shape == (224, 224) and m.dtype == np.float64 and 0 <= m.min() and m.max() <= 1
         with Image.open(smp.path) as im:
             size = im.size
         gt = [resize_bbox(b, size) for b in smp.boxes]

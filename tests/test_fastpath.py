@@ -8,7 +8,8 @@ from cub_fixture import make_cub
 from wsol.cli import main
 from wsol.engine import fastpath
 from wsol.engine.evaluate import EvalConfig, evaluate
-from wsol.engine.fastpath import FastPath, JpegBytesView, collate_payloads, decode_resize_normalize
+from wsol.engine.fastpath import FastPath
+from wsol.transforms.gpu_decode import JpegBytesView, collate_payloads, decode_resize_normalize
 from wsol.errors import WsolError
 from wsol.models.backbone import IMAGENET_MEAN, IMAGENET_STD
 from wsol.transforms.image import ImageFolderView

@@ -12,7 +12,6 @@ from wsol.datasets.base import build_dataset
 from wsol.datasets.imagenet import read_devkit_meta
 from wsol.errors import DataError
 
-SHARED = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "shared", "data", "imagenet-val-100")
 
 
 def build(root, **kw):
@@ -280,9 +279,8 @@ def test_images_without_xml_are_left_out_and_reported(tmp_path):
 # ----------------------------------------------------------------------------- real data
 
 @pytest.mark.realdata
-def test_real_data_layouts_agree(tmp_path):
-    if not os.path.isdir(SHARED):
-        pytest.skip("../shared/data/imagenet-val-100 not present")
+def test_real_data_layouts_agree(tmp_path, shared_imagenet):
+    SHARED = shared_imagenet
     kaggle = build(SHARED)
     # tar layout assembled from the same files: val/*.JPEG + val/*.xml
     val = os.path.join(str(tmp_path), "val")

@@ -1,4 +1,4 @@
-"""Hand-computed cases for each convention of DESIGN.md §3."""
+"""Hand-computed cases for each convention of docs/protocol.md."""
 import numpy as np
 import pytest
 
@@ -67,7 +67,7 @@ def test_resize_then_normalize():
     rng = np.random.default_rng(1)
     cam = rng.normal(size=(7, 7)).astype(np.float32)
     out = postprocess(cam)
-    assert out.shape == (224, 224) and out.dtype == np.float32
+    assert out.shape == (224, 224) and out.dtype == np.float64
     assert out.min() == 0 and out.max() == 1
     np.testing.assert_array_equal(out, normalize(upsample(cam)))
     # bicubic overshoots: normalizing first and resizing after leaves [0,1]
@@ -75,10 +75,17 @@ def test_resize_then_normalize():
     assert other.min() < 0 or other.max() > 1
 
 
-def test_upsample_is_opencv_cubic():
+def test_upsample_is_opencv_cubic_in_float64():
+    """The reference casts the raw map to float64 (its tensor-to-NumPy helper) before the
+    resize: a float32 raw map must be resized as float64, not as float32."""
     import cv2
     cam = np.arange(49, dtype=np.float32).reshape(7, 7) ** 1.5
-    np.testing.assert_array_equal(upsample(cam), cv2.resize(cam, (224, 224), interpolation=cv2.INTER_CUBIC))
+    ref = cv2.resize(cam.astype(np.float64), (224, 224), interpolation=cv2.INTER_CUBIC)
+    got = upsample(cam)
+    assert got.dtype == np.float64
+    np.testing.assert_array_equal(got, ref)
+    # and it matters: the float32 resize differs in the low bits
+    assert (cv2.resize(cam, (224, 224), interpolation=cv2.INTER_CUBIC).astype(np.float64) != ref).any()
 
 
 # ---------------------------------------------------------------- boxes

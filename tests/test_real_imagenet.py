@@ -63,3 +63,28 @@ def test_exported_heatmaps_rescore_identically(lite_run, shared_imagenet, tmp_pa
     a = pd.read_csv(out / "per_image.csv").set_index("image_id")
     b = pd.read_csv(tmp_path / "per_image.csv").set_index("image_id")
     pd.testing.assert_series_equal(a.iou, b.iou.loc[a.index], check_exact=True)
+
+
+def test_wsoleval_metadata_run_equals_the_kaggle_run(lite_run, shared_imagenet, tmp_path, capsys):
+    """wsolevaluation's own ILSVRC metadata (no class list: labels reach 983 on this sample)
+    with the pretrained 1000-way head, through the CLI and with no extra file, gives exactly
+    the Kaggle adapter's numbers: the head is kept, not re-initialised."""
+    from wsol.cli import main
+
+    _, res, out = lite_run
+    rc = main(["-q", "evaluate", "--dataset", "wsoleval", "--root", f"{shared_imagenet}/wsoleval/test",
+               "--images", f"{shared_imagenet}/ILSVRC/Data/CLS-LOC", "--backbone", "efficientnet_lite0",
+               "--weights", "pretrained", "--batch-size", "50", "--out", str(tmp_path)])
+    err = capsys.readouterr().err
+    assert rc == 0, err
+    assert "re-initialised" not in err
+    a, b = pd.read_csv(out / "summary.csv").iloc[0], pd.read_csv(tmp_path / "summary.csv").iloc[0]
+    assert a.top1_cls == b.top1_cls >= 68.0
+    skip = {"dataset", "split", "images_per_s", "date", "device"}
+    for c in a.index:
+        if c not in skip:
+            assert (a[c] == b[c]) or (pd.isna(a[c]) and pd.isna(b[c])), c
+    pa = pd.read_csv(out / "per_image.csv").set_index("image_id")
+    pb = pd.read_csv(tmp_path / "per_image.csv").set_index("image_id")
+    pd.testing.assert_frame_equal(pa, pb.loc[pa.index])
+    pd.testing.assert_frame_equal(pd.read_csv(out / "curves.csv"), pd.read_csv(tmp_path / "curves.csv"))

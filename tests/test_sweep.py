@@ -1,4 +1,4 @@
-"""The fast threshold sweep returns exactly the reference's boxes (DESIGN.md §3), box for box.
+"""The fast threshold sweep returns exactly the reference's boxes (docs/protocol.md, Contours and boxes), box for box.
 
 ``sweep_fast`` promises the very same arrays as ``sweep_reference`` at every τ: same boxes in
 the same order ('all') and the same single box ('largest'), int32, shape [n, 4]. Every test
@@ -19,12 +19,11 @@ from hypothesis import strategies as st
 from wsol.localize.boxes import SweepResult, best_iou_per_cut, get_sweep, sweep_per_threshold, sweep_reference
 from wsol.localize.fast_sweep import sweep_fast
 from wsol.localize.maps import normalize, postprocess, quantize, thresholds
-from wsol.localize.synthetic_maps import cam_like_map
+from shared_data import imagenet_val_100
+from synthetic_maps import cam_like_map
 
 T100 = thresholds(0.01)
 T1000 = thresholds(0.001)
-SHARED_VAL = os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data", "imagenet-val-100",
-                          "ILSVRC", "Data", "CLS-LOC", "val")
 
 
 def assert_same(q: np.ndarray, taus: Sequence[float] = T100) -> None:
@@ -243,9 +242,7 @@ def test_property_224_few_levels(levels, seed, cell, sigma):
 def _real_cams(n: int = 20) -> np.ndarray:
     """Quantized top-1 CAMs of EfficientNet-Lite0 on the shared ImageNet val images."""
     lite = pytest.importorskip("wsol.models.efficientnet_lite")
-    files = sorted(glob.glob(os.path.join(SHARED_VAL, "*.JPEG")))[:n]
-    if not files:
-        pytest.skip("../shared/data/imagenet-val-100 not present")
+    files = sorted(glob.glob(os.path.join(imagenet_val_100(), "ILSVRC", "Data", "CLS-LOC", "val", "*.JPEG")))[:n]
     import torch
 
     from wsol.transforms.image import load_rgb, test_transform
@@ -305,7 +302,7 @@ def test_sweep_result_expands_per_tau():
     assert res.tau_cut.tolist() == [1, 0, 1, 0]
     assert res.boxes["all"][0] is res.boxes["all"][2] is res.cut_boxes["all"][1]
     # at cut 0 both blobs are foreground: two outer contours, the later-found (lower) one
-    # first; boxes are [x, y, min(x + w, 5), min(y + h, 5)] (DESIGN.md §3)
+    # first; boxes are [x, y, min(x + w, 5), min(y + h, 5)] (docs/protocol.md, Contours and boxes)
     assert res.boxes["all"][1].tolist() == [[4, 4, 5, 5], [1, 1, 3, 3]]
     assert res.boxes["largest"][1].tolist() == [[1, 1, 3, 3]]  # polygon area 1 beats 0
     assert res.boxes["all"][0].tolist() == [[1, 1, 3, 3]]
@@ -343,7 +340,7 @@ def test_best_iou_per_cut_equals_per_tau_loop():
 
 
 def iou_single(a, b) -> float:
-    """IoU with inclusive coordinates, written out (DESIGN.md §3)."""
+    """IoU with inclusive coordinates, written out (docs/protocol.md, IoU)."""
     iw = min(a[2], b[2]) - max(a[0], b[0]) + 1
     ih = min(a[3], b[3]) - max(a[1], b[1]) + 1
     inter = max(0, iw) * max(0, ih)

@@ -1,11 +1,21 @@
 """Slow reference: a literal re-statement of wsolevaluation's BoxEvaluator (Choe et al.),
-independent of wsol's code, used only by the tests. Arithmetic in float64 per DESIGN.md §3."""
+independent of wsol's code, used only by the tests. Arithmetic in float64 per docs/protocol.md."""
 import cv2
 import numpy as np
 
 
+def t2n(raw):
+    """The reference's tensor-to-NumPy helper: the raw map as float64."""
+    return np.asarray(raw).astype(np.float64)
+
+
+def upsample_normalize(raw, size=(224, 224)):
+    """What the reference's inference does per image: float64 map, cubic resize, normalize."""
+    return normalize_scoremap(cv2.resize(t2n(raw), size, interpolation=cv2.INTER_CUBIC))
+
+
 def normalize_scoremap(cam):
-    cam = np.array(cam, dtype=np.float32)
+    cam = np.array(cam, dtype=np.float64)
     if np.isnan(cam).any() or not np.isfinite(cam).all():
         return np.zeros_like(cam)
     if cam.min() == cam.max():

@@ -11,51 +11,12 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import inspect
-from typing import Any, Iterator, Mapping
+from typing import Any, Mapping
 
 import pandas as pd
 
 from wsol.errors import WsolError
-
-
-class RunTables(Mapping):
-    """The tables of one run: ``.summary``, ``.per_image``, ``.curves``, ``.timings`` and
-    ``.config`` (also as a mapping: ``tables["per_image"]``).
-
-    It lives in ``summary.attrs["tables"]``. Unlike a DataFrame it compares by identity and
-    is not copied by pandas' attrs propagation, so ``pd.concat`` of several summaries and
-    every derived frame stay cheap and work (DataFrames in attrs make concat raise).
-    """
-
-    def __init__(self, result, config):
-        self.summary: pd.DataFrame = result.summary
-        self.per_image: pd.DataFrame = result.per_image
-        self.curves: pd.DataFrame = result.curves
-        self.timings: pd.DataFrame = result.timings
-        self.config = config
-
-    def __getitem__(self, name: str) -> pd.DataFrame:
-        if name not in ("summary", "per_image", "curves", "timings"):
-            raise KeyError(name)
-        return getattr(self, name)
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(("summary", "per_image", "curves", "timings"))
-
-    def __len__(self) -> int:
-        return 4
-
-    def __eq__(self, other: object) -> bool:
-        return self is other
-
-    __hash__ = object.__hash__
-
-    def __deepcopy__(self, memo: dict) -> "RunTables":
-        return self
-
-    def __repr__(self) -> str:
-        return (f"RunTables({self.config.backbone}/{self.config.method} on {self.config.dataset}:"
-                f"{self.config.split}, {len(self.per_image)} images)")
+from wsol.report.tables import RunTables
 
 
 def _check_names(given: Mapping[str, Any], known, what: str) -> None:
@@ -85,7 +46,7 @@ def evaluate(**options: Any) -> pd.DataFrame:
     cfg = EvalConfig(**options)
     res = _evaluate(cfg, dataset=ds)
     df = res.summary.copy()
-    df.attrs["tables"] = RunTables(res, cfg)
+    df.attrs["tables"] = RunTables.from_result(res, cfg)
     return df
 
 

@@ -27,7 +27,8 @@ def add_parsers(sub) -> None:
         description="Measure (a) forward-only images/s (pre-decoded batch on the device, synchronized, after "
                     "warm-up; median over repeats) and (b) end-to-end images/s of the full evaluation protocol "
                     "(decode, resize, transfer, forward, CAM, threshold sweep, metrics), print per-stage times, "
-                    "and append one row to results/throughput/<device>.csv. Without --dataset it generates "
+                    "and append one row to --out-csv (default <cache-dir>/throughput/<device>.csv). Without "
+                    "--dataset it generates "
                     "ImageNet-like JPEGs (about 500x375, quality 90) once in the cache folder.")
     g = p.add_argument_group("model")
     g.add_argument("--backbone", default="resnet50", help="backbone name (default resnet50)")
@@ -61,7 +62,8 @@ def add_parsers(sub) -> None:
                    help="untimed forward passes first, then (unless 0) an untimed two-batch end-to-end run (default 3)")
     g.add_argument("--seed", type=int, default=0, help="seed of weights and generated images (default 0)")
     g.add_argument("--out-csv", default=None,
-                   help="CSV to append to (default results/throughput/<device-slug>.csv)")
+                   help="CSV to append to (default <cache-dir>/throughput/<device-slug>.csv; the repository's "
+                        "measured figures live in results/throughput/)")
     p.set_defaults(func=cmd_bench)
 
 

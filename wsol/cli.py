@@ -59,7 +59,8 @@ def _add_data_args(p: argparse.ArgumentParser, need_images: bool = True) -> None
     g = p.add_argument_group("data")
     g.add_argument("--dataset", default="cub", help="dataset adapter (see `wsol datasets`; default: cub)")
     g.add_argument("--root", required=True, help="dataset folder (for cub: the CUB_200_2011 folder holding images/)")
-    g.add_argument("--split", default="test", help="split to evaluate (default: test)")
+    g.add_argument("--split", default=None, help="split to evaluate (default: test, or the adapter's only split, "
+                                                 "e.g. val for imagenet)")
     g.add_argument("--limit", type=int, default=None, help="only the first N images of the split")
     g.add_argument("--dataset-option", action="append", metavar="KEY=VALUE",
                    help="adapter-specific option, repeatable (e.g. images=DIR for wsoleval, csv=FILE for folder)")
@@ -120,6 +121,9 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--model-option", action="append", metavar="KEY=VALUE",
                    help="model option, repeatable (see `wsol models`), e.g. large_feature_map=true for a "
                         "wsolevaluation checkpoint trained with --large_feature_map")
+    g.add_argument("--new-head", action="store_true",
+                   help="when the head of --weights does not fit the dataset's classes, evaluate a freshly "
+                        "initialised head instead of stopping with an error (its maps are untrained)")
     g.add_argument("--method", default="cam", help="CAM method (see `wsol methods`; default cam)")
     g.add_argument("--method-option", action="append", metavar="KEY=VALUE", help="method option, repeatable")
     g.add_argument("--method-batch", type=int, default=None, help="masked forward passes per batch (scorecam)")
@@ -153,7 +157,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("datasets", help="list dataset adapters")
     p.set_defaults(func=cmd_datasets)
     p = sub.add_parser("models", help="list backbones: name, source, feature layer, stride, CAM exactness")
-    p.add_argument("pattern", nargs="?", default="*", help="fnmatch pattern (default *)")
+    p.add_argument("pattern", nargs="?", default="*",
+                   help="fnmatch pattern, or a bare word matched as a substring (default: all)")
     p.add_argument("--timm", action="store_true", help="also list timm model names matching the pattern")
     p.set_defaults(func=cmd_models)
     p = sub.add_parser("methods", help="list CAM methods (--training: the WSOL training methods of `wsol train`)")
@@ -177,7 +182,7 @@ def build_parser() -> argparse.ArgumentParser:
 # Modules that add their own subcommands: each defines ``add_parsers(subparsers)`` and sets
 # ``func`` on its parsers (a function taking the parsed args and returning an exit code).
 COMMAND_MODULES = (
-    "wsol.datasets.commands",   # check-data, export-metadata
+    "wsol.data_commands",       # check-data, export-metadata
     "wsol.report.commands",     # report, overlay
     "wsol.train_commands",      # train, demo
     "wsol.bench_commands",      # bench
@@ -191,13 +196,16 @@ def _config_from(args, **over):
     method_options = _parse_options(getattr(args, "method_option", None), "--method-option")
     if getattr(args, "method_batch", None):
         method_options["method_batch"] = args.method_batch
-    kw = dict(dataset=args.dataset, root=args.root, split=args.split, limit=args.limit, protocol=args.protocol,
+    from wsol.datasets.base import default_split
+
+    split = args.split or default_split(args.dataset)
+    kw = dict(dataset=args.dataset, root=args.root, split=split, limit=args.limit, protocol=args.protocol,
               cam_step=args.cam_step, fixed_tau=args.fixed_tau, sweep=args.sweep, out=args.out,
               batch_size=args.batch_size, dataset_options=_dataset_options(args),
               method_options=method_options, progress=not args.quiet,
               model_options=_parse_model_options(getattr(args, "model_option", None)), on_error=args.on_error,
               exclude_skipped=args.exclude_skipped)
-    for k in ("backbone", "weights", "method", "device", "data_workers", "workers", "save_cams"):
+    for k in ("backbone", "weights", "method", "device", "data_workers", "workers", "save_cams", "new_head"):
         if hasattr(args, k):
             kw[k] = getattr(args, k)
     for k in ("dtype", "channels_last", "compile", "decode"):  # speed options (wsol.engine.fastpath)
@@ -210,7 +218,17 @@ def _config_from(args, **over):
 def _print_summary(res, out: str) -> None:
     s = res.summary.iloc[0]
     cols = ["n_images", "top1_cls", "gt_known_loc", "top1_loc", "maxboxacc", "maxboxacc_v2", "loc_tau"]
-    print("  ".join(f"{c}={s[c]:.4g}" if isinstance(s[c], float) else f"{c}={s[c]}" for c in cols if c in s))
+
+    def show(c):
+        v = s[c]
+        if isinstance(v, float) and v != v and c in ("top1_cls", "top1_loc"):
+            return f"{c}=n/a"  # heatmaps scored without a classifier: no predictions
+        return f"{c}={v:.4g}" if isinstance(v, float) else f"{c}={v}"
+
+    line = "  ".join(show(c) for c in cols if c in s)
+    if any(show(c).endswith("=n/a") for c in cols if c in s):
+        line += "  (n/a: no class predictions with heatmaps alone)"
+    print(line)
     print(f"wrote {', '.join(n for n in res.tables())} to {out}")
 
 
@@ -246,20 +264,28 @@ def cmd_datasets(args) -> int:
 
     for d in list_datasets():
         print(f"{d.name:10s} {d.description}")
+        print(f"{'':10s} --dataset-option keys: {', '.join(d.valid_options())}")
     return 0
 
 
 def cmd_models(args) -> int:
-    from wsol.models.registry import list_models, model_options
+    from wsol.models.registry import list_models, model_options, weights_offline
 
     rows = list_models(args.pattern, include_timm=args.timm)
-    print(f"{'name':24s} {'source':12s} {'feature layer':22s} {'stride':>6s}  cam_exact  note")
+    if not rows:
+        print(f"no backbone matches {args.pattern!r} (wsol models lists them all; --timm adds timm's)")
+        return 0
+    print(f"{'name':24s} {'source':12s} {'feature layer':22s} {'stride':>6s}  cam_exact  {'weights':9s}  note")
+    offline = {True: "offline", False: "download", None: "?"}
     for r in rows:
         stride = str(r.stride) if r.stride else "?"
+        w = offline[weights_offline(r.name)]
         opts = model_options(r.name) if r.source != "timm" else {}
         extra = ("  [--model-option " + ", ".join(f"{k}={str(v).lower()}" for k, v in opts.items()) + "]") if opts else ""
         print(f"{r.name:24s} {r.source:12s} {r.feature_layer:22s} {stride:>6s}  {'yes' if r.cam_exact else 'no':9s}  "
-              f"{r.note}{extra}")
+              f"{w:9s}  {r.note}{extra}")
+    print("weights: 'offline' = pretrained weights on this machine now; 'download' = fetched on first use "
+          "(needs internet, or put the file in the hub cache); '?' = unknown")
     return 0
 
 

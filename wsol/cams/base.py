@@ -3,20 +3,22 @@ maps [B, h, w] on the model's device; post-processing happens in ``wsol.localize
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Dict, List
+from typing import List
 
 import torch
 
-from wsol.errors import UnknownNameError, WsolError
+from wsol.errors import WsolError
+from wsol.utils.registry import Registry
 
 
 class CamMethod:
-    """Base class. ``needs_grad``: the engine runs the forward pass with autograd on."""
+    """Base class. ``needs_grad``: the method differentiates the head itself (the gradient
+    family; see ``wsol.cams.gradcam.head_gradients``): callers run the backbone under
+    ``torch.no_grad()`` for every method and never enable gradients on the parameters."""
 
     name: str = ""
     description: str = ""
     needs_grad: bool = False
-    needs_model: bool = True
 
     def __init__(self, **options):
         self.options = options
@@ -33,38 +35,22 @@ class MethodInfo:
     needs_grad: bool
 
 
-_REGISTRY: Dict[str, type] = {}
+METHODS: Registry[type] = Registry("method", [f"wsol.cams.{m}" for m in ("cam", "gradcam", "scorecam", "baselines")])
 
 
 def register_method(cls: type) -> type:
     """Class decorator: register a CamMethod subclass under ``cls.name``."""
-    _REGISTRY[cls.name] = cls
-    return cls
+    return METHODS.add(cls.name, cls)
 
 
-def _load() -> None:
-    import importlib
-
-    for mod in ("cam", "gradcam", "scorecam", "baselines"):
-        try:
-            importlib.import_module(f"wsol.cams.{mod}")
-        except ModuleNotFoundError as e:
-            if e.name != f"wsol.cams.{mod}":
-                raise
-
-
-def list_methods() -> List[MethodInfo]:
-    """Registered CAM methods, sorted by name."""
-    _load()
-    return [MethodInfo(n, c.description, c.needs_grad) for n, c in sorted(_REGISTRY.items())]
+def list_methods(pattern: str = "*") -> List[MethodInfo]:
+    """Registered CAM methods matching ``pattern``, sorted by name."""
+    return [MethodInfo(n, c.description, c.needs_grad) for n, c in METHODS.items(pattern)]
 
 
 def create_method(name: str, **options) -> CamMethod:
     """Instantiate method ``name`` (unknown names list the closest ones)."""
-    _load()
-    if name not in _REGISTRY:
-        raise UnknownNameError("method", name, _REGISTRY)
-    return _REGISTRY[name](**options)
+    return METHODS.get(name)(**options)
 
 
 def check_targets(targets: torch.Tensor, num_classes: int) -> None:

@@ -1,7 +1,9 @@
 """Baselines that look at no model: where would a WSOL method land by chance?
 
 They use only the batch size, the input size and the device of ``images``; the model
-outputs passed in are ignored (``needs_model = False``) and the targets are not checked.
+outputs passed in are ignored and the targets are not checked. The engine still runs the
+backbone for them: its predictions fill the classification columns (top-1/top-5, and the
+Top-k Loc that needs them), so a baseline's row is comparable with a method's.
 
 - ``center_gaussian``: the "no learning" center-gaussian baseline of Choe et al. 2020, an
   isotropic Gaussian at the image centre ``((H-1)/2, (W-1)/2)``, peak 1, with
@@ -33,7 +35,6 @@ from wsol.errors import WsolError
 
 class BaselineMethod(CamMethod):
     needs_grad = False
-    needs_model = False
 
 
 @register_method

@@ -1,4 +1,4 @@
-"""Class activation map (Zhou et al. 2016), the protocol's default (``docs/protocol.md``).
+"""Class activation map (Zhou et al. 2016), the protocol's default (docs/protocol.md, Class activation map).
 
 Backbones whose inference defines their own class maps (``Backbone.class_maps``: ACoL's fused
 map of its two heads) give those; the others ``sum_k W[c,k] F[k]``.

@@ -1,12 +1,14 @@
 """The gradient family: Grad-CAM, Grad-CAM++, XGrad-CAM, LayerCAM, HiResCAM.
 
 All take ``g = d y_c / d A``, the gradient of each image's target logit ``y_c`` (pre-softmax)
-with respect to the feature maps ``A = feats`` [B, K, h, w] the engine computed with
-autograd on. One call ``torch.autograd.grad(sum_b y_{b, t_b}, feats, retain_graph=False)``
-gives every image's gradient at once (images do not interact in an eval-mode net): no hooks,
-no ``.backward()``, no parameter ``.grad`` touched; the graph is freed by the call, so each
-method needs its own forward pass. Everything stays batched on the feats' device, in float32
-(or float64 when the feats are).
+with respect to the feature maps ``A = feats`` [B, K, h, w]. The trunk runs without
+autograd (the engine's forward is under ``torch.no_grad()``); the method then re-runs only
+the head, ``backbone.forward_logits``, on a leaf copy of the features that requires grad,
+and one call ``torch.autograd.grad(sum_b y_{b, t_b}, A, retain_graph=False)`` gives every
+image's gradient at once (images do not interact in an eval-mode net). No hooks, no
+``.backward()``, no parameter needs or gets a ``.grad``; the only graph ever built is the
+head's, so memory stays that of the forward pass. Everything stays batched on the feats'
+device, in float32 (or float64 when the feats are).
 
 Every map is ``ReLU(...)`` of its combination (option ``relu=False`` keeps the sign), as in
 the papers' definitions and pytorch-grad-cam; note that the protocol's plain ``cam`` has no
@@ -26,18 +28,32 @@ def target_gradients(feats: torch.Tensor, logits: torch.Tensor, targets: torch.T
                      method: str = "gradient method") -> torch.Tensor:
     """``d logits[b, targets[b]] / d feats[b]`` for every b at once -> [B, K, h, w].
 
-    Frees the autograd graph (``retain_graph=False``); raises a one-line WsolError when
-    ``feats``/``logits`` were computed without autograd.
+    ``logits`` must have been computed from ``feats`` with autograd on. Frees the graph
+    (``retain_graph=False``); raises a one-line WsolError when there is no graph.
     """
     check_targets(targets, logits.shape[1])
     if not feats.requires_grad or not logits.requires_grad:
-        raise WsolError(f"{method} needs gradients: compute `feats, logits = backbone(images)` under "
-                        f"torch.enable_grad() (not torch.no_grad()/inference_mode) with the backbone's "
-                        f"parameters requiring grad")
+        raise WsolError(f"{method} needs gradients: `logits` must be computed from `feats` with autograd on "
+                        f"(see head_gradients)")
     t = targets.to(device=logits.device, dtype=torch.long).view(-1, 1)
     score = logits.gather(1, t).sum()
     (grads,) = torch.autograd.grad(score, feats, retain_graph=False)
     return grads
+
+
+def head_gradients(backbone, feats: torch.Tensor, targets: torch.Tensor,
+                   method: str = "gradient method") -> torch.Tensor:
+    """Target-logit gradients w.r.t. ``feats`` through the head only -> [B, K, h, w].
+
+    ``feats`` may come from a no-grad forward pass: the head (``backbone.forward_logits``)
+    is re-run under ``torch.enable_grad()`` on ``feats.detach().requires_grad_()``, a leaf,
+    so no graph of the trunk is ever built and the parameters need not require grad. The
+    head's output equals the forward pass's logits (same function, same input).
+    """
+    with torch.enable_grad():
+        leaf = feats.detach().requires_grad_(True)
+        logits = backbone.forward_logits(leaf)
+        return target_gradients(leaf, logits, targets, method)
 
 
 class GradientCamMethod(CamMethod):
@@ -53,7 +69,8 @@ class GradientCamMethod(CamMethod):
         raise NotImplementedError
 
     def __call__(self, backbone, images, feats, logits, targets):
-        grads = target_gradients(feats, logits, targets, self.name)
+        check_targets(targets, logits.shape[1])
+        grads = head_gradients(backbone, feats, targets, self.name)
         with torch.no_grad():  # float32 at least: g^3 (Grad-CAM++) underflows in half precision
             dtype = torch.promote_types(feats.dtype, torch.float32)
             out = self.combine(feats.detach().to(dtype), grads.to(dtype))

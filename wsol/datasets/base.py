@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
+import inspect
 from typing import Callable, Dict, List, Optional
 
 import numpy as np
 
-from wsol.errors import DataError, UnknownNameError
+from wsol.errors import DataError, WsolError
+from wsol.utils.registry import Registry
 
 
 @dataclass
@@ -62,6 +64,8 @@ class WsolDataset:
     """A split of a dataset: its samples, class names and where the images live.
 
     issues: non-fatal findings of the adapter (clipped boxes, guessed class list ...).
+    declared_classes: the class count given by the user (``num_classes=N`` option), when
+        the data has no class list.
     """
 
     name: str
@@ -71,6 +75,7 @@ class WsolDataset:
     samples: List[Sample]
     class_names: List[str] = field(default_factory=list)
     issues: List[DataIssue] = field(default_factory=list)
+    declared_classes: Optional[int] = None
 
     def __len__(self) -> int:
         return len(self.samples)
@@ -80,57 +85,159 @@ class WsolDataset:
 
     @property
     def num_classes(self) -> int:
+        """The class count: declared, else the class list's length, else ``max(label) + 1``
+        (only a lower bound then: see :attr:`classes_known`)."""
+        if self.declared_classes:
+            return int(self.declared_classes)
         if self.class_names:
             return len(self.class_names)
         return (max(s.label for s in self.samples) + 1) if self.samples else 0
+
+    @property
+    def classes_known(self) -> bool:
+        """True when the class count comes from a class list or ``num_classes``; False when it
+        is only inferred from the labels (e.g. wsolevaluation metadata, which has no class
+        list: a split need not contain every class)."""
+        return bool(self.declared_classes or self.class_names)
+
+    def class_source(self) -> str:
+        """Where :attr:`num_classes` comes from, in words (for error messages)."""
+        if self.declared_classes:
+            return "--dataset-option num_classes"
+        if self.class_names:
+            return "the dataset's class list"
+        return "the largest label + 1"
 
     def limit(self, n: Optional[int]) -> "WsolDataset":
         """The first ``n`` samples (all when n is None)."""
         if n is None:
             return self
         return WsolDataset(self.name, self.split, self.root, self.image_root,
-                           self.samples[:n], self.class_names, self.issues)
+                           self.samples[:n], self.class_names, self.issues, self.declared_classes)
 
 
 DatasetBuilder = Callable[..., WsolDataset]
 
 
+#: Options every adapter takes (handled by :func:`build_dataset` itself).
+COMMON_OPTIONS: Dict[str, str] = {
+    "num_classes": "the class count when the data has no class list (labels must be below it)",
+}
+
+#: A tiny example of an adapter's own layout: ``write(folder) -> (root, split, options)``.
+ExampleWriter = Callable[[str], tuple]
+
+
 @dataclass
 class DatasetInfo:
+    """A registered adapter. ``options``: the ``--dataset-option`` keys the builder takes
+    (besides :data:`COMMON_OPTIONS`), with a short help each. ``example``: writes a tiny
+    dataset in the adapter's layout (for tests and demos; None when it cannot)."""
+
     name: str
     builder: DatasetBuilder
     description: str
     splits: tuple
     generates: bool = False  # the adapter creates its root (synthetic data)
+    options: Dict[str, str] = field(default_factory=dict)
+    example: Optional[ExampleWriter] = None
+
+    def valid_options(self) -> List[str]:
+        return sorted({**self.options, **COMMON_OPTIONS})
+
+    @property
+    def default_split(self) -> str:
+        """'test' when the adapter has one, else its first split (imagenet: 'val')."""
+        return "test" if "test" in self.splits else self.splits[0]
 
 
-_REGISTRY: Dict[str, DatasetInfo] = {}
+DATASETS: Registry[DatasetInfo] = Registry("dataset", [f"wsol.datasets.{m}" for m in
+                                                       ("cub", "imagenet", "wsoleval", "folder", "synthetic")])
 
 
-def register_dataset(name: str, description: str, splits: tuple = ("train", "test"), generates: bool = False):
-    """Decorator: register ``builder(root, split, **options) -> WsolDataset`` under ``name``."""
+def _keyword_options(fn: Callable) -> Dict[str, str]:
+    """The builder's keyword parameters after ``root, split`` (no ``**kwargs``)."""
+    params = list(inspect.signature(fn).parameters.values())[2:]
+    return {p.name: "" for p in params if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
+
+
+def register_dataset(name: str, description: str, splits: tuple = ("train", "test"), generates: bool = False,
+                     options: Optional[Dict[str, str]] = None, example: Optional[ExampleWriter] = None):
+    """Decorator: register ``builder(root, split, **options) -> WsolDataset`` under ``name``.
+
+    ``options``: the keys the builder accepts, with a help line each (default: the builder's
+    keyword parameters); :func:`build_dataset` refuses any other key. ``example``: see
+    :class:`DatasetInfo`.
+    """
 
     def deco(fn: DatasetBuilder) -> DatasetBuilder:
-        _REGISTRY[name] = DatasetInfo(name, fn, description, splits, generates)
+        opts = dict(options) if options is not None else _keyword_options(fn)
+        DATASETS.add(name, DatasetInfo(name, fn, description, splits, generates, opts, example))
         return fn
 
     return deco
 
 
+def dataset_info(name: str) -> DatasetInfo:
+    """The registry entry of adapter ``name`` (unknown names list the closest ones)."""
+    return DATASETS.get(name)
+
+
+def default_split(name: str) -> str:
+    """The split used when none is given: see :attr:`DatasetInfo.default_split`."""
+    return dataset_info(name).default_split
+
+
+def check_options(name: str, options: Dict[str, object]) -> None:
+    """Refuse ``--dataset-option`` keys that adapter ``name`` does not take (one line
+    listing the valid keys)."""
+    info = dataset_info(name)
+    valid = info.valid_options()
+    bad = [k for k in options if k not in valid]
+    if bad:
+        raise WsolError(f"dataset '{name}' has no option {bad[0]!r} (valid --dataset-option keys: "
+                        f"{', '.join(valid)})")
+
+
+def _apply_num_classes(ds: WsolDataset, value: object) -> None:
+    try:
+        n = int(value)  # type: ignore[arg-type]
+        if n != value and str(n) != str(value).strip():
+            raise ValueError
+    except (TypeError, ValueError):
+        raise WsolError(f"--dataset-option num_classes takes a positive integer, not {value!r}") from None
+    if n < 1:
+        raise WsolError(f"--dataset-option num_classes takes a positive integer, not {value!r}")
+    if ds.class_names and len(ds.class_names) != n:
+        raise DataError(f"num_classes={n} disagrees with the dataset's class list of {len(ds.class_names)} "
+                        "classes (drop the option or fix the list)", path=ds.root)
+    top = max((s.label for s in ds.samples), default=-1)
+    if top >= n:
+        bad = next(s for s in ds.samples if s.label == top)
+        raise DataError(f"label {top} of {bad.image_id} is not below num_classes={n}", path=ds.root)
+    ds.declared_classes = n
+
+
 def list_datasets() -> List[DatasetInfo]:
     """Registered dataset adapters, sorted by name."""
-    _load_adapters()
-    return [_REGISTRY[k] for k in sorted(_REGISTRY)]
+    return [info for _, info in DATASETS.items()]
 
 
 def build_dataset(name: str, root: str, split: str = "test", **options) -> WsolDataset:
-    """Read split ``split`` of dataset adapter ``name`` from ``root``."""
-    _load_adapters()
-    if name not in _REGISTRY:
-        raise UnknownNameError("dataset", name, _REGISTRY)
-    if not root or (not os.path.isdir(root) and not _REGISTRY[name].generates):
+    """Read split ``split`` of dataset adapter ``name`` from ``root``.
+
+    ``options``: the adapter's own keys (``DatasetInfo.options``) and ``num_classes``;
+    any other key is an error listing the valid ones.
+    """
+    info = dataset_info(name)
+    check_options(name, options)
+    if not root or (not os.path.isdir(root) and not info.generates):
         raise DataError("dataset root not found (pass --root DIR)", path=str(root))
-    return _REGISTRY[name].builder(root, split, **options)
+    common = {k: options.pop(k) for k in list(options) if k in COMMON_OPTIONS and k not in info.options}
+    ds = info.builder(root, split, **options)
+    if common.get("num_classes") is not None:
+        _apply_num_classes(ds, common["num_classes"])
+    return ds
 
 
 def require_file(path: str, what: str = "") -> str:
@@ -138,15 +245,3 @@ def require_file(path: str, what: str = "") -> str:
     if not os.path.isfile(path):
         raise DataError(f"missing {what or 'file'}", path=path)
     return path
-
-
-def _load_adapters() -> None:
-    # Importing the adapter modules registers them (kept lazy so base has no cycles).
-    import importlib
-
-    for mod in ("cub", "imagenet", "wsoleval", "folder", "synthetic"):
-        try:
-            importlib.import_module(f"wsol.datasets.{mod}")
-        except ModuleNotFoundError as e:  # adapter not written yet
-            if e.name != f"wsol.datasets.{mod}":
-                raise

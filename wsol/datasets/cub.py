@@ -1,4 +1,4 @@
-"""CUB-200-2011 in its official layout (DESIGN.md §4)."""
+"""CUB-200-2011 in its official layout (docs/architecture.md, Dataset layouts)."""
 from __future__ import annotations
 
 import os
@@ -84,7 +84,26 @@ def read_cub(root: str, split: str = "test") -> WsolDataset:
     return WsolDataset("cub", split, root, image_root, samples, class_names)
 
 
+def write_example(folder: str) -> tuple:
+    """A tiny CUB-layout folder: 3 classes x 2 drawn images, one of each class per split."""
+    from wsol.datasets.examples import EXAMPLE_CLASSES, example_images, save_image, write_lines
+
+    imgs = example_images(n_per_class=2)
+    rels = []
+    for im in imgs:
+        rels.append(f"{im.label + 1:03d}.{EXAMPLE_CLASSES[im.label]}/{im.name}")
+        save_image(os.path.join(folder, "images", rels[-1]), im.pixels)
+    ids = range(1, len(imgs) + 1)
+    write_lines(os.path.join(folder, "images.txt"), [f"{i} {r}" for i, r in zip(ids, rels)])
+    write_lines(os.path.join(folder, "image_class_labels.txt"), [f"{i} {im.label + 1}" for i, im in zip(ids, imgs)])
+    write_lines(os.path.join(folder, "classes.txt"), [f"{c + 1} {c + 1:03d}.{n}" for c, n in enumerate(EXAMPLE_CLASSES)])
+    write_lines(os.path.join(folder, "train_test_split.txt"), [f"{i} {int(i <= len(EXAMPLE_CLASSES))}" for i in ids])
+    write_lines(os.path.join(folder, "bounding_boxes.txt"),  # x y w h, with x1 = x + w
+                [f"{i} {im.box[0]} {im.box[1]} {im.box[2] - im.box[0]} {im.box[3] - im.box[1]}" for i, im in zip(ids, imgs)])
+    return folder, "test", {}
+
+
 @register_dataset("cub", "CUB-200-2011, official layout (images.txt, bounding_boxes.txt, ...)",
-                  splits=("train", "test"))
-def _build(root: str, split: str = "test", **_) -> WsolDataset:
+                  splits=("train", "test"), options={}, example=write_example)
+def _build(root: str, split: str = "test") -> WsolDataset:
     return read_cub(root, split)

@@ -190,8 +190,20 @@ def read_folder(root: str, split: str = "test", csv: Optional[str] = None,
     return WsolDataset("folder", split, root, root, samples, class_names)
 
 
+def write_example(folder: str) -> tuple:
+    """A tiny image folder: 3 classes x 2 drawn images, boxes.csv with class names as labels."""
+    from wsol.datasets.examples import EXAMPLE_CLASSES, example_images, save_image, write_lines
+
+    imgs = example_images(n_per_class=2, seed=1)
+    for im in imgs:
+        save_image(os.path.join(folder, "images", im.name), im.pixels)
+    write_lines(os.path.join(folder, "boxes.csv"), ["image,label,x0,y0,x1,y1"] + [
+        f"images/{im.name},{EXAMPLE_CLASSES[im.label]},{','.join(map(str, im.box))}" for im in imgs])
+    return folder, "test", {}
+
+
 @register_dataset("folder", "an image folder + a CSV image,label,x0,y0,x1,y1 (csv=FILE, classes=FILE)",
-                  splits=("test",))
-def _build(root: str, split: str = "test", csv: Optional[str] = None, classes: Optional[str] = None,
-           **_) -> WsolDataset:
+                  splits=("test",), example=write_example, options={"csv": "the annotation CSV (default: boxes.csv or annotations.csv in the root)",
+                                             "classes": "class list file, one name per line (line i = class i)"})
+def _build(root: str, split: str = "test", csv: Optional[str] = None, classes: Optional[str] = None) -> WsolDataset:
     return read_folder(root, split, csv=csv, classes=classes)

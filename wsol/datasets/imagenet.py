@@ -1,4 +1,4 @@
-"""ILSVRC2012 validation set in any of its usual layouts (DESIGN.md §4).
+"""ILSVRC2012 validation set in any of its usual layouts (docs/architecture.md, Dataset layouts).
 
 Layouts (``ROOT`` is the folder passed as root):
 
@@ -439,8 +439,30 @@ def read_imagenet(root: str, split: str = "val", wnids: Union[str, Sequence[str]
     return WsolDataset("imagenet", split, root, image_root, samples, classes, issues)
 
 
+def write_example(folder: str) -> tuple:
+    """A tiny Kaggle-layout ILSVRC val folder: 3 classes (WNIDs n00000001..3) x 2 drawn images,
+    LOC_val_solution.csv and LOC_synset_mapping.txt."""
+    from wsol.datasets.examples import EXAMPLE_CLASSES, example_images, save_image, write_lines
+
+    imgs = example_images(n_per_class=2, seed=3)
+    wnids = [f"n{c + 1:08d}" for c in range(len(EXAMPLE_CLASSES))]
+    rows = ["ImageId,PredictionString"]
+    for i, im in enumerate(imgs, 1):
+        stem = f"ILSVRC2012_val_{i:08d}"
+        save_image(os.path.join(folder, KAGGLE_IMAGES, f"{stem}.JPEG"), im.pixels)
+        rows.append(f"{stem},{wnids[im.label]} {' '.join(map(str, im.box))} ")
+    write_lines(os.path.join(folder, KAGGLE_CSV), rows)
+    write_lines(os.path.join(folder, SYNSET_MAPPING), [f"{w} {n.replace('_', ' ')}" for w, n in zip(wnids, EXAMPLE_CLASSES)])
+    return folder, "val", {}
+
+
 @register_dataset("imagenet", "ILSVRC2012 val: kaggle layout, official tars (+ bbox XMLs, devkit)",
-                  splits=("val",))
+                  splits=("val",),
+                  options={"wnids": "class list file of WNIDs (line i = class i; default: the sorted WNIDs)",
+                           "layout": "kaggle or tar, when both are present (default: detected)",
+                           "bbox": "folder of the bbox archive's val/*.xml (official-tar layout)",
+                           "devkit": "folder holding ILSVRC2012_validation_ground_truth.txt and meta.mat"},
+                  example=write_example)
 def _build(root: str, split: str = "val", wnids=None, layout: Optional[str] = None,
-           bbox: Optional[str] = None, devkit: Optional[str] = None, **_) -> WsolDataset:
+           bbox: Optional[str] = None, devkit: Optional[str] = None) -> WsolDataset:
     return read_imagenet(root, split, wnids=wnids, layout=layout, bbox=bbox, devkit=devkit)

@@ -307,7 +307,14 @@ def _params(**params: Any) -> Dict[str, Any]:
     if unknown:
         raise TypeError(f"unknown synthetic parameter(s): {', '.join(sorted(unknown))}")
     p = {**DEFAULTS, **params}
-    p["image_size"] = [int(v) for v in p["image_size"]]
+    size = p["image_size"]
+    if isinstance(size, str):  # from the command line: "W,H" or "WxH"
+        size = size.replace("x", ",").split(",")
+    elif isinstance(size, (int, float)):
+        size = (size, size)
+    p["image_size"] = [int(v) for v in size]
+    if len(p["image_size"]) != 2:
+        raise DataError(f"synthetic image_size takes W,H, not {params.get('image_size')!r}")
     for k in ("n_classes", "n_train_per_class", "n_test_per_class", "seed"):
         p[k] = int(p[k])
     return p
@@ -415,14 +422,22 @@ def make_synthetic(out_dir: str, n_classes: int = DEFAULTS["n_classes"],
 
 
 # ----------------------------------------------------------------------------- adapter
-@register_dataset("synthetic", "Procedural CUB-layout set (generated and cached under --root)", generates=True)
+def write_example(folder: str) -> tuple:
+    """The procedural set at its smallest: 2 classes, 1 train + 2 test images each, 64x48 px
+    (generated into ``folder`` when the adapter first reads it)."""
+    return folder, "test", {"n_classes": 2, "n_train_per_class": 1, "n_test_per_class": 2, "image_size": "64,48"}
+
+
+@register_dataset("synthetic", "Procedural CUB-layout set (generated and cached under --root)", generates=True,
+                  example=write_example, options={k: f"generator parameter (default {v!r})" for k, v in DEFAULTS.items()})
 def build_synthetic(root: str, split: str, **opts: Any) -> WsolDataset:
     """Read split ``split`` of the synthetic set in ``root``, generating it there first
     when root has no stamp, a stale one, or one whose parameters differ from those given
     in ``opts`` (n_classes, n_train_per_class, n_test_per_class, image_size, seed)."""
     gen = {k: opts.pop(k) for k in list(opts) if k in DEFAULTS}
     if opts:
-        log.warning("synthetic dataset: ignoring options %s", ", ".join(sorted(opts)))
+        raise DataError(f"synthetic dataset: unknown option(s) {', '.join(sorted(opts))} "
+                        f"(valid: {', '.join(sorted(DEFAULTS))})")
     stamp = _read_stamp(root)
     if stamp is not None and stamp.get("version") == GENERATOR_VERSION \
             and isinstance(stamp.get("params"), dict):

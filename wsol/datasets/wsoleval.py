@@ -1,4 +1,4 @@
-"""wsolevaluation metadata (Choe et al.): read it, and write it for any dataset (DESIGN.md §4).
+"""wsolevaluation metadata (Choe et al.): read it, and write it for any dataset (docs/architecture.md, Dataset layouts).
 
 A split folder holds ``image_ids.txt`` (one image id per line), ``class_labels.txt``
 (``path,label``), ``image_sizes.txt`` (``path,w,h``) and ``localization.txt``
@@ -186,7 +186,25 @@ def write_wsoleval_metadata(dataset: WsolDataset, out_dir: str, progress: bool =
         os.remove(names_path)
 
 
+def write_example(folder: str) -> tuple:
+    """Tiny wsolevaluation metadata (``metadata/test``, no class_names.txt, as wsolevaluation
+    ships it) for 3 classes x 2 drawn images under ``images/val``."""
+    from wsol.datasets.examples import example_images, save_image, write_lines
+
+    imgs = example_images(n_per_class=2, seed=2)
+    ids = [f"val/{im.name}" for im in imgs]
+    for iid, im in zip(ids, imgs):
+        save_image(os.path.join(folder, "images", iid), im.pixels)
+    meta = os.path.join(folder, "metadata", "test")
+    write_lines(os.path.join(meta, "image_ids.txt"), ids)
+    write_lines(os.path.join(meta, "class_labels.txt"), [f"{i},{im.label}" for i, im in zip(ids, imgs)])
+    write_lines(os.path.join(meta, "image_sizes.txt"), [f"{i},{im.size[0]},{im.size[1]}" for i, im in zip(ids, imgs)])
+    write_lines(os.path.join(meta, "localization.txt"), [f"{i},{','.join(map(str, im.box))}" for i, im in zip(ids, imgs)])
+    return os.path.join(folder, "metadata"), "test", {"images": os.path.join(folder, "images")}
+
+
 @register_dataset("wsoleval", "wsolevaluation metadata folder (image_ids.txt, class_labels.txt, "
-                  "image_sizes.txt, localization.txt); images= image root (optional)", splits=("train", "val", "test"))
-def _build(root: str, split: str = "test", images: Optional[str] = None, **_) -> WsolDataset:
+                  "image_sizes.txt, localization.txt); images= image root (optional)", splits=("train", "val", "test"),
+                  options={"images": "the image root the ids are relative to (also --images)"}, example=write_example)
+def _build(root: str, split: str = "test", images: Optional[str] = None) -> WsolDataset:
     return read_wsoleval(root, split, images=images)

@@ -16,7 +16,7 @@ First ``warmup`` forward passes and (unless ``warmup`` is 0) one end-to-end run 
 batches, untimed; then each repeat times (a) then (b), so that both see the same load on a
 shared machine (``load_avg`` records the host's 1-minute load average, mean of start and end).
 
-CSV columns (``results/throughput/<device-slug>.csv``, appended): identity of the run
+CSV columns (``--out-csv``, default ``<cache>/throughput/<device-slug>.csv``, appended): identity of the run
 (device, torch, cuda, backbone, method, options ...), then per-stage milliseconds per image
 of the median end-to-end repeat (``data_ms`` ... ``total_ms``: 1000 / the stage's images/s
 over the batches after the first; ``data_ms`` is the time the loop waited for a batch plus
@@ -46,6 +46,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from wsol.datasets.imagenet_like import SYNTH_VERSION, make_imagenet_like
 from wsol.errors import WsolError
 
 log = logging.getLogger(__name__)
@@ -61,8 +62,6 @@ BENCH_COLUMNS = [
 STAGE_COLUMNS = {"data": "data_ms", "forward": "forward_ms", "cam": "cam_ms", "localize": "localize_ms",
                  "metrics": "metrics_ms", "total": "total_ms"}
 PROTOCOL_IMAGES = 50_000
-SYNTH_VERSION = 1
-SYNTH_CLASSES = 1000
 
 
 @dataclass
@@ -91,7 +90,7 @@ class BenchConfig:
     warmup: int = 3
     sweep: str = "fast"
     cam_step: float = 0.01
-    out_csv: Optional[str] = None        # None: results/throughput/<device-slug>.csv
+    out_csv: Optional[str] = None        # None: <cache>/throughput/<device-slug>.csv
     cache_dir: Optional[str] = None      # None: $WSOL_CACHE or ~/.cache/wsol
     seed: int = 0
     progress: bool = True
@@ -141,70 +140,6 @@ def cache_root(cfg: BenchConfig) -> str:
     return cfg.cache_dir or os.environ.get("WSOL_CACHE") or os.path.join(os.path.expanduser("~"), ".cache", "wsol")
 
 
-# ---------------------------------------------------------------------- generated images
-_SIZES = ((500, 375), (500, 375), (500, 375), (375, 500), (500, 333), (500, 400), (333, 500), (640, 480))
-
-
-def _render(rng: np.random.Generator) -> Tuple[np.ndarray, List[List[int]]]:
-    """One ImageNet-like picture: smooth colour field + texture + 1-2 textured blobs."""
-    import cv2
-
-    w, h = _SIZES[int(rng.integers(len(_SIZES)))]
-    lo = rng.uniform(20, 235, (int(rng.integers(3, 8)), int(rng.integers(3, 8)), 3)).astype(np.float32)
-    img = cv2.resize(lo, (w, h), interpolation=cv2.INTER_CUBIC)
-    tex = rng.normal(0, 1, (h // 4 + 1, w // 4 + 1, 3)).astype(np.float32)
-    img += cv2.resize(tex, (w, h), interpolation=cv2.INTER_LINEAR) * 22
-    boxes = []
-    for _ in range(int(rng.integers(1, 3))):
-        bw, bh = int(w * rng.uniform(0.25, 0.8)), int(h * rng.uniform(0.25, 0.8))
-        x0, y0 = int(rng.integers(0, w - bw)), int(rng.integers(0, h - bh))
-        mask = np.zeros((h, w), np.uint8)
-        cv2.ellipse(mask, (x0 + bw // 2, y0 + bh // 2), (bw // 2, bh // 2), 0, 0, 360, 1, -1)
-        col = rng.uniform(0, 255, 3).astype(np.float32)
-        stripes = np.sin(np.arange(w, dtype=np.float32)[None, :] * rng.uniform(0.05, 0.4)
-                         + np.arange(h, dtype=np.float32)[:, None] * rng.uniform(0.05, 0.4))[..., None] * 30
-        obj = col[None, None, :] + stripes
-        m = mask.astype(bool)
-        img[m] = obj[m]
-        boxes.append([x0, y0, x0 + bw - 1, y0 + bh - 1])
-    img += rng.normal(0, 9, img.shape).astype(np.float32)
-    return np.clip(img, 0, 255).astype(np.uint8), boxes
-
-
-def make_bench_images(folder: str, n: int, seed: int = 0) -> str:
-    """Write ``n`` generated JPEGs as a ``folder`` dataset (images/, boxes.csv, classes.txt) at
-    ``folder`` unless it is already there; returns ``folder``. Written in a temporary folder
-    and renamed, so a present folder is complete."""
-    from PIL import Image
-
-    if os.path.isfile(os.path.join(folder, "boxes.csv")):
-        return folder
-    tmp = f"{folder}.tmp-{os.getpid()}"
-    os.makedirs(os.path.join(tmp, "images"), exist_ok=True)
-    rng = np.random.default_rng(seed)
-    labels = rng.integers(0, SYNTH_CLASSES, n)
-    with open(os.path.join(tmp, "boxes.csv"), "w", newline="") as f:
-        wr = csv.writer(f)
-        wr.writerow(["image", "label", "x0", "y0", "x1", "y1"])
-        for i in range(n):
-            img, boxes = _render(np.random.default_rng([seed, i]))
-            rel = f"images/{i:06d}.jpg"
-            Image.fromarray(img).save(os.path.join(tmp, rel), quality=90)
-            for b in boxes:
-                wr.writerow([rel, int(labels[i]), *b])
-    with open(os.path.join(tmp, "classes.txt"), "w") as f:
-        f.writelines(f"class_{c:03d}\n" for c in range(SYNTH_CLASSES))
-    try:
-        os.rename(tmp, folder)
-    except OSError:  # another process finished first
-        import shutil
-
-        shutil.rmtree(tmp, ignore_errors=True)
-        if not os.path.isfile(os.path.join(folder, "boxes.csv")):
-            raise WsolError(f"{folder}: cannot create the benchmark images") from None
-    return folder
-
-
 def cycle_samples(samples: list, n: int) -> list:
     """``n`` samples cycling through ``samples``; copies get image ids ``<id>#<k>``."""
     out = []
@@ -218,10 +153,10 @@ def default_split(cfg: BenchConfig) -> str:
     """``--split``, else 'test' when the adapter has one, else its first split (imagenet: val)."""
     if cfg.split:
         return cfg.split
-    from wsol.datasets.base import list_datasets
+    from wsol.datasets.base import DATASETS
 
-    splits = next((d.splits for d in list_datasets() if d.name == cfg.dataset), ("test",))
-    return "test" if "test" in splits else splits[0]
+    info = DATASETS.find(cfg.dataset)
+    return info.default_split if info is not None else "test"
 
 
 def bench_dataset(cfg: BenchConfig):
@@ -239,7 +174,7 @@ def bench_dataset(cfg: BenchConfig):
     uniq = max(1, min(cfg.unique_images, n))
     folder = os.path.join(cache_root(cfg), "bench", f"jpeg-v{SYNTH_VERSION}-n{uniq}-s{cfg.seed}")
     log.info("benchmark images: %s", folder)
-    make_bench_images(folder, uniq, cfg.seed)
+    make_imagenet_like(folder, uniq, cfg.seed)
     ds = build_dataset("folder", folder, "test", classes=os.path.join(folder, "classes.txt"))
     return WsolDataset(ds.name, ds.split, ds.root, ds.image_root, cycle_samples(ds.samples, n),
                        ds.class_names), uniq
@@ -251,13 +186,12 @@ def _sync(dev: torch.device) -> None:
         torch.cuda.synchronize(dev)
 
 
-def measure_forward(fast, images: torch.Tensor, iters: int, warmup: int, repeats: int,
-                    needs_grad: bool = False) -> List[float]:
+def measure_forward(fast, images: torch.Tensor, iters: int, warmup: int, repeats: int) -> List[float]:
     """Forward-only images/s of each repeat: ``iters`` synchronized passes over ``images``
     (already on the device) after ``warmup`` passes."""
     dev = images.device
     n = images.shape[0]
-    with torch.set_grad_enabled(needs_grad), fast.autocast():
+    with torch.no_grad(), fast.autocast():  # as the evaluation loop: the trunk never builds a graph
         for _ in range(max(warmup, 0)):
             fast.forward(images)
         _sync(dev)
@@ -292,7 +226,7 @@ def run_bench(cfg: BenchConfig) -> BenchResult:
     from wsol.cams.base import create_method
     from wsol.engine.evaluate import EvalConfig, device_name, evaluate, resolve_device
     from wsol.engine.fastpath import FastPath
-    from wsol.models.registry import create_backbone
+    from wsol.engine.heads import backbone_for_dataset
     from wsol.transforms.image import ImageFolderView, test_transform
 
     if cfg.batch_size < 1 or cfg.repeats < 1:
@@ -313,7 +247,8 @@ def run_bench(cfg: BenchConfig) -> BenchResult:
     if dev.type == "cuda":
         torch.backends.cudnn.benchmark = True  # fixed input shape: let cuDNN pick its fastest kernels
     torch.manual_seed(cfg.seed)
-    bb = create_backbone(cfg.backbone, cfg.weights, num_classes=ds.num_classes, device=dev)
+    # a speed measurement: a head that does not fit the data is replaced (with a warning), not refused
+    bb = backbone_for_dataset(ds, cfg.backbone, cfg.weights, dev, new_head=True)
     for p in bb.parameters():
         p.requires_grad_(False)
     fast.prepare(bb)
@@ -326,7 +261,7 @@ def run_bench(cfg: BenchConfig) -> BenchResult:
     iters = max(1, math.ceil(n / cfg.batch_size))
     loads = [_load_average()]
     log.info("warm-up: %d forward passes, one end-to-end run over %d images", cfg.warmup, min(n, 2 * cfg.batch_size))
-    measure_forward(fast, batch, 0, cfg.warmup, 0, method.needs_grad)
+    measure_forward(fast, batch, 0, cfg.warmup, 0)
     if cfg.warmup > 0:
         evaluate(replace(ecfg, limit=min(n, 2 * cfg.batch_size), progress=False), ds, bb)
     # (a) and (b) interleaved, repeat by repeat, so that both see the same machine load
@@ -334,7 +269,7 @@ def run_bench(cfg: BenchConfig) -> BenchResult:
     for r in range(cfg.repeats):
         log.info("repeat %d/%d: forward-only %d x %d images, then end-to-end %d images (data workers %d, "
                  "sweep workers %d)", r + 1, cfg.repeats, iters, cfg.batch_size, n, data_workers, workers)
-        fwd_rates += measure_forward(fast, batch, iters, 0, 1, method.needs_grad)
+        fwd_rates += measure_forward(fast, batch, iters, 0, 1)
         res = evaluate(ecfg, ds, bb)
         t = res.timings.set_index("stage")
         runs.append((float(t.loc["total", "images_per_s"]), float(t.loc["wall", "seconds"]), res.timings))
@@ -362,7 +297,7 @@ def run_bench(cfg: BenchConfig) -> BenchResult:
         "load_avg": float(np.nanmean(loads)),
         "date": _dt.datetime.now().isoformat(timespec="seconds"),
     }
-    path = cfg.out_csv or os.path.join("results", "throughput", f"{device_slug(str(row['device']))}.csv")
+    path = cfg.out_csv or os.path.join(cache_root(cfg), "throughput", f"{device_slug(str(row['device']))}.csv")
     append_rows(path, [row])
     return BenchResult(row, timings, path)
 

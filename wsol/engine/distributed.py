@@ -1,4 +1,4 @@
-"""Data-parallel evaluation under torchrun (issue 6).
+"""Data-parallel evaluation under torchrun.
 
 ``torchrun --nproc_per_node N -m wsol evaluate ...`` (or any script calling
 :func:`wsol.engine.evaluate.evaluate` under torchrun) runs one process per device:

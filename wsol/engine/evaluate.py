@@ -1,4 +1,4 @@
-"""``wsol evaluate`` and ``wsol score``: the end-to-end loop of DESIGN.md §2."""
+"""``wsol evaluate`` and ``wsol score``: the end-to-end loop (docs/architecture.md, Flow)."""
 from __future__ import annotations
 
 import logging
@@ -18,13 +18,13 @@ from wsol.cams.base import check_targets, create_method
 from wsol.datasets.base import Sample, WsolDataset, build_dataset
 from wsol.datasets.wsoleval import image_size
 from wsol.engine.fastpath import FastPath
+from wsol.engine.heads import backbone_for_dataset
 from wsol.engine.scoring import RunScorer, summary_frame
 from wsol.engine.timing import StageTimer
 from wsol.errors import DataError, WsolError
 from wsol.localize.boxes import scale_gt_boxes
 from wsol.localize.image import ImageLocalization, localize_batch
 from wsol.localize.maps import MAP_SIZE, postprocess_batch, thresholds
-from wsol.models.registry import create_backbone
 from wsol.report.csv import write_run
 from wsol.transforms.image import ImageFolderView, load_rgb, test_transform
 
@@ -65,6 +65,7 @@ class EvalConfig:
     compile: bool = False           # torch.compile the backbone forward
     decode: str = "cpu"             # cpu: PIL (protocol) | gpu: nvjpeg + antialiased resize (not bit-identical)
     distributed: str = "auto"       # auto: data-parallel under torchrun (wsol.engine.distributed) | off
+    new_head: bool = False          # replace a pretrained/checkpoint head that does not fit the dataset
 
 
 @dataclass
@@ -147,13 +148,14 @@ def write_run_config(cfg: "EvalConfig", ds: WsolDataset, backbone=None) -> None:
 
 
 def save_heatmaps(folder: str, image_ids: List[str], maps: np.ndarray) -> None:
-    """Write ``<folder>/<image_id>.npy`` (224x224 float32 in [0,1]) for each map."""
+    """Write ``<folder>/<image_id>.npy`` (224x224 float64 in [0,1], as wsolevaluation writes
+    them) for each map: the very values scored, so re-scoring gives identical numbers."""
     for iid, m in zip(image_ids, maps):
         path = os.path.join(folder, f"{iid}.npy")
         os.makedirs(os.path.dirname(path), exist_ok=True)
         tmp = path + ".tmp.npy"
         try:
-            np.save(tmp, m.astype(np.float32))
+            np.save(tmp, np.asarray(m, dtype=np.float64))
             os.replace(tmp, path)
         except OSError as e:
             raise WsolError(f"{path}: cannot write heatmap ({e.strerror or e})") from None
@@ -199,7 +201,7 @@ def resolve_device(name: str) -> torch.device:
 
 
 def evaluate(cfg: EvalConfig, dataset: Optional[WsolDataset] = None, backbone=None) -> EvalResult:
-    """Run backbone + CAM method over a dataset split and score it (DESIGN.md §3).
+    """Run backbone + CAM method over a dataset split and score it (docs/protocol.md).
 
     ``backbone``: an already built model to reuse (the bench's repeats); under torchrun
     (WORLD_SIZE > 1) the run is data-parallel, see :mod:`wsol.engine.distributed`.
@@ -221,8 +223,10 @@ def evaluate(cfg: EvalConfig, dataset: Optional[WsolDataset] = None, backbone=No
     taus = protocol_thresholds(cfg)
     method = create_method(cfg.method, **cfg.method_options)
     torch.manual_seed(cfg.seed)  # random init and random baselines are reproducible
-    bb = backbone if backbone is not None else create_backbone(cfg.backbone, cfg.weights, num_classes=ds.num_classes,
-                                                               device=dev, options=cfg.model_options)
+    if backbone is not None:
+        bb = backbone
+    else:
+        bb = backbone_for_dataset(ds, cfg.backbone, cfg.weights, dev, cfg.new_head, options=cfg.model_options)
     check_targets(torch.tensor([s.label for s in ds.samples]), bb.num_classes)
     for p in bb.parameters():
         p.requires_grad_(False)
@@ -266,9 +270,11 @@ def evaluate(cfg: EvalConfig, dataset: Optional[WsolDataset] = None, backbone=No
             timer.add("data", time.perf_counter() - t_data, n)
             t_batch = time.perf_counter()
             try:
-                with timer.stage("forward", n), torch.set_grad_enabled(method.needs_grad), fast.autocast():
+                # The trunk never builds a graph; gradient methods differentiate the head alone
+                # on a leaf copy of the features (wsol.cams.gradcam.head_gradients).
+                with timer.stage("forward", n), torch.no_grad(), fast.autocast():
                     feats, logits = fast.forward(images)
-                with timer.stage("cam", n), torch.set_grad_enabled(method.needs_grad), fast.autocast():
+                with timer.stage("cam", n), torch.no_grad(), fast.autocast():
                     cams = method(bb, images, feats, logits, labels_dev)
                     # Only the raw low-res maps leave the device; the exact OpenCV upsample +
                     # sweep run in the CPU pool (why not on the GPU: wsol.engine.fastpath).
@@ -340,9 +346,12 @@ def load_heatmap(path: str) -> np.ndarray:
         raise DataError(f"unreadable heatmap ({type(e).__name__})", path=path) from None
     if m.shape != (MAP_SIZE, MAP_SIZE):
         raise DataError(f"heatmap must be {MAP_SIZE}x{MAP_SIZE}, got {m.shape}", path=path)
+    if m.dtype.kind not in "fiu":
+        raise DataError(f"heatmap must hold numbers, not {m.dtype}", path=path)
     if not np.isfinite(m).all() or m.min() < 0 or m.max() > 1:
         raise DataError("heatmap values must be finite and in [0, 1]", path=path)
-    return m.astype(np.float32, copy=False)
+    # kept in the precision it comes in: float64 stays float64 (quantize works in float64)
+    return m if m.dtype.kind == "f" else m.astype(np.float64)
 
 
 def score(cams_dir: str, cfg: EvalConfig, dataset: Optional[WsolDataset] = None) -> EvalResult:

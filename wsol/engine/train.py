@@ -464,7 +464,8 @@ def train(cfg: TrainConfig) -> pd.DataFrame:
 
     arch, model_opts = method_architecture(method, cfg.backbone)
     model_opts = {**dict(cfg.model_options), **model_opts}
-    bb = create_backbone(arch, cfg.weights, num_classes=num_classes, device=dev, options=model_opts)
+    bb = create_backbone(arch, cfg.weights, num_classes=num_classes, device=dev, options=model_opts,
+                         new_head=True)  # fine-tuning: a new head for the dataset's classes is the point
     if bb.num_classes != num_classes:  # a checkpoint file trained on other classes
         log.warning("%s: the checkpoint's head has %d classes, the dataset %d: head re-initialised",
                     cfg.weights, bb.num_classes, num_classes)

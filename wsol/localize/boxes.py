@@ -1,4 +1,4 @@
-"""Boxes from normalized maps at every τ (DESIGN.md §3), and GT box scaling.
+"""Boxes from normalized maps at every τ (docs/protocol.md, Contours and boxes), and GT box scaling.
 
 ``sweep_per_threshold`` is the protocol exactly as published (wsolevaluation): for every τ,
 ``cv2.threshold`` at ``int(τ * max)``, ``cv2.findContours`` with RETR_TREE, boundingRect of

@@ -37,3 +37,19 @@ def localize_batch(norm_maps: np.ndarray, gt_boxes: List[np.ndarray], taus: Sequ
                    sweep: str = "reference") -> List[ImageLocalization]:
     """:func:`localize_map` over a batch (picklable, so a worker pool can run it)."""
     return [localize_map(m, g, taus, sweep) for m, g in zip(norm_maps, gt_boxes)]
+
+
+_WARM = False
+
+
+def warm_up() -> None:
+    """Compile (or load from numba's disk cache) the fast sweep and IoU kernels once per
+    process, on a small map, so the first real batch is not charged for it."""
+    global _WARM
+    if _WARM:
+        return
+    m = np.zeros((16, 16), np.float32)
+    m[4:12, 3:9] = 1.0
+    m[6:8, 5:7] = 0.5
+    localize_map(m, np.array([[2, 2, 10, 10]]), np.arange(0, 1, 0.25), sweep="fast")
+    _WARM = True

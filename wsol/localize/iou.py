@@ -1,4 +1,4 @@
-"""Box IoU with inclusive pixel coordinates (DESIGN.md §3)."""
+"""Box IoU with inclusive pixel coordinates (docs/protocol.md, IoU)."""
 from __future__ import annotations
 
 from typing import Tuple

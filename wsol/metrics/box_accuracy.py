@@ -1,4 +1,4 @@
-"""BoxAcc, MaxBoxAcc (V1), MaxBoxAccV2, Top-1/Top-5/GT-known Loc (DESIGN.md §3).
+"""BoxAcc, MaxBoxAcc (V1), MaxBoxAccV2, Top-1/Top-5/GT-known Loc (docs/protocol.md, Accuracies).
 
 Structure after pycocotools/torchmetrics: per-image matching happens upstream
 (``wsol.localize.image``); here hit counts accumulate densely in one tensor with named

@@ -7,11 +7,12 @@ model exposes timm's ``forward_features`` / ``forward_head`` that wsol computes 
 
 The padding mode and input normalization in :data:`LITE_CONFIG` were chosen by measuring
 top-1 on 100 real ILSVRC2012 val images (``benchmarks/lite_top1.py``, results in
-``results/efficientnet_lite_top1.csv``); see DESIGN.md section 5.
+``results/efficientnet_lite_top1.csv``); README.md, Offline EfficientNet-Lite.
 """
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import logging
 import re
 from typing import Any, Mapping, Optional
@@ -180,7 +181,7 @@ def _register() -> None:
             c = LITE_CONFIG[_v]
             return TimmBackbone(net, BackboneInfo(**_info.__dict__), mean=c["mean"], std=c["std"])
 
-        register_backbone(info, build)
+        register_backbone(info, build, weights_offline=lambda _m=cfg["module"]: importlib.util.find_spec(_m) is not None)
 
 
 _register()

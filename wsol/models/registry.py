@@ -6,7 +6,6 @@ architectures) and, for any other name, timm (``timm/NAME`` forces timm,
 """
 from __future__ import annotations
 
-import fnmatch
 import logging
 import os
 from dataclasses import dataclass, field
@@ -16,6 +15,7 @@ import torch
 
 from wsol.errors import UnknownNameError, WsolError
 from wsol.models.backbone import Backbone, BackboneInfo, TimmBackbone, check_cam_exact
+from wsol.utils.registry import Registry
 
 log = logging.getLogger(__name__)
 
@@ -28,6 +28,8 @@ class ModelEntry:
     info: BackboneInfo
     builder: Builder
     default_classes: int = 1000
+    #: () -> are the pretrained weights on this machine now (no download needed)? None: unknown
+    weights_offline: Optional[Callable[[], bool]] = None
     options: Dict[str, Any] = field(default_factory=dict)  # model option -> default value
 
     def build(self, pretrained: bool, num_classes: int, options: Optional[Dict[str, Any]] = None) -> Backbone:
@@ -36,14 +38,17 @@ class ModelEntry:
         return self.builder(pretrained, num_classes, **opts) if self.options else self.builder(pretrained, num_classes)
 
 
-_REGISTRY: Dict[str, ModelEntry] = {}
+BACKBONES: Registry[ModelEntry] = Registry("backbone", [f"wsol.models.{m}" for m in
+                                                        ("torchvision_models", "efficientnet_lite", "wsoleval_archs")])
 
 
 def register_backbone(info: BackboneInfo, builder: Builder, default_classes: int = 1000,
+                      weights_offline: Optional[Callable[[], bool]] = None,
                       options: Optional[Dict[str, Any]] = None) -> None:
-    """Register ``builder`` under ``info.name``; ``options``: the model options it accepts
-    (name -> default), passed to it as keyword arguments."""
-    _REGISTRY[info.name] = ModelEntry(info, builder, default_classes, dict(options or {}))
+    """Register ``builder`` under ``info.name``; ``weights_offline()`` says whether its
+    pretrained weights are at hand without a download (for ``wsol models``); ``options``: the
+    model options it accepts (name -> default), passed to it as keyword arguments."""
+    BACKBONES.add(info.name, ModelEntry(info, builder, default_classes, weights_offline, dict(options or {})))
 
 
 _TRUE = ("1", "true", "yes", "on")
@@ -76,21 +81,36 @@ def check_model_options(entry: ModelEntry, options: Optional[Dict[str, Any]]) ->
     return out
 
 
-def _load_entries() -> None:
-    import importlib
+def model_options(name: str) -> Dict[str, Any]:
+    """The model options backbone ``name`` accepts, with their defaults (wsol entries only)."""
+    entry = BACKBONES.find(name)
+    return dict(entry.options) if entry else {}
 
-    for mod in ("torchvision_models", "efficientnet_lite", "wsoleval_archs"):
-        try:
-            importlib.import_module(f"wsol.models.{mod}")
-        except ModuleNotFoundError as e:
-            if e.name != f"wsol.models.{mod}":
-                raise
+
+def name_pattern(pattern: str) -> str:
+    """A bare word (no ``*?[``) matches as a substring: ``resnet`` -> ``*resnet*``."""
+    return pattern if any(ch in pattern for ch in "*?[") else f"*{pattern}*"
+
+
+def weights_offline(name: str) -> Optional[bool]:
+    """Whether backbone ``name``'s pretrained weights are available right now without a
+    download (package installed or file in the hub cache); None when wsol cannot tell."""
+    if name.startswith("timm/"):
+        return timm_weights_cached(name[5:])
+    entry = BACKBONES.find(name)
+    if entry is None or entry.weights_offline is None:
+        return None
+    try:
+        return bool(entry.weights_offline())
+    except Exception:  # a probe must never break a listing
+        return None
 
 
 def list_models(pattern: str = "*", include_timm: bool = False) -> List[BackboneInfo]:
-    """Registered backbones whose name matches ``pattern`` (fnmatch); timm names optionally."""
-    _load_entries()
-    out = [e.info for n, e in sorted(_REGISTRY.items()) if fnmatch.fnmatch(n, pattern)]
+    """Registered backbones whose name matches ``pattern`` (fnmatch; a bare word matches as
+    a substring); timm names optionally."""
+    pattern = name_pattern(pattern)
+    out = [e.info for _, e in BACKBONES.items(pattern)]
     if include_timm:
         import timm
 
@@ -99,20 +119,17 @@ def list_models(pattern: str = "*", include_timm: bool = False) -> List[Backbone
     return out
 
 
-def model_options(name: str) -> Dict[str, Any]:
-    """The model options backbone ``name`` accepts, with their defaults (wsol entries only)."""
-    _load_entries()
-    entry = _REGISTRY.get(name)
-    return dict(entry.options) if entry else {}
-
-
 def _timm_entry(name: str) -> ModelEntry:
     import timm
 
     if name not in timm.list_models() and name not in timm.list_models(pretrained=True):
-        raise UnknownNameError("backbone", name, list(_REGISTRY) + timm.list_models())
+        raise BACKBONES.unknown(name, timm.list_models())
 
     def build(pretrained: bool, num_classes: int) -> Backbone:
+        if pretrained and timm_weights_cached(name) is False and not hub_reachable():
+            # fail fast: the hub client would otherwise retry for about a minute
+            raise WsolError(_offline_hint_timm(name, ConnectionError("the hub is not reachable and the "
+                                                                      "weights are not in the cache")))
         try:
             net = timm.create_model(name, pretrained=pretrained, num_classes=num_classes)
         except Exception as e:  # offline hub failures come in many types
@@ -127,6 +144,44 @@ def _timm_entry(name: str) -> ModelEntry:
         return bb
 
     return ModelEntry(BackboneInfo(name, "timm", "forward_features", 0, False, "checked when built"), build)
+
+
+def timm_weights_cached(name: str) -> Optional[bool]:
+    """Are timm's pretrained weights for ``name`` in the Hugging Face (or torch hub) cache?
+    None when timm has no pretrained config for it."""
+    import timm
+
+    try:
+        cfg = timm.models.get_pretrained_cfg(name)
+    except Exception:
+        cfg = None
+    if cfg is None:
+        return None
+    if getattr(cfg, "hf_hub_id", None):
+        from huggingface_hub import try_to_load_from_cache
+
+        repo = cfg.hf_hub_id
+        names = [n for n in (getattr(cfg, "hf_hub_filename", None), "model.safetensors", "pytorch_model.bin") if n]
+        return any(isinstance(try_to_load_from_cache(repo, n), str) for n in names)
+    if getattr(cfg, "url", None):
+        return os.path.isfile(os.path.join(torch.hub.get_dir(), "checkpoints", os.path.basename(cfg.url)))
+    return None
+
+
+def hub_reachable(timeout: float = 3.0) -> bool:
+    """Can this machine open a connection to the Hugging Face hub (``HF_ENDPOINT``) now?
+    False at once under ``HF_HUB_OFFLINE=1``."""
+    import socket
+    from urllib.parse import urlparse
+
+    if os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes", "on"):
+        return False
+    host = urlparse(os.environ.get("HF_ENDPOINT") or "https://huggingface.co").hostname or "huggingface.co"
+    try:
+        socket.create_connection((host, 443), timeout=timeout).close()
+        return True
+    except OSError:
+        return False
 
 
 def _stride(net) -> int:
@@ -153,16 +208,18 @@ def _offline_hint_timm(name: str, err: Exception) -> str:
 
 def resolve(name: str) -> ModelEntry:
     """The registry entry for ``name`` (wsol entries first, then timm)."""
-    _load_entries()
+    BACKBONES.load()
     if name.startswith("timm/"):
         return _timm_entry(name[5:])
     if name.startswith("torchvision/"):
         name = name[len("torchvision/"):]
-        if name not in _REGISTRY or _REGISTRY[name].info.source != "torchvision":
+        entry = BACKBONES.find(name)
+        if entry is None or entry.info.source != "torchvision":
             raise UnknownNameError("torchvision backbone", name,
-                                   [n for n, e in _REGISTRY.items() if e.info.source == "torchvision"])
-    if name in _REGISTRY:
-        return _REGISTRY[name]
+                                   [n for n, e in BACKBONES.items() if e.info.source == "torchvision"])
+    entry = BACKBONES.find(name)
+    if entry is not None:
+        return entry
     if "+" in name:  # a generic method variant: NAME+acol, NAME+spg, NAME+adl
         from wsol.models.method_heads import variant_entry
 
@@ -171,11 +228,13 @@ def resolve(name: str) -> ModelEntry:
 
 
 def create_backbone(name: str, weights: str = "random", num_classes: Optional[int] = None,
-                    device: str | torch.device = "cpu", options: Optional[Dict[str, Any]] = None) -> Backbone:
+                    device: str | torch.device = "cpu", new_head: bool = False,
+                    options: Optional[Dict[str, Any]] = None) -> Backbone:
     """Build backbone ``name`` with ``weights`` = 'random' | 'pretrained' | a checkpoint path.
 
     ``num_classes``: the head size wanted (None keeps the entry's default, or the
-    checkpoint's). With 'pretrained' and a different ``num_classes`` the head is re-initialised.
+    checkpoint's). With 'pretrained' and a different ``num_classes`` the head is
+    re-initialised only when ``new_head`` (fine-tuning); otherwise that is an error.
     ``options``: model options (``wsol models`` lists them; e.g. ``large_feature_map``).
     """
     entry = resolve(name)
@@ -185,6 +244,9 @@ def create_backbone(name: str, weights: str = "random", num_classes: Optional[in
     elif weights == "pretrained":
         bb = entry.build(True, entry.default_classes, options)
         if num_classes and num_classes != bb.num_classes:
+            if not new_head:
+                raise WsolError(f"{name}: the pretrained head has {bb.num_classes} classes, not {num_classes}; "
+                                f"pass new_head=True to replace it by a fresh {num_classes}-way head")
             log.warning("%s: pretrained head has %d classes, dataset has %d: head re-initialised",
                         name, bb.num_classes, num_classes)
             bb.reset_classifier(num_classes)

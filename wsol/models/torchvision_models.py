@@ -51,6 +51,12 @@ def torchvision_state_dict(name: str, weights: str = "DEFAULT") -> Dict[str, tor
                         f"download {w.url} and put it at {target}, or pass --weights FILE") from None
 
 
+def torchvision_weights_cached(name: str, weights: str = "DEFAULT") -> bool:
+    """Is torchvision's checkpoint for ``name`` in the torch hub cache (no download needed)?"""
+    w = getattr(torchvision.models.get_model_weights(name), weights)
+    return os.path.isfile(os.path.join(torch.hub.get_dir(), "checkpoints", os.path.basename(w.url)))
+
+
 def load_torchvision_weights(net: torch.nn.Module, name: str) -> None:
     """Load torchvision's DEFAULT ImageNet weights for ``name`` (torch hub cache).
 
@@ -127,7 +133,7 @@ def _register(name: str, features_fn: Callable, head: str, stride: int, layer: s
             random_init(net)
         return NetBackbone(net, info(), features_fn, head, logits_fn=logits_fn)
 
-    register_backbone(info(), build)
+    register_backbone(info(), build, weights_offline=lambda: torchvision_weights_cached(name))
 
 
 for _n in ("resnet18", "resnet34", "resnet50", "resnet101", "resnet152"):

@@ -32,7 +32,7 @@ from wsol.models.adl import ADL_DROP_RATE, ADL_DROP_THRESHOLD
 from wsol.models.backbone import Backbone, BackboneInfo
 from wsol.models.heads import ACOL_DROP_THRESHOLD
 from wsol.models.registry import register_backbone
-from wsol.models.torchvision_models import he_init_bias_free_convs, torchvision_state_dict
+from wsol.models.torchvision_models import he_init_bias_free_convs, torchvision_state_dict, torchvision_weights_cached
 from wsol.errors import WsolError
 
 log = logging.getLogger(__name__)
@@ -170,5 +170,9 @@ def _make_builder(name: str):
     return build
 
 
+def _cached(name: str):
+    return lambda: torchvision_weights_cached(_SPECS[name][0], "IMAGENET1K_V1")
+
+
 for _name, _spec in _SPECS.items():
-    register_backbone(_info(_name), _make_builder(_name), options=_spec[3])
+    register_backbone(_info(_name), _make_builder(_name), options=_spec[3], weights_offline=_cached(_name))

@@ -9,11 +9,10 @@ from typing import List, Optional, Sequence, Tuple
 
 import numpy as np
 
+from wsol.datasets.class_names import imagenet_class_names, imagenet_wnids, read_class_names
 from wsol.errors import WsolError
 
 log = logging.getLogger(__name__)
-
-IMAGENET_CLASSES_FILE = os.path.join(os.path.dirname(__file__), "imagenet_classes.txt")
 
 
 def add_parsers(subparsers) -> None:
@@ -45,7 +44,8 @@ def add_parsers(subparsers) -> None:
     p.add_argument("--backbone", default="efficientnet_lite0", help="backbone name (default efficientnet_lite0)")
     p.add_argument("--weights", default="pretrained", help="'pretrained', 'random', or a checkpoint file")
     p.add_argument("--class", dest="cls", default=None, metavar="C",
-                   help="class whose CAM to draw: index or class name (default: the top-1 prediction)")
+                   help="class whose CAM to draw: index, ImageNet WNID (e.g. n01440764, for 1000-class heads) or class name "
+                        "(default: the top-1 prediction)")
     p.add_argument("--class-names", default=None, metavar="FILE",
                    help="one class name per line (default: ImageNet names when the head has 1000 classes)")
     p.add_argument("--method", default="cam", help="CAM method (default cam)")
@@ -81,29 +81,14 @@ def cmd_report(args) -> int:
 # ---------------------------------------------------------------------------------------------
 # overlay
 
-def read_class_names(path: str) -> List[str]:
-    """One class name per line (blank lines dropped)."""
-    try:
-        with open(path, encoding="utf-8") as f:
-            return [ln.strip() for ln in f if ln.strip()]
-    except OSError as e:
-        raise WsolError(f"{path}: cannot read class names ({e.strerror or e})") from None
-
-
-def imagenet_class_names() -> List[str]:
-    """The 1000 ImageNet-1k class names in class-index (sorted WNID) order ([] with a warning
-    when the list is not installed)."""
-    if not os.path.isfile(IMAGENET_CLASSES_FILE):
-        log.warning("%s missing: classes shown as indices", IMAGENET_CLASSES_FILE)
-        return []
-    return read_class_names(IMAGENET_CLASSES_FILE)
-
-
-def resolve_class(spec: str, names: Sequence[str], num_classes: int) -> int:
-    """``--class`` value -> class index: an integer, or a (case-insensitive) class name."""
+def resolve_class(spec: str, names: Sequence[str], num_classes: int, wnids: Sequence[str] = ()) -> int:
+    """``--class`` value -> class index: an integer, a WNID (``n01440764``, with ``wnids``
+    in class order), or a (case-insensitive) class name."""
     try:
         k = int(spec)
     except ValueError:
+        if wnids and spec.strip() in wnids:
+            return list(wnids).index(spec.strip())
         hits = [i for i, n in enumerate(names) if n.lower() == spec.strip().lower()]
         if len(hits) == 1:
             return hits[0]
@@ -162,13 +147,14 @@ def explain_image(image_path: str, backbone: str, weights: str = "pretrained", c
     if names and len(names) != bb.num_classes:
         raise WsolError(f"{len(names)} class names for a {bb.num_classes}-class head")
     x = test_transform(bb.mean, bb.std)(im).unsqueeze(0).to(dev)
-    with torch.set_grad_enabled(cam_method.needs_grad):
+    with torch.no_grad():  # gradient methods differentiate the head themselves
         feats, logits = bb(x)
         probs = torch.softmax(logits.detach().float(), dim=1)[0]
         k = min(5, bb.num_classes)
         pv, pi = probs.topk(k)
         top5 = [(int(c), float(v), names[int(c)] if names else str(int(c))) for v, c in zip(pv.tolist(), pi.tolist())]
-        target = resolve_class(cls, names, bb.num_classes) if cls is not None else top5[0][0]
+        wnids = imagenet_wnids() if bb.num_classes == 1000 and not class_names else []
+        target = resolve_class(cls, names, bb.num_classes, wnids) if cls is not None else top5[0][0]
         cams = cam_method(bb, x, feats, logits, torch.tensor([target], device=dev))
     heatmap = postprocess(cams.detach().float().cpu().numpy()[0])
     box = sweep_reference(quantize(heatmap), [tau]).boxes["largest"][0][0].astype(int)

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import os
 import tempfile
-from typing import Dict
+from typing import Dict, Optional
 
 import pandas as pd
 
@@ -12,8 +12,12 @@ from wsol.errors import WsolError
 RUN_FILES = ("summary.csv", "per_image.csv", "curves.csv", "timings.csv")
 
 
-def write_csv_atomic(df: pd.DataFrame, path: str, float_format: str = "%.10g") -> None:
-    """Write ``df`` to ``path`` via a temporary file in the same folder and ``os.replace``."""
+def write_csv_atomic(df: pd.DataFrame, path: str, float_format: Optional[str] = None) -> None:
+    """Write ``df`` to ``path`` via a temporary file in the same folder and ``os.replace``.
+
+    Floats are written as Python's shortest repr (``float_format=None``), so reading the
+    CSV back gives the exact same float (``80/3`` -> ``26.666666666666668``).
+    """
     folder = os.path.dirname(os.path.abspath(path))
     try:
         os.makedirs(folder, exist_ok=True)

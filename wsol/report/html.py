@@ -14,15 +14,16 @@ import json
 import logging
 import math
 import os
-from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 import pandas as pd
 
+from wsol.datasets.class_names import imagenet_class_names
 from wsol.errors import WsolError
 from wsol.report import plots
 from wsol.report.overlay import encode_png, overlay_image
+from wsol.report.tables import RunTables
 
 log = logging.getLogger(__name__)
 
@@ -77,18 +78,6 @@ details{margin:8px 0}
 """
 
 
-@dataclass
-class RunTables:
-    """The CSVs of one run folder (missing optional tables are None)."""
-
-    run_dir: str
-    summary: pd.DataFrame
-    per_image: Optional[pd.DataFrame] = None
-    curves: Optional[pd.DataFrame] = None
-    timings: Optional[pd.DataFrame] = None
-    run_info: Dict[str, Any] = field(default_factory=dict)
-
-
 def _read_csv(path: str) -> Optional[pd.DataFrame]:
     if not os.path.isfile(path):
         return None
@@ -130,9 +119,9 @@ def _require_summary(folder: str) -> pd.DataFrame:
 def load_run(run_dir: str) -> RunTables:
     """Read a run folder's tables (summary.csv required) and its run.json."""
     summary = _require_summary(run_dir)
-    return RunTables(run_dir, summary, _read_csv(os.path.join(run_dir, "per_image.csv")),
-                     _read_csv(os.path.join(run_dir, "curves.csv")),
-                     _read_csv(os.path.join(run_dir, "timings.csv")), read_run_json(run_dir))
+    return RunTables(summary, _read_csv(os.path.join(run_dir, "per_image.csv")),
+                     _read_csv(os.path.join(run_dir, "curves.csv")), _read_csv(os.path.join(run_dir, "timings.csv")),
+                     run_dir=run_dir, run_info=read_run_json(run_dir))
 
 
 def is_suite_dir(folder: str) -> bool:
@@ -363,20 +352,11 @@ def _resolve_dataset(tables: RunTables, dataset, root: Optional[str]) -> Tuple[A
         return None, f"cannot read dataset {name} at {root} with options {opts}: {e}"
 
 
-def _imagenet_names() -> List[str]:
-    path = os.path.join(os.path.dirname(__file__), "imagenet_classes.txt")
-    try:
-        with open(path, encoding="utf-8") as f:
-            return [ln.rstrip("\n") for ln in f if ln.strip()]
-    except OSError:
-        return []
-
-
 def _class_names_for(dataset, summary_row: pd.Series) -> List[str]:
     names = list(getattr(dataset, "class_names", None) or [])
     wnid_like = names and all(len(n) == 9 and n[0] == "n" and n[1:].isdigit() for n in names)
     if (not names or wnid_like) and str(summary_row.get("dataset", "")).startswith("imagenet"):
-        inet = _imagenet_names()
+        inet = imagenet_class_names()
         if len(inet) == 1000 and (not names or len(names) == 1000):
             return inet
     return names

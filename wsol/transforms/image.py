@@ -1,4 +1,4 @@
-"""Image loading and the protocol's test transform (DESIGN.md §3)."""
+"""Image loading and the protocol's test transform (docs/protocol.md, Input)."""
 from __future__ import annotations
 
 from typing import Sequence, Tuple

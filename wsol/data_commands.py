@@ -7,7 +7,7 @@ import argparse
 def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--dataset", required=True, help="dataset adapter (see `wsol datasets`)")
     p.add_argument("--root", required=True, help="dataset folder")
-    p.add_argument("--split", default="test", help="split (default test; ImageNet: val)")
+    p.add_argument("--split", default=None, help="split (default: test, or the adapter's only split, e.g. val)")
     p.add_argument("--dataset-option", action="append", metavar="KEY=VALUE",
                    help="adapter option, repeatable (e.g. wnids=FILE, csv=FILE, images=DIR)")
 
@@ -35,10 +35,16 @@ def _opts(args) -> dict:
     return _parse_options(args.dataset_option, "--dataset-option")
 
 
+def _split(args) -> str:
+    from wsol.datasets.base import default_split
+
+    return args.split or default_split(args.dataset)
+
+
 def cmd_check(args) -> int:
     from wsol.datasets.check import check_dataset, format_report
 
-    rep = check_dataset(args.dataset, args.root, args.split, verify_images=not args.no_verify,
+    rep = check_dataset(args.dataset, args.root, _split(args), verify_images=not args.no_verify,
                         decode=args.decode, progress=not args.quiet, **_opts(args))
     print(format_report(rep))
     return 0 if rep.ok else 1
@@ -48,7 +54,7 @@ def cmd_export(args) -> int:
     from wsol.datasets.base import build_dataset
     from wsol.datasets.wsoleval import write_wsoleval_metadata
 
-    ds = build_dataset(args.dataset, args.root, args.split, **_opts(args))
+    ds = build_dataset(args.dataset, args.root, _split(args), **_opts(args))
     write_wsoleval_metadata(ds, args.out, progress=not args.quiet)
     print(f"wrote wsolevaluation metadata for {len(ds)} images to {args.out}")
     return 0

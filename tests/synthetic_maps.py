@@ -1,4 +1,4 @@
-"""CAM-like test maps for the sweep's tests and benchmark (no model needed)."""
+"""CAM-like test maps for the sweep's tests and benchmark (no model needed; benchmarks import it from tests/)."""
 from __future__ import annotations
 
 import numpy as np
