@@ -275,4 +275,5 @@ def variant_entry(name: str):
         cls = AcolVariant if kind == "acol" else SpgVariant
         return cls(base, built, num_classes, **options)
 
-    return ModelEntry(info, build, base_entry.default_classes, dict(OPTIONS[kind]))
+    return ModelEntry(info, build, base_entry.default_classes, weights_offline=base_entry.weights_offline,
+                      options=dict(OPTIONS[kind]))

@@ -15,9 +15,12 @@ from typing import Any, Dict, List, Mapping, Tuple, Type
 import torch
 from torch import nn
 
-from wsol.errors import UnknownNameError, WsolError
+from wsol.errors import WsolError
+from wsol.utils.registry import Registry
 
-_REGISTRY: Dict[str, Type["TrainMethod"]] = {}
+_ORDER = ("cam", "has", "acol", "spg", "adl", "cutmix")   # the reference's table order
+TRAIN_METHODS: Registry[type] = Registry("training method (--wsol-method)",
+                                         [f"wsol.engine.train_methods.{m}" for m in _ORDER])
 
 
 @dataclasses.dataclass
@@ -86,30 +89,18 @@ def in_range(value: float, lo: float, hi: float, flag: str) -> None:
 
 def register_train_method(cls: Type[TrainMethod]) -> Type[TrainMethod]:
     """Class decorator: register ``cls`` under ``cls.name``."""
-    _REGISTRY[cls.name] = cls
-    return cls
-
-
-def _load() -> None:
-    import importlib
-
-    for mod in ("cam", "has", "cutmix", "acol", "spg", "adl"):
-        importlib.import_module(f"wsol.engine.train_methods.{mod}")
+    return TRAIN_METHODS.add(cls.name, cls)
 
 
 def list_train_methods() -> List[Type[TrainMethod]]:
     """The registered methods, in the reference's order (cam first)."""
-    _load()
-    order = ("cam", "has", "acol", "spg", "adl", "cutmix")
-    return sorted(_REGISTRY.values(), key=lambda c: (order.index(c.name) if c.name in order else 99, c.name))
+    return sorted((c for _, c in TRAIN_METHODS.items()),
+                  key=lambda c: (_ORDER.index(c.name) if c.name in _ORDER else len(_ORDER), c.name))
 
 
 def create_train_method(name: str, options: Mapping[str, Any] | None = None) -> TrainMethod:
     """The method ``name`` with ``options`` (hyperparameters; missing ones take the defaults)."""
-    _load()
-    if name not in _REGISTRY:
-        raise UnknownNameError("training method (--wsol-method)", name, _REGISTRY)
-    return _REGISTRY[name](options)
+    return TRAIN_METHODS.get(name)(options)
 
 
 def train_outputs(model: nn.Module, images: torch.Tensor, labels: torch.Tensor) -> Dict[str, torch.Tensor]:
