@@ -156,7 +156,8 @@ def test_run_report_is_one_file_with_numbers_and_gallery(run):
         _decode_src(src)
     gallery = re.findall(r'<img class="gallery"[^>]*src="([^"]*)"', text)
     assert len(gallery) == 6                       # 2 best + 2 worst + 2 random of 12 images
-    assert len(re.findall(r'<img class="plot"', text)) == 2   # BoxAcc curves, per-class
+    # BoxAcc curves, pixel precision-recall (the synthetic set has masks), per-class
+    assert len(re.findall(r'<img class="plot"', text)) == 3
     # nothing outside the file is referenced
     assert not re.search(r'(src|href)="(?!data:|#)', text)
     assert "<link" not in text and "<script" not in text

@@ -74,6 +74,9 @@ def _add_protocol_args(p: argparse.ArgumentParser) -> None:
                    help="threshold step: taus = numpy.arange(0, 1, step) (default 0.01 = 100 thresholds; 0.001 for 1000)")
     g.add_argument("--fixed-tau", type=float, default=0.2,
                    help="the fixed threshold at which Loc metrics are also reported (default 0.2)")
+    g.add_argument("--pointing-tolerance", type=float, default=0.0, metavar="PX",
+                   help="pointing game: a hit when the map's maximum is within PX pixels (224 grid) of the object "
+                        "(default 0: on it; TorchRay uses 15)")
     g.add_argument("--protocol", default="wsoleval", choices=["wsoleval", "cam2016"],
                    help="wsoleval (Choe et al. 2020, default) or cam2016 (the CAM paper: one threshold at 20%% of "
                         "the max, largest component, original resolution; evaluate only)")
@@ -204,7 +207,8 @@ def _config_from(args, **over):
               batch_size=args.batch_size, dataset_options=_dataset_options(args),
               method_options=method_options, progress=not args.quiet,
               model_options=_parse_model_options(getattr(args, "model_option", None)), on_error=args.on_error,
-              exclude_skipped=args.exclude_skipped)
+              exclude_skipped=args.exclude_skipped,
+              pointing_tolerance=getattr(args, "pointing_tolerance", 0.0))
     for k in ("backbone", "weights", "method", "device", "data_workers", "workers", "save_cams", "new_head"):
         if hasattr(args, k):
             kw[k] = getattr(args, k)
@@ -217,7 +221,11 @@ def _config_from(args, **over):
 
 def _print_summary(res, out: str) -> None:
     s = res.summary.iloc[0]
-    cols = ["n_images", "top1_cls", "gt_known_loc", "top1_loc", "maxboxacc", "maxboxacc_v2", "loc_tau"]
+    cols = ["n_images", "top1_cls", "gt_known_loc", "top1_loc", "maxboxacc", "maxboxacc_v2", "loc_tau", "pxap",
+            "piou", "pointing_game"]
+    # box columns are NaN on a dataset without boxes, pixel columns without masks: not shown
+    cols = [c for c in cols if c in s and not (c not in ("top1_cls", "top1_loc") and isinstance(s[c], float)
+                                               and s[c] != s[c])]
 
     def show(c):
         v = s[c]

@@ -238,6 +238,8 @@ def hashed_config(cfg) -> Dict[str, Any]:
     d = dataclasses.asdict(cfg)
     d.pop("out", None)
     d.pop("progress", None)
+    if not d.get("pointing_tolerance"):  # the default: keeps hashes of runs made before the option
+        d.pop("pointing_tolerance", None)
     d["save_cams"] = bool(d.get("save_cams"))
     if d.get("root"):
         d["root"] = os.path.abspath(d["root"])

@@ -9,12 +9,27 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 import inspect
-from typing import Callable, Dict, List, Optional
+from typing import Callable, Dict, List, Optional, Tuple
 
 import numpy as np
 
 from wsol.errors import DataError, WsolError
 from wsol.utils.registry import Registry
+
+
+@dataclass(frozen=True)
+class MaskRef:
+    """Where an image's ground-truth mask lives (read by ``wsol.datasets.masks``).
+
+    paths: one grayscale image per object instance (their union is the foreground).
+    ignore: a grayscale image of the region to leave out of pixel metrics ('' = none).
+    fg_above: a pixel of an instance (or ignore) image is set iff its gray value (0-255)
+        is strictly above this; 0.5 is wsolevaluation's rule (any non-zero value).
+    """
+
+    paths: Tuple[str, ...]
+    ignore: str = ""
+    fg_above: float = 0.5
 
 
 @dataclass
@@ -27,6 +42,7 @@ class Sample:
     label: class index (0-based).
     boxes: float array [n, 4] of x0, y0, x1, y1 in original pixels.
     width, height: original image size (0 when unknown until the image is read).
+    mask: ground-truth mask files (None when the dataset has no masks).
     """
 
     image_id: str
@@ -35,6 +51,7 @@ class Sample:
     boxes: np.ndarray
     width: int = 0
     height: int = 0
+    mask: Optional[MaskRef] = None
 
     def __post_init__(self) -> None:
         self.boxes = np.asarray(self.boxes, dtype=np.float64).reshape(-1, 4)
@@ -82,6 +99,16 @@ class WsolDataset:
 
     def __getitem__(self, i: int) -> Sample:
         return self.samples[i]
+
+    @property
+    def has_masks(self) -> bool:
+        """True when every sample has a ground-truth mask."""
+        return bool(self.samples) and all(s.mask is not None for s in self.samples)
+
+    @property
+    def has_boxes(self) -> bool:
+        """True when some sample has a ground-truth box."""
+        return any(len(s.boxes) for s in self.samples)
 
     @property
     def num_classes(self) -> int:
@@ -152,7 +179,7 @@ class DatasetInfo:
 
 
 DATASETS: Registry[DatasetInfo] = Registry("dataset", [f"wsol.datasets.{m}" for m in
-                                                       ("cub", "imagenet", "wsoleval", "folder", "synthetic")])
+                                                       ("cub", "imagenet", "wsoleval", "openimages", "folder", "synthetic")])
 
 
 def _keyword_options(fn: Callable) -> Dict[str, str]:

@@ -2,13 +2,17 @@
 from __future__ import annotations
 
 import os
-from typing import Dict, List
+from typing import Dict, List, Optional
 
 import numpy as np
 
-from wsol.datasets.base import Sample, WsolDataset, register_dataset, require_file
+from wsol.datasets.base import MaskRef, Sample, WsolDataset, register_dataset, require_file
 from wsol.datasets.textfiles import read_rows, to_number
 from wsol.errors import DataError
+
+#: CUB's segmentations are soft (the share of annotators marking the pixel, as gray 0-255):
+#: a pixel is object iff its gray value is above this, i.e. a majority of annotators.
+CUB_SEG_FG_ABOVE = 127.5
 
 CUB_FILES = ("images.txt", "image_class_labels.txt", "classes.txt", "train_test_split.txt",
              "bounding_boxes.txt")
@@ -24,11 +28,30 @@ def _read_map(path: str, kind=int) -> Dict[int, object]:
     return out
 
 
-def read_cub(root: str, split: str = "test") -> WsolDataset:
+def find_segmentations(root: str, segmentations: Optional[str]) -> Optional[str]:
+    """The CUB segmentation folder: ``segmentations=DIR``, else ``segmentations/`` in the
+    CUB folder or beside it (where the separate archive unpacks); ``off`` turns masks off."""
+    if segmentations is not None:
+        if str(segmentations).lower() in ("off", "none", "no", ""):
+            return None
+        if not os.path.isdir(segmentations):
+            raise DataError("CUB segmentation folder not found (segmentations=DIR)", path=str(segmentations))
+        return segmentations
+    for cand in (os.path.join(root, "segmentations"),
+                 os.path.join(os.path.dirname(os.path.abspath(root)), "segmentations")):
+        if os.path.isdir(cand):
+            return cand
+    return None
+
+
+def read_cub(root: str, split: str = "test", segmentations: Optional[str] = None,
+             seg_threshold: float = CUB_SEG_FG_ABOVE) -> WsolDataset:
     """Read split 'train' or 'test' of a CUB-200-2011 folder (``root`` holds ``images/``).
 
     Boxes ``x y w h`` (floats) become ``x0, y0, x0 + w, y0 + h`` in original pixels; labels
-    are 0-based (classes.txt numbers them from 1).
+    are 0-based (classes.txt numbers them from 1). With a segmentation folder
+    (:func:`find_segmentations`) each sample's mask is ``<folder>/<class>/<image>.png``,
+    object where the gray value is above ``seg_threshold``.
     """
     if split not in ("train", "test", "all"):
         raise DataError(f"unknown CUB split {split!r} (train, test or all)", path=root)
@@ -39,6 +62,11 @@ def read_cub(root: str, split: str = "test") -> WsolDataset:
     for f in CUB_FILES:
         require_file(os.path.join(root, f), f"CUB file {f} (is --root the CUB_200_2011 folder?)")
     image_root = os.path.join(root, "images")
+    seg_dir = find_segmentations(root, segmentations)
+    try:
+        seg_thr = float(seg_threshold)
+    except ValueError:
+        raise DataError(f"seg_threshold must be a gray value 0-255, not {seg_threshold!r}") from None
     paths_file = os.path.join(root, "images.txt")
     paths = _read_map(paths_file, str)
     labels_file = os.path.join(root, "image_class_labels.txt")
@@ -79,8 +107,11 @@ def read_cub(root: str, split: str = "test") -> WsolDataset:
         if iid not in boxes:
             raise DataError(f"image id {iid} has no box", path=boxes_file)
         rel = str(paths[iid])
+        mask = None
+        if seg_dir is not None:
+            mask = MaskRef((os.path.join(seg_dir, os.path.splitext(rel)[0] + ".png"),), fg_above=seg_thr)
         samples.append(Sample(image_id=rel, path=os.path.join(image_root, rel), label=label,
-                              boxes=np.asarray(boxes[iid], dtype=np.float64)))
+                              boxes=np.asarray(boxes[iid], dtype=np.float64), mask=mask))
     return WsolDataset("cub", split, root, image_root, samples, class_names)
 
 
@@ -104,6 +135,12 @@ def write_example(folder: str) -> tuple:
 
 
 @register_dataset("cub", "CUB-200-2011, official layout (images.txt, bounding_boxes.txt, ...)",
-                  splits=("train", "test"), options={}, example=write_example)
-def _build(root: str, split: str = "test") -> WsolDataset:
-    return read_cub(root, split)
+                  splits=("train", "test"),
+                  options={"segmentations": "CUB segmentation folder (default: segmentations/ inside or beside "
+                                            "the CUB folder; off = no masks)",
+                           "seg_threshold": "gray level (0-255) above which a soft segmentation pixel is object "
+                                            "(default 127.5: a majority of annotators)"},
+                  example=write_example)
+def _build(root: str, split: str = "test", segmentations: Optional[str] = None,
+           seg_threshold: float = CUB_SEG_FG_ABOVE) -> WsolDataset:
+    return read_cub(root, split, segmentations=segmentations, seg_threshold=seg_threshold)

@@ -5,6 +5,10 @@ with one, the columns may come in any order (names: image/path/file, label/class
 x0/xmin, y0/ymin, x1/xmax, y1/ymax). ``image`` is relative to the folder; ``label`` is a
 class index or a class name. Class names come from ``classes=FILE`` (one per line, line i =
 class i), else, when the labels are names, from their sorted set.
+
+Optional columns (header needed): ``mask`` (a grayscale mask image of the object, relative
+to the folder; the masks named on an image's rows are united) and ``ignore`` (a region to
+leave out of the pixel metrics). A pixel is object where the gray value is above 0.5.
 """
 from __future__ import annotations
 
@@ -14,7 +18,7 @@ from typing import Dict, List, Optional, Tuple
 
 import numpy as np
 
-from wsol.datasets.base import Sample, WsolDataset, register_dataset, require_file
+from wsol.datasets.base import MaskRef, Sample, WsolDataset, register_dataset, require_file
 from wsol.datasets.textfiles import to_number
 from wsol.errors import DataError, closest
 
@@ -28,6 +32,7 @@ ALIASES = {
     "x1": ("x1", "xmax", "x_max", "right"),
     "y1": ("y1", "ymax", "y_max", "bottom"),
 }
+OPTIONAL = {"mask": ("mask", "mask_path", "segmentation"), "ignore": ("ignore", "ignore_mask")}
 
 
 def _is_number(v: str) -> bool:
@@ -120,6 +125,8 @@ def read_folder(root: str, split: str = "test", csv: Optional[str] = None,
     class_names = read_class_list(classes) if classes is not None else []
     index = {n: i for i, n in enumerate(class_names)}
     rows: Dict[str, Tuple[int, str, List[List[float]]]] = {}
+    masks: Dict[str, Tuple[List[str], List[str]]] = {}
+    opt_cols: Dict[str, int] = {}
     order: Optional[List[int]] = None
     n_fields = len(COLUMNS)
     first = True
@@ -134,6 +141,8 @@ def read_folder(root: str, split: str = "test", csv: Optional[str] = None,
                 order = _header(row, csv_path)
                 if order is not None:
                     n_fields = len(row)
+                    cols = [c.strip().lower() for c in row]
+                    opt_cols = {k: cols.index(a) for k, al in OPTIONAL.items() for a in al if a in cols}
                     continue
             if len(row) != n_fields:
                 raise DataError(f"expected {n_fields} fields ({','.join(COLUMNS)}), got {len(row)}",
@@ -146,6 +155,12 @@ def read_folder(root: str, split: str = "test", csv: Optional[str] = None,
                                 "(x1 < x0 or y1 < y0)", path=csv_path, line=ln)
             if not label:
                 raise DataError("empty label", path=csv_path, line=ln)
+            if opt_cols:
+                mk = masks.setdefault(image, ([], []))
+                for key, lst in (("mask", mk[0]), ("ignore", mk[1])):
+                    v = row[opt_cols[key]].strip() if key in opt_cols else ""
+                    if v and v not in lst:
+                        lst.append(v)
             if image in rows:
                 if rows[image][1] != label:
                     raise DataError(f"label {label!r} of {image} differs from {rows[image][1]!r} on line "
@@ -185,7 +200,18 @@ def read_folder(root: str, split: str = "test", csv: Optional[str] = None,
             class_names = sorted({lab for _, lab, _b in rows.values()})
             index = {n: i for i, n in enumerate(class_names)}
             labels = {image: index[lab] for image, (_, lab, _b) in rows.items()}
-    samples = [Sample(image, os.path.join(root, image), labels[image], np.asarray(b, dtype=np.float64))
+    refs: Dict[str, Optional[MaskRef]] = {image: None for image in rows}
+    if "mask" in opt_cols:
+        for image, (ln, _lab, _b) in rows.items():
+            paths, ignores = masks[image]
+            if not paths:
+                raise DataError(f"no mask for {image} (the CSV has a mask column)", path=csv_path, line=ln)
+            if len(ignores) > 1:
+                raise DataError(f"{image} has {len(ignores)} different ignore masks", path=csv_path, line=ln)
+            refs[image] = MaskRef(tuple(os.path.join(root, p) for p in paths),
+                                  os.path.join(root, ignores[0]) if ignores else "")
+    samples = [Sample(image, os.path.join(root, image), labels[image], np.asarray(b, dtype=np.float64),
+                      mask=refs[image])
                for image, (_, _lab, b) in rows.items()]
     return WsolDataset("folder", split, root, root, samples, class_names)
 

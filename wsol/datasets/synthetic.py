@@ -14,6 +14,8 @@ Layout written by :func:`make_synthetic` (space separated, ids from 1, as CUB)::
     classes.txt              <k> <NNN.Name>
     train_test_split.txt     <id> <1 = train | 0 = test>
     bounding_boxes.txt       <id> <x> <y> <w> <h>   (floats, x + w = one past the last column)
+    segmentations/001.Red_Striped_Star/Red_Striped_Star_0001.png
+                             the object's exact pixels (255) on 0, as CUB's segmentation archive
     wsol_synthetic.json      generation parameters (the cache stamp)
 
 Generation is deterministic: the same parameters give byte-identical files (image k of
@@ -38,7 +40,7 @@ from wsol.errors import DataError
 log = logging.getLogger(__name__)
 
 #: Bump when the drawing changes, so cached folders made by older code are regenerated.
-GENERATOR_VERSION = 1
+GENERATOR_VERSION = 2  # 2: segmentations/ masks
 STAMP_NAME = "wsol_synthetic.json"
 JPEG_QUALITY = 95
 #: Each image's width and height are drawn uniformly within +-SIZE_JITTER of image_size.
@@ -376,9 +378,11 @@ def make_synthetic(out_dir: str, n_classes: int = DEFAULTS["n_classes"],
     names = class_names(p["n_classes"])  # validates n_classes before anything is touched
     stamp_path = os.path.join(out_dir, STAMP_NAME)
     img_root = os.path.join(out_dir, "images")
+    seg_root = os.path.join(out_dir, "segmentations")
     if os.path.exists(stamp_path):  # ours: drop the stamp first, then the old images
         os.remove(stamp_path)
         shutil.rmtree(img_root, ignore_errors=True)
+        shutil.rmtree(seg_root, ignore_errors=True)
     elif os.path.exists(os.path.join(out_dir, "images.txt")) or os.path.isdir(img_root):
         raise DataError(f"holds a dataset not made by make_synthetic (no {STAMP_NAME}); "
                         "refusing to overwrite it", path=out_dir)
@@ -397,6 +401,7 @@ def make_synthetic(out_dir: str, n_classes: int = DEFAULTS["n_classes"],
             perm = np.random.default_rng([p["seed"], c, 0]).permutation(n_per) + 1
             train_of[c] = set(perm[:p["n_train_per_class"]].tolist())
             os.makedirs(os.path.join(img_root, f"{c + 1:03d}.{names[c]}"), exist_ok=True)
+            os.makedirs(os.path.join(seg_root, f"{c + 1:03d}.{names[c]}"), exist_ok=True)
         rng = np.random.default_rng([p["seed"], c, k])
         img, mask, _ = render_sample(rng, c, p["n_classes"], p["image_size"])
         rel = f"{c + 1:03d}.{names[c]}/{names[c]}_{k:04d}.jpg"
@@ -405,6 +410,10 @@ def make_synthetic(out_dir: str, n_classes: int = DEFAULTS["n_classes"],
         if not ok:  # pragma: no cover
             raise DataError("JPEG encoding failed", path=rel)
         _write_bytes(os.path.join(img_root, rel), buf.tobytes())
+        ok, png = cv2.imencode(".png", mask.astype(np.uint8) * 255)
+        if not ok:  # pragma: no cover
+            raise DataError("PNG encoding failed", path=rel)
+        _write_bytes(os.path.join(seg_root, rel[:-4] + ".png"), png.tobytes())
         i = len(images) + 1
         x, y, w, h = mask_box(mask)
         images.append(f"{i} {rel}")

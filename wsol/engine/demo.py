@@ -25,7 +25,7 @@ from wsol.errors import UnknownNameError, WsolError
 
 log = logging.getLogger(__name__)
 
-TABLE_COLUMNS = ("method", "top1_cls", "gt_known_loc", "maxboxacc", "maxboxacc_v2")
+TABLE_COLUMNS = ("method", "top1_cls", "gt_known_loc", "maxboxacc", "maxboxacc_v2", "pxap")
 
 
 @dataclass

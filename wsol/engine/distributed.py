@@ -79,6 +79,16 @@ def _scorer_payload(scorer) -> dict:
             "n_skipped": scorer.n_skipped, "exclude_skipped": scorer.exclude_skipped}
 
 
+def merge_order(parts: List[dict], order: Dict[str, int]) -> List[Tuple[int, int, int]]:
+    """(dataset position, rank, row) of every shard's per-image row, in dataset order."""
+    entries = []
+    for r, p in enumerate(parts):
+        for j, row in enumerate(p["rows"]):
+            entries.append((order.get(row["image_id"], len(order)), r, j))
+    entries.sort()
+    return entries
+
+
 def _merge_scorer(parts: List[dict], order: Dict[str, int], state: Dict[str, torch.Tensor], taus: np.ndarray,
                   fixed_tau: float, box_dtype):
     """One RunScorer holding every shard's rows in dataset order and the reduced state."""
@@ -86,11 +96,7 @@ def _merge_scorer(parts: List[dict], order: Dict[str, int], state: Dict[str, tor
     from wsol.localize.boxes import MODES
 
     sc = RunScorer(taus, fixed_tau, has_predictions=True, box_dtype=box_dtype)
-    entries = []
-    for r, p in enumerate(parts):
-        for j, row in enumerate(p["rows"]):
-            entries.append((order.get(row["image_id"], len(order)), r, j))
-    entries.sort()
+    entries = merge_order(parts, order)
     for _, r, j in entries:
         p = parts[r]
         sc.rows.append(p["rows"][j])
@@ -152,12 +158,14 @@ def evaluate_distributed(cfg, dataset=None, backbone=None):
             if len(shard):
                 res = evaluate(sub_cfg, shard, backbone)
                 payload.update(scorer=_scorer_payload(res.scorer), timings=res.timings,
-                               n_nonfinite=int(res.summary["n_nonfinite"].iloc[0]))
+                               n_nonfinite=int(res.summary["n_nonfinite"].iloc[0]),
+                               region=res.region.payload() if res.region is not None else None)
                 state = res.scorer.evaluator.state
             else:
                 from wsol.engine.scoring import RunScorer
 
-                payload.update(scorer=_scorer_payload(RunScorer(taus, cfg.fixed_tau)), timings=None, n_nonfinite=0)
+                payload.update(scorer=_scorer_payload(RunScorer(taus, cfg.fixed_tau)), timings=None, n_nonfinite=0,
+                               region=None)
                 state = RunScorer(taus, cfg.fixed_tau).evaluator.state
         except Exception as e:  # tell the other ranks instead of leaving them in a collective
             payload = {"error": f"{type(e).__name__}: {e}" if not isinstance(e, WsolError) else str(e)}
@@ -194,8 +202,24 @@ def evaluate_distributed(cfg, dataset=None, backbone=None):
                                  "images_per_s": numbers["images_per_s"], "median_batch_ms": float("nan"),
                                  "batches": int(timings.set_index("stage").batches.get("total", 0)),
                                  "warmup_batches": 0, "ranks": world}
+    per_image, curves = scorer.per_image(), scorer.curves()
+    if cfg.protocol == "wsoleval":
+        from wsol.engine.region_scoring import RegionScorer, attach
+
+        region = RegionScorer.from_parts(taus, ds.has_masks, cfg.pointing_tolerance,
+                                         [p.get("region") for p in parts],
+                                         merge_order([p["scorer"] for p in parts], order))
+        numbers, per_image, curves = attach(numbers, per_image, curves, region)
+    else:
+        from wsol.engine.region_scoring import blank_region_metrics
+
+        blank_region_metrics(numbers)
+    if not ds.has_boxes:
+        from wsol.engine.region_scoring import blank_box_metrics
+
+        blank_box_metrics(numbers)
     meta = _run_meta(cfg, len(taus), f"{world} x {device_name(torch.device(device))}")
-    res = EvalResult(summary_frame(numbers, meta), scorer.per_image(), scorer.curves(), timings, scorer=scorer)
+    res = EvalResult(summary_frame(numbers, meta), per_image, curves, timings, scorer=scorer)
     if rank == 0 and cfg.out:
         write_csv_atomic(per_rank, os.path.join(cfg.out, "timings_per_rank.csv"))
         write_run(cfg.out, res.tables())

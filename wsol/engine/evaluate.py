@@ -18,6 +18,7 @@ from wsol.cams.base import check_targets, create_method
 from wsol.datasets.base import Sample, WsolDataset, build_dataset
 from wsol.datasets.wsoleval import image_size
 from wsol.engine.fastpath import FastPath
+from wsol.engine.region_scoring import RegionScorer, attach, blank_box_metrics, blank_region_metrics
 from wsol.engine.heads import backbone_for_dataset
 from wsol.engine.scoring import RunScorer, summary_frame
 from wsol.engine.timing import StageTimer
@@ -58,6 +59,7 @@ class EvalConfig:
     progress: bool = True
     seed: int = 0
     on_error: str = "fail"          # fail | skip
+    pointing_tolerance: float = 0.0  # pointing game: hit within this many pixels of the object (TorchRay: 15)
     exclude_skipped: bool = False   # skipped images count as misses unless set
     # speed options (wsol.engine.fastpath); the defaults are the protocol's reference path
     dtype: str = "fp32"             # fp32 | bf16 | fp16: autocast for forward + CAM (bf16/fp16 not exact)
@@ -77,6 +79,7 @@ class EvalResult:
     curves: pd.DataFrame
     timings: pd.DataFrame
     scorer: Optional[RunScorer] = field(default=None, repr=False)  # state to merge shards (not written)
+    region: Optional[RegionScorer] = field(default=None, repr=False)  # pixel/pointing state (not written)
 
     def tables(self) -> Dict[str, pd.DataFrame]:
         return {"summary.csv": self.summary, "per_image.csv": self.per_image,
@@ -240,19 +243,23 @@ def evaluate(cfg: EvalConfig, dataset: Optional[WsolDataset] = None, backbone=No
                                          pin_memory=dev.type == "cuda")
     scorer = RunScorer(taus, cfg.fixed_tau, has_predictions=True,
                        box_dtype=np.int32 if cfg.protocol == "cam2016" else np.uint8)
+    region = RegionScorer(taus, ds.has_masks, cfg.pointing_tolerance) if cfg.protocol == "wsoleval" else None
     timer = StageTimer(dev)
     pool = ProcessPoolExecutor(cfg.workers) if cfg.workers > 0 else None
     pending: Deque[tuple] = deque()
     k = min(5, bb.num_classes)
-    keep_maps = cfg.save_cams is not None
+    keep_maps = cfg.save_cams is not None or region is not None
 
-    def finish(fut: Future, idx: list, labels: np.ndarray, top5: np.ndarray, status: List[str]) -> None:
+    def finish(fut: Future, idx: list, labels: np.ndarray, top5: np.ndarray, status: List[str],
+               gts: Optional[List[np.ndarray]] = None) -> None:
         locs, maps, secs = fut.result()
         timer.add("localize", secs, len(idx))
-        if maps is not None:
+        if maps is not None and cfg.save_cams is not None:
             save_heatmaps(cfg.save_cams, [ds.samples[i].image_id for i in idx], maps)
         t0 = time.perf_counter()
         scorer.add([ds.samples[i].image_id for i in idx], labels.tolist(), locs, top5, status)
+        if region is not None:
+            region.add([ds.samples[i] for i in idx], maps, gts)
         timer.add("metrics", time.perf_counter() - t0, len(idx))
 
     bar = tqdm(total=len(ds), desc=f"{cfg.backbone}/{cfg.method}", unit="img", disable=not cfg.progress)
@@ -293,6 +300,8 @@ def evaluate(cfg: EvalConfig, dataset: Optional[WsolDataset] = None, backbone=No
             ok = [j for j in range(n) if j not in bad]
             for j in bad:  # --on-error skip: recorded, scored as a miss (or excluded)
                 scorer.add_skipped(ds.samples[idx[j]].image_id, int(labels[j]), errors[j], cfg.exclude_skipped)
+                if region is not None:
+                    region.add_skipped(int(labels[j]), cfg.exclude_skipped)
             sel = [idx[j] for j in ok]
             smp = [ds.samples[i] for i in sel]
             if cfg.protocol == "cam2016":
@@ -304,9 +313,9 @@ def evaluate(cfg: EvalConfig, dataset: Optional[WsolDataset] = None, backbone=No
             if pool is None:
                 fut: Future = Future()
                 fut.set_result(_localize_job(*args))
-                finish(fut, sel, lab_ok, top5_ok, st_ok)
+                finish(fut, sel, lab_ok, top5_ok, st_ok, gts)
             else:
-                pending.append((pool.submit(_localize_job, *args), sel, lab_ok, top5_ok, st_ok))
+                pending.append((pool.submit(_localize_job, *args), sel, lab_ok, top5_ok, st_ok, gts))
                 while pending and (pending[0][0].done() or len(pending) > 2 * cfg.workers):
                     finish(*pending.popleft())
             timer.add("total", time.perf_counter() - t_batch + timer.records["data"].seconds[-1], n)
@@ -325,12 +334,19 @@ def evaluate(cfg: EvalConfig, dataset: Optional[WsolDataset] = None, backbone=No
     numbers = scorer.summary()
     numbers["images_per_s"] = len(ds) / wall if wall > 0 else float("nan")
     numbers["n_nonfinite"] = n_nonfinite
+    per_image, curves = scorer.per_image(), scorer.curves()
+    if region is not None:
+        numbers, per_image, curves = attach(numbers, per_image, curves, region)
+    else:
+        blank_region_metrics(numbers)
+    if not ds.has_boxes:
+        blank_box_metrics(numbers)
     timings = pd.DataFrame(timer.rows())
     timings.loc[len(timings)] = {"stage": "wall", "seconds": wall, "images": len(ds),
                                  "images_per_s": numbers["images_per_s"], "median_batch_ms": float("nan"),
                                  "batches": len(timer.records["total"].seconds), "warmup_batches": 0}
     meta = _run_meta(cfg, len(taus), device_name(dev))
-    res = EvalResult(summary_frame(numbers, meta), scorer.per_image(), scorer.curves(), timings, scorer=scorer)
+    res = EvalResult(summary_frame(numbers, meta), per_image, curves, timings, scorer=scorer, region=region)
     if cfg.out:
         write_run(cfg.out, res.tables())
     return res
@@ -367,6 +383,7 @@ def score(cams_dir: str, cfg: EvalConfig, dataset: Optional[WsolDataset] = None)
                         f"protocol {cfg.protocol!r} needs the raw maps of `wsol evaluate`")
     taus = thresholds(cfg.cam_step)
     scorer = RunScorer(taus, cfg.fixed_tau, has_predictions=False)
+    region = RegionScorer(taus, ds.has_masks, cfg.pointing_tolerance)
     timer = StageTimer("cpu")
     t_start = time.perf_counter()
     bs = max(cfg.batch_size, 1)
@@ -377,27 +394,34 @@ def score(cams_dir: str, cfg: EvalConfig, dataset: Optional[WsolDataset] = None)
             for s in batch:
                 try:
                     maps.append(load_heatmap(os.path.join(cams_dir, f"{s.image_id}.npy")))
-                    gts.append(scale_gt_boxes(s.boxes, *image_size(s), MAP_SIZE))
+                    gts.append(scale_gt_boxes(s.boxes, *image_size(s), MAP_SIZE) if len(s.boxes)
+                               else np.zeros((0, 4), np.int64))
                     good.append(s)
                 except DataError as e:
                     if cfg.on_error != "skip":
                         raise DataError(f"{e}  (use --on-error skip to record it and go on)") from None
                     maps = maps[:len(good)]
+                    gts = gts[:len(good)]
                     scorer.add_skipped(s.image_id, s.label, str(e), cfg.exclude_skipped)
+                    region.add_skipped(s.label, cfg.exclude_skipped)
         with timer.stage("localize", len(batch)):
             locs = localize_batch(maps, gts, taus, cfg.sweep)
         with timer.stage("metrics", len(batch)):
             scorer.add([s.image_id for s in good], [s.label for s in good], locs, None)
+            region.add(good, maps, gts)
     wall = time.perf_counter() - t_start
     numbers = scorer.summary()
     numbers["images_per_s"] = len(ds) / wall if wall > 0 else float("nan")
+    per_image, curves = scorer.per_image(), scorer.curves()
+    numbers, per_image, curves = attach(numbers, per_image, curves, region)
+    if not ds.has_boxes:
+        blank_box_metrics(numbers)
     timer.add("total", wall, len(ds))
     if cfg.out:
         write_run_config(cfg, ds)
     meta = _run_meta(cfg, len(taus), "cpu")
     meta.update({"backbone": "", "weights": "", "method": f"heatmaps:{os.path.basename(os.path.normpath(cams_dir))}"})
-    res = EvalResult(summary_frame(numbers, meta), scorer.per_image(), scorer.curves(),
-                     pd.DataFrame(timer.rows()))
+    res = EvalResult(summary_frame(numbers, meta), per_image, curves, pd.DataFrame(timer.rows()))
     if cfg.out:
         write_run(cfg.out, res.tables())
     return res

@@ -19,7 +19,8 @@ SUMMARY_COLUMNS = [
     "top5_cls", "gt_known_loc", "top1_loc", "top5_loc", "loc_tau", "loc_mode", "loc_tau_rule",
     "fixed_tau", "gt_known_loc_fixed", "top1_loc_fixed", "top5_loc_fixed", "maxboxacc",
     "maxboxacc_v2", "maxboxacc_iou30", "maxboxacc_iou50", "maxboxacc_iou70", "tau_iou30",
-    "tau_iou50", "tau_iou70", "mean_iou", "cam_step", "n_thresholds", "n_skipped", "metric_denominator",
+    "tau_iou50", "tau_iou70", "mean_iou", "pxap", "piou", "piou_tau", "pointing_game",
+    "pointing_game_class_avg", "energy_pointing_game", "pointing_region", "pointing_tolerance", "cam_step", "n_thresholds", "n_skipped", "metric_denominator",
     "n_nonfinite", "images_per_s", "device", "wsol_version", "date",
 ]
 

@@ -39,6 +39,9 @@ KEY_METRICS = (
     ("maxboxacc", "MaxBoxAcc", "max-over-τ BoxAcc at IoU 0.5, largest component (V1)"),
     ("gt_known_loc", "GT-known Loc", "IoU ≥ 0.5 with the GT-class map, at loc_tau"),
     ("top1_loc", "Top-1 Loc", "GT-known and top-1 class right, at loc_tau"),
+    ("pxap", "PxAP", "pixel average precision against the masks"),
+    ("piou", "PIoU", "peak pixel IoU over τ"),
+    ("pointing_game", "Pointing game", "the map's maximum on the object"),
     ("top1_cls", "Top-1 Cls", "classification accuracy"),
     ("mean_iou", "mean IoU", "x100, at loc_tau, largest component"),
     ("images_per_s", "images/s", "end-to-end throughput"),
@@ -429,11 +432,20 @@ def write_report(run_dir: str, dataset=None, cams_dir: Optional[str] = None, out
                  f"<div class=\"cols\" style=\"gap:12px\">{stables}</div></div></div>")
 
     # curves
-    parts.append("<h2>BoxAcc vs threshold τ</h2>")
-    if t.curves is not None and len(t.curves):
-        parts.append(_img(plots.plot_boxacc_curves(t.curves), "plot", "BoxAcc vs tau"))
-    else:
-        parts.append('<p class="note">No curves.csv in this run.</p>')
+    has_pixel = t.curves is not None and "mode" in t.curves.columns and (t.curves["mode"] == "pixel").any()
+    box_curves = t.curves[t.curves["mode"] != "pixel"] if t.curves is not None and "mode" in t.curves.columns \
+        else t.curves
+    if not (has_pixel and _is_nan(s.get("maxboxacc_v2"))):  # a mask-only dataset has no box curves
+        parts.append("<h2>BoxAcc vs threshold τ</h2>")
+        if box_curves is not None and len(box_curves):
+            parts.append(_img(plots.plot_boxacc_curves(box_curves), "plot", "BoxAcc vs tau"))
+        else:
+            parts.append('<p class="note">No curves.csv in this run.</p>')
+    if has_pixel:
+        parts.append("<h2>Pixel precision-recall (masks)</h2>")
+        pxap = s.get("pxap")
+        parts.append(_img(plots.plot_pixel_pr(t.curves, None if _is_nan(pxap) else float(pxap)), "plot",
+                          "pixel precision-recall"))
 
     # per-class
     parts.append("<h2>Per-class GT-known localization</h2>")

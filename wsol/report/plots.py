@@ -87,6 +87,45 @@ def plot_boxacc_curves(curves: pd.DataFrame, title: str = "") -> bytes:
     return _to_png(fig)
 
 
+def plot_pixel_pr(curves: pd.DataFrame, pxap: Optional[float] = None, title: str = "") -> bytes:
+    """The pixel precision-recall curve (curves.csv rows of mode 'pixel': tau, precision,
+    recall, pixel_iou) and pixel IoU vs τ, with PxAP and the peak IoU marked."""
+    sub = curves[curves["mode"] == "pixel"] if "mode" in curves.columns else curves
+    need = {"tau", "precision", "recall", "pixel_iou"}
+    if not need <= set(sub.columns) or not len(sub):
+        raise WsolError("curves table has no pixel precision-recall rows (mode 'pixel')")
+    plt = _plt()
+    fig, (a, b) = plt.subplots(1, 2, figsize=(10.4, 3.8))
+    c = sub.sort_values("tau", ascending=False)
+    ok = c["precision"].notna()
+    label = "PR curve" + (f": PxAP {pxap:.1f}" if pxap is not None and np.isfinite(pxap) else "")
+    a.step(c["recall"][ok], c["precision"][ok] * 100, where="post", color="#d62728", lw=1.8, label=label)
+    a.set_xlabel("recall (object pixels)")
+    a.set_ylabel("precision (%)")
+    a.set_xlim(0, 1)
+    a.set_ylim(0, 105)
+    a.grid(alpha=0.3)
+    a.legend(fontsize=8, loc="upper right")
+    a.set_title("pixel precision-recall (PxAP = area)", fontsize=10)
+    iou = c["pixel_iou"].to_numpy(dtype=float) * 100
+    b.plot(c["tau"], iou, color="#1f77b4", lw=1.8)
+    if np.isfinite(iou).any():
+        k = int(np.nanargmax(iou))
+        b.plot([c["tau"].iloc[k]], [iou[k]], "o", color="#1f77b4", ms=5)
+        b.annotate(f"PIoU {iou[k]:.1f} at τ={c['tau'].iloc[k]:.2f}", (c["tau"].iloc[k], iou[k]),
+                   textcoords="offset points", xytext=(6, 6), fontsize=8)
+    b.set_xlabel("CAM threshold τ (score ≥ τ)")
+    b.set_ylabel("pixel IoU (%)")
+    b.set_xlim(0, 1)
+    b.set_ylim(0, 105)
+    b.grid(alpha=0.3)
+    b.set_title("pixel IoU vs τ (PIoU = peak)", fontsize=10)
+    if title:
+        fig.suptitle(title, fontsize=11)
+    fig.tight_layout()
+    return _to_png(fig)
+
+
 def per_class_accuracy(per_image: pd.DataFrame, class_names: Optional[Sequence[str]] = None,
                        column: str = "gt_known_correct") -> pd.DataFrame:
     """Per-class share (%) of images with ``column`` true -> label, name, n_images, accuracy,
