@@ -302,6 +302,8 @@ def test_wsol_train_plain_architecture_methods(tiny_set, tmp_path, capsys, one_t
 
 
 def test_wsol_train_rejects_options_of_another_method(tiny_set, tmp_path, capsys):
+    import os
+
     from wsol.cli import main
 
     rc = main(["train", "--dataset", "synthetic", "--root", tiny_set, "--backbone", "test_byobnet",
@@ -312,6 +314,10 @@ def test_wsol_train_rejects_options_of_another_method(tiny_set, tmp_path, capsys
     rc = main(["train", "--dataset", "synthetic", "--root", tiny_set, "--backbone", "test_byobnet",
                "--weights", "random", "--wsol-method", "has", "--has-drop-rate", "2", "--out", str(tmp_path / "y")])
     assert rc == 2 and "--has-drop-rate must be in [0, 1]" in capsys.readouterr().err
+    rc = main(["train", "--dataset", "synthetic", "--root", str(tmp_path / "nodata"), "--backbone", "test_byobnet+spg",
+               "--wsol-method", "acol", "--out", str(tmp_path / "z")])
+    assert rc == 2 and "is an SPG architecture: train it with --wsol-method spg" in capsys.readouterr().err
+    assert not os.path.exists(str(tmp_path / "nodata"))          # refused before reading any data
 
 
 def test_wsol_methods_training_lists_methods_and_defaults(capsys):

@@ -444,6 +444,7 @@ def train(cfg: TrainConfig) -> pd.DataFrame:
     _check(cfg)
     method = create_train_method(cfg.wsol_method, cfg.method_options)
     cfg = replace(cfg, method_options=method.option_dict())  # recorded with every default
+    arch, model_opts = method_architecture(method, cfg.backbone)  # a mismatch fails before any work
     dev = resolve_device(cfg.device)
     os.makedirs(cfg.out, exist_ok=True)
     last_path, best_path = os.path.join(cfg.out, LAST), os.path.join(cfg.out, BEST)
@@ -462,7 +463,6 @@ def train(cfg: TrainConfig) -> pd.DataFrame:
     if cfg.select_by != "last" and not held:
         log.warning("no held-out images (--holdout 0): best.pt is the last epoch")
 
-    arch, model_opts = method_architecture(method, cfg.backbone)
     model_opts = {**dict(cfg.model_options), **model_opts}
     bb = create_backbone(arch, cfg.weights, num_classes=num_classes, device=dev, options=model_opts,
                          new_head=True)  # fine-tuning: a new head for the dataset's classes is the point
