@@ -13,7 +13,9 @@ def add_parsers(sub) -> None:
                    help="fnmatch pattern, or a bare word matched as a substring (default: all)")
     p.add_argument("--timm", action="store_true", help="also list timm model names matching the pattern")
     p.set_defaults(func=cmd_models)
-    p = sub.add_parser("methods", help="list CAM methods")
+    p = sub.add_parser("methods", help="list CAM methods (--training: the WSOL training methods of `wsol train`)")
+    p.add_argument("--training", action="store_true",
+                   help="list the training methods (`wsol train --wsol-method`) with their options and defaults")
     p.set_defaults(func=cmd_methods)
 
 
@@ -57,6 +59,17 @@ def cmd_models(args) -> int:
 
 
 def cmd_methods(args) -> int:
+    if getattr(args, "training", False):
+        import dataclasses
+
+        from wsol.engine.train_methods import list_train_methods, option_flag
+        from wsol.engine.train_methods.base import TRAIN_METHODS
+
+        report_failures(TRAIN_METHODS)
+        for m in list_train_methods():
+            opts = " ".join(f"--{option_flag(m.name, f.name)} {f.default:g}" for f in dataclasses.fields(m.Options))
+            print(f"{m.name:8s} {m.description}" + (f"\n{'':8s} options: {opts}" if opts else ""))
+        return 0
     from wsol.cams.base import METHODS, list_methods
 
     report_failures(METHODS)
