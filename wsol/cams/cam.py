@@ -1,4 +1,8 @@
-"""Class activation map (Zhou et al. 2016), the protocol's default (docs/protocol.md, Class activation map)."""
+"""Class activation map (Zhou et al. 2016), the protocol's default (docs/protocol.md, Class activation map).
+
+Backbones whose inference defines their own class maps (``Backbone.class_maps``: ACoL's fused
+map of its two heads) give those; the others ``sum_k W[c,k] F[k]``.
+"""
 from __future__ import annotations
 
 import torch
@@ -18,6 +22,10 @@ class CAM(CamMethod):
     description = "Class activation map: feature maps weighted by the class's classifier row (default)"
 
     def __call__(self, backbone, images, feats, logits, targets):
+        check_targets(targets, backbone.num_classes)
+        own = backbone.class_maps(feats.detach(), targets)
+        if own is not None:  # the model defines its class maps (ACoL's fused map)
+            return own.detach()
         if not backbone.info.cam_exact:
             raise WsolError(f"cam is not exact for backbone '{backbone.name}' "
                             f"({backbone.info.note or 'head is not GAP + linear'}); use --method gradcam")

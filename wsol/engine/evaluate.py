@@ -55,6 +55,7 @@ class EvalConfig:
     protocol: str = "wsoleval"
     dataset_options: Dict[str, object] = field(default_factory=dict)
     method_options: Dict[str, object] = field(default_factory=dict)
+    model_options: Dict[str, object] = field(default_factory=dict)  # backbone options (large_feature_map, adl, ...)
     progress: bool = True
     seed: int = 0
     on_error: str = "fail"          # fail | skip
@@ -124,8 +125,10 @@ def protocol_thresholds(cfg: "EvalConfig") -> np.ndarray:
     return thresholds(cfg.cam_step)
 
 
-def write_run_config(cfg: "EvalConfig", ds: WsolDataset) -> None:
-    """``<out>/run.json``: the resolved config (for reports, suites and reruns)."""
+def write_run_config(cfg: "EvalConfig", ds: WsolDataset, backbone=None) -> None:
+    """``<out>/run.json``: the resolved config (for reports, suites and reruns); with the
+    backbone, ``model_options_resolved`` holds every option it was built with (defaults,
+    options a checkpoint recorded or its keys revealed, and the user's)."""
     import json
 
     from wsol import __version__
@@ -136,6 +139,8 @@ def write_run_config(cfg: "EvalConfig", ds: WsolDataset) -> None:
             os.remove(os.path.join(cfg.out, stale))
     info = {**asdict(cfg), "root": os.path.abspath(ds.root), "image_root": ds.image_root,
             "wsol_version": __version__, "class_names": ds.class_names}
+    if backbone is not None:
+        info["model_options_resolved"] = dict(getattr(backbone, "model_options", {}) or {})
     path = os.path.join(cfg.out, "run.json")
     try:
         with open(path + ".tmp", "w") as f:
@@ -224,13 +229,13 @@ def evaluate(cfg: EvalConfig, dataset: Optional[WsolDataset] = None, backbone=No
     if backbone is not None:
         bb = backbone
     else:
-        bb = backbone_for_dataset(ds, cfg.backbone, cfg.weights, dev, cfg.new_head)
+        bb = backbone_for_dataset(ds, cfg.backbone, cfg.weights, dev, cfg.new_head, options=cfg.model_options)
     check_targets(torch.tensor([s.label for s in ds.samples]), bb.num_classes)
     for p in bb.parameters():
         p.requires_grad_(False)
     fast.prepare(bb)
     if cfg.out:
-        write_run_config(cfg, ds)
+        write_run_config(cfg, ds, bb)
 
     view = ImageFolderView(ds.samples, test_transform(bb.mean, bb.std))
     loader = torch.utils.data.DataLoader(fast.view(view), batch_size=cfg.batch_size, shuffle=False,

@@ -8,6 +8,7 @@ head and class count").
 from __future__ import annotations
 
 import logging
+from typing import Any, Dict, Optional
 
 import torch
 
@@ -45,16 +46,17 @@ def mismatch_message(backbone: str, weights: str, head_classes: int, ds: WsolDat
 
 
 def backbone_for_dataset(ds: WsolDataset, backbone: str, weights: str, device: torch.device,
-                         new_head: bool = False) -> Backbone:
+                         new_head: bool = False, options: Optional[Dict[str, Any]] = None) -> Backbone:
     """Build ``backbone`` with ``weights`` for ``ds``.
 
     Random weights get a head of ``ds.num_classes``; pretrained weights and checkpoints keep
     their head when it fits (:func:`head_mismatch`); otherwise ``new_head`` re-initialises it
-    (with a warning) and without it a :class:`WsolError` says what to do.
+    (with a warning) and without it a :class:`WsolError` says what to do. ``options``: model
+    options (``create_backbone``).
     """
     if weights in RANDOM_WEIGHTS:
-        return create_backbone(backbone, weights, num_classes=ds.num_classes, device=device)
-    bb = create_backbone(backbone, weights, num_classes=None, device=device)
+        return create_backbone(backbone, weights, num_classes=ds.num_classes, device=device, options=options)
+    bb = create_backbone(backbone, weights, num_classes=None, device=device, options=options)
     if not head_mismatch(bb.num_classes, ds):
         return bb
     if not new_head:

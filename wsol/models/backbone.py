@@ -8,7 +8,7 @@ head is global-average-pool + linear, i.e. whether ``mean_hw(CAM_c) + b_c`` equa
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, Optional, Sequence, Tuple
 
 import torch
 from torch import nn
@@ -39,6 +39,7 @@ class Backbone(nn.Module):
         self.mean = tuple(float(v) for v in mean)
         self.std = tuple(float(v) for v in std)
         self.new_layers: Tuple[str, ...] = ()   # submodule paths not from the checkpoint
+        self.model_options: Dict[str, Any] = {}  # the options it was built with (recorded in checkpoints)
 
     @property
     def name(self) -> str:
@@ -56,6 +57,16 @@ class Backbone(nn.Module):
     def classifier_weight(self) -> torch.Tensor:
         """[C, K] classifier rows (for CAM)."""
         return self.classifier().weight
+
+    def class_maps(self, feats: torch.Tensor, targets: torch.Tensor) -> Optional[torch.Tensor]:
+        """The model's own class maps [B, h, w] of ``targets`` where its inference defines them
+        (ACoL's fused map); None for the rest, whose CAM is ``classifier_weight`` x ``feats``."""
+        return None
+
+    def forward_train(self, x: torch.Tensor, labels: Optional[torch.Tensor] = None) -> Dict[str, torch.Tensor]:
+        """Training-mode outputs as a dict with at least ``logits`` (ACoL and SPG heads add the
+        maps their losses need; see ``docs/architecture.md``)."""
+        return {"logits": self(x)[1]}
 
     @property
     def num_classes(self) -> int:
@@ -103,12 +114,13 @@ def check_cam_exact(backbone: Backbone, size: int = 224, atol: float = 1e-3, bat
             x = torch.randn(batch, 3, size, size, device=p.device if p is not None else "cpu")
             f, logits = backbone(x)
             fc = backbone.classifier()
-            if fc.weight.shape[1] != f.shape[1]:
+            w = backbone.classifier_weight()
+            if w.shape[1] != f.shape[1] or w.shape[0] != logits.shape[1]:
                 return False
-            cam_mean = torch.einsum("ck,bkhw->bchw", fc.weight, f).mean(dim=(2, 3))
+            cam_mean = torch.einsum("ck,bkhw->bchw", w, f).mean(dim=(2, 3))
             # scale: the size of the summed terms (not of the logits, which random weights
             # can make tiny, nor clamped at 1, which would let tiny logits pass as exact)
-            scale = torch.einsum("ck,bk->bc", fc.weight.abs(), f.abs().mean(dim=(2, 3)))
+            scale = torch.einsum("ck,bk->bc", w.abs(), f.abs().mean(dim=(2, 3)))
             if fc.bias is not None:
                 cam_mean = cam_mean + fc.bias
                 scale = scale + fc.bias.abs()

@@ -2,16 +2,21 @@
 from __future__ import annotations
 
 import os
-from typing import Any, Dict, Optional
+from typing import Any, Dict, List, Optional
+
+import logging
 
 import torch
 
 from wsol.errors import WsolError
 
+log = logging.getLogger(__name__)
+
 
 def save_checkpoint(backbone, path: str, extra: Optional[Dict[str, Any]] = None) -> None:
-    """Write ``{'backbone', 'num_classes', 'state_dict', ...extra}`` atomically."""
+    """Write ``{'backbone', 'num_classes', 'model_options', 'state_dict', ...extra}`` atomically."""
     payload = {"backbone": backbone.name, "num_classes": backbone.num_classes,
+               "model_options": dict(getattr(backbone, "model_options", {}) or {}),
                "state_dict": backbone.state_dict(), "wsol_checkpoint": 1}
     payload.update(extra or {})
     tmp = f"{path}.tmp"
@@ -29,9 +34,44 @@ def _state_dict_of(obj: Any, path: str) -> Dict[str, torch.Tensor]:
     raise WsolError(f"{path}: not a checkpoint (no state dict found)")
 
 
-def load_checkpoint(entry, path: str, num_classes: Optional[int] = None):
+def _mismatch(own: Dict[str, torch.Tensor], sd: Dict[str, torch.Tensor]) -> List[str]:
+    missing = [k for k in own if k not in sd]
+    unexpected = [k for k in sd if k not in own]
+    shape_bad = [k for k in own if k in sd and sd[k].shape != own[k].shape]
+    bits = []
+    if missing:
+        bits.append(f"{len(missing)} missing keys (e.g. {missing[0]})")
+    if unexpected:
+        bits.append(f"{len(unexpected)} unexpected keys (e.g. {unexpected[0]})")
+    if shape_bad:
+        k = shape_bad[0]
+        bits.append(f"shape mismatch at {k}: {tuple(sd[k].shape)} vs {tuple(own[k].shape)}")
+    return bits
+
+
+def _build_matching(entry, sd: Dict[str, torch.Tensor], n_cls: int, options: Dict[str, Any]):
+    """Build ``entry`` with ``options`` for state dict ``sd``: (backbone, key-matched sd, problems)."""
+    bb = entry.build(False, n_cls, options)
+    own = bb.state_dict()
+    if not any(k in own for k in sd):
+        sd = {f"net.{k}": v for k, v in sd.items()}
+    # a plain checkpoint may carry a head of another size: take it as the head size
+    head_w = f"net.{_head_key(bb)}" if _head_key(bb) else None
+    if head_w and head_w in sd and sd[head_w].shape[0] != own.get(head_w, sd[head_w]).shape[0]:
+        bb = entry.build(False, int(sd[head_w].shape[0]), options)
+        own = bb.state_dict()
+    return bb, sd, _mismatch(own, sd)
+
+
+def load_checkpoint(entry, path: str, num_classes: Optional[int] = None, options: Optional[Dict[str, Any]] = None):
     """Build ``entry``'s backbone and load ``path`` into it; keys may be the wrapper's
-    (``net.…``), the bare net's, or carry a DataParallel ``module.`` prefix."""
+    (``net.…``), the bare net's, or carry a DataParallel ``module.`` prefix.
+
+    Model options: ``options`` (the user's) over those a wsol checkpoint recorded. Keys must
+    match exactly (strict); an ``adl`` option the user did not set is taken from the keys
+    (ADL layers shift layer indices), and a mismatch that a ``large_feature_map`` flip would
+    fix says so (for ResNet50 and InceptionV3 the keys cannot reveal it: say it explicitly).
+    """
     if not os.path.isfile(path):
         raise WsolError(f"{path}: checkpoint file not found (--weights takes 'pretrained', 'random' or a file)")
     try:
@@ -41,30 +81,26 @@ def load_checkpoint(entry, path: str, num_classes: Optional[int] = None):
     sd = {k[7:] if k.startswith("module.") else k: v for k, v in _state_dict_of(obj, path).items()}
     if isinstance(obj, dict) and obj.get("wsol_checkpoint") and obj.get("backbone") not in (None, entry.info.name):
         raise WsolError(f"{path}: checkpoint is for backbone '{obj['backbone']}', not '{entry.info.name}'")
-    n_cls = obj.get("num_classes") if isinstance(obj, dict) and obj.get("wsol_checkpoint") else None
-    bb = entry.builder(False, n_cls or num_classes or entry.default_classes)
-    own = bb.state_dict()
-    if not any(k in own for k in sd):
-        sd = {f"net.{k}": v for k, v in sd.items()}
-    # a plain checkpoint may carry a head of another size: take it as the head size
-    head_w = f"net.{_head_key(bb)}" if _head_key(bb) else None
-    if head_w and head_w in sd and sd[head_w].shape != own.get(head_w, sd[head_w]).shape:
-        bb = entry.builder(False, int(sd[head_w].shape[0]))
-        own = bb.state_dict()
-    missing = [k for k in own if k not in sd]
-    unexpected = [k for k in sd if k not in own]
-    shape_bad = [k for k in own if k in sd and sd[k].shape != own[k].shape]
-    if missing or unexpected or shape_bad:
-        bits = []
-        if missing:
-            bits.append(f"{len(missing)} missing keys (e.g. {missing[0]})")
-        if unexpected:
-            bits.append(f"{len(unexpected)} unexpected keys (e.g. {unexpected[0]})")
-        if shape_bad:
-            k = shape_bad[0]
-            bits.append(f"shape mismatch at {k}: {tuple(sd[k].shape)} vs {tuple(own[k].shape)}")
-        raise WsolError(f"{path}: checkpoint does not match backbone '{entry.info.name}': " + "; ".join(bits))
-    bb.load_state_dict(sd)
+    wsol_ckpt = isinstance(obj, dict) and obj.get("wsol_checkpoint")
+    n_cls = (obj.get("num_classes") if wsol_ckpt else None) or num_classes or entry.default_classes
+    recorded = dict(obj.get("model_options") or {}) if wsol_ckpt else {}
+    user = dict(options or {})
+    opts = {**{k: v for k, v in recorded.items() if k in entry.options}, **user}
+    bb, sd_m, problems = _build_matching(entry, sd, n_cls, opts)
+    if problems and "adl" in entry.options and "adl" not in user:
+        flipped = {**opts, "adl": not bool(opts.get("adl", entry.options["adl"]))}
+        alt = _build_matching(entry, sd, n_cls, flipped)
+        if not alt[2]:
+            log.info("%s: keys are those of %s with adl=%s", path, entry.info.name, flipped["adl"])
+            bb, sd_m, problems = alt
+    if problems:
+        hint = ""
+        if "large_feature_map" in entry.options and "large_feature_map" not in user:
+            lfm = not bool(opts.get("large_feature_map", False))
+            if not _build_matching(entry, sd, n_cls, {**opts, "large_feature_map": lfm})[2]:
+                hint = f" (it matches large_feature_map={str(lfm).lower()}: pass --model-option large_feature_map={str(lfm).lower()})"
+        raise WsolError(f"{path}: checkpoint does not match backbone '{entry.info.name}': " + "; ".join(problems) + hint)
+    bb.load_state_dict(sd_m)
     return bb
 
 

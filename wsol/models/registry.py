@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import logging
 import os
-from dataclasses import dataclass
-from typing import Callable, List, Optional
+from dataclasses import dataclass, field
+from typing import Any, Callable, Dict, List, Optional
 
 import torch
 
@@ -19,8 +19,8 @@ from wsol.utils.registry import Registry
 
 log = logging.getLogger(__name__)
 
-# builder(pretrained: bool, num_classes: int) -> Backbone
-Builder = Callable[[bool, int], Backbone]
+# builder(pretrained: bool, num_classes: int, **model_options) -> Backbone
+Builder = Callable[..., Backbone]
 
 
 @dataclass
@@ -30,6 +30,12 @@ class ModelEntry:
     default_classes: int = 1000
     #: () -> are the pretrained weights on this machine now (no download needed)? None: unknown
     weights_offline: Optional[Callable[[], bool]] = None
+    options: Dict[str, Any] = field(default_factory=dict)  # model option -> default value
+
+    def build(self, pretrained: bool, num_classes: int, options: Optional[Dict[str, Any]] = None) -> Backbone:
+        """The builder called with the model options (only entries that declare options take any)."""
+        opts = check_model_options(self, options)
+        return self.builder(pretrained, num_classes, **opts) if self.options else self.builder(pretrained, num_classes)
 
 
 BACKBONES: Registry[ModelEntry] = Registry("backbone", [f"wsol.models.{m}" for m in
@@ -37,10 +43,48 @@ BACKBONES: Registry[ModelEntry] = Registry("backbone", [f"wsol.models.{m}" for m
 
 
 def register_backbone(info: BackboneInfo, builder: Builder, default_classes: int = 1000,
-                      weights_offline: Optional[Callable[[], bool]] = None) -> None:
+                      weights_offline: Optional[Callable[[], bool]] = None,
+                      options: Optional[Dict[str, Any]] = None) -> None:
     """Register ``builder`` under ``info.name``; ``weights_offline()`` says whether its
-    pretrained weights are at hand without a download (for ``wsol models``)."""
-    BACKBONES.add(info.name, ModelEntry(info, builder, default_classes, weights_offline))
+    pretrained weights are at hand without a download (for ``wsol models``); ``options``: the
+    model options it accepts (name -> default), passed to it as keyword arguments."""
+    BACKBONES.add(info.name, ModelEntry(info, builder, default_classes, weights_offline, dict(options or {})))
+
+
+_TRUE = ("1", "true", "yes", "on")
+_FALSE = ("0", "false", "no", "off")
+
+
+def check_model_options(entry: ModelEntry, options: Optional[Dict[str, Any]]) -> Dict[str, Any]:
+    """``options`` checked against what ``entry`` accepts and coerced to the defaults' types
+    (booleans from true/false/1/0/yes/no); unknown names or bad values: one-line error."""
+    out: Dict[str, Any] = {}
+    for key, value in (options or {}).items():
+        if key not in entry.options:
+            accepted = ", ".join(sorted(entry.options)) or "none"
+            raise WsolError(f"backbone '{entry.info.name}' has no model option '{key}' (accepted: {accepted})")
+        default = entry.options[key]
+        try:
+            if isinstance(default, bool):
+                text = str(value).strip().lower()
+                if text not in _TRUE + _FALSE:
+                    raise ValueError
+                value = text in _TRUE
+            elif isinstance(default, float):
+                value = float(value)
+            elif isinstance(default, int):
+                value = int(value)
+        except (TypeError, ValueError):
+            raise WsolError(f"model option {key}={value!r} for '{entry.info.name}': "
+                            f"expected a {type(default).__name__} like {default!r}") from None
+        out[key] = value
+    return out
+
+
+def model_options(name: str) -> Dict[str, Any]:
+    """The model options backbone ``name`` accepts, with their defaults (wsol entries only)."""
+    entry = BACKBONES.find(name)
+    return dict(entry.options) if entry else {}
 
 
 def name_pattern(pattern: str) -> str:
@@ -180,18 +224,21 @@ def resolve(name: str) -> ModelEntry:
 
 
 def create_backbone(name: str, weights: str = "random", num_classes: Optional[int] = None,
-                    device: str | torch.device = "cpu", new_head: bool = False) -> Backbone:
+                    device: str | torch.device = "cpu", new_head: bool = False,
+                    options: Optional[Dict[str, Any]] = None) -> Backbone:
     """Build backbone ``name`` with ``weights`` = 'random' | 'pretrained' | a checkpoint path.
 
     ``num_classes``: the head size wanted (None keeps the entry's default, or the
     checkpoint's). With 'pretrained' and a different ``num_classes`` the head is
     re-initialised only when ``new_head`` (fine-tuning); otherwise that is an error.
+    ``options``: model options (``wsol models`` lists them; e.g. ``large_feature_map``).
     """
     entry = resolve(name)
+    check_model_options(entry, options)
     if weights in ("random", "none", "", None):
-        bb = entry.builder(False, num_classes or entry.default_classes)
+        bb = entry.build(False, num_classes or entry.default_classes, options)
     elif weights == "pretrained":
-        bb = entry.builder(True, entry.default_classes)
+        bb = entry.build(True, entry.default_classes, options)
         if num_classes and num_classes != bb.num_classes:
             if not new_head:
                 raise WsolError(f"{name}: the pretrained head has {bb.num_classes} classes, not {num_classes}; "
@@ -202,5 +249,5 @@ def create_backbone(name: str, weights: str = "random", num_classes: Optional[in
     else:
         from wsol.models.checkpoint import load_checkpoint
 
-        bb = load_checkpoint(entry, weights, num_classes)
+        bb = load_checkpoint(entry, weights, num_classes, options)
     return bb.to(device).eval()

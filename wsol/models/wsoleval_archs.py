@@ -1,167 +1,178 @@
-"""Choe et al.'s (CVPR 2020, "Evaluating WSOL right") three CAM architectures.
+"""Choe et al.'s (CVPR 2020, "Evaluating WSOL right") architectures, one registered name per
+architecture x head, following clovaai/wsolevaluation module for module so that its
+checkpoints load with their own keys (``docs/architecture.md``, "Training methods and model
+heads"):
 
-All three end in GAP + linear on a 14x14 map at 224 input (feature stride 16), so ``cam``
-is exact on them:
+- ``vgg16_gap``, ``resnet50_s1``, ``inception_v3_gap``: CAM / HaS / CutMix models, and ADL
+  models with ``adl=True`` (chosen automatically when a checkpoint's keys are ADL's);
+- ``vgg16_acol``, ``resnet50_acol``, ``inception_v3_acol``: ACoL's two heads; the CAM is the
+  model's fused map (``Backbone.class_maps``);
+- ``vgg16_spg``, ``resnet50_spg``, ``inception_v3_spg``: SPG; the CAM is the ``SPG_A4`` map.
 
-- ``vgg16_gap``: VGG16's 13 conv layers without the last max-pool (pool5), a 3x3 conv
-  512->1024 + ReLU, GAP, linear.
-- ``resnet50_s1``: torchvision's ResNet50 with stride 1 in the last stage (layer4's first
-  block: conv2 and the downsample conv), GAP, linear.
-- ``inception_v3_gap``: InceptionV3 cut after Mixed_6e, with wsolevaluation's changes for a
-  larger map (first conv padded, both stem max-pools padded with ceil mode, one 3x3/2
-  max-pool after Mixed_5d, Mixed_6a at stride 1), then two 3x3 convs 768->1024->1024 (each
-  + ReLU), GAP, linear. wsolevaluation's 1x1 conv to the classes followed by GAP is the
-  same function as our GAP followed by the linear layer. Map: 14x14 at 224, 18x18 at 299.
-  No ``transform_input``: inputs are ImageNet-normalized, as in wsolevaluation. The
-  training-time dropout wsolevaluation puts before each new conv is left out.
+Model options (``--model-option KEY=VALUE``): ``large_feature_map`` (28x28 maps at 224
+instead of 14x14; nothing in a checkpoint reveals it), ``adl``, ``adl_drop_rate``,
+``adl_drop_threshold`` (CAM names), ``acol_drop_threshold`` (ACoL names).
 
-``pretrained=True`` loads torchvision's ImageNet-1k V1 checkpoint of the base net (the one
-Choe et al. started from; read from the torch hub cache, downloaded otherwise, one-line
-error offline) into the shared layers; the new layers stay random and are marked so that
-``Backbone.new_parameters()`` returns them with the classifier (10x lr in the recipe).
+``pretrained=True`` loads torchvision's ImageNet-1k V1 checkpoint of the base net (read from
+the torch hub cache, downloaded otherwise) into the layers the reference fills from it (its
+key remapping for ADL and SPG included); the other layers stay random.
 """
 from __future__ import annotations
 
+import logging
+from typing import Any, Callable, Dict, List, Optional, Tuple
+
 import torch
-import torch.nn.functional as F
-import torchvision
 from torch import nn
-from torchvision.models.inception import BasicConv2d, InceptionA, InceptionB, InceptionC
 
-from wsol.models.backbone import BackboneInfo, NetBackbone
+from wsol.models import wsoleval_inception as inc
+from wsol.models import wsoleval_resnet as res
+from wsol.models import wsoleval_vgg as vgg
+from wsol.models.adl import ADL_DROP_RATE, ADL_DROP_THRESHOLD
+from wsol.models.backbone import Backbone, BackboneInfo
+from wsol.models.heads import ACOL_DROP_THRESHOLD
 from wsol.models.registry import register_backbone
-from wsol.models.torchvision_models import (_resnet_features, he_init_bias_free_convs, load_shared_weights,
-                                           torchvision_state_dict, torchvision_weights_cached)
+from wsol.models.torchvision_models import he_init_bias_free_convs, torchvision_state_dict, torchvision_weights_cached
+from wsol.errors import WsolError
 
-_VGG16_NO_POOL5 = [64, 64, "M", 128, 128, "M", 256, 256, 256, "M", 512, 512, 512, "M", 512, 512, 512]
+log = logging.getLogger(__name__)
 
+CAM_OPTIONS = {"large_feature_map": False, "adl": False, "adl_drop_rate": ADL_DROP_RATE,
+               "adl_drop_threshold": ADL_DROP_THRESHOLD}
+ACOL_OPTIONS = {"large_feature_map": False, "acol_drop_threshold": ACOL_DROP_THRESHOLD}
+SPG_OPTIONS = {"large_feature_map": False}
 
-class VGG16GAP(nn.Module):
-    """VGG16 conv1-conv5 (no pool5) + conv6 3x3 512->1024 + ReLU; GAP + ``fc``.
-
-    ``features`` keeps torchvision's indices 0..29, so ``vgg16`` checkpoint keys fit.
-    """
-
-    def __init__(self, num_classes: int = 1000):
-        super().__init__()
-        self.features = torchvision.models.vgg.make_layers(_VGG16_NO_POOL5, batch_norm=False)
-        self.conv6 = nn.Conv2d(512, 1024, kernel_size=3, padding=1)
-        self.relu = nn.ReLU(inplace=False)
-        self.fc = nn.Linear(1024, num_classes)
-        for m in self.modules():  # He init, as wsolevaluation's VGG
-            if isinstance(m, nn.Conv2d):
-                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
-                nn.init.zeros_(m.bias)
-        nn.init.normal_(self.fc.weight, 0, 0.01)
-        nn.init.zeros_(self.fc.bias)
+# the reference trainer's 10x-lr rule (main.py _FEATURE_PARAM_LAYER_PATTERNS): VGG and
+# InceptionV3 train every parameter outside these prefixes at 10x; ResNet50 those inside
+_FEATURE_PATTERNS = {"vgg16": (("features.",), False), "resnet50": (("layer4.", "fc."), True),
+                     "inception_v3": (("Mixed", "Conv2d_1", "Conv2d_2", "Conv2d_3", "Conv2d_4"), False)}
 
 
-def _vgg16_gap_features(net: VGG16GAP, x: torch.Tensor) -> torch.Tensor:
-    return net.relu(net.conv6(net.features(x)))
+class WsolevalBackbone(Backbone):
+    """Backbone over a ``WsolevalNet`` (kept whole under ``self.net``, keys as the reference)."""
+
+    def __init__(self, net: nn.Module, info: BackboneInfo, arch: str, method: str, options: Dict[str, Any]):
+        super().__init__(info)
+        self.net = net
+        self.arch = arch
+        self.method = method
+        self.model_options = dict(options)
+
+    def forward_features(self, x):
+        return self.net.forward_features(x)
+
+    def forward_logits(self, feats):
+        return self.net.forward_logits(feats)
+
+    def classifier(self) -> nn.Module:
+        return self.net.classifier_layer()
+
+    def classifier_weight(self) -> torch.Tensor:
+        return self.classifier().weight.flatten(1)
+
+    def reset_classifier(self, num_classes: int) -> None:
+        self.net.reset_head(num_classes)
+
+    def class_maps(self, feats, targets):
+        return self.net.class_maps(feats, targets)
+
+    def forward_train(self, x, labels=None):
+        return self.net.forward_train(x, labels)
+
+    def reference_fast_parameters(self) -> List[nn.Parameter]:
+        """Parameters the reference trainer puts in its 10x-lr group (see ``_FEATURE_PATTERNS``)."""
+        prefixes, inside = _FEATURE_PATTERNS[self.arch]
+        return [p for n, p in self.net.named_parameters() if any(s in n for s in prefixes) == inside]
 
 
-class _InceptionBStride1(InceptionB):
-    """Mixed_6a at stride 1 (3x3 convs padded, max-pool 3x3/1 padded), as wsolevaluation."""
-
-    def __init__(self, in_channels: int):
-        super().__init__(in_channels)
-        for conv in (self.branch3x3.conv, self.branch3x3dbl_3.conv):
-            conv.stride = (1, 1)
-            conv.padding = (1, 1)
-
-    def _forward(self, x):
-        b3 = self.branch3x3(x)
-        d = self.branch3x3dbl_3(self.branch3x3dbl_2(self.branch3x3dbl_1(x)))
-        return [b3, d, F.max_pool2d(x, kernel_size=3, stride=1, padding=1)]
-
-
-class InceptionV3GAP(nn.Module):
-    """InceptionV3 (torchvision module names) to Mixed_6e + two 3x3 convs to 1024; GAP + ``fc``."""
-
-    def __init__(self, num_classes: int = 1000):
-        super().__init__()
-        self.Conv2d_1a_3x3 = BasicConv2d(3, 32, kernel_size=3, stride=2, padding=1)
-        self.Conv2d_2a_3x3 = BasicConv2d(32, 32, kernel_size=3)
-        self.Conv2d_2b_3x3 = BasicConv2d(32, 64, kernel_size=3, padding=1)
-        self.Conv2d_3b_1x1 = BasicConv2d(64, 80, kernel_size=1)
-        self.Conv2d_4a_3x3 = BasicConv2d(80, 192, kernel_size=3)
-        self.Mixed_5b = InceptionA(192, pool_features=32)
-        self.Mixed_5c = InceptionA(256, pool_features=64)
-        self.Mixed_5d = InceptionA(288, pool_features=64)
-        self.Mixed_6a = _InceptionBStride1(288)
-        self.Mixed_6b = InceptionC(768, channels_7x7=128)
-        self.Mixed_6c = InceptionC(768, channels_7x7=160)
-        self.Mixed_6d = InceptionC(768, channels_7x7=160)
-        self.Mixed_6e = InceptionC(768, channels_7x7=192)
-        self.SPG_A3_1b = nn.Sequential(nn.Conv2d(768, 1024, kernel_size=3, padding=1), nn.ReLU(inplace=True))
-        self.SPG_A3_2b = nn.Sequential(nn.Conv2d(1024, 1024, kernel_size=3, padding=1), nn.ReLU(inplace=True))
-        self.fc = nn.Linear(1024, num_classes)
-        he_init_bias_free_convs(self)  # trunk (convs followed by BN)
-        for m in (self.SPG_A3_1b[0], self.SPG_A3_2b[0], self.fc):  # xavier, as wsolevaluation
-            nn.init.xavier_uniform_(m.weight)
-            nn.init.zeros_(m.bias)
-
-
-def _inception_v3_gap_features(net: InceptionV3GAP, x: torch.Tensor) -> torch.Tensor:
-    x = net.Conv2d_2b_3x3(net.Conv2d_2a_3x3(net.Conv2d_1a_3x3(x)))
-    x = F.max_pool2d(x, kernel_size=3, stride=2, padding=1, ceil_mode=True)
-    x = net.Conv2d_4a_3x3(net.Conv2d_3b_1x1(x))
-    x = F.max_pool2d(x, kernel_size=3, stride=2, padding=1, ceil_mode=True)
-    x = net.Mixed_5d(net.Mixed_5c(net.Mixed_5b(x)))
-    x = F.max_pool2d(x, kernel_size=3, stride=2, ceil_mode=True)
-    x = net.Mixed_6e(net.Mixed_6d(net.Mixed_6c(net.Mixed_6b(net.Mixed_6a(x)))))
-    return net.SPG_A3_2b(net.SPG_A3_1b(x))
-
-
-def _resnet50_s1(num_classes: int) -> nn.Module:
-    net = torchvision.models.resnet50(weights=None, num_classes=num_classes)
-    block = net.layer4[0]
-    block.conv2.stride = (1, 1)
-    block.downsample[0].stride = (1, 1)
-    he_init_bias_free_convs(net)  # torchvision's init lets random activations reach denormals
-    return net
-
-
-_INFOS = {
-    "vgg16_gap": BackboneInfo(
-        "vgg16_gap", "wsol", "conv6 (+ReLU)", 16, True,
-        "Choe et al. 2020: VGG16 without pool5 + 3x3 conv to 1024 + ReLU, GAP, linear; 14x14 at 224"),
-    "resnet50_s1": BackboneInfo(
-        "resnet50_s1", "wsol", "layer4", 16, True,
-        "Choe et al. 2020: ResNet50 with layer4 at stride 1; 14x14 at 224"),
-    "inception_v3_gap": BackboneInfo(
-        "inception_v3_gap", "wsol", "SPG_A3_2b (+ReLU)", 16, True,
-        "Choe et al. 2020: InceptionV3 to Mixed_6e + 2 3x3 convs to 1024, GAP, linear; 14x14 at 224"),
-}
-
-# name -> (net factory, features fn, torchvision base, new layers (prefixes in net))
-_SPECS = {
-    "vgg16_gap": (VGG16GAP, _vgg16_gap_features, "vgg16", ("conv6", "fc")),
-    "resnet50_s1": (_resnet50_s1, _resnet_features, "resnet50", ()),
-    "inception_v3_gap": (InceptionV3GAP, _inception_v3_gap_features, "inception_v3", ("SPG_A3_1b", "SPG_A3_2b", "fc")),
+# name -> (arch, method, net class, options, CAM layer, note)
+_SPECS: Dict[str, Tuple[str, str, Callable[..., nn.Module], Dict[str, Any], str, str]] = {
+    "vgg16_gap": ("vgg16", "cam", vgg.VggCam, CAM_OPTIONS, "conv6 (+ReLU)",
+                  "Choe et al. 2020: VGG16 without pool5 + 3x3 conv to 1024 + ReLU, GAP, linear; 14x14 at 224; "
+                  "ADL with adl=true"),
+    "resnet50_s1": ("resnet50", "cam", res.ResNetCam, CAM_OPTIONS, "layer4",
+                    "Choe et al. 2020: ResNet50 with layer4 at stride 1; 14x14 at 224; ADL with adl=true"),
+    "inception_v3_gap": ("inception_v3", "cam", inc.InceptionCam, CAM_OPTIONS, "SPG_A3_2b (+ReLU)",
+                         "Choe et al. 2020: InceptionV3 to Mixed_6e + 2 3x3 convs to 1024, GAP, 1x1 conv SPG_A4; "
+                         "14x14 at 224; ADL with adl=true"),
+    "vgg16_acol": ("vgg16", "acol", vgg.VggAcol, ACOL_OPTIONS, "features+avgpool3x3",
+                   "ACoL (wsolevaluation): two conv heads; cam = the model's fused map of both heads"),
+    "resnet50_acol": ("resnet50", "acol", res.ResNetAcol, ACOL_OPTIONS, "layer4",
+                      "ACoL (wsolevaluation): two conv heads; cam = the model's fused map of both heads"),
+    "inception_v3_acol": ("inception_v3", "acol", inc.InceptionAcol, ACOL_OPTIONS, "Mixed_6e",
+                          "ACoL (wsolevaluation): two conv heads; cam = the model's fused map of both heads"),
+    "vgg16_spg": ("vgg16", "spg", vgg.VggSpg, SPG_OPTIONS, "SPG_A_3",
+                  "SPG (wsolevaluation): 1x1 conv classifier SPG_A_4 (cam = its map) + side branches B, C"),
+    "resnet50_spg": ("resnet50", "spg", res.ResNetSpg, SPG_OPTIONS, "layer4",
+                     "SPG (wsolevaluation): 1x1 conv classifier SPG_A4 (cam = its map) + side branches B, C"),
+    "inception_v3_spg": ("inception_v3", "spg", inc.InceptionSpg, SPG_OPTIONS, "SPG_A3_2b (+ReLU)",
+                         "SPG (wsolevaluation): 1x1 conv classifier SPG_A4 (cam = its map) + side branches B, C"),
 }
 
 
-def build_wsoleval(name: str, pretrained: bool, num_classes: int) -> NetBackbone:
-    """Build one of the three architectures (see the module docstring)."""
-    factory, features_fn, base, new = _SPECS[name]
-    net = factory(1000 if pretrained else num_classes)
+def _info(name: str, large_feature_map: bool = False) -> BackboneInfo:
+    arch, method, _, _, layer, note = _SPECS[name]
+    return BackboneInfo(name, "wsol", layer, 8 if large_feature_map else 16, method != "acol", note)
+
+
+def _not_pretrained(net: nn.Module, arch: str, method: str) -> List[str]:
+    """Top-level modules of ``net`` that torchvision's ImageNet checkpoint does not fill."""
+    if arch == "vgg16":
+        filled = ("features",) + (("SPG_A_1", "SPG_A_2") if method == "spg" else ())
+    elif arch == "resnet50":
+        filled = ("conv1", "bn1", "layer1", "layer2", "layer3", "layer4", "SPG_A1", "SPG_A2")
+        if method in ("cam", "adl"):
+            filled += ("fc",)  # the reference keeps the ImageNet fc on a 1000-class head
+    else:
+        filled = tuple(n for n, _ in net.named_children() if n.startswith(("Conv2d_", "Mixed_")))
+    return [n for n, m in net.named_children() if n not in filled and any(True for _ in m.parameters())]
+
+
+def _load_pretrained(net: nn.Module, arch: str, method: str, name: str) -> None:
+    sd = torchvision_state_dict(arch, "IMAGENET1K_V1")
+    if arch == "vgg16":
+        mapping = vgg.pretrained_key_map(net, method)
+    elif arch == "resnet50":
+        mapping = res.pretrained_key_map(net, method, sd.keys())
+    else:
+        mapping = {k: k for k in sd}
+    own = net.state_dict()
+    new = tuple(f"{n}." for n in _not_pretrained(net, arch, method))
+    wanted = [k for k in own if not k.startswith(new)]
+    src = {mapping[k]: v for k, v in sd.items() if k in mapping}
+    bad = [k for k in wanted if k not in src or src[k].shape != own[k].shape]
+    if bad:
+        raise WsolError(f"{name} <- torchvision {arch} IMAGENET1K_V1: does not fit ({len(bad)} keys, e.g. {bad[0]})")
+    net.load_state_dict({k: src[k] for k in wanted}, strict=False)
+    log.info("%s: loaded %d tensors from torchvision %s; new (random): %s", name, len(wanted), arch,
+             ", ".join(n.rstrip(".") for n in new) or "-")
+
+
+def build_wsoleval(name: str, pretrained: bool, num_classes: int, **options: Any) -> WsolevalBackbone:
+    """Build registered architecture ``name`` (see the module docstring) with its options."""
+    arch, method, cls, defaults, _, _ = _SPECS[name]
+    opts = {**defaults, **options}
+    if method == "cam" and opts.get("adl"):
+        method = "adl"
+    net = cls(1000 if pretrained else num_classes, **opts)
+    if arch != "vgg16":
+        he_init_bias_free_convs(net)  # trunk convs before BN: keeps random activations O(1)
     if pretrained:
-        sd = torchvision_state_dict(base, "IMAGENET1K_V1")
-        load_shared_weights(net, sd, new, what=f"{name} <- torchvision {base} IMAGENET1K_V1")
-    info = _INFOS[name]
-    bb = NetBackbone(net, BackboneInfo(**vars(info)), features_fn, "fc")
-    bb.mark_new(*(f"net.{p}" for p in new if p != "fc"))
+        _load_pretrained(net, arch, method, name)
+    bb = WsolevalBackbone(net, _info(name, bool(opts["large_feature_map"])), arch, method, opts)
+    bb.mark_new(*(f"net.{n}" for n in _not_pretrained(net, arch, method) if f"net.{n}" != f"net.{net.head}"))
     return bb
 
 
 def _make_builder(name: str):
-    return lambda pretrained, num_classes: build_wsoleval(name, pretrained, num_classes)
+    def build(pretrained: bool, num_classes: int, **options: Any) -> WsolevalBackbone:
+        return build_wsoleval(name, pretrained, num_classes, **options)
+    return build
 
 
 def _cached(name: str):
-    return lambda: torchvision_weights_cached(_SPECS[name][2], "IMAGENET1K_V1")
+    return lambda: torchvision_weights_cached(_SPECS[name][0], "IMAGENET1K_V1")
 
 
-for _name, _info in _INFOS.items():
-    register_backbone(_info, _make_builder(_name), weights_offline=_cached(_name))
+for _name, _spec in _SPECS.items():
+    register_backbone(_info(_name), _make_builder(_name), options=_spec[3], weights_offline=_cached(_name))
