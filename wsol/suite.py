@@ -15,10 +15,14 @@ Suite file (YAML)::
         options: {}                  # adapter options (--dataset-option)
     backbones:                       # required; a bare string means {name: ..., weights: pretrained}
       - name: vgg16_gap
-        weights: ${WSOL_CKPT_CUB_VGG16_GAP}   # pretrained | random | checkpoint file
+        weights: ${WSOL_CKPT_CUB_VGG16_CAM}   # pretrained | random | checkpoint file
         id: vgg16                    # optional label in run ids (default: name)
+        training: cam                # optional: how the checkpoint was trained (cam, has, acol,
+                                     # spg, adl, cutmix; none for baselines), matched by `wsol compare`
+        options: {}                  # optional model options (--model-option), e.g. large_feature_map
+        methods: [cam]               # optional: only these of the suite's methods (names or ids)
     methods: [cam, {name: gradcam, options: {}, id: gradcam}]   # default: [cam]
-    protocols: [wsoleval, cam2016]   # default: [wsoleval]
+    protocols: [wsoleval, cam2016]   # default: [wsoleval]; also cam2016_code
     options:                         # run options: fields of EvalConfig
       batch_size: 32
       device: cuda
@@ -66,12 +70,12 @@ log = logging.getLogger(__name__)
 
 TOP_KEYS = ("name", "description", "datasets", "backbones", "methods", "protocols", "options")
 DATASET_KEYS = ("name", "adapter", "root", "split", "limit", "options")
-BACKBONE_KEYS = ("name", "weights", "id")
+BACKBONE_KEYS = ("name", "weights", "id", "training", "options", "methods")
 METHOD_KEYS = ("name", "options", "id")
 #: EvalConfig fields the grid sets itself (not allowed under ``options``).
 GRID_FIELDS = ("dataset", "root", "split", "backbone", "weights", "method", "protocol", "out",
-               "progress", "dataset_options", "method_options")
-SUITE_COLUMNS = ["run_id", "status", "reason", "config_hash", "dataset_name"]
+               "progress", "dataset_options", "method_options", "model_options")
+SUITE_COLUMNS = ["run_id", "status", "reason", "config_hash", "dataset_name", "training"]
 #: Columns of the run's summary.csv filled from the config when a run did not finish.
 META_COLUMNS = ("dataset", "split", "protocol", "backbone", "weights", "method")
 CONFIG_FILE = "config.json"
@@ -98,13 +102,18 @@ class DatasetSpec:
 
 @dataclass
 class BackboneSpec:
-    """One backbone entry: registry name, weights, label in run ids."""
+    """One backbone entry: registry name, weights, label in run ids, how its checkpoint was
+    trained (``training``, for ``wsol compare``), model options, and optionally which of the
+    suite's methods it runs with."""
 
     name: str
     weights: str = "pretrained"
     id: str = ""
     raw_weights: str = ""
     missing_env: List[str] = field(default_factory=list)
+    training: str = "cam"
+    options: Dict[str, Any] = field(default_factory=dict)
+    methods: Optional[List[str]] = None
 
 
 @dataclass
@@ -155,6 +164,8 @@ class Suite:
         for d in self.datasets:
             for b in self.backbones:
                 for m in self.methods:
+                    if b.methods is not None and m.name not in b.methods and (m.id or m.name) not in b.methods:
+                        continue
                     for p in self.protocols:
                         opts = dict(self.options)
                         if d.limit is not None:
@@ -163,6 +174,7 @@ class Suite:
                         cfg = EvalConfig(dataset=d.adapter, root=d.root, split=d.split, backbone=b.name,
                                          weights=b.weights, method=m.name, protocol=p,
                                          dataset_options=dict(d.options), method_options=dict(m.options),
+                                         model_options=dict(b.options),
                                          save_cams="cams" if save else None, **opts)
                         rid = "__".join(_sanitize(x) for x in (d.name, b.id or b.name, m.id or m.name, p))
                         runs.append(Run(rid, d, b, m, p, cfg, _problem(d, b, m)))
@@ -444,9 +456,16 @@ def load_suite(path: str) -> Suite:
         weights = str(_expand(raw, missing))
         if weights not in NO_FILE_WEIGHTS:
             weights = os.path.expanduser(weights)
+        methods = e.get("methods")
+        if methods is not None and (not isinstance(methods, list) or not all(isinstance(x, str) for x in methods)):
+            raise ld.error(f"backbones[{i}].methods must be a list of method names", at + ("methods",))
         suite.backbones.append(BackboneSpec(
             name=str(ld.env_free(e["name"], "backbone name", at + ("name",))), weights=weights,
-            id=str(ld.env_free(e.get("id") or "", "id", at + ("id",))), raw_weights=raw, missing_env=missing))
+            id=str(ld.env_free(e.get("id") or "", "id", at + ("id",))), raw_weights=raw, missing_env=missing,
+            training=str(ld.env_free(e.get("training") or "cam", "training", at + ("training",))),
+            options=ld.env_free(ld.mapping(e.get("options"), f"options of backbone '{e['name']}'", at + ("options",)),
+                                "model options", at + ("options",)),
+            methods=[str(x) for x in methods] if methods is not None else None))
 
     for i, e in enumerate(ld.entries(data.get("methods"), "methods", False) or ["cam"]):
         at = ("methods", i)
@@ -463,7 +482,7 @@ def load_suite(path: str) -> Suite:
 
     protocols = ld.entries(data.get("protocols"), "protocols", False) or ["wsoleval"]
     if not all(isinstance(p, str) and p for p in protocols):
-        raise ld.error("'protocols' must be a list of names (wsoleval, cam2016)", ("protocols",))
+        raise ld.error("'protocols' must be a list of names (wsoleval, cam2016, cam2016_code)", ("protocols",))
     suite.protocols = [str(ld.env_free(p, "protocol", ("protocols", i))) for i, p in enumerate(protocols)]
 
     types = _run_option_types()
@@ -511,7 +530,7 @@ def is_complete(run: Run, run_dir: str) -> bool:
 
 def _meta_row(run: Run) -> Dict[str, Any]:
     cfg = run.config
-    return {"dataset_name": run.dataset.name, "dataset": cfg.dataset, "split": cfg.split,
+    return {"dataset_name": run.dataset.name, "training": run.backbone.training, "dataset": cfg.dataset, "split": cfg.split,
             "protocol": cfg.protocol, "backbone": cfg.backbone, "weights": cfg.weights, "method": cfg.method}
 
 

@@ -132,7 +132,8 @@ def evaluate_distributed(cfg, dataset=None, backbone=None):
     """:func:`wsol.engine.evaluate.evaluate` sharded over the torchrun ranks; every rank
     returns the same merged EvalResult and rank 0 writes the CSVs."""
     from wsol.datasets.base import WsolDataset, build_dataset
-    from wsol.engine.evaluate import (EvalResult, _run_meta, device_name, evaluate, protocol_thresholds,
+    from wsol.engine.evaluate import (ORIGINAL_RESOLUTION, EvalResult, _run_meta, device_name, evaluate,
+                                      protocol_thresholds,
                                       write_run_config)
     from wsol.engine.scoring import summary_frame
     from wsol.report.csv import write_csv_atomic, write_run
@@ -191,7 +192,7 @@ def evaluate_distributed(cfg, dataset=None, backbone=None):
 
     order = {s.image_id: i for i, s in enumerate(ds.samples)}
     scorer = _merge_scorer([p["scorer"] for p in parts], order, reduced, taus, cfg.fixed_tau,
-                           np.int32 if cfg.protocol == "cam2016" else np.uint8)
+                           np.int32 if cfg.protocol in ORIGINAL_RESOLUTION else np.uint8)
     timings, per_rank = reduce_timings([p["timings"] for p in parts])
     walls = [float(p["timings"].set_index("stage").loc["wall", "seconds"]) for p in parts if p["timings"] is not None]
     wall = max(walls) if walls else float("nan")

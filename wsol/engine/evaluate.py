@@ -95,30 +95,36 @@ def _localize_job(cams: np.ndarray, gts: List[np.ndarray], taus: np.ndarray, swe
                   ) -> Tuple[List[ImageLocalization], Optional[np.ndarray], float]:
     """Worker-pool job: raw maps -> (localizations, normalized maps or None, seconds).
 
-    wsoleval: ``gts`` are on the 224 grid; cam2016: ``gts`` are in original pixels and
-    ``sizes`` gives each image's (width, height).
+    wsoleval: ``gts`` are on the 224 grid; cam2016 and cam2016_code: ``gts`` are in original
+    pixels and ``sizes`` gives each image's (width, height).
     """
     t0 = time.perf_counter()
     maps = postprocess_batch(cams) if (keep_maps or protocol == "wsoleval") else None
-    if protocol == "cam2016":
-        from wsol.localize.cam2016 import localize_cam2016
+    if protocol in ORIGINAL_RESOLUTION:
+        if protocol == "cam2016":
+            from wsol.localize.cam2016 import localize_cam2016 as fn
+        else:
+            from wsol.localize.cam2016_code import localize_cam2016_code as fn
 
-        locs = [localize_cam2016(c, g, w, h) for c, g, (w, h) in zip(cams, gts, sizes)]
+        locs = [fn(c, g, w, h) for c, g, (w, h) in zip(cams, gts, sizes)]
     else:
         locs = localize_batch(maps, gts, taus, sweep)
     return locs, (maps if keep_maps else None), time.perf_counter() - t0
 
 
-PROTOCOLS = ("wsoleval", "cam2016")
+PROTOCOLS = ("wsoleval", "cam2016", "cam2016_code")
+#: protocols that box at the original image resolution with one rule (docs/protocol.md, The cam2016 protocols)
+ORIGINAL_RESOLUTION = ("cam2016", "cam2016_code")
 
 
 def protocol_thresholds(cfg: "EvalConfig") -> np.ndarray:
-    """The τ grid of a protocol: arange(0, 1, cam_step) for wsoleval, [0.2] for cam2016."""
+    """The τ grid of a protocol: arange(0, 1, cam_step) for wsoleval, [0.2] for cam2016 (and
+    for cam2016_code, whose gray levels are fixed: one 'threshold' labels its single box)."""
     if cfg.protocol not in PROTOCOLS:
         from wsol.errors import UnknownNameError
 
         raise UnknownNameError("protocol", cfg.protocol, PROTOCOLS)
-    if cfg.protocol == "cam2016":
+    if cfg.protocol in ORIGINAL_RESOLUTION:
         from wsol.localize.cam2016 import CAM2016_THRESHOLD
 
         return np.array([CAM2016_THRESHOLD])
@@ -242,7 +248,7 @@ def evaluate(cfg: EvalConfig, dataset: Optional[WsolDataset] = None, backbone=No
                                          num_workers=cfg.data_workers, collate_fn=fast.collate(_collate),
                                          pin_memory=dev.type == "cuda")
     scorer = RunScorer(taus, cfg.fixed_tau, has_predictions=True,
-                       box_dtype=np.int32 if cfg.protocol == "cam2016" else np.uint8)
+                       box_dtype=np.int32 if cfg.protocol in ORIGINAL_RESOLUTION else np.uint8)
     region = RegionScorer(taus, ds.has_masks, cfg.pointing_tolerance) if cfg.protocol == "wsoleval" else None
     timer = StageTimer(dev)
     pool = ProcessPoolExecutor(cfg.workers) if cfg.workers > 0 else None
@@ -304,7 +310,7 @@ def evaluate(cfg: EvalConfig, dataset: Optional[WsolDataset] = None, backbone=No
                     region.add_skipped(int(labels[j]), cfg.exclude_skipped)
             sel = [idx[j] for j in ok]
             smp = [ds.samples[i] for i in sel]
-            if cfg.protocol == "cam2016":
+            if cfg.protocol in ORIGINAL_RESOLUTION:
                 gts = [s.boxes for s in smp]
             else:
                 gts = _gt_on_map(smp, [sizes[j] for j in ok])

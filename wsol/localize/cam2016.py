@@ -1,11 +1,13 @@
-"""The CAM paper's protocol (Zhou et al., CVPR 2016), a second named protocol.
+"""The CAM paper's protocol as its text states it (Zhou et al., CVPR 2016), protocol
+``cam2016`` (``docs/protocol.md``, "The cam2016 protocols").
 
-One fixed threshold at 20% of the map's max, the largest connected component, measured at
-the original image resolution: the raw map is upsampled (bicubic) straight to W x H,
-min-max normalized, foreground is ``m > 0.2 * max(m)`` (MATLAB ``im2bw`` is strict),
-components are 8-connected (``bwlabel``'s default) and the largest is the one with the most
-pixels; its box is inclusive ``[min x, min y, max x, max y]`` in original pixels and is
-compared with the unscaled GT boxes by inclusive IoU.
+One fixed threshold at 20% of the map's max value, the largest connected component,
+measured at the original image resolution: the raw map is upsampled (bicubic) straight to
+W x H; foreground is ``up > 0.2 * max(up)`` on the raw values (strict, as MATLAB ``im2bw``;
+not 20% of a min-max normalized map, and nothing when the max is <= 0); components are
+8-connected (``bwlabel``'s default) and the largest is the one with the most pixels; its box
+is inclusive ``[min x, min y, max x, max y]`` in original pixels and is compared with the
+unscaled GT boxes by inclusive IoU. The released code differs: see ``cam2016_code``.
 """
 from __future__ import annotations
 
@@ -14,16 +16,23 @@ import numpy as np
 
 from wsol.localize.image import ImageLocalization
 from wsol.localize.iou import iou_matrix
-from wsol.localize.maps import normalize
 
 CAM2016_THRESHOLD = 0.2
 
 
+def cam2016_mask(raw_cam: np.ndarray, width: int, height: int, threshold: float = CAM2016_THRESHOLD) -> np.ndarray:
+    """Foreground of the upsampled raw map: ``up > threshold * max(up)``; empty when max <= 0."""
+    up = cv2.resize(np.ascontiguousarray(raw_cam, dtype=np.float32), (int(width), int(height)),
+                    interpolation=cv2.INTER_CUBIC).astype(np.float64)
+    peak = up.max() if up.size else 0.0
+    if not np.isfinite(peak) or peak <= 0:
+        return np.zeros(up.shape, np.uint8)
+    return (up > threshold * peak).astype(np.uint8)
+
+
 def cam2016_boxes(raw_cam: np.ndarray, width: int, height: int, threshold: float = CAM2016_THRESHOLD):
     """(all component boxes [n,4], largest box [1,4]) at the original resolution."""
-    m = normalize(cv2.resize(np.ascontiguousarray(raw_cam, dtype=np.float32), (int(width), int(height)),
-                             interpolation=cv2.INTER_CUBIC))
-    mask = (m > threshold * m.max()).astype(np.uint8) if m.max() > 0 else np.zeros(m.shape, np.uint8)
+    mask = cam2016_mask(raw_cam, width, height, threshold)
     n, _, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
     if n <= 1:
         zero = np.zeros((1, 4), dtype=np.int64)
