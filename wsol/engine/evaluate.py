@@ -113,29 +113,32 @@ def score(cams_dir: str, cfg: EvalConfig, dataset: Optional[WsolDataset] = None)
     timer = StageTimer("cpu")
     t_start = time.perf_counter()
     bs = max(cfg.batch_size, 1)
-    for b0 in tqdm(range(0, len(ds), bs), desc="score", unit="batch", disable=not cfg.progress):
-        batch = ds.samples[b0:b0 + bs]
-        with timer.stage("data", len(batch)):
-            maps, gts, good = [], [], []
-            for s in batch:
-                try:
-                    maps.append(load_heatmap(confined_path(cams_dir, s.image_id, ".npy")))
-                    gts.append(protocol.gt_boxes(s.boxes, image_size(s)))
-                    good.append(s)
-                except DataError as e:
-                    if cfg.on_error != "skip":
-                        raise DataError(f"{e}  (use --on-error skip to record it and go on)") from None
-                    maps, gts = maps[:len(good)], gts[:len(good)]
-                    scorer.add_skipped(s.image_id, s.label, str(e), cfg.exclude_skipped)
-        with timer.stage("localize", len(batch)):
-            locs = protocol.localize_maps(maps, gts, taus, cfg.sweep)
-        with timer.stage("metrics", len(batch)):
-            scorer.add([s.image_id for s in good], [s.label for s in good], locs, None, samples=good, maps=maps,
-                       gts=gts)
+    if cfg.out:  # run.json first, an earlier run's results removed (as evaluate does)
+        write_run_config(cfg, ds)
+    try:  # Ctrl-C: say how far it got
+        for b0 in tqdm(range(0, len(ds), bs), desc="score", unit="batch", disable=not cfg.progress):
+            batch = ds.samples[b0:b0 + bs]
+            with timer.stage("data", len(batch)):
+                maps, gts, good = [], [], []
+                for s in batch:
+                    try:
+                        maps.append(load_heatmap(confined_path(cams_dir, s.image_id, ".npy")))
+                        gts.append(protocol.gt_boxes(s.boxes, image_size(s)))
+                        good.append(s)
+                    except DataError as e:
+                        if cfg.on_error != "skip":
+                            raise DataError(f"{e}  (use --on-error skip to record it and go on)") from None
+                        maps, gts = maps[:len(good)], gts[:len(good)]
+                        scorer.add_skipped(s.image_id, s.label, str(e), cfg.exclude_skipped)
+            with timer.stage("localize", len(batch)):
+                locs = protocol.localize_maps(maps, gts, taus, cfg.sweep)
+            with timer.stage("metrics", len(batch)):
+                scorer.add([s.image_id for s in good], [s.label for s in good], locs, None, samples=good, maps=maps,
+                           gts=gts)
+    except KeyboardInterrupt:
+        raise RunInterrupted(interrupted_note(cfg, len(scorer.rows), len(ds))) from None
     stats = LoopStats(len(ds), 0, time.perf_counter() - t_start)
     timer.add("total", stats.wall, len(ds))
-    if cfg.out:
-        write_run_config(cfg, ds)
     meta = run_meta(cfg, len(taus), "cpu")
     meta.update({"backbone": "", "weights": "", "method": f"heatmaps:{os.path.basename(os.path.normpath(cams_dir))}"})
     res = result_tables(scorer, pd.DataFrame(timer.rows()), stats, meta, ds.has_boxes, model_run=False)
