@@ -17,6 +17,7 @@ from wsol.cli import main
 from wsol.datasets.base import build_dataset
 from wsol.datasets.synthetic import make_synthetic
 from wsol.engine import train as tr
+from wsol.models import training as mt
 from wsol.errors import WsolError
 from wsol.models.checkpoint import save_checkpoint
 from wsol.models.registry import create_backbone
@@ -74,7 +75,7 @@ def _fixed_batch(root: str, bb) -> tuple:
 def test_steps_reduce_loss_on_fixed_batch(tiny_root, start_ckpt):
     bb = create_backbone(NET, start_ckpt)
     x, y = _fixed_batch(tiny_root, bb)
-    trainable, frozen, _ = tr.set_trainable(bb, "all")
+    trainable, frozen, _ = mt.set_trainable(bb, "all")
     opt, _ = tr.make_optimizer(bb, trainable, _cfg(tiny_root, "", start_ckpt, lr=0.01))
     scaler = torch.amp.GradScaler("cuda", enabled=False)
     bb.train()
@@ -84,7 +85,7 @@ def test_steps_reduce_loss_on_fixed_batch(tiny_root, start_ckpt):
 
 def test_new_parameters_get_ten_times_the_lr(start_ckpt):
     bb = create_backbone(NET, start_ckpt)
-    trainable, _, _ = tr.set_trainable(bb, "all")
+    trainable, _, _ = mt.set_trainable(bb, "all")
     opt, sched = tr.make_optimizer(bb, trainable, tr.TrainConfig(lr=0.003, lr_decay_epochs=2))
     groups = {g["name"]: g for g in opt.param_groups}
     new_ids = {id(p) for p in bb.new_parameters()}
@@ -103,24 +104,24 @@ def test_new_parameters_get_ten_times_the_lr(start_ckpt):
 
 def test_train_layers_units_and_freezing():
     bb = create_backbone("resnet18", "random", num_classes=4)
-    assert [u for u, _ in tr.feature_units(bb)] == ["conv1+bn1", "layer1", "layer2", "layer3", "layer4"]
-    trainable, frozen, names = tr.set_trainable(bb, "last:1")
+    assert [u for u, _ in mt.feature_units(bb)] == ["conv1+bn1", "layer1", "layer2", "layer3", "layer4"]
+    trainable, frozen, names = mt.set_trainable(bb, "last:1")
     assert names == ["head", "layer4"]
     on = {n for n, p in bb.named_parameters() if p.requires_grad}
     assert on == {n for n, _ in bb.named_parameters() if n.startswith(("net.layer4.", "net.fc."))}
     assert bb.net.layer3 in frozen and bb.net.layer4 not in frozen
-    tr.set_trainable(bb, "head")
+    mt.set_trainable(bb, "head")
     assert {n for n, p in bb.named_parameters() if p.requires_grad} == {"net.fc.weight", "net.fc.bias"}
-    tr.set_trainable(bb, "all")
+    mt.set_trainable(bb, "all")
     assert all(p.requires_grad for p in bb.parameters())
     # new layers (not from the ImageNet checkpoint) always train: vgg16_gap's conv6
     gap = create_backbone("vgg16_gap", "random", num_classes=4)
-    _, _, names = tr.set_trainable(gap, "head")
+    _, _, names = mt.set_trainable(gap, "head")
     assert names == ["head", "conv6"]
     assert {id(p) for p in gap.parameters() if p.requires_grad} == {id(p) for p in gap.new_parameters()}
     for bad in ("last", "last:x", "tail:2", "last:-1"):
         with pytest.raises(WsolError):
-            tr.parse_train_layers(bad)
+            mt.parse_train_layers(bad)
 
 
 def test_holdout_split_is_per_class_and_seeded(tiny_root):
@@ -175,6 +176,31 @@ def test_resume_matches_an_uninterrupted_run(tiny_root, start_ckpt, tmp_path):
     # already done: a rerun with --resume returns the log without training
     again = tr.train(_cfg(tiny_root, part_dir, start_ckpt, resume=True, **kw))
     assert list(again.epoch) == [1, 2]
+
+
+def test_validation_scores_the_live_model_without_a_disk_round_trip(tiny_root, start_ckpt, tmp_path, monkeypatch):
+    """Each epoch's held-out validation evaluates the model in memory (no model is built from
+    a checkpoint), and gives what evaluating the saved best.pt gives."""
+    import wsol.engine.build as build
+    from wsol.engine.evaluate import EvalConfig, evaluate
+
+    start_state = _state(start_ckpt)
+
+    def no_rebuilding(*a, **k):
+        raise AssertionError("validation rebuilt the model (from a checkpoint on disk)")
+
+    monkeypatch.setattr(build, "backbone_for_dataset", no_rebuilding)
+    out = str(tmp_path / "live")
+    log = tr.train(_cfg(tiny_root, out, start_ckpt, epochs=1, holdout=0.5, select_by="top1"))
+    monkeypatch.undo()
+    assert "val_top1" in log.columns and log.best.iloc[0]
+    assert not all(torch.equal(v, start_state[k]) for k, v in _state(os.path.join(out, "best.pt")).items())
+    holdout = tr.split_holdout(build_dataset("synthetic", tiny_root, "train").samples, 0.5, 0)[1]
+    ds = build_dataset("synthetic", tiny_root, "train")
+    ds = type(ds)(ds.name, "train-holdout", ds.root, ds.image_root, holdout, ds.class_names)
+    s = evaluate(EvalConfig(dataset="synthetic", root=tiny_root, backbone=NET, weights=os.path.join(out, "best.pt"),
+                            progress=False), dataset=ds).summary.iloc[0]
+    assert s.top1_cls == log.val_top1.iloc[0] and s.maxboxacc_v2 == log.val_maxboxacc_v2.iloc[0]
 
 
 def test_cli_train_then_evaluate_loads_the_checkpoint(tiny_root, start_ckpt, tmp_path):

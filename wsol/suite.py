@@ -434,6 +434,15 @@ def load_suite(path: str) -> Suite:
     suite = Suite(name=str(ld.env_free(data.get("name") or stem, "name", ("name",))), path=os.path.abspath(path),
                   description=str(ld.env_free(data.get("description") or "", "description", ("description",))))
 
+    _load_datasets(ld, data, suite)
+    _load_backbones(ld, data, suite)
+    _load_methods(ld, data, suite)
+    _load_protocols_and_options(ld, data, suite)
+    return suite
+
+
+def _load_datasets(ld: "_Loader", data: dict, suite: Suite) -> None:
+    """The ``datasets`` entries (names unique; roots may hold ${VAR})."""
     for i, e in enumerate(ld.entries(data.get("datasets"), "datasets", True)):
         at: KeyPath = ("datasets", i)
         e = ld.mapping(e, f"datasets[{i}]", at)
@@ -460,6 +469,9 @@ def load_suite(path: str) -> Suite:
     if dup:
         raise ld.error(f"dataset name '{dup[0]}' used twice (names label the runs)", ("datasets",))
 
+
+def _load_backbones(ld: "_Loader", data: dict, suite: Suite) -> None:
+    """The ``backbones`` entries (weights may hold ${VAR})."""
     for i, e in enumerate(ld.entries(data.get("backbones"), "backbones", True)):
         at = ("backbones", i)
         e = ld.mapping({"name": e} if isinstance(e, str) else e, f"backbones[{i}]", at)
@@ -482,6 +494,9 @@ def load_suite(path: str) -> Suite:
                                 "model options", at + ("options",)),
             methods=[str(x) for x in methods] if methods is not None else None))
 
+
+def _load_methods(ld: "_Loader", data: dict, suite: Suite) -> None:
+    """The ``methods`` entries (default: cam)."""
     for i, e in enumerate(ld.entries(data.get("methods"), "methods", False) or ["cam"]):
         at = ("methods", i)
         e = ld.mapping({"name": e} if isinstance(e, str) else e, f"methods[{i}]", at)
@@ -495,6 +510,9 @@ def load_suite(path: str) -> Suite:
                                 "method options", opts_at),
             id=str(e.get("id") or "")))
 
+
+def _load_protocols_and_options(ld: "_Loader", data: dict, suite: Suite) -> None:
+    """``protocols`` (default: wsoleval) and the run ``options`` (EvalConfig fields)."""
     protocols = ld.entries(data.get("protocols"), "protocols", False) or ["wsoleval"]
     if not all(isinstance(p, str) and p for p in protocols):
         raise ld.error("'protocols' must be a list of names (wsoleval, cam2016, cam2016_code)", ("protocols",))
@@ -510,7 +528,6 @@ def load_suite(path: str) -> Suite:
     suite.options = {k: _coerce_option(ld, k, ld.env_free(v, f"option {k}", ("options", k)), str(types[k]),
                                        ("options", k))
                      for k, v in opts.items()}
-    return suite
 
 
 # ----------------------------------------------------------------------------- running

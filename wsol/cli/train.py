@@ -64,6 +64,13 @@ def add_parsers(subparsers) -> None:
                         "vgg16_gap's conv6 always train; e.g. ResNet layer4 = last:1, "
                         "EfficientNet conv_head+bn2 = last:1, + blocks.6 = last:2). Frozen layers keep their "
                         "BatchNorm statistics (default all)")
+    _add_schedule_and_run_options(p, d)
+    p.set_defaults(func=cmd_train)
+    _add_demo_parser(subparsers)
+
+
+def _add_schedule_and_run_options(p, d: TrainConfig) -> None:
+    """``train``'s schedule (epochs, lr, SGD, seed) and run (out, resume, device, workers) options."""
     g = p.add_argument_group("schedule")
     g.add_argument("--epochs", type=T.positive_int, default=d.epochs, help=f"training epochs (default {d.epochs})")
     g.add_argument("--lr", type=T.positive_float, default=d.lr,
@@ -90,8 +97,9 @@ def add_parsers(subparsers) -> None:
                    help="DataLoader worker processes for decoding and augmentation (default 0)")
     g.add_argument("--batch-size-eval", dest="val_batch_size", type=T.positive_int, default=d.val_batch_size,
                    help=f"images per batch when scoring the held-out images (default {d.val_batch_size})")
-    p.set_defaults(func=cmd_train)
 
+
+def _add_demo_parser(subparsers) -> None:
     p = subparsers.add_parser(
         "demo", help="end-to-end demo on synthetic data: generate, fine-tune, localize, score (CPU, minutes)",
         description="Generate the synthetic CUB-layout dataset (cached), fine-tune the offline pretrained "

@@ -81,7 +81,40 @@ def check_loaded(dataset: WsolDataset, verify_images: bool = True, decode: bool 
     # without class names only the labels in use are known: no "classes without images" then
     r.n_classes = len(dataset.class_names) if dataset.class_names else len({s.label for s in samples})
 
-    # images: exist, open, size as annotated
+    no_path, sizes = _check_images(r, samples, verify_images, decode, progress, workers)
+    _check_boxes(r, samples, sizes, max_examples)
+    n_outside_now = r.n_boxes_outside
+
+    by_kind = defaultdict(list)
+    for issue in dataset.issues:
+        by_kind[issue.kind].append(issue)
+    clipped = by_kind.pop("box_clipped", [])
+    r.n_boxes_clipped = len(clipped)
+    r.n_boxes_outside += len(clipped)
+    for issue in clipped:
+        if len(r.boxes_outside) < max_examples:
+            r.boxes_outside.append(str(issue))
+
+    # classes and labels
+    labels = Counter(s.label for s in samples)
+    bad_labels = [s.image_id for s in samples if s.label < 0 or (dataset.class_names and s.label >= r.n_classes)]
+    empty = [c for c in range(r.n_classes) if c not in labels] if dataset.class_names else []
+    r.n_classes_without_images = len(empty)
+    names = dataset.class_names
+    r.classes_without_images = [f"{c} {names[c]}" if names else str(c) for c in empty[:max_examples]]
+    dup = [k for k, v in Counter(s.image_id for s in samples).items() if v > 1]
+    boxless = [s.image_id for s in samples if len(s.boxes) == 0]
+
+    _add_problems(r, n_outside_now, bad_labels, dup, not samples)
+    _add_warnings(r, clipped, empty, boxless, no_path, by_kind)
+    r.ok = not r.problems
+    return r
+
+
+def _check_images(r: CheckReport, samples, verify_images: bool, decode: bool, progress: bool,
+                  workers: Optional[int]) -> Tuple[int, dict]:
+    """Images exist, open (in threads), and have their annotated size -> (images not at
+    hand, sizes read)."""
     no_path = 0
     sizes = {}
     to_open = []
@@ -112,7 +145,11 @@ def check_loaded(dataset: WsolDataset, verify_images: bool = True, decode: bool 
         if pool is not None:
             pool.shutdown(cancel_futures=True)
 
-    # boxes: inverted, outside the image
+    return no_path, sizes
+
+
+def _check_boxes(r: CheckReport, samples, sizes: dict, max_examples: int) -> None:
+    """Inverted boxes and boxes outside their image."""
     for s in samples:
         w, h = (s.width, s.height) if s.width and s.height else sizes.get(s.image_id, (0, 0))
         for b in s.boxes:
@@ -126,28 +163,9 @@ def check_loaded(dataset: WsolDataset, verify_images: bool = True, decode: bool 
                 r.n_boxes_outside += 1
                 if len(r.boxes_outside) < max_examples:
                     r.boxes_outside.append(f"{desc} outside {w}x{h}")
-    n_outside_now = r.n_boxes_outside
 
-    by_kind = defaultdict(list)
-    for issue in dataset.issues:
-        by_kind[issue.kind].append(issue)
-    clipped = by_kind.pop("box_clipped", [])
-    r.n_boxes_clipped = len(clipped)
-    r.n_boxes_outside += len(clipped)
-    for issue in clipped:
-        if len(r.boxes_outside) < max_examples:
-            r.boxes_outside.append(str(issue))
 
-    # classes and labels
-    labels = Counter(s.label for s in samples)
-    bad_labels = [s.image_id for s in samples if s.label < 0 or (dataset.class_names and s.label >= r.n_classes)]
-    empty = [c for c in range(r.n_classes) if c not in labels] if dataset.class_names else []
-    r.n_classes_without_images = len(empty)
-    names = dataset.class_names
-    r.classes_without_images = [f"{c} {names[c]}" if names else str(c) for c in empty[:max_examples]]
-    dup = [k for k, v in Counter(s.image_id for s in samples).items() if v > 1]
-    boxless = [s.image_id for s in samples if len(s.boxes) == 0]
-
+def _add_problems(r: CheckReport, n_outside_now: int, bad_labels: list, dup: list, empty_split: bool) -> None:
     p = r.problems
     if r.missing_images:
         p.append(f"{len(r.missing_images)} missing images (e.g. {_examples(r.missing_images)})")
@@ -164,9 +182,11 @@ def check_loaded(dataset: WsolDataset, verify_images: bool = True, decode: bool 
         p.append(f"{len(bad_labels)} images with a label outside 0..{r.n_classes - 1} (e.g. {_examples(bad_labels)})")
     if dup:
         p.append(f"{len(dup)} duplicate image ids (e.g. {_examples(dup)})")
-    if not samples:
+    if empty_split:
         p.append("no images in this split")
 
+
+def _add_warnings(r: CheckReport, clipped: list, empty: list, boxless: list, no_path: int, by_kind: dict) -> None:
     wn = r.warnings
     if clipped:
         wn.append(f"{len(clipped)} boxes outside their image were clipped on load (e.g. {clipped[0]})")
@@ -178,8 +198,6 @@ def check_loaded(dataset: WsolDataset, verify_images: bool = True, decode: bool 
         wn.append(f"{no_path} images not at hand (no image root given): files not checked")
     for kind, items in by_kind.items():
         wn.append(f"{kind}: {items[0]}" if len(items) == 1 else f"{kind}: {len(items)} times (e.g. {items[0]})")
-    r.ok = not p
-    return r
 
 
 def check_dataset(name: str, root: str, split: str = "test", *, verify_images: bool = True,

@@ -124,7 +124,6 @@ def read_folder(root: str, split: str = "test", csv: Optional[str] = None,
     """
     csv_path = _find_csv(root, csv)
     class_names = read_class_list(classes) if classes is not None else []
-    index = {n: i for i, n in enumerate(class_names)}
     rows: Dict[str, Tuple[int, str, List[List[float]]]] = {}
     masks: Dict[str, Tuple[List[str], List[str]]] = {}
     opt_cols: Dict[str, int] = {}
@@ -172,6 +171,18 @@ def read_folder(root: str, split: str = "test", csv: Optional[str] = None,
     if not rows:
         raise DataError("no rows", path=csv_path)
 
+    labels, class_names = _resolve_labels(rows, class_names, classes, csv_path)
+    refs = _mask_refs(rows, masks, opt_cols, root, csv_path)
+    samples = [Sample(image, os.path.join(root, image), labels[image], np.asarray(b, dtype=np.float64),
+                      mask=refs[image])
+               for image, (_, _lab, b) in rows.items()]
+    return WsolDataset("folder", split, root, root, samples, class_names)
+
+
+def _resolve_labels(rows: Dict[str, Tuple[int, str, List[List[float]]]], class_names: List[str],
+                    classes: Optional[str], csv_path: str) -> Tuple[Dict[str, int], List[str]]:
+    """Each image's class index (by the class list, or indices, or sorted names) and the class names."""
+    index = {n: i for i, n in enumerate(class_names)}
     labels: Dict[str, int] = {}
     if class_names:
         for image, (ln, lab, _) in rows.items():
@@ -201,6 +212,12 @@ def read_folder(root: str, split: str = "test", csv: Optional[str] = None,
             class_names = sorted({lab for _, lab, _b in rows.values()})
             index = {n: i for i, n in enumerate(class_names)}
             labels = {image: index[lab] for image, (_, lab, _b) in rows.items()}
+    return labels, class_names
+
+
+def _mask_refs(rows: Dict[str, Tuple[int, str, List[List[float]]]], masks: Dict[str, Tuple[List[str], List[str]]],
+               opt_cols: Dict[str, int], root: str, csv_path: str) -> Dict[str, Optional[MaskRef]]:
+    """Each image's mask (and ignore mask) when the CSV has a mask column."""
     refs: Dict[str, Optional[MaskRef]] = {image: None for image in rows}
     if "mask" in opt_cols:
         for image, (ln, _lab, _b) in rows.items():
@@ -211,10 +228,7 @@ def read_folder(root: str, split: str = "test", csv: Optional[str] = None,
                 raise DataError(f"{image} has {len(ignores)} different ignore masks", path=csv_path, line=ln)
             refs[image] = MaskRef(tuple(os.path.join(root, p) for p in paths),
                                   os.path.join(root, ignores[0]) if ignores else "")
-    samples = [Sample(image, os.path.join(root, image), labels[image], np.asarray(b, dtype=np.float64),
-                      mask=refs[image])
-               for image, (_, _lab, b) in rows.items()]
-    return WsolDataset("folder", split, root, root, samples, class_names)
+    return refs
 
 
 def write_example(folder: str) -> tuple:

@@ -84,28 +84,9 @@ def read_wsoleval(root: str, split: str = "test", images: Optional[str] = None) 
                 raise DataError(f"invalid image size {w}x{h}", path=sizes_path, line=ln)
             sizes[iid] = wh
 
-    issues: List[DataIssue] = []
-    boxes: Dict[str, List[List[float]]] = {}
     loc_path = os.path.join(d, "localization.txt")
     has_loc = os.path.isfile(loc_path)
-    if has_loc:
-        for ln, (iid, *coords) in read_rows(loc_path, 5, sep=","):
-            known(iid, loc_path, ln)
-            b = [to_number(v, float, loc_path, ln, "box coordinate") for v in coords]
-            if b[2] < b[0] or b[3] < b[1]:
-                raise DataError(f"inverted box x0,y0,x1,y1 = {','.join(coords)} (x1 < x0 or y1 < y0)",
-                                path=loc_path, line=ln)
-            if iid in sizes:
-                c = clip_box(b, *sizes[iid])
-                if c is not None:
-                    issues.append(DataIssue("box_clipped", f"box {','.join(coords)} of {iid} is outside the "
-                                            f"{sizes[iid][0]}x{sizes[iid][1]} image; clipped to "
-                                            f"{','.join(_fmt(v) for v in c)}", loc_path, ln, iid))
-                    b = list(c)
-            boxes.setdefault(iid, []).append(b)
-    else:
-        issues.append(DataIssue("no_boxes", "no localization.txt: samples have no boxes", d))
-
+    boxes, issues = _read_boxes(d, loc_path, sizes, known)
     class_names: List[str] = []
     names_path = os.path.join(d, CLASS_NAMES)
     if os.path.isfile(names_path):
@@ -123,6 +104,33 @@ def read_wsoleval(root: str, split: str = "test", images: Optional[str] = None) 
         samples.append(Sample(iid, os.path.join(images, iid) if images else "", labels[iid],
                               np.asarray(boxes.get(iid, []), dtype=np.float64).reshape(-1, 4), w, h))
     return WsolDataset("wsoleval", split, root, images or "", samples, class_names, issues)
+
+
+def _read_boxes(d: str, loc_path: str, sizes: Dict[str, Tuple[int, int]], known) -> Tuple[Dict[str, List[List[float]]],
+                                                                                         List[DataIssue]]:
+    """localization.txt: boxes per image id (clipped to the annotated size, with an issue
+    each), or no boxes and one issue when the file is absent."""
+    issues: List[DataIssue] = []
+    boxes: Dict[str, List[List[float]]] = {}
+    if os.path.isfile(loc_path):
+        for ln, (iid, *coords) in read_rows(loc_path, 5, sep=","):
+            known(iid, loc_path, ln)
+            b = [to_number(v, float, loc_path, ln, "box coordinate") for v in coords]
+            if b[2] < b[0] or b[3] < b[1]:
+                raise DataError(f"inverted box x0,y0,x1,y1 = {','.join(coords)} (x1 < x0 or y1 < y0)",
+                                path=loc_path, line=ln)
+            if iid in sizes:
+                c = clip_box(b, *sizes[iid])
+                if c is not None:
+                    issues.append(DataIssue("box_clipped", f"box {','.join(coords)} of {iid} is outside the "
+                                            f"{sizes[iid][0]}x{sizes[iid][1]} image; clipped to "
+                                            f"{','.join(_fmt(v) for v in c)}", loc_path, ln, iid))
+                    b = list(c)
+            boxes.setdefault(iid, []).append(b)
+    else:
+        issues.append(DataIssue("no_boxes", "no localization.txt: samples have no boxes", d))
+
+    return boxes, issues
 
 
 def image_size(sample: Sample) -> Tuple[int, int]:

@@ -47,6 +47,7 @@ from wsol.errors import WsolError, first_line
 from wsol.models.backbone import Backbone
 from wsol.models.checkpoint import save_checkpoint
 from wsol.models.registry import create_backbone
+from wsol.models.training import param_groups, parse_train_layers, set_trainable
 from wsol.report.csv import write_csv_atomic
 from wsol.utils.io import write_text_atomic
 from wsol.utils.outdirs import claim_output_dir
@@ -171,157 +172,6 @@ def _collate(batch):
 
 
 # ----------------------------------------------------------------------------- layers
-_EXPAND_NAMES = ("blocks", "stages", "layers", "features")
-_NORMS = (nn.modules.batchnorm._NormBase, nn.LayerNorm, nn.GroupNorm)
-
-
-def _has_params(m: nn.Module) -> bool:
-    return any(True for _ in m.parameters())
-
-
-def _scan(bb: Backbone) -> Tuple[List[Tuple[str, List[nn.Module]]], set]:
-    """(units, names of the net's top-level children that run in forward_features)."""
-    root = getattr(bb, "net", bb)
-    top = [(n, m) for n, m in root.named_children() if _has_params(m)]
-    order: Dict[str, int] = {}
-    hooks = []
-
-    def hook_for(name: str):
-        def h(mod, inp, out):
-            order.setdefault(name, len(order))
-        return h
-
-    for n, m in top:
-        hooks.append(m.register_forward_hook(hook_for(n)))
-        if isinstance(m, (nn.Sequential, nn.ModuleList)):
-            for cn, c in m.named_children():
-                if _has_params(c):
-                    hooks.append(c.register_forward_hook(hook_for(f"{n}.{cn}")))
-    was_training = bb.training
-    bb.eval()
-    try:
-        p = next(bb.parameters())
-        with torch.no_grad():
-            bb.forward_features(torch.zeros(1, 3, 224, 224, device=p.device, dtype=p.dtype))
-    finally:
-        for h in hooks:
-            h.remove()
-        bb.train(was_training)
-    feat_top = [(n, m) for n, m in top if n in order]
-    units: List[Tuple[str, List[nn.Module]]] = []
-    for n, m in sorted(feat_top, key=lambda nm: order[nm[0]]):
-        kids = [(f"{n}.{cn}", c) for cn, c in m.named_children() if f"{n}.{cn}" in order]
-        if isinstance(m, (nn.Sequential, nn.ModuleList)) and len(kids) > 1 and \
-                (n in _EXPAND_NAMES or len(feat_top) == 1):
-            parts = sorted(kids, key=lambda nm: order[nm[0]])
-        else:
-            parts = [(n, m)]
-        for pn, pm in parts:
-            if isinstance(pm, _NORMS) and units:
-                units[-1] = (f"{units[-1][0]}+{pn}", units[-1][1] + [pm])
-            else:
-                units.append((pn, [pm]))
-    return units, {n for n, _ in feat_top}
-
-
-def feature_units(bb: Backbone) -> List[Tuple[str, List[nn.Module]]]:
-    """The feature stack as an ordered list of units ``(name, modules)``, input to output.
-
-    Units are the top-level children of the wrapped net that run in ``forward_features``,
-    in the order they run; a Sequential/ModuleList named blocks/stages/layers/features (or
-    the only child holding the whole stack) is split into its children (timm EfficientNet:
-    ``blocks.0`` ... ``blocks.6``; torchvision ResNet: ``layer1`` ... ``layer4``). A norm
-    layer joins the unit before it (``conv_head+bn2``); parameter-free modules are dropped.
-    Modules that run only in ``forward_logits`` (the classifier) are no unit.
-    """
-    return _scan(bb)[0]
-
-
-def parse_train_layers(spec: str) -> Optional[int]:
-    """'all' -> None (everything), 'head' -> 0, 'last:N' -> N."""
-    s = spec.strip().lower()
-    if s == "all":
-        return None
-    if s == "head":
-        return 0
-    if s.startswith("last:"):
-        try:
-            n = int(s[5:])
-        except ValueError:
-            n = -1
-        if n >= 0:
-            return n
-    raise WsolError(f"--train-layers takes 'all', 'head' or 'last:N' (N >= 0), got {spec!r}")
-
-
-def set_trainable(bb: Backbone, spec: str) -> Tuple[List[nn.Parameter], List[nn.Module], List[str]]:
-    """Freeze according to ``spec`` ('all' | 'head' | 'last:N').
-
-    Returns (trainable parameters, frozen modules, names of the trained units). Under
-    'head' and 'last:N' the trained parameters are the classifier and any other module run
-    only in ``forward_logits``, the units holding new layers (``new_parameters()``, e.g.
-    vgg16_gap's conv6), plus the last N other units of :func:`feature_units`; every other
-    parameter gets ``requires_grad=False`` and its modules are kept in eval mode while
-    training (BatchNorm statistics frozen too).
-    """
-    n = parse_train_layers(spec)
-    params = list(bb.parameters())
-    if n is None:
-        for p in params:
-            p.requires_grad_(True)
-        return params, [], ["all"]
-    units, feat_top = _scan(bb)
-    if n > len(units):
-        log.warning("--train-layers %s: the feature stack has only %d units; training all of them", spec, len(units))
-        n = len(units)
-    # units holding new (randomly initialised) layers are always trained, e.g. vgg16_gap's conv6
-    new_ids = {id(p) for p in bb.new_parameters()}
-    is_new = [any(id(p) in new_ids for m in mods for p in m.parameters()) for _, mods in units]
-    # the last N units of the pretrained stack (units with new layers are not counted)
-    pretrained_idx = [i for i in range(len(units)) if not is_new[i]]
-    last_n = set(pretrained_idx[len(pretrained_idx) - n:]) if n else set()
-    keep = [i in last_n or is_new[i] for i in range(len(units))]
-    frozen_units = [u for u, k in zip(units, keep) if not k]
-    trained_units = [u for u, k in zip(units, keep) if k]
-    frozen_modules = [m for _, mods in frozen_units for m in mods]
-    trained_ids = {id(p) for _, mods in trained_units for m in mods for p in m.parameters()}
-    unit_ids = {id(p) for _, mods in units for m in mods for p in m.parameters()}
-    # outside the units: trained when held by a child that runs only in forward_logits (the
-    # head), frozen otherwise (e.g. position embeddings, parameters of the net itself)
-    root = getattr(bb, "net", bb)
-    head_ids = {id(p) for name, child in root.named_children() if name not in feat_top
-                for p in child.parameters()}
-    head_ids.update(id(p) for p in bb.new_parameters())
-    trainable = []
-    for p in params:
-        on = id(p) in trained_ids or (id(p) not in unit_ids and id(p) in head_ids)
-        p.requires_grad_(on)
-        if on:
-            trainable.append(p)
-    return trainable, frozen_modules, ["head"] + [u for u, _ in trained_units]
-
-
-def param_groups(bb: Backbone, trainable: Sequence[nn.Parameter], lr: float, mult: float,
-                 weight_decay: float) -> List[dict]:
-    """SGD groups: pretrained parameters at ``lr``, new ones (``new_parameters()``) at ``mult * lr``.
-
-    Choe et al.'s architectures follow the reference trainer's own split instead
-    (``reference_fast_parameters()``: VGG16 and InceptionV3 every layer outside the ImageNet
-    trunk, ResNet50 ``layer4`` and ``fc``), so their runs match wsolevaluation's."""
-    fast = getattr(bb, "reference_fast_parameters", None)
-    new_ids = {id(p) for p in (fast() if fast is not None else bb.new_parameters())}
-    base = [p for p in trainable if id(p) not in new_ids]
-    new = [p for p in trainable if id(p) in new_ids]
-    groups = []
-    if base:
-        groups.append({"params": base, "lr": lr, "weight_decay": weight_decay, "name": "pretrained"})
-    if new:
-        groups.append({"params": new, "lr": lr * mult, "weight_decay": weight_decay, "name": "new"})
-    if not groups:
-        raise WsolError("no parameter to train (check --train-layers)")
-    return groups
-
-
 # ----------------------------------------------------------------------------- AMP
 def amp_dtype(mode: str, device: torch.device) -> Optional[torch.dtype]:
     """The autocast dtype for ``mode`` on ``device`` (None: float32). AMP is CUDA-only."""
@@ -389,16 +239,16 @@ def _config_dict(cfg: TrainConfig) -> dict:
     return json.loads(json.dumps(asdict(cfg), default=str))
 
 
-def _validate(cfg: TrainConfig, arch: str, weights: str, holdout: WsolDataset) -> Dict[str, float]:
-    """Top-1 and localization of the checkpoint ``weights`` (architecture ``arch``) on the
-    held-out images."""
+def _validate(cfg: TrainConfig, arch: str, bb: Backbone, holdout: WsolDataset) -> Dict[str, float]:
+    """Top-1 and localization of the live model ``bb`` (architecture ``arch``) on the held-out
+    images; the model comes back in the mode it went in."""
     from wsol.engine.evaluate import EvalConfig, evaluate
 
     ecfg = EvalConfig(dataset=cfg.dataset, root=cfg.root, split=holdout.split, backbone=arch,
-                      weights=weights, method=cfg.val_method, batch_size=cfg.val_batch_size,
+                      weights="live", method=cfg.val_method, batch_size=cfg.val_batch_size,
                       device=cfg.device, cam_step=cfg.cam_step, progress=False, seed=cfg.seed,
                       data_workers=cfg.data_workers)
-    s = evaluate(ecfg, dataset=holdout).summary.iloc[0]
+    s = evaluate(ecfg, dataset=holdout, backbone=bb).summary.iloc[0]
     return {"val_top1": float(s["top1_cls"]), "val_gt_known_loc": float(s["gt_known_loc"]),
             "val_maxboxacc_v2": float(s["maxboxacc_v2"])}
 
@@ -449,120 +299,37 @@ def train(cfg: TrainConfig) -> pd.DataFrame:
     arch, model_opts = method_architecture(method, cfg.backbone)  # a mismatch fails before any work
     dev = resolve_device(cfg.device)
     claim_output_dir(cfg.out, "train", [LAST, BEST, LOG_FILE, CONFIG_FILE])
-    last_path, best_path = os.path.join(cfg.out, LAST), os.path.join(cfg.out, BEST)
+    last_path = os.path.join(cfg.out, LAST)
     if os.path.exists(last_path) and not cfg.resume:
         raise WsolError(f"{cfg.out} already holds a training run ({LAST}); pass --resume to continue it "
                         "or choose another --out")
-
     seed_everything(cfg.seed)
-    full = build_dataset(cfg.dataset, cfg.root, cfg.split, **dict(cfg.dataset_options))
-    if len(full) == 0:
-        raise WsolError(f"split '{cfg.split}' of {cfg.root} has no images")
-    train_samples, held = split_holdout(full.samples, cfg.holdout if cfg.select_by != "last" else 0.0, cfg.seed)
-    holdout = WsolDataset(full.name, f"{cfg.split}-holdout", full.root, full.image_root, held, full.class_names)
-    num_classes = full.num_classes
-    select_by = cfg.select_by if held else "last"
-    if cfg.select_by != "last" and not held:
-        log.warning("no held-out images (--holdout 0): best.pt is the last epoch")
-
-    model_opts = {**dict(cfg.model_options), **model_opts}
-    bb = create_backbone(arch, cfg.weights, num_classes=num_classes, device=dev, options=model_opts,
-                         new_head=True)  # fine-tuning: a new head for the dataset's classes is the point
-    if bb.num_classes != num_classes:  # a checkpoint file trained on other classes
-        log.warning("%s: the checkpoint's head has %d classes, the dataset %d: head re-initialised",
-                    cfg.weights, bb.num_classes, num_classes)
-        bb.reset_classifier(num_classes)
-        bb.to(dev)
-    if select_by == "maxboxacc_v2":  # fail now rather than after the first epoch
-        from wsol.cams.base import create_method
-
-        create_method(cfg.val_method)
-        if cfg.val_method == "cam" and not bb.info.cam_exact and not _has_class_maps(bb):
-            raise WsolError(f"CAM is not exact for '{arch}' ({bb.info.note or 'head is not GAP + linear'}): "
-                            "choose the checkpoint with --val-method gradcam or --select-by top1")
+    train_samples, holdout, select_by, num_classes = _split(cfg)
+    bb = _build_backbone(cfg, arch, {**dict(cfg.model_options), **model_opts}, num_classes, select_by, dev)
     trainable, frozen_modules, trained_units = set_trainable(bb, cfg.train_layers)
-    n_train = sum(p.numel() for p in trainable)
     log.info("training %s (%s, --wsol-method %s) on %d images (%d held out), %d classes: %s, %.2fM parameters",
-             arch, cfg.weights, method.name, len(train_samples), len(held), num_classes,
-             ", ".join(trained_units), n_train / 1e6)
+             arch, cfg.weights, method.name, len(train_samples), len(holdout), num_classes,
+             ", ".join(trained_units), sum(p.numel() for p in trainable) / 1e6)
     opt, sched = make_optimizer(bb, trainable, cfg)
     dtype = amp_dtype(cfg.amp, dev)
     scaler = torch.amp.GradScaler("cuda", enabled=dtype == torch.float16)
-
-    rows: List[dict] = []
-    start, best_score = 0, -math.inf
-    if cfg.resume and os.path.exists(last_path):
-        ck = _load_resume(last_path)
-        st = ck.get("train_state") if isinstance(ck, dict) else None
-        if not st:
-            raise WsolError(f"{last_path}: not a `wsol train` checkpoint (no training state)")
-        old = st["config"]
-        new = _config_dict(cfg)
-        defaults = _config_dict(TrainConfig())  # keys added since the run was started
-        diff = [k for k in new if k not in _RESUMABLE_CHANGES and old.get(k, defaults.get(k)) != new[k]]
-        if diff:
-            raise WsolError(f"--resume: the run in {cfg.out} was made with other options "
-                            f"({', '.join(f'{k}={old.get(k)!r}' for k in diff)})")
-        bb.load_state_dict(ck["state_dict"])
-        opt.load_state_dict(st["optimizer"])
-        sched.load_state_dict(st["scheduler"])
-        scaler.load_state_dict(st["scaler"])
-        set_rng_states(st["rng"])
-        start, best_score, rows = int(st["epoch"]), float(st["best_score"]), list(st["log"])
-        log.info("resuming %s after epoch %d", last_path, start)
-    elif cfg.resume:
-        log.info("--resume: no %s in %s yet; starting from epoch 1", LAST, cfg.out)
+    start, best_score, rows = _resume(cfg, last_path, bb, opt, sched, scaler)
     write_text_atomic(os.path.join(cfg.out, CONFIG_FILE), json.dumps(_config_dict(cfg), indent=1, sort_keys=True))
     if start >= cfg.epochs:
         log.info("%s already trained for %d epochs", cfg.out, start)
         return pd.DataFrame(rows)
-
     view = ImageFolderView(train_samples, train_transform(bb.mean, bb.std))
+    record = method_record(method, cfg.backbone, arch)
     for epoch in range(start, cfg.epochs):
-        es = _epoch_seed(cfg.seed, epoch)
-        seed_everything(es)
-        gen = torch.Generator()
-        gen.manual_seed(es)
-        loader = torch.utils.data.DataLoader(view, batch_size=cfg.batch_size, shuffle=True, generator=gen,
-                                             num_workers=cfg.data_workers, collate_fn=_collate,
-                                             worker_init_fn=_seed_worker, pin_memory=dev.type == "cuda",
-                                             persistent_workers=False)
-        bb.train()
-        for m in frozen_modules:
-            m.eval()
-        lrs = [g["lr"] for g in opt.param_groups]
-        t0 = time.perf_counter()
-        tot_loss, tot_correct, tot_n = 0.0, 0, 0
-        bar = tqdm(total=len(view), desc=f"epoch {epoch + 1}/{cfg.epochs}", unit="img",
-                   disable=not cfg.progress, leave=False)
-        try:
-            for images, labels, errors in loader:
-                if errors:
-                    raise WsolError(f"{errors[0]} (training needs every image of the split)")
-                images = images.to(dev, non_blocking=True)
-                labels = labels.to(dev, non_blocking=True)
-                loss, logits = train_step(bb, opt, scaler, images, labels, dtype, method)
-                n = labels.numel()
-                tot_loss += float(loss) * n
-                tot_correct += int((logits.argmax(1) == labels).sum())
-                tot_n += n
-                bar.update(n)
-                bar.set_postfix(loss=f"{tot_loss / tot_n:.3f}")
-        finally:
-            bar.close()
+        row = _train_epoch(cfg, epoch, bb, view, opt, scaler, dtype, method, frozen_modules, dev)
         sched.step()
-        row = {"epoch": epoch + 1, "lr": lrs[0], "lr_new": lrs[-1], "train_loss": tot_loss / max(tot_n, 1),
-               "train_top1": 100.0 * tot_correct / max(tot_n, 1), "n_train": tot_n,
-               "train_seconds": time.perf_counter() - t0}
         st = {"config": _config_dict(cfg), "epoch": epoch + 1, "optimizer": opt.state_dict(),
               "scheduler": sched.state_dict(), "scaler": scaler.state_dict(), "rng": None,
               "best_score": best_score, "log": rows}
         bb.eval()
-        record = method_record(method, cfg.backbone, arch)
-        save_checkpoint(bb, last_path, {**record, "train_state": {**st, "rng": rng_states()}})
-        if select_by != "last":
+        if select_by != "last":  # the live model, no checkpoint round trip
             t1 = time.perf_counter()
-            row.update(_validate(cfg, arch, last_path, holdout))
+            row.update(_validate(cfg, arch, bb, holdout))
             row["val_seconds"] = time.perf_counter() - t1
             score = row["val_maxboxacc_v2"] if select_by == "maxboxacc_v2" else row["val_top1"]
         else:
@@ -570,13 +337,113 @@ def train(cfg: TrainConfig) -> pd.DataFrame:
         row["best"] = bool(score > best_score)
         if row["best"]:
             best_score = score
-            save_checkpoint(bb, best_path, {**record, "epoch": epoch + 1, "select_by": select_by, "score": score})
+            save_checkpoint(bb, os.path.join(cfg.out, BEST),
+                            {**record, "epoch": epoch + 1, "select_by": select_by, "score": score})
         rows.append(row)
         # the RNG states after this epoch's validation: resumption continues from here
         save_checkpoint(bb, last_path, {**record, "train_state": {**st, "best_score": best_score, "log": rows,
-                                                        "rng": rng_states()}})
+                                                                  "rng": rng_states()}})
         write_csv_atomic(pd.DataFrame(rows), os.path.join(cfg.out, LOG_FILE))
         msg = ", ".join(f"{k}={v:.4g}" for k, v in row.items()
                         if k in ("train_loss", "train_top1", "val_top1", "val_maxboxacc_v2"))
         log.info("epoch %d/%d: %s%s", epoch + 1, cfg.epochs, msg, " (best)" if row["best"] else "")
     return pd.DataFrame(rows)
+
+
+def _split(cfg: TrainConfig) -> Tuple[List[Sample], WsolDataset, str, int]:
+    """(training samples, the held-out split, the selection rule that applies, the class count)."""
+    full = build_dataset(cfg.dataset, cfg.root, cfg.split, **dict(cfg.dataset_options))
+    if len(full) == 0:
+        raise WsolError(f"split '{cfg.split}' of {cfg.root} has no images")
+    train_samples, held = split_holdout(full.samples, cfg.holdout if cfg.select_by != "last" else 0.0, cfg.seed)
+    holdout = WsolDataset(full.name, f"{cfg.split}-holdout", full.root, full.image_root, held, full.class_names)
+    if cfg.select_by != "last" and not held:
+        log.warning("no held-out images (--holdout 0): best.pt is the last epoch")
+    return train_samples, holdout, cfg.select_by if held else "last", full.num_classes
+
+
+def _build_backbone(cfg: TrainConfig, arch: str, model_opts: dict, num_classes: int, select_by: str,
+                    dev: torch.device) -> Backbone:
+    """The model to fine-tune, with a head for the dataset's classes; the validation method
+    is checked now rather than after the first epoch."""
+    bb = create_backbone(arch, cfg.weights, num_classes=num_classes, device=dev, options=model_opts,
+                         new_head=True)  # fine-tuning: a new head for the dataset's classes is the point
+    if bb.num_classes != num_classes:  # a checkpoint file trained on other classes
+        log.warning("%s: the checkpoint's head has %d classes, the dataset %d: head re-initialised",
+                    cfg.weights, bb.num_classes, num_classes)
+        bb.reset_classifier(num_classes)
+        bb.to(dev)
+    if select_by == "maxboxacc_v2":
+        from wsol.cams.base import create_method
+
+        create_method(cfg.val_method)
+        if cfg.val_method == "cam" and not bb.info.cam_exact and not _has_class_maps(bb):
+            raise WsolError(f"CAM is not exact for '{arch}' ({bb.info.note or 'head is not GAP + linear'}): "
+                            "choose the checkpoint with --val-method gradcam or --select-by top1")
+    return bb
+
+
+def _resume(cfg: TrainConfig, last_path: str, bb: Backbone, opt, sched, scaler) -> Tuple[int, float, List[dict]]:
+    """(first epoch to run, best score so far, log rows so far): from ``last.pt`` with
+    ``--resume`` (the options must match), else a fresh start."""
+    if not (cfg.resume and os.path.exists(last_path)):
+        if cfg.resume:
+            log.info("--resume: no %s in %s yet; starting from epoch 1", LAST, cfg.out)
+        return 0, -math.inf, []
+    ck = _load_resume(last_path)
+    st = ck.get("train_state") if isinstance(ck, dict) else None
+    if not st:
+        raise WsolError(f"{last_path}: not a `wsol train` checkpoint (no training state)")
+    old = st["config"]
+    new = _config_dict(cfg)
+    defaults = _config_dict(TrainConfig())  # keys added since the run was started
+    diff = [k for k in new if k not in _RESUMABLE_CHANGES and old.get(k, defaults.get(k)) != new[k]]
+    if diff:
+        raise WsolError(f"--resume: the run in {cfg.out} was made with other options "
+                        f"({', '.join(f'{k}={old.get(k)!r}' for k in diff)})")
+    bb.load_state_dict(ck["state_dict"])
+    opt.load_state_dict(st["optimizer"])
+    sched.load_state_dict(st["scheduler"])
+    scaler.load_state_dict(st["scaler"])
+    set_rng_states(st["rng"])
+    log.info("resuming %s after epoch %d", last_path, int(st["epoch"]))
+    return int(st["epoch"]), float(st["best_score"]), list(st["log"])
+
+
+def _train_epoch(cfg: TrainConfig, epoch: int, bb: Backbone, view, opt, scaler, dtype, method: TrainMethod,
+                 frozen_modules: Sequence[nn.Module], dev: torch.device) -> dict:
+    """One pass over the training images (seeded per epoch); -> the epoch's log row so far."""
+    es = _epoch_seed(cfg.seed, epoch)
+    seed_everything(es)
+    gen = torch.Generator()
+    gen.manual_seed(es)
+    loader = torch.utils.data.DataLoader(view, batch_size=cfg.batch_size, shuffle=True, generator=gen,
+                                         num_workers=cfg.data_workers, collate_fn=_collate,
+                                         worker_init_fn=_seed_worker, pin_memory=dev.type == "cuda",
+                                         persistent_workers=False)
+    bb.train()
+    for m in frozen_modules:
+        m.eval()
+    lrs = [g["lr"] for g in opt.param_groups]
+    t0 = time.perf_counter()
+    tot_loss, tot_correct, tot_n = 0.0, 0, 0
+    bar = tqdm(total=len(view), desc=f"epoch {epoch + 1}/{cfg.epochs}", unit="img", disable=not cfg.progress,
+               leave=False)
+    try:
+        for images, labels, errors in loader:
+            if errors:
+                raise WsolError(f"{errors[0]} (training needs every image of the split)")
+            images = images.to(dev, non_blocking=True)
+            labels = labels.to(dev, non_blocking=True)
+            loss, logits = train_step(bb, opt, scaler, images, labels, dtype, method)
+            n = labels.numel()
+            tot_loss += float(loss) * n
+            tot_correct += int((logits.argmax(1) == labels).sum())
+            tot_n += n
+            bar.update(n)
+            bar.set_postfix(loss=f"{tot_loss / tot_n:.3f}")
+    finally:
+        bar.close()
+    return {"epoch": epoch + 1, "lr": lrs[0], "lr_new": lrs[-1], "train_loss": tot_loss / max(tot_n, 1),
+            "train_top1": 100.0 * tot_correct / max(tot_n, 1), "n_train": tot_n,
+            "train_seconds": time.perf_counter() - t0}

@@ -422,7 +422,21 @@ def write_report(run_dir: str, dataset=None, cams_dir: Optional[str] = None, out
     parts = [f"<h1>wsol report: {_esc(title)}</h1>",
              f"<p class=\"sub\">{_esc(os.path.abspath(run_dir))}</p>"]
 
-    # headline numbers
+    parts += _cards_html(s)
+    parts += _summary_html(t, s)
+    parts += _curves_html(t, s)
+    parts += _per_class_html(t, class_names)
+    parts += _timings_html(t, s)
+    parts += _gallery_section(t, ds, why, cams_dir, class_names, n_gallery, notes)
+    page = _page(f"wsol report: {title}", "\n".join(parts))
+    _write_text(out_html, page)
+    log.debug("wrote %s (%.1f MB)", out_html, len(page) / 1e6)
+    return out_html
+
+
+def _cards_html(s: pd.Series) -> List[str]:
+    """The headline metric cards."""
+    parts: List[str] = []
     cards = []
     for col, label, what in KEY_METRICS:
         if col in s.index and not _is_nan(s[col]):
@@ -431,8 +445,12 @@ def write_report(run_dir: str, dataset=None, cams_dir: Optional[str] = None, out
                          f'<div class="v" data-metric="{col}">{_esc(format_value(col, s[col]))}{unit}</div>'
                          f'<div class="d">{_esc(what)}</div></div>')
     parts.append(f"<div class=\"cards\">{''.join(cards)}</div>")
+    return parts
 
-    # config
+
+def _summary_html(t: RunTables, s: pd.Series) -> List[str]:
+    """The run configuration beside every column of summary.csv."""
+    parts: List[str] = []
     cfg_rows = [(k, format_value(k, s[k])) for k in CONFIG_KEYS if k in s.index and not _is_nan(s[k])]
     for k in ("root", "dataset_options"):
         if t.run_info.get(k):
@@ -451,8 +469,12 @@ def write_report(run_dir: str, dataset=None, cams_dir: Optional[str] = None, out
                  f"loc_tau = {_esc(format_value('loc_tau', s.get('loc_tau')))} "
                  f"({_esc(s.get('loc_tau_rule', ''))})<br>and at the fixed τ.</p>"
                  f"<div class=\"cols\" style=\"gap:12px\">{stables}</div></div></div>")
+    return parts
 
-    # curves
+
+def _curves_html(t: RunTables, s: pd.Series) -> List[str]:
+    """BoxAcc-vs-τ plot, and the pixel precision-recall plot with masks."""
+    parts: List[str] = []
     has_pixel = t.curves is not None and "mode" in t.curves.columns and (t.curves["mode"] == "pixel").any()
     box_curves = t.curves[t.curves["mode"] != "pixel"] if t.curves is not None and "mode" in t.curves.columns \
         else t.curves
@@ -467,8 +489,12 @@ def write_report(run_dir: str, dataset=None, cams_dir: Optional[str] = None, out
         pxap = s.get("pxap")
         parts.append(_img(plots.plot_pixel_pr(t.curves, None if _is_nan(pxap) else float(pxap)), "plot",
                           "pixel precision-recall"))
+    return parts
 
-    # per-class
+
+def _per_class_html(t: RunTables, class_names: Sequence[str]) -> List[str]:
+    """Per-class GT-known localization (plot and table)."""
+    parts: List[str] = []
     parts.append("<h2>Per-class GT-known localization</h2>")
     if t.per_image is not None and "gt_known_correct" in t.per_image.columns and len(t.per_image):
         pc = plots.per_class_accuracy(t.per_image, class_names)
@@ -477,8 +503,12 @@ def write_report(run_dir: str, dataset=None, cams_dir: Optional[str] = None, out
                      + _table(pc, num_cols=["label", "n_images", "accuracy"]) + "</details>")
     else:
         parts.append('<p class="note">No per_image.csv in this run.</p>')
+    return parts
 
-    # timings
+
+def _timings_html(t: RunTables, s: pd.Series) -> List[str]:
+    """The stage timings table."""
+    parts: List[str] = []
     parts.append("<h2>Timings</h2>")
     if t.timings is not None and len(t.timings):
         cols = [c for c in ("stage", "seconds", "images", "images_per_s", "median_batch_ms", "batches",
@@ -487,8 +517,13 @@ def write_report(run_dir: str, dataset=None, cams_dir: Optional[str] = None, out
         parts.append(f"<p class=\"sub\">device: {_esc(s.get('device', '?'))}</p>")
     else:
         parts.append('<p class="note">No timings.csv in this run.</p>')
+    return parts
 
-    # gallery
+
+def _gallery_section(t: RunTables, ds, why: str, cams_dir: Optional[str], class_names: Sequence[str],
+                     n_gallery: int, notes: List[str]) -> List[str]:
+    """The gallery of best, worst and random images (with the notes about what is missing)."""
+    parts: List[str] = []
     parts.append("<h2>Gallery</h2>")
     legend = ('<p class="legend"><span><i class="sw" style="background:#00ff00"></i>true box</span>'
               '<span><i class="sw" style="background:#ff0000"></i>predicted box (largest component at '
@@ -512,10 +547,7 @@ def write_report(run_dir: str, dataset=None, cams_dir: Optional[str] = None, out
             notes.append(f"{len(sel) - drawn} selected images could not be read")
         parts.extend(f'<p class="note">{_esc(n)}</p>' for n in notes)
         parts.append(legend + body)
-    page = _page(f"wsol report: {title}", "\n".join(parts))
-    _write_text(out_html, page)
-    log.debug("wrote %s (%.1f MB)", out_html, len(page) / 1e6)
-    return out_html
+    return parts
 
 
 # ---------------------------------------------------------------------------------------------
