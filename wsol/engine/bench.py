@@ -241,7 +241,7 @@ def run_bench(cfg: BenchConfig) -> BenchResult:
                       channels_last=cfg.channels_last, compile=cfg.compile, decode=cfg.decode,
                       distributed="off")
     fast = FastPath(ecfg, dev)  # refuses unusable options before any work
-    method = create_method(cfg.method, **cfg.method_options)
+    create_method(cfg.method, **cfg.method_options)  # an unknown method or option fails before any work
     ds, uniq = bench_dataset(cfg)
     n = len(ds)
     if dev.type == "cuda":
