@@ -9,7 +9,7 @@ import pytest
 import torch
 import torchvision
 
-from wsol.cams.base import create_method
+from wsol.cams.base import create_method, list_methods
 from wsol.errors import WsolError
 from wsol.models import torchvision_models
 from wsol.models.backbone import check_cam_exact
@@ -42,11 +42,14 @@ def _one_thread(one_thread):
 
 @pytest.fixture(scope="module", params=sorted(BACKBONES))
 def built(request):
-    """Each backbone built once, with one forward pass at 224, batch 1, autograd on."""
+    """Each backbone built once, with one forward pass at 224, batch 1, as the engine runs it:
+    parameters frozen, no autograd (gradient methods differentiate the head themselves)."""
     torch.manual_seed(0)
     bb = create_backbone(request.param, "random")
+    for p in bb.parameters():
+        p.requires_grad_(False)
     x = torch.randn(1, 3, 224, 224)
-    with torch.enable_grad():
+    with torch.no_grad():
         feats, logits = bb(x)
     return SimpleNamespace(name=request.param, bb=bb, x=x, feats=feats, logits=logits)
 
@@ -80,8 +83,10 @@ def test_map_per_image(built):
             create_method("cam")(built.bb, built.x, built.feats, built.logits, t)
         msg = str(e.value)
         assert "\n" not in msg and "not exact" in msg and "gradcam" in msg
-    g = create_method("gradcam")(built.bb, built.x, built.feats, built.logits, t)  # frees the graph
-    assert g.shape == built.feats.shape[:1] + built.feats.shape[2:] and torch.isfinite(g).all()
+    for name in [m.name for m in list_methods() if m.needs_grad]:  # every gradient method, every backbone
+        with torch.no_grad():
+            g = create_method(name)(built.bb, built.x, built.feats, built.logits, t)
+        assert g.shape == built.feats.shape[:1] + built.feats.shape[2:] and torch.isfinite(g).all(), name
 
 
 def test_check_cam_exact_agrees_with_listing(built):

@@ -109,3 +109,32 @@ def test_num_classes_option(meta):
     assert build_dataset("cub", str(meta / "cub"), "test", num_classes=3).num_classes == 3
     with pytest.raises(WsolError, match="positive integer"):
         build_dataset("cub", str(meta / "cub"), "test", num_classes="many")
+
+
+def test_every_declared_option_reaches_its_builder(tmp_path):
+    """Each key an adapter declares is a parameter its builder takes (none is dropped on the
+    way), and the synthetic set's keys are its generator parameters."""
+    import inspect
+
+    from wsol.datasets.synthetic import DEFAULTS
+
+    for info in list_datasets():
+        params = inspect.signature(info.builder).parameters
+        takes_any = any(p.kind == p.VAR_KEYWORD for p in params.values())
+        for key in info.options:
+            assert key in params or takes_any, f"{info.name}: option {key} is not a builder parameter"
+        if takes_any:
+            assert info.name == "synthetic" and set(info.options) == set(DEFAULTS)
+
+
+def test_synthetic_options_from_the_command_line_are_honoured(tmp_path, capsys):
+    rc, err = _main(capsys, "check-data", "--dataset", "synthetic", "--root", str(tmp_path / "syn"),
+                    "--dataset-option", "n_classes=2", "--dataset-option", "n_test_per_class=1",
+                    "--dataset-option", "n_train_per_class=1", "--dataset-option", "image_size=64,48")
+    assert rc == 0, err
+    ds = build_dataset("synthetic", str(tmp_path / "syn"), "test")  # the cached parameters are kept
+    assert len(ds) == 2 and ds.num_classes == 2
+    from PIL import Image
+
+    with Image.open(ds.samples[0].path) as im:
+        assert abs(im.size[0] - 64) <= 16 and abs(im.size[1] - 48) <= 12
