@@ -244,7 +244,7 @@ def test_imagenet_class_list_missing_or_short_warns(tmp_path, monkeypatch, caplo
     monkeypatch.setattr(cn, "IMAGENET_CLASSES_FILE", str(short))
     assert cn.imagenet_class_names() == [] and "2 names instead of 1000" in caplog.text
     monkeypatch.setattr(cn, "IMAGENET_CLASSES_FILE", str(tmp_path / "absent.txt"))
-    assert cn.imagenet_class_names() == [] and "absent.txt: cannot read class names" in caplog.text
+    assert cn.imagenet_class_names() == [] and "absent.txt: missing class names file" in caplog.text
 
 
 def test_cli_overlay_writes_png_and_prints_top5(run, tmp_path, capsys):

@@ -224,8 +224,10 @@ def test_cli(tmp_path, capsys):
                  "--test-per-class", "1", "--seed", "3", "--quiet"]) == 0
     assert syn.synthetic_is_current(out, n_classes=2, n_train_per_class=1,
                                     n_test_per_class=1, seed=3)
-    assert main(["--out", out, "--classes", "999", "--quiet"]) == 1
-    assert "n_classes" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as e:  # checked at parse time: one line with the valid range
+        main(["--out", out, "--classes", "999", "--quiet"])
+    err = capsys.readouterr().err
+    assert e.value.code == 2 and "--classes" in err and "1..256" in err and len(err.strip().splitlines()) == 1
     with pytest.raises(SystemExit) as e:
         main(["--help"])
     assert e.value.code == 0 and "CUB-200-2011" in capsys.readouterr().out

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import argparse
 
+from wsol.utils import cli_types as T
+
 
 def add_fast_path_args(p: argparse.ArgumentParser) -> None:
     """``--dtype``, ``--channels-last``, ``--compile``, ``--decode`` (see wsol.engine.fastpath)."""
@@ -35,21 +37,21 @@ def add_parsers(sub) -> None:
     g.add_argument("--weights", default="random", help="'random' (default), 'pretrained' or a checkpoint file")
     g.add_argument("--method", default="cam", help="CAM method (default cam)")
     g.add_argument("--method-option", action="append", metavar="KEY=VALUE", help="method option, repeatable")
-    g.add_argument("--batch-size", type=int, default=32, help="images per batch (default 32)")
-    g.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (default cpu)")
+    g.add_argument("--batch-size", type=T.positive_int, default=32, help="images per batch (default 32)")
+    g.add_argument("--device", type=T.device, default="cpu", help=f"{T.DEVICE_HELP} (default cpu)")
     add_fast_path_args(p)
     g = p.add_argument_group("pipeline")
-    g.add_argument("--workers", type=int, default=None,
+    g.add_argument("--workers", type=T.nonnegative_int, default=None,
                    help="sweep worker processes (default: the CPUs left after the loader workers and the main process)")
-    g.add_argument("--data-workers", type=int, default=None,
+    g.add_argument("--data-workers", type=T.nonnegative_int, default=None,
                    help="DataLoader workers (default: CPUs/2 up to 8 for --decode cpu, CPUs/4 up to 4 for gpu)")
     g.add_argument("--sweep", default="fast", choices=["fast", "reference", "per-threshold"],
                    help="box extraction (default fast; see wsol evaluate --help)")
-    g.add_argument("--cam-step", type=float, default=0.01, help="threshold step (default 0.01)")
+    g.add_argument("--cam-step", type=T.open_fraction, default=0.01, help="threshold step (default 0.01)")
     g = p.add_argument_group("data")
-    g.add_argument("--images", type=int, default=None,
+    g.add_argument("--images", type=T.positive_int, default=None,
                    help="images per run (default: max(256, 8 x batch) generated; with --dataset the whole split)")
-    g.add_argument("--unique-images", type=int, default=256,
+    g.add_argument("--unique-images", type=T.positive_int, default=256,
                    help="distinct generated JPEGs, cycled to --images (default 256)")
     g.add_argument("--dataset", default=None, help="use a real dataset adapter instead of generated images")
     g.add_argument("--root", default=None, help="its folder")
@@ -57,10 +59,10 @@ def add_parsers(sub) -> None:
     g.add_argument("--dataset-option", action="append", metavar="KEY=VALUE", help="adapter option, repeatable")
     g.add_argument("--cache-dir", default=None, help="where generated images go (default $WSOL_CACHE or ~/.cache/wsol)")
     g = p.add_argument_group("measurement")
-    g.add_argument("--repeats", type=int, default=3, help="timed repeats of each measurement; medians (default 3)")
-    g.add_argument("--warmup", type=int, default=3,
+    g.add_argument("--repeats", type=T.positive_int, default=3, help="timed repeats of each measurement; medians (default 3)")
+    g.add_argument("--warmup", type=T.nonnegative_int, default=3,
                    help="untimed forward passes first, then (unless 0) an untimed two-batch end-to-end run (default 3)")
-    g.add_argument("--seed", type=int, default=0, help="seed of weights and generated images (default 0)")
+    g.add_argument("--seed", type=T.nonnegative_int, default=0, help="seed of weights and generated images (default 0)")
     g.add_argument("--out-csv", default=None,
                    help="CSV to append to (default <cache-dir>/throughput/<device-slug>.csv; the repository's "
                         "measured figures live in results/throughput/)")

@@ -12,6 +12,7 @@ import sys
 from typing import Callable, Dict, List, Optional
 
 from wsol import __version__
+from wsol.utils import cli_types as T
 
 log = logging.getLogger("wsol")
 
@@ -61,7 +62,7 @@ def _add_data_args(p: argparse.ArgumentParser, need_images: bool = True) -> None
     g.add_argument("--root", required=True, help="dataset folder (for cub: the CUB_200_2011 folder holding images/)")
     g.add_argument("--split", default=None, help="split to evaluate (default: test, or the adapter's only split, "
                                                  "e.g. val for imagenet)")
-    g.add_argument("--limit", type=int, default=None, help="only the first N images of the split")
+    g.add_argument("--limit", type=T.positive_int, default=None, help="only the first N images of the split")
     g.add_argument("--dataset-option", action="append", metavar="KEY=VALUE",
                    help="adapter-specific option, repeatable (e.g. images=DIR for wsoleval, csv=FILE for folder)")
     if need_images:
@@ -70,11 +71,11 @@ def _add_data_args(p: argparse.ArgumentParser, need_images: bool = True) -> None
 
 def _add_protocol_args(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("protocol")
-    g.add_argument("--cam-step", type=float, default=0.01,
+    g.add_argument("--cam-step", type=T.open_fraction, default=0.01,
                    help="threshold step: taus = numpy.arange(0, 1, step) (default 0.01 = 100 thresholds; 0.001 for 1000)")
-    g.add_argument("--fixed-tau", type=float, default=0.2,
+    g.add_argument("--fixed-tau", type=T.threshold, default=0.2,
                    help="the fixed threshold at which Loc metrics are also reported (default 0.2)")
-    g.add_argument("--pointing-tolerance", type=float, default=0.0, metavar="PX",
+    g.add_argument("--pointing-tolerance", type=T.nonnegative_float, default=0.0, metavar="PX",
                    help="pointing game: a hit when the map's maximum is within PX pixels (224 grid) of the object "
                         "(default 0: on it; TorchRay uses 15)")
     g.add_argument("--protocol", default="wsoleval", choices=["wsoleval", "cam2016", "cam2016_code"],
@@ -87,7 +88,7 @@ def _add_protocol_args(p: argparse.ArgumentParser) -> None:
                         "integer cut); 'per-threshold' (OpenCV contours at every tau, the published loop as is). "
                         "All three give the same boxes")
     g.add_argument("--out", required=True, help="output folder for summary.csv, per_image.csv, curves.csv, timings.csv")
-    g.add_argument("--batch-size", type=int, default=32, help="images per batch (default 32)")
+    g.add_argument("--batch-size", type=T.positive_int, default=32, help="images per batch (default 32)")
     g.add_argument("--on-error", choices=["fail", "skip"], default="fail",
                    help="on a missing/corrupt image or heatmap: 'fail' (one line naming the file, exit 2; default) "
                         "or 'skip' (recorded in per_image.csv with status and reason, counted in n_skipped)")
@@ -103,7 +104,7 @@ def _dataset_options(args) -> dict:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    ap = argparse.ArgumentParser(
+    ap = T.OneLineParser(
         prog="wsol",
         description="Weakly-supervised object localization benchmark: class activation maps of image "
                     "classifiers, thresholded into boxes, scored with Top-1/GT-known Loc, MaxBoxAcc and "
@@ -131,10 +132,10 @@ def build_parser() -> argparse.ArgumentParser:
                         "initialised head instead of stopping with an error (its maps are untrained)")
     g.add_argument("--method", default="cam", help="CAM method (see `wsol methods`; default cam)")
     g.add_argument("--method-option", action="append", metavar="KEY=VALUE", help="method option, repeatable")
-    g.add_argument("--method-batch", type=int, default=None, help="masked forward passes per batch (scorecam)")
-    g.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (default cpu)")
-    g.add_argument("--data-workers", type=int, default=0, help="DataLoader worker processes for decoding (default 0)")
-    g.add_argument("--workers", type=int, default=0,
+    g.add_argument("--method-batch", type=T.positive_int, default=None, help="masked forward passes per batch (scorecam)")
+    g.add_argument("--device", type=T.device, default="cpu", help=f"{T.DEVICE_HELP} (default cpu)")
+    g.add_argument("--data-workers", type=T.nonnegative_int, default=0, help="DataLoader worker processes for decoding (default 0)")
+    g.add_argument("--workers", type=T.nonnegative_int, default=0,
                    help="worker processes for the threshold sweep, overlapped with the forward pass (default 0 = inline)")
     g.add_argument("--save-cams", default=None, metavar="DIR",
                    help="also write each normalized 224x224 heatmap as DIR/<image_id>.npy")
@@ -334,9 +335,10 @@ def main(argv: Optional[List[str]] = None) -> int:
             raise
         print(f"wsol: error: {e}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print("wsol: interrupted; no summary.csv was written for the unfinished run; rerun the same "
-              "command to redo it (suites skip the runs already finished)", file=sys.stderr)
+    except KeyboardInterrupt as e:
+        what = str(e) or ("no summary.csv was written for the unfinished run; rerun the same command to redo "
+                          "it (suites skip the runs already finished)")
+        print(f"wsol: interrupted; {what}", file=sys.stderr)
         return 130
 
 

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import argparse
 
+from wsol.utils import cli_types as T
+
 
 def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--dataset", required=True, help="dataset adapter (see `wsol datasets`)")
@@ -15,11 +17,17 @@ def _common(p: argparse.ArgumentParser) -> None:
 def add_parsers(sub) -> None:
     p = sub.add_parser("check-data", help="validate a dataset folder (missing/unreadable images, bad boxes)",
                        description="Count images, boxes and classes of a split and report missing images, "
-                                   "unreadable files, boxes outside the image and classes without images. "
+                                   "unreadable files (every image is decoded, in parallel; --header-only reads headers only), "
+                                   "boxes outside the image and classes without images. "
                                    "Exits 1 when problems are found.")
     _common(p)
-    p.add_argument("--decode", action="store_true", help="fully decode every image (catches truncated JPEGs; slower)")
+    p.add_argument("--header-only", action="store_true",
+                   help="only read each image's header (size, format) instead of decoding it: faster, but a "
+                        "truncated or corrupt JPEG body passes")
+    p.add_argument("--decode", action="store_true", help="decode every image fully (the default; kept for old scripts)")
     p.add_argument("--no-verify", action="store_true", help="do not open the images, only check the annotations")
+    p.add_argument("--workers", type=T.nonnegative_int, default=None,
+                   help="threads decoding images (default: one per CPU core; 0 = in the main thread)")
     p.set_defaults(func=cmd_check)
     p = sub.add_parser("export-metadata", help="write wsolevaluation metadata for any dataset wsol reads",
                        description="Write <out>/image_ids.txt, class_labels.txt, image_sizes.txt and "
@@ -44,8 +52,12 @@ def _split(args) -> str:
 def cmd_check(args) -> int:
     from wsol.datasets.check import check_dataset, format_report
 
+    if args.header_only and args.decode:
+        from wsol.errors import WsolError
+
+        raise WsolError("--header-only and --decode contradict each other: give one")
     rep = check_dataset(args.dataset, args.root, _split(args), verify_images=not args.no_verify,
-                        decode=args.decode, progress=not args.quiet, **_opts(args))
+                        decode=not args.header_only, workers=args.workers, progress=not args.quiet, **_opts(args))
     print(format_report(rep))
     return 0 if rep.ok else 1
 

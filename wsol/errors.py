@@ -9,6 +9,10 @@ class WsolError(Exception):
     """A user-facing error: its message is one line naming the file (and line) at fault."""
 
 
+class RunInterrupted(KeyboardInterrupt):
+    """Ctrl-C during a run, with a message saying how far it got and what is on disk."""
+
+
 class DataError(WsolError):
     """Bad or missing dataset files."""
 
@@ -36,3 +40,10 @@ class UnknownNameError(WsolError):
 def closest(name: str, known: Iterable[str]) -> list[str]:
     """Close matches of ``name`` among ``known`` (for error hints)."""
     return difflib.get_close_matches(name, sorted(known), n=5, cutoff=0.4)
+
+
+def first_line(e: BaseException, limit: int = 120) -> str:
+    """The first line of an exception's message, at most ``limit`` characters; the exception's
+    type name when the message is empty (``str(EOFError())`` is '')."""
+    lines = str(e).strip().splitlines()
+    return lines[0][:limit] if lines else type(e).__name__

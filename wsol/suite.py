@@ -56,7 +56,6 @@ import json
 import logging
 import os
 import re
-import tempfile
 import time
 import traceback
 from dataclasses import dataclass, field
@@ -65,6 +64,9 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 import pandas as pd
 
 from wsol.errors import WsolError
+from wsol.utils import cli_types as T
+from wsol.utils.io import read_text_file, write_text_atomic
+from wsol.utils.outdirs import claim_output_dir, folder_lock
 
 log = logging.getLogger(__name__)
 
@@ -364,6 +366,12 @@ def _run_option_types() -> Dict[str, Any]:
     return {f.name: f.type for f in dataclasses.fields(EvalConfig) if f.name not in GRID_FIELDS}
 
 
+#: the CLI's range checks (wsol.utils.cli_types), applied to the same options in a suite file
+OPTION_RANGES = {"batch_size": T.positive_int, "limit": T.positive_int, "data_workers": T.nonnegative_int,
+                 "workers": T.nonnegative_int, "cam_step": T.open_fraction, "fixed_tau": T.threshold,
+                 "device": T.device, "seed": T.nonnegative_int}
+
+
 def _coerce_option(ld: _Loader, key: str, value: Any, typ: str, at: KeyPath) -> Any:
     """Parse an option to its EvalConfig type (strings from ``${VAR}`` included)."""
     if key == "save_cams":
@@ -387,25 +395,31 @@ def _coerce_option(ld: _Loader, key: str, value: Any, typ: str, at: KeyPath) -> 
         if base == "int":
             if isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):
                 raise ValueError(value)
-            return int(value)
-        if base == "float":
-            return float(value)
-        return str(value)
-    except (TypeError, ValueError):
+            value = int(value)
+        elif base == "float":
+            value = float(value)
+        else:
+            value = str(value)
+    except (TypeError, ValueError, OverflowError):
         raise ld.error(f"option '{key}' must be {base}, got {value!r}", at) from None
+    check = OPTION_RANGES.get(key)
+    if check is not None:
+        import argparse
+
+        try:
+            check(str(value))
+        except argparse.ArgumentTypeError as e:
+            raise ld.error(f"option '{key}' {e}", at) from None
+    return value
 
 
 def load_suite(path: str) -> Suite:
     """Read and check a suite file (see the module docstring for the schema)."""
     import yaml
 
-    try:
-        with open(path, encoding="utf-8") as f:
-            text = f.read()
-    except FileNotFoundError:
-        raise WsolError(f"{path}: suite file not found") from None
-    except OSError as e:
-        raise WsolError(f"{path}: cannot read ({e.strerror or e})") from None
+    if not os.path.exists(path):
+        raise WsolError(f"{path}: suite file not found")
+    text = read_text_file(path, "suite file")  # missing, unreadable, not UTF-8: one line
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as e:
@@ -508,17 +522,7 @@ def _read_json(path: str) -> Optional[dict]:
 
 
 def _write_text_atomic(path: str, text: str) -> None:
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=folder)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    write_text_atomic(path, text, newline=None)
 
 
 def is_complete(run: Run, run_dir: str) -> bool:
@@ -644,11 +648,13 @@ def run_suite(path_or_suite: Union[str, Suite], out_dir: Optional[str] = None,
 
     from wsol.report.csv import write_csv_atomic
 
-    os.makedirs(out_dir, exist_ok=True)
+    claim_output_dir(out_dir, "suite", ["summary.csv"])
     summary_path = os.path.join(out_dir, "summary.csv")
     rows: List[Dict[str, Any]] = []
-    bar = tqdm(total=sum(selected), desc=f"suite {suite.name}", unit="run", disable=not progress)
     with contextlib.ExitStack() as stack:
+        # two suites on one folder would both run every job: the second one stops here
+        stack.enter_context(folder_lock(out_dir, "wsol suite"))
+        bar = tqdm(total=sum(selected), desc=f"suite {suite.name}", unit="run", disable=not progress)
         stack.callback(bar.close)
         if progress:  # log lines above the bar, not through it
             stack.enter_context(logging_redirect_tqdm())

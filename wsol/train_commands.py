@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from wsol.utils import cli_types as T
+
 from wsol.engine.train import AMP_MODES, SELECT_BY, TrainConfig
 
 _TRAIN_EPILOG = """\
@@ -37,7 +39,7 @@ def add_parsers(subparsers) -> None:
     g.add_argument("--split", default=d.split, help=f"split to train on (default {d.split})")
     g.add_argument("--dataset-option", action="append", metavar="KEY=VALUE",
                    help="adapter-specific option, repeatable (e.g. n_train_per_class=40 for synthetic)")
-    g.add_argument("--holdout", type=float, default=d.holdout, metavar="FRACTION",
+    g.add_argument("--holdout", type=T.fraction_below_one, default=d.holdout, metavar="FRACTION",
                    help=f"share of each class's train images held out (seeded) to choose the best epoch; "
                         f"their boxes are used for that choice only; 0 = keep the last epoch (default {d.holdout})")
     g.add_argument("--select-by", default=d.select_by, choices=SELECT_BY,
@@ -57,28 +59,28 @@ def add_parsers(subparsers) -> None:
                         "EfficientNet conv_head+bn2 = last:1, + blocks.6 = last:2). Frozen layers keep their "
                         "BatchNorm statistics (default all)")
     g = p.add_argument_group("schedule")
-    g.add_argument("--epochs", type=int, default=d.epochs, help=f"training epochs (default {d.epochs})")
-    g.add_argument("--lr", type=float, default=d.lr,
+    g.add_argument("--epochs", type=T.positive_int, default=d.epochs, help=f"training epochs (default {d.epochs})")
+    g.add_argument("--lr", type=T.positive_float, default=d.lr,
                    help=f"learning rate of the pretrained layers; the new ones (classifier) get 10x (default {d.lr})")
-    g.add_argument("--lr-decay-epochs", type=int, default=d.lr_decay_epochs, metavar="N",
+    g.add_argument("--lr-decay-epochs", type=T.positive_int, default=d.lr_decay_epochs, metavar="N",
                    help=f"multiply the learning rate by 0.1 every N epochs (default {d.lr_decay_epochs})")
-    g.add_argument("--batch-size", type=int, default=d.batch_size, help=f"images per step (default {d.batch_size})")
-    g.add_argument("--momentum", type=float, default=d.momentum, help=f"SGD momentum (default {d.momentum})")
-    g.add_argument("--weight-decay", type=float, default=d.weight_decay, help=f"SGD weight decay (default {d.weight_decay})")
-    g.add_argument("--seed", type=int, default=d.seed,
+    g.add_argument("--batch-size", type=T.positive_int, default=d.batch_size, help=f"images per step (default {d.batch_size})")
+    g.add_argument("--momentum", type=T.fraction_below_one, default=d.momentum, help=f"SGD momentum (default {d.momentum})")
+    g.add_argument("--weight-decay", type=T.nonnegative_float, default=d.weight_decay, help=f"SGD weight decay (default {d.weight_decay})")
+    g.add_argument("--seed", type=T.nonnegative_int, default=d.seed,
                    help="seed of everything: head initialisation, held-out split, shuffling, augmentation (default 0)")
     g = p.add_argument_group("run")
     g.add_argument("--out", required=True, metavar="DIR", help="output folder (checkpoints, train_log.csv)")
     g.add_argument("--resume", action="store_true",
                    help="continue the run in --out from its last.pt (model, optimizer, scheduler, epoch, RNG); "
                         "--epochs may be raised to train longer")
-    g.add_argument("--device", default=d.device, help="cpu, cuda or cuda:N (default cpu)")
+    g.add_argument("--device", type=T.device, default=d.device, help=f"{T.DEVICE_HELP} (default cpu)")
     g.add_argument("--amp", default=d.amp, choices=AMP_MODES,
                    help="mixed precision on CUDA: bf16 or fp16 autocast (fp16 with a gradient scaler); 'auto' = "
                         "bf16 where supported, else fp16; ignored on CPU (default auto)")
-    g.add_argument("--workers", type=int, default=d.workers,
+    g.add_argument("--workers", type=T.nonnegative_int, default=d.workers,
                    help="DataLoader worker processes for decoding and augmentation (default 0)")
-    g.add_argument("--batch-size-eval", dest="val_batch_size", type=int, default=d.val_batch_size,
+    g.add_argument("--batch-size-eval", dest="val_batch_size", type=T.positive_int, default=d.val_batch_size,
                    help=f"images per batch when scoring the held-out images (default {d.val_batch_size})")
     p.set_defaults(func=cmd_train)
 
@@ -97,8 +99,8 @@ def add_parsers(subparsers) -> None:
                    help="where the synthetic set is generated and cached (default DIR/wsol_data/synthetic)")
     p.add_argument("--quick", action="store_true",
                    help="a tiny set and schedule, for smoke tests (seconds; the numbers mean nothing)")
-    p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (default cpu)")
-    p.add_argument("--seed", type=int, default=0, help="seed of the training run (default 0)")
+    p.add_argument("--device", type=T.device, default="cpu", help=f"{T.DEVICE_HELP} (default cpu)")
+    p.add_argument("--seed", type=T.nonnegative_int, default=0, help="seed of the training run (default 0)")
     p.set_defaults(func=cmd_demo)
 
 

@@ -267,6 +267,26 @@ def build_dataset(name: str, root: str, split: str = "test", **options) -> WsolD
     return ds
 
 
+def check_image_id(image_id: str, path: str, line: Optional[int] = None) -> str:
+    """Return ``image_id`` if it is a safe relative path, else raise DataError (file:line).
+
+    Image ids are joined under the image root (to read) and under output folders
+    (``--save-cams``); an empty id, an absolute path (``/x``, ``C:\\x``, ``\\\\host``), a
+    ``..`` component or a control character could reach outside them, so it is refused.
+    """
+    if not image_id:
+        raise DataError("empty image id", path=path, line=line)
+    if any(ord(c) < 32 for c in image_id):
+        raise DataError(f"image id {image_id!r} has a control character", path=path, line=line)
+    parts = image_id.replace("\\", "/").split("/")
+    if image_id.startswith(("/", "\\")) or (image_id[:1].isalpha() and image_id[1:2] == ":") or os.path.isabs(image_id):
+        raise DataError(f"image id {image_id!r} is an absolute path; ids must be relative to the image root",
+                        path=path, line=line)
+    if ".." in parts:
+        raise DataError(f"image id {image_id!r} leaves the image root ('..'); refused", path=path, line=line)
+    return image_id
+
+
 def require_file(path: str, what: str = "") -> str:
     """Return ``path`` or raise a one-line DataError naming it."""
     if not os.path.isfile(path):

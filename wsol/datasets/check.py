@@ -10,7 +10,8 @@ from __future__ import annotations
 import os
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
-from typing import List
+from concurrent.futures import ThreadPoolExecutor
+from typing import List, Optional, Tuple
 
 from tqdm import tqdm
 
@@ -32,6 +33,7 @@ class CheckReport:
     n_classes_without_images: int = 0
     classes_without_images: List[str] = field(default_factory=list)
     n_images_checked: int = 0
+    decoded: bool = True  # images fully decoded (else only their headers read)
     missing_images: List[str] = field(default_factory=list)
     unreadable_images: List[str] = field(default_factory=list)
     n_boxes_outside: int = 0  # found now plus clipped by the adapter on load
@@ -49,12 +51,30 @@ def _examples(items: List[str], k: int = 3) -> str:
     return ", ".join(items[:k]) + (" ..." if len(items) > k else "")
 
 
-def check_loaded(dataset: WsolDataset, verify_images: bool = True, decode: bool = False,
-                 progress: bool = True, max_examples: int = 10) -> CheckReport:
-    """Check an already read dataset (see :func:`check_dataset`)."""
+def _open_image(path: str, decode: bool) -> Tuple[Optional[Tuple[int, int]], str]:
+    """``(size, '')`` of a readable image, or ``(None, reason)``."""
     from PIL import Image
 
-    r = CheckReport(dataset.name, dataset.root, dataset.split)
+    try:
+        with Image.open(path) as im:
+            size = im.size
+            if decode:
+                im.load()
+            else:
+                im.verify()
+    except Image.DecompressionBombError:
+        return None, "too large to decode safely (PIL's decompression-bomb limit)"
+    except Exception as e:  # PIL raises many types on bad files
+        return None, (str(e).splitlines() or [type(e).__name__])[0][:100]
+    if size[0] == 0 or size[1] == 0:
+        return None, "zero-size image"
+    return size, ""
+
+
+def check_loaded(dataset: WsolDataset, verify_images: bool = True, decode: bool = True,
+                 progress: bool = True, max_examples: int = 10, workers: Optional[int] = None) -> CheckReport:
+    """Check an already read dataset (see :func:`check_dataset`)."""
+    r = CheckReport(dataset.name, dataset.root, dataset.split, decoded=decode)
     samples = dataset.samples
     r.n_images = len(samples)
     r.n_boxes = int(sum(len(s.boxes) for s in samples))
@@ -64,30 +84,33 @@ def check_loaded(dataset: WsolDataset, verify_images: bool = True, decode: bool 
     # images: exist, open, size as annotated
     no_path = 0
     sizes = {}
-    for s in tqdm(samples, desc="checking images", unit="img", disable=not progress):
+    to_open = []
+    for s in samples:
         if not s.path:
             no_path += 1
-            continue
-        if not os.path.isfile(s.path):
+        elif not os.path.isfile(s.path):
             r.missing_images.append(s.image_id)
-            continue
-        if not verify_images:
-            continue
-        r.n_images_checked += 1
-        try:
-            with Image.open(s.path) as im:
-                size = im.size
-                if decode:
-                    im.load()
-                else:
-                    im.verify()
-        except Exception as e:  # PIL raises many types on bad files
-            reason = (str(e).splitlines() or [type(e).__name__])[0][:100]
-            r.unreadable_images.append(f"{s.image_id} ({reason})")
-            continue
-        sizes[s.image_id] = size
-        if s.width and s.height and size != (s.width, s.height):
-            r.size_mismatches.append(f"{s.image_id}: annotated {s.width}x{s.height}, image is {size[0]}x{size[1]}")
+        elif verify_images:
+            to_open.append(s)
+    n_threads = (os.cpu_count() or 1) if workers is None else workers
+    # decoding is mostly C code that releases the GIL: threads keep every core busy
+    pool = ThreadPoolExecutor(n_threads) if n_threads > 0 and len(to_open) > 1 else None
+    try:
+        opened = pool.map(_open_image, [s.path for s in to_open], [decode] * len(to_open)) if pool else \
+            (_open_image(s.path, decode) for s in to_open)
+        for s, (size, reason) in tqdm(zip(to_open, opened), total=len(to_open), desc="checking images",
+                                      unit="img", disable=not progress):
+            r.n_images_checked += 1
+            if size is None:
+                r.unreadable_images.append(f"{s.image_id} ({reason})")
+                continue
+            sizes[s.image_id] = size
+            if s.width and s.height and size != (s.width, s.height):
+                r.size_mismatches.append(f"{s.image_id}: annotated {s.width}x{s.height}, image is "
+                                         f"{size[0]}x{size[1]}")
+    finally:
+        if pool is not None:
+            pool.shutdown(cancel_futures=True)
 
     # boxes: inverted, outside the image
     for s in samples:
@@ -160,12 +183,14 @@ def check_loaded(dataset: WsolDataset, verify_images: bool = True, decode: bool 
 
 
 def check_dataset(name: str, root: str, split: str = "test", *, verify_images: bool = True,
-                  decode: bool = False, progress: bool = True, max_examples: int = 10,
-                  **opts) -> CheckReport:
+                  decode: bool = True, progress: bool = True, max_examples: int = 10,
+                  workers: Optional[int] = None, **opts) -> CheckReport:
     """Read split ``split`` of adapter ``name`` at ``root`` (``opts`` go to the adapter) and check it.
 
-    verify_images: open each image with PIL and ``verify()`` it (else only check it exists);
-    decode: fully decode each image instead (slower; also catches truncated JPEG data).
+    verify_images: open each image with PIL (else only check it exists);
+    decode: fully decode each image (default; catches truncated or corrupt JPEG data), else
+    only read its header and ``verify()`` it (faster; a truncated JPEG passes);
+    workers: threads opening images (None: one per CPU core; 0: in this thread).
     A DataError while reading becomes the report's only problem (``ok`` False).
     """
     try:
@@ -173,7 +198,7 @@ def check_dataset(name: str, root: str, split: str = "test", *, verify_images: b
     except DataError as e:
         return CheckReport(name, str(root), split, problems=[str(e)], ok=False)
     return check_loaded(ds, verify_images=verify_images, decode=decode, progress=progress,
-                        max_examples=max_examples)
+                        max_examples=max_examples, workers=workers)
 
 
 def format_report(report: CheckReport) -> str:
@@ -182,7 +207,7 @@ def format_report(report: CheckReport) -> str:
     lines = [f"{r.dataset} ({r.split}) at {r.root}: {r.n_images} images, {r.n_boxes} boxes, "
              f"{r.n_classes} classes ({r.n_classes_without_images} without images)"]
     if r.n_images:
-        lines.append(f"images: {r.n_images_checked} opened, {len(r.missing_images)} missing, "
+        lines.append(f"images: {r.n_images_checked} {'decoded' if r.decoded else 'opened (headers only)'}, {len(r.missing_images)} missing, "
                      f"{len(r.unreadable_images)} unreadable, {len(r.size_mismatches)} with another size")
         lines.append(f"boxes: {r.n_boxes_outside} outside the image ({r.n_boxes_clipped} clipped on load), "
                      f"{r.n_inverted_boxes} inverted")

@@ -6,6 +6,7 @@ import os
 from typing import List
 
 from wsol.errors import WsolError
+from wsol.utils.io import read_text_file, text_lines
 
 log = logging.getLogger(__name__)
 
@@ -15,11 +16,7 @@ IMAGENET_WNIDS_FILE = os.path.join(os.path.dirname(__file__), "imagenet_wnids.tx
 
 def read_class_names(path: str) -> List[str]:
     """One class name per line (blank lines dropped)."""
-    try:
-        with open(path, encoding="utf-8") as f:
-            return [ln.strip() for ln in f if ln.strip()]
-    except OSError as e:
-        raise WsolError(f"{path}: cannot read class names ({e.strerror or e})") from None
+    return [ln.strip() for ln in text_lines(read_text_file(path, "class names file")) if ln.strip()]
 
 
 def imagenet_class_names() -> List[str]:

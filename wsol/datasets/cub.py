@@ -6,7 +6,7 @@ from typing import Dict, List, Optional
 
 import numpy as np
 
-from wsol.datasets.base import MaskRef, Sample, WsolDataset, register_dataset, require_file
+from wsol.datasets.base import MaskRef, Sample, WsolDataset, check_image_id, register_dataset, require_file
 from wsol.datasets.textfiles import read_rows, to_number
 from wsol.errors import DataError
 
@@ -24,7 +24,7 @@ def _read_map(path: str, kind=int) -> Dict[int, object]:
         key = to_number(k, int, path, ln, "image id")
         if key in out:
             raise DataError(f"duplicate id {key}", path=path, line=ln)
-        out[key] = v if kind is str else to_number(v, kind, path, ln, "value")
+        out[key] = check_image_id(v, path, ln) if kind is str else to_number(v, kind, path, ln, "value")
     return out
 
 

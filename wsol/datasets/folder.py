@@ -13,14 +13,16 @@ leave out of the pixel metrics). A pixel is object where the gray value is above
 from __future__ import annotations
 
 import csv as _csv
+import io
 import os
 from typing import Dict, List, Optional, Tuple
 
 import numpy as np
 
-from wsol.datasets.base import MaskRef, Sample, WsolDataset, register_dataset, require_file
+from wsol.datasets.base import MaskRef, Sample, WsolDataset, check_image_id, register_dataset, require_file
 from wsol.datasets.textfiles import to_number
 from wsol.errors import DataError, closest
+from wsol.utils.io import read_text_file, text_lines
 
 DEFAULT_CSVS = ("boxes.csv", "annotations.csv")
 COLUMNS = ("image", "label", "x0", "y0", "x1", "y1")
@@ -56,15 +58,14 @@ def read_class_list(path: str) -> List[str]:
     require_file(path, "class list file")
     names: List[str] = []
     seen: Dict[str, int] = {}
-    with open(path, encoding="utf-8") as f:
-        for ln, line in enumerate(f, 1):
-            name = line.strip()
-            if not name:
-                continue
-            if name in seen:
-                raise DataError(f"duplicate class name {name!r} (first on line {seen[name]})", path=path, line=ln)
-            seen[name] = ln
-            names.append(name)
+    for ln, line in enumerate(text_lines(read_text_file(path, "class list file")), 1):
+        name = line.strip()
+        if not name:
+            continue
+        if name in seen:
+            raise DataError(f"duplicate class name {name!r} (first on line {seen[name]})", path=path, line=ln)
+        seen[name] = ln
+        names.append(name)
     if not names:
         raise DataError("empty class list", path=path)
     return names
@@ -109,9 +110,9 @@ def _image_id(value: str, root: str, path: str, ln: int) -> str:
             raise DataError(f"image {v} is outside the image folder {root}", path=path, line=ln)
         v = rel
     v = os.path.normpath(v).replace(os.sep, "/")
-    if v.startswith("../"):
+    if v == ".." or v.startswith("../"):
         raise DataError(f"image {value} is outside the image folder {root}", path=path, line=ln)
-    return v
+    return check_image_id(v, path, ln)
 
 
 def read_folder(root: str, split: str = "test", csv: Optional[str] = None,
@@ -130,7 +131,7 @@ def read_folder(root: str, split: str = "test", csv: Optional[str] = None,
     order: Optional[List[int]] = None
     n_fields = len(COLUMNS)
     first = True
-    with open(csv_path, encoding="utf-8-sig", newline="") as f:
+    with io.StringIO(read_text_file(csv_path, "box CSV"), newline="") as f:
         reader = _csv.reader(f)
         for row in reader:
             ln = reader.line_num

@@ -19,6 +19,7 @@ list comes from ``wnids=`` (file or list), else ``LOC_synset_mapping.txt``, else
 from __future__ import annotations
 
 import csv
+import io
 import os
 import re
 from typing import Dict, List, Optional, Sequence, Tuple, Union
@@ -26,10 +27,11 @@ from typing import Dict, List, Optional, Sequence, Tuple, Union
 import numpy as np
 from tqdm import tqdm
 
-from wsol.datasets.base import DataIssue, Sample, WsolDataset, register_dataset, require_file
+from wsol.datasets.base import DataIssue, Sample, WsolDataset, check_image_id, register_dataset, require_file
 from wsol.datasets.textfiles import to_number
 from wsol.datasets.vocxml import VocAnnotation, clip_box, read_voc_xml
-from wsol.errors import DataError
+from wsol.errors import DataError, first_line
+from wsol.utils.io import read_text_file, text_lines
 
 KAGGLE_IMAGES = os.path.join("ILSVRC", "Data", "CLS-LOC", "val")
 KAGGLE_XMLS = os.path.join("ILSVRC", "Annotations", "CLS-LOC", "val")
@@ -62,16 +64,15 @@ def read_wnid_list(path: str) -> List[str]:
     require_file(path, "WNID list file")
     out: List[str] = []
     seen: Dict[str, int] = {}
-    with open(path, encoding="utf-8") as f:
-        for ln, line in enumerate(f, 1):
-            tok = line.split(None, 1)
-            if not tok:
-                continue
-            wnid = tok[0]
-            if wnid in seen:
-                raise DataError(f"duplicate WNID {wnid} (first on line {seen[wnid]})", path=path, line=ln)
-            seen[wnid] = ln
-            out.append(wnid)
+    for ln, line in enumerate(text_lines(read_text_file(path, "WNID list file")), 1):
+        tok = line.split(None, 1)
+        if not tok:
+            continue
+        wnid = tok[0]
+        if wnid in seen:
+            raise DataError(f"duplicate WNID {wnid} (first on line {seen[wnid]})", path=path, line=ln)
+        seen[wnid] = ln
+        out.append(wnid)
     if not out:
         raise DataError("empty WNID list", path=path)
     return out
@@ -100,15 +101,15 @@ class Devkit:
         """``(ILSVRC2012_ID, line)`` for val image 1, 2, ... (line i = image i)."""
         if self._gt is None:
             gt: List[Tuple[int, int]] = []
-            with open(require_file(self.gt_path, "devkit validation ground truth"), encoding="utf-8") as f:
-                for ln, line in enumerate(f, 1):
-                    if not line.strip():
-                        continue
-                    idx = to_number(line.strip(), int, self.gt_path, ln, "ILSVRC2012_ID")
-                    if idx not in self.id_to_wnid:
-                        raise DataError(f"ILSVRC2012_ID {idx} is not a leaf synset of {self.meta_path}",
-                                        path=self.gt_path, line=ln)
-                    gt.append((idx, ln))
+            text = read_text_file(require_file(self.gt_path, "devkit validation ground truth"), "ground-truth file")
+            for ln, line in enumerate(text_lines(text), 1):
+                if not line.strip():
+                    continue
+                idx = to_number(line.strip(), int, self.gt_path, ln, "ILSVRC2012_ID")
+                if idx not in self.id_to_wnid:
+                    raise DataError(f"ILSVRC2012_ID {idx} is not a leaf synset of {self.meta_path}",
+                                    path=self.gt_path, line=ln)
+                gt.append((idx, ln))
             self._gt = gt
         return self._gt
 
@@ -129,7 +130,7 @@ def read_devkit_meta(path: str) -> Dict[int, str]:
     try:
         meta = scipy.io.loadmat(path, squeeze_me=False)
     except Exception as e:  # scipy raises ValueError/TypeError/MatReadError on junk
-        raise DataError(f"unreadable meta.mat ({str(e).splitlines()[0][:100]})", path=path) from None
+        raise DataError(f"unreadable meta.mat ({first_line(e, 100)})", path=path) from None
     if "synsets" not in meta:
         raise DataError("no 'synsets' array in meta.mat", path=path)
     syn = meta["synsets"]
@@ -283,7 +284,7 @@ def _read_kaggle(root: str, wnids, devkit: Optional[Devkit], issues: List[DataIs
         issues.append(DataIssue("no_sizes", f"no {KAGGLE_XMLS}: image sizes unknown until the images are read, "
                                 "boxes not clipped", root))
     rows: Dict[str, Tuple[int, str, List[List[float]]]] = {}
-    with open(csv_path, encoding="utf-8", newline="") as f:
+    with io.StringIO(read_text_file(csv_path, "CSV"), newline="") as f:
         reader = csv.reader(f)
         for row in reader:
             ln = reader.line_num
@@ -293,7 +294,7 @@ def _read_kaggle(root: str, wnids, devkit: Optional[Devkit], issues: List[DataIs
                 continue
             if len(row) != 2:
                 raise DataError(f"expected 2 fields (ImageId,PredictionString), got {len(row)}", path=csv_path, line=ln)
-            iid, toks = row[0].strip(), row[1].split()
+            iid, toks = check_image_id(row[0].strip(), csv_path, ln), row[1].split()
             if not toks or len(toks) % 5:
                 raise DataError(f"PredictionString must hold groups of 5 (wnid x0 y0 x1 y1), got {len(toks)} values",
                                 path=csv_path, line=ln)

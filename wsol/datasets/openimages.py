@@ -16,7 +16,7 @@ from typing import Dict, List, Optional, Tuple
 
 import numpy as np
 
-from wsol.datasets.base import MaskRef, Sample, WsolDataset, register_dataset, require_file
+from wsol.datasets.base import MaskRef, Sample, WsolDataset, check_image_id, register_dataset, require_file
 from wsol.datasets.textfiles import read_rows, to_number
 from wsol.datasets.wsoleval import _split_dir
 from wsol.errors import DataError
@@ -32,6 +32,9 @@ def read_mask_rows(path: str, known: Dict[str, int]) -> Dict[str, Tuple[List[str
             raise DataError(f"image id {iid} is not in image_ids.txt", path=path, line=ln)
         if not mask:
             raise DataError(f"empty mask path for {iid}", path=path, line=ln)
+        check_image_id(mask, path, ln)  # mask paths are joined under the mask root too
+        if ignore:
+            check_image_id(ignore, path, ln)
         if iid in out:
             if ignore:
                 raise DataError(f"second ignore mask for {iid} (only its first row, line {first[iid]}, may "
@@ -55,6 +58,7 @@ def read_openimages(root: str, split: str = "test", images: Optional[str] = None
     order: List[str] = []
     where: Dict[str, int] = {}
     for ln, (iid,) in read_rows(ids_path, 1, sep="\t"):
+        check_image_id(iid, ids_path, ln)
         if iid in where:
             raise DataError(f"duplicate image id {iid} (first on line {where[iid]})", path=ids_path, line=ln)
         where[iid] = ln

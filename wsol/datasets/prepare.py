@@ -25,6 +25,7 @@ from tqdm import tqdm
 
 from wsol.datasets.base import require_file
 from wsol.errors import DataError
+from wsol.utils.io import atomic_write
 
 CUB_DIR = "CUB_200_2011"
 DEVKIT_DIR = "ILSVRC2012_devkit_t12"
@@ -70,16 +71,8 @@ def _archive_error(archive: str, e: BaseException, started: bool = True) -> Data
 
 
 def _write(src, target: str) -> None:
-    os.makedirs(os.path.dirname(target) or ".", exist_ok=True)
-    part = target + ".part"
-    try:
-        with open(part, "wb") as out:
-            shutil.copyfileobj(src, out, 1 << 20)
-        os.replace(part, target)
-    except BaseException:
-        if os.path.exists(part):
-            os.remove(part)
-        raise
+    with atomic_write(target, "wb") as out:
+        shutil.copyfileobj(src, out, 1 << 20)
 
 
 def _extract_tar(archive: str, out_dir: str, mapper: Callable[[str], Optional[str]], desc: str,

@@ -36,6 +36,7 @@ import numpy as np
 
 from wsol.datasets.base import WsolDataset, register_dataset
 from wsol.errors import DataError
+from wsol.utils.io import write_bytes_atomic
 
 log = logging.getLogger(__name__)
 
@@ -347,10 +348,7 @@ def synthetic_is_current(out_dir: str, **params: Any) -> bool:
 def _write_bytes(path: str, data: bytes) -> None:
     # Write-then-rename, so a reader (or a second process generating the same bytes)
     # never sees a half-written file.
-    tmp = f"{path}.tmp{os.getpid()}"
-    with open(tmp, "wb") as f:
-        f.write(data)
-    os.replace(tmp, path)
+    write_bytes_atomic(path, data)
 
 
 def _write_lines(path: str, lines: List[str]) -> None:

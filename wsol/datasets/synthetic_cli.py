@@ -6,12 +6,13 @@ import sys
 import time
 from typing import List, Optional
 
+from wsol.utils import cli_types as T
 from wsol.datasets.synthetic import DEFAULTS, SIZE_JITTER, make_synthetic
 from wsol.errors import WsolError
 
 
 def build_parser(prog: str = "wsol make-synthetic") -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    p = T.OneLineParser(
         prog=prog,
         description=(
             "Write a procedurally drawn WSOL dataset in the exact CUB-200-2011 layout "
@@ -25,17 +26,17 @@ def build_parser(prog: str = "wsol make-synthetic") -> argparse.ArgumentParser:
     )
     p.add_argument("--out", required=True, metavar="DIR",
                    help="folder to write (created; an earlier synthetic set there is replaced)")
-    p.add_argument("--classes", type=int, default=DEFAULTS["n_classes"], metavar="N",
+    p.add_argument("--classes", type=T.int_in(1, 256), default=DEFAULTS["n_classes"], metavar="N",
                    help="number of classes (default %(default)s, at most 256)")
-    p.add_argument("--train-per-class", type=int, default=DEFAULTS["n_train_per_class"],
+    p.add_argument("--train-per-class", type=T.nonnegative_int, default=DEFAULTS["n_train_per_class"],
                    metavar="N", help="train images per class (default %(default)s)")
-    p.add_argument("--test-per-class", type=int, default=DEFAULTS["n_test_per_class"],
+    p.add_argument("--test-per-class", type=T.nonnegative_int, default=DEFAULTS["n_test_per_class"],
                    metavar="N", help="test images per class (default %(default)s)")
-    p.add_argument("--image-size", type=int, nargs=2, default=list(DEFAULTS["image_size"]),
+    p.add_argument("--image-size", type=T.int_in(32, 4096), nargs=2, default=list(DEFAULTS["image_size"]),
                    metavar=("W", "H"),
                    help=f"nominal image width and height; each image varies within "
                         f"+-{int(SIZE_JITTER * 100)}%% (default %(default)s)")
-    p.add_argument("--seed", type=int, default=DEFAULTS["seed"],
+    p.add_argument("--seed", type=T.nonnegative_int, default=DEFAULTS["seed"],
                    help="random seed (default %(default)s)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar or summary line")
     return p
@@ -52,8 +53,8 @@ def main(argv: Optional[List[str]] = None, prog: str = "wsol make-synthetic") ->
                        image_size=tuple(args.image_size), seed=args.seed,
                        progress=not args.quiet)
     except (WsolError, ValueError, OSError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 1
+        print(f"{prog}: error: {e}", file=sys.stderr)
+        return 2
     if not args.quiet:
         n = args.classes * (args.train_per_class + args.test_per_class)
         print(f"wrote {n} images in {args.classes} classes to {args.out} "

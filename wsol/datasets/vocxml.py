@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Tuple
 from xml.parsers import expat
 
+from wsol.datasets.textfiles import to_number
 from wsol.errors import DataError
 
 _COORDS = ("xmin", "ymin", "xmax", "ymax")
@@ -33,10 +34,7 @@ class VocAnnotation:
 
 
 def _number(text: str, what: str, path: str, line: int) -> float:
-    try:
-        return float(text.strip())
-    except ValueError:
-        raise DataError(f"{what} is not a number: {text.strip()!r}", path=path, line=line) from None
+    return to_number(text.strip(), float, path, line, what)
 
 
 def read_voc_xml(path: str) -> VocAnnotation:

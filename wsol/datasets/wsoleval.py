@@ -7,16 +7,19 @@ class i) when the dataset has class names; wsolevaluation ignores it.
 """
 from __future__ import annotations
 
+import contextlib
 import os
 from typing import Dict, List, Optional, Tuple
 
 import numpy as np
 from tqdm import tqdm
 
-from wsol.datasets.base import DataIssue, Sample, WsolDataset, register_dataset, require_file
+from wsol.datasets.base import DataIssue, Sample, WsolDataset, check_image_id, register_dataset, require_file
 from wsol.datasets.textfiles import read_rows, to_number
 from wsol.datasets.vocxml import clip_box
-from wsol.errors import DataError
+from wsol.errors import DataError, first_line
+from wsol.utils.io import atomic_write, read_text_file, text_lines, write_text_atomic
+from wsol.utils.outdirs import claim_output_dir
 
 FILES = ("image_ids.txt", "class_labels.txt", "image_sizes.txt", "localization.txt")
 CLASS_NAMES = "class_names.txt"
@@ -49,6 +52,7 @@ def read_wsoleval(root: str, split: str = "test", images: Optional[str] = None) 
     order: List[str] = []
     where: Dict[str, int] = {}
     for ln, (iid,) in read_rows(ids_path, 1, sep="\t"):
+        check_image_id(iid, ids_path, ln)
         if iid in where:
             raise DataError(f"duplicate image id {iid} (first on line {where[iid]})", path=ids_path, line=ln)
         where[iid] = ln
@@ -105,8 +109,7 @@ def read_wsoleval(root: str, split: str = "test", images: Optional[str] = None) 
     class_names: List[str] = []
     names_path = os.path.join(d, CLASS_NAMES)
     if os.path.isfile(names_path):
-        with open(names_path, encoding="utf-8") as f:
-            class_names = [line.rstrip("\n\r") for line in f if line.strip()]
+        class_names = [line for line in text_lines(read_text_file(names_path, "class names file")) if line.strip()]
     samples = []
     for iid in order:
         if iid not in labels:
@@ -135,8 +138,10 @@ def image_size(sample: Sample) -> Tuple[int, int]:
             return im.size
     except FileNotFoundError:
         raise DataError("missing image", path=sample.path) from None
+    except Image.DecompressionBombError:
+        raise DataError("image too large to decode safely (PIL's decompression-bomb limit)", path=sample.path) from None
     except (OSError, SyntaxError, ValueError) as e:
-        raise DataError(f"unreadable image ({str(e).splitlines()[0][:100]})", path=sample.path) from None
+        raise DataError(f"unreadable image ({first_line(e, 100)})", path=sample.path) from None
 
 
 def write_wsoleval_metadata(dataset: WsolDataset, out_dir: str, progress: bool = True) -> None:
@@ -146,7 +151,7 @@ def write_wsoleval_metadata(dataset: WsolDataset, out_dir: str, progress: bool =
     Coordinates are written as integers when integral, else as Python's shortest float repr,
     so reading the folder back gives the same samples.
     """
-    os.makedirs(out_dir, exist_ok=True)
+    claim_output_dir(out_dir, "metadata", FILES + (CLASS_NAMES,))
     seen = set()
     for s in dataset.samples:
         if "," in s.image_id or "\n" in s.image_id:
@@ -167,21 +172,18 @@ def write_wsoleval_metadata(dataset: WsolDataset, out_dir: str, progress: bool =
     loc_path = os.path.join(out_dir, "localization.txt")
     if not write_boxes and os.path.isfile(loc_path):
         os.remove(loc_path)
-    files = {name: open(os.path.join(out_dir, name), "w", encoding="utf-8", newline="\n") for name in names}
-    try:
+    with contextlib.ExitStack() as stack:  # all four files appear together, complete, or none
+        files = {name: stack.enter_context(atomic_write(os.path.join(out_dir, name), newline="\n"))
+                 for name in names}
         for s, (w, h) in zip(dataset.samples, sizes):
             files["image_ids.txt"].write(f"{s.image_id}\n")
             files["class_labels.txt"].write(f"{s.image_id},{int(s.label)}\n")
             files["image_sizes.txt"].write(f"{s.image_id},{int(w)},{int(h)}\n")
             for b in (s.boxes if write_boxes else ()):
                 files["localization.txt"].write(f"{s.image_id},{','.join(_fmt(v) for v in b)}\n")
-    finally:
-        for f in files.values():
-            f.close()
     names_path = os.path.join(out_dir, CLASS_NAMES)
     if dataset.class_names:
-        with open(names_path, "w", encoding="utf-8", newline="\n") as f:
-            f.writelines(f"{n}\n" for n in dataset.class_names)
+        write_text_atomic(names_path, "".join(f"{n}\n" for n in dataset.class_names))
     elif os.path.isfile(names_path):
         os.remove(names_path)
 

@@ -22,6 +22,7 @@ from typing import Dict, List, Optional, Tuple
 import pandas as pd
 
 from wsol.errors import UnknownNameError, WsolError
+from wsol.utils.outdirs import claim_output_dir
 
 log = logging.getLogger(__name__)
 
@@ -106,6 +107,7 @@ def run_demo(cfg: DemoConfig) -> DemoResult:
     from wsol.report.csv import write_csv_atomic
 
     cfg = cfg.resolved()
+    claim_output_dir(cfg.out, "demo", ["summary.csv"])
     t0 = time.perf_counter()
     phases: Dict[str, float] = {}
     data = _data_dir(cfg)

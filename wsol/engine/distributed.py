@@ -160,13 +160,14 @@ def evaluate_distributed(cfg, dataset=None, backbone=None):
                 res = evaluate(sub_cfg, shard, backbone)
                 payload.update(scorer=_scorer_payload(res.scorer), timings=res.timings,
                                n_nonfinite=int(res.summary["n_nonfinite"].iloc[0]),
+                               n_size_mismatch=int(res.summary["n_size_mismatch"].iloc[0]),
                                region=res.region.payload() if res.region is not None else None)
                 state = res.scorer.evaluator.state
             else:
                 from wsol.engine.scoring import RunScorer
 
                 payload.update(scorer=_scorer_payload(RunScorer(taus, cfg.fixed_tau)), timings=None, n_nonfinite=0,
-                               region=None)
+                               n_size_mismatch=0, region=None)
                 state = RunScorer(taus, cfg.fixed_tau).evaluator.state
         except Exception as e:  # tell the other ranks instead of leaving them in a collective
             payload = {"error": f"{type(e).__name__}: {e}" if not isinstance(e, WsolError) else str(e)}
@@ -199,6 +200,7 @@ def evaluate_distributed(cfg, dataset=None, backbone=None):
     numbers = scorer.summary()
     numbers["images_per_s"] = len(ds) / wall if wall > 0 else float("nan")
     numbers["n_nonfinite"] = sum(p["n_nonfinite"] for p in parts)
+    numbers["n_size_mismatch"] = sum(p["n_size_mismatch"] for p in parts)
     timings.loc[len(timings)] = {"stage": "wall", "seconds": wall, "images": len(ds),
                                  "images_per_s": numbers["images_per_s"], "median_batch_ms": float("nan"),
                                  "batches": int(timings.set_index("stage").batches.get("total", 0)),

@@ -22,14 +22,18 @@ from wsol.engine.region_scoring import RegionScorer, attach, blank_box_metrics, 
 from wsol.engine.heads import backbone_for_dataset
 from wsol.engine.scoring import RunScorer, summary_frame
 from wsol.engine.timing import StageTimer
-from wsol.errors import DataError, WsolError
+from wsol.errors import DataError, RunInterrupted, WsolError
 from wsol.localize.boxes import scale_gt_boxes
 from wsol.localize.image import ImageLocalization, localize_batch
 from wsol.localize.maps import MAP_SIZE, postprocess_batch, thresholds
 from wsol.report.csv import write_run
 from wsol.transforms.image import ImageFolderView, load_rgb, test_transform
+from wsol.utils.io import atomic_write, confined_path, ensure_dir, write_text_atomic
+from wsol.utils.outdirs import claim_output_dir
 
 log = logging.getLogger(__name__)
+
+RUN_OUTPUTS = ("summary.csv", "per_image.csv", "curves.csv", "timings.csv", "run.json", "report.html")
 
 
 @dataclass
@@ -86,6 +90,42 @@ class EvalResult:
                 "curves.csv": self.curves, "timings.csv": self.timings}
 
 
+def box_frame_sizes(samples: List[Sample], real: List[Tuple[int, int]]) -> Tuple[List[Tuple[int, int]], List[str]]:
+    """The size each sample's boxes are scaled by, and a note per image whose real size differs
+    from its annotation's.
+
+    The annotated size wins where there is one: boxes and sizes come from the same
+    annotation (wsolevaluation scales by image_sizes.txt, not by the file), and ``wsol score``
+    has no image to look at (``docs/protocol.md``, "Image sizes").
+    """
+    out, notes = [], []
+    for s, (w, h) in zip(samples, real):
+        if s.width > 0 and s.height > 0:
+            if (w, h) != (s.width, s.height):
+                notes.append(f"{s.image_id}: annotated {s.width}x{s.height}, image is {w}x{h}")
+            out.append((s.width, s.height))
+        else:
+            out.append((w, h))
+    return out, notes
+
+
+def interrupted_note(cfg: "EvalConfig", done: int, total: int) -> str:
+    """What an interrupted run leaves behind, in one line."""
+    where = (f"{cfg.out} holds run.json only: results are written at the end, none were" if cfg.out
+             else "nothing was written")
+    cams = f"; the heatmaps of the scored images are in {cfg.save_cams}" if cfg.save_cams and done else ""
+    return (f"{done} of {total} images scored when it stopped; {where}{cams}; rerun the same command to redo "
+            "the run (suites skip the runs already finished)")
+
+
+def warn_size_mismatch(notes: List[str]) -> None:
+    """One warning for all the images whose real size differs from the annotated one."""
+    if notes:
+        log.warning("%d image(s) differ in size from their annotation (e.g. %s); their boxes were scaled by "
+                    "the annotated size (n_size_mismatch in summary.csv; `wsol check-data` lists them)",
+                    len(notes), notes[0])
+
+
 def _gt_on_map(samples: List[Sample], sizes: List[Tuple[int, int]]) -> List[np.ndarray]:
     return [scale_gt_boxes(s.boxes, w, h, MAP_SIZE) for s, (w, h) in zip(samples, sizes)]
 
@@ -115,6 +155,31 @@ def _localize_job(cams: np.ndarray, gts: List[np.ndarray], taus: np.ndarray, swe
 PROTOCOLS = ("wsoleval", "cam2016", "cam2016_code")
 #: protocols that box at the original image resolution with one rule (docs/protocol.md, The cam2016 protocols)
 ORIGINAL_RESOLUTION = ("cam2016", "cam2016_code")
+SWEEPS = ("fast", "reference", "per-threshold")
+
+
+def check_config(cfg: "EvalConfig") -> None:
+    """The option ranges the CLI checks at parse time, for runs started from Python
+    (``wsol.evaluate(...)``, suites): a one-line WsolError naming the option."""
+    import math
+
+    def bad(name: str, value, rule: str) -> None:
+        raise WsolError(f"{name} must be {rule}, got {value!r}")
+
+    for name, value, lo in (("batch_size", cfg.batch_size, 1), ("data_workers", cfg.data_workers, 0),
+                            ("workers", cfg.workers, 0), ("limit", cfg.limit, 1)):
+        if value is None and name == "limit":
+            continue
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < lo:
+            bad(name, value, f"an integer >= {lo}")
+    for name, value, ok, rule in (("cam_step", cfg.cam_step, lambda v: 0 < v < 1, "a number in (0, 1)"),
+                                  ("fixed_tau", cfg.fixed_tau, lambda v: 0 <= v < 1, "a number in [0, 1)")):
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or not ok(value):
+            bad(name, value, rule)
+    for name, value, allowed in (("on_error", cfg.on_error, ("fail", "skip")), ("sweep", cfg.sweep, SWEEPS),
+                                 ("protocol", cfg.protocol, PROTOCOLS)):
+        if value not in allowed:
+            bad(name, value, "one of " + ", ".join(allowed))
 
 
 def protocol_thresholds(cfg: "EvalConfig") -> np.ndarray:
@@ -139,35 +204,31 @@ def write_run_config(cfg: "EvalConfig", ds: WsolDataset, backbone=None) -> None:
 
     from wsol import __version__
 
-    os.makedirs(cfg.out, exist_ok=True)
-    for stale in ("summary.csv",):  # an interrupted rerun must not leave an old summary behind
+    claim_run_dir(cfg.out)
+    # an interrupted rerun must not leave an earlier run's results behind (summary.csv first)
+    for stale in ("summary.csv", "per_image.csv", "curves.csv", "timings.csv", "report.html"):
         if os.path.exists(os.path.join(cfg.out, stale)):
             os.remove(os.path.join(cfg.out, stale))
     info = {**asdict(cfg), "root": os.path.abspath(ds.root), "image_root": ds.image_root,
             "wsol_version": __version__, "class_names": ds.class_names}
     if backbone is not None:
         info["model_options_resolved"] = dict(getattr(backbone, "model_options", {}) or {})
-    path = os.path.join(cfg.out, "run.json")
-    try:
-        with open(path + ".tmp", "w") as f:
-            json.dump(info, f, indent=1, default=str)
-        os.replace(path + ".tmp", path)
-    except OSError as e:
-        raise WsolError(f"{path}: cannot write ({e.strerror or e})") from None
+    write_text_atomic(os.path.join(cfg.out, "run.json"), json.dumps(info, indent=1, default=str))
+
+
+def claim_run_dir(out: str) -> str:
+    """Create ``out`` for a run's outputs, refusing a folder whose summary.csv (or other run
+    file) belongs to another kind of output, such as a suite (:mod:`wsol.utils.outdirs`)."""
+    return claim_output_dir(out, "run", RUN_OUTPUTS)
 
 
 def save_heatmaps(folder: str, image_ids: List[str], maps: np.ndarray) -> None:
     """Write ``<folder>/<image_id>.npy`` (224x224 float64 in [0,1], as wsolevaluation writes
     them) for each map: the very values scored, so re-scoring gives identical numbers."""
     for iid, m in zip(image_ids, maps):
-        path = os.path.join(folder, f"{iid}.npy")
-        os.makedirs(os.path.dirname(path), exist_ok=True)
-        tmp = path + ".tmp.npy"
-        try:
-            np.save(tmp, np.asarray(m, dtype=np.float64))
-            os.replace(tmp, path)
-        except OSError as e:
-            raise WsolError(f"{path}: cannot write heatmap ({e.strerror or e})") from None
+        path = confined_path(folder, iid, ".npy")  # an id escaping the folder is refused
+        with atomic_write(path, "wb") as f:
+            np.save(f, np.asarray(m, dtype=np.float64))
 
 
 def _collate(batch):
@@ -203,9 +264,16 @@ def device_name(device: torch.device) -> str:
 
 def resolve_device(name: str) -> torch.device:
     """``cpu``/``cuda``/``cuda:N``; a clear error when CUDA is asked for but absent."""
-    dev = torch.device(name)
+    try:
+        dev = torch.device(name)
+    except (RuntimeError, TypeError, ValueError):
+        raise WsolError(f"--device must be cpu, cuda, cuda:N or mps, got {name!r}") from None
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise WsolError("--device cuda asked for, but torch sees no CUDA device (use --device cpu)")
+    if dev.type == "cuda" and dev.index is not None and dev.index >= torch.cuda.device_count():
+        raise WsolError(f"--device {name}: torch sees {torch.cuda.device_count()} CUDA device(s)")
+    if dev.type == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
+        raise WsolError("--device mps asked for, but torch sees no MPS device (use --device cpu)")
     return dev
 
 
@@ -215,14 +283,17 @@ def evaluate(cfg: EvalConfig, dataset: Optional[WsolDataset] = None, backbone=No
     ``backbone``: an already built model to reuse (the bench's repeats); under torchrun
     (WORLD_SIZE > 1) the run is data-parallel, see :mod:`wsol.engine.distributed`.
     """
-    if cfg.on_error not in ("fail", "skip"):
-        raise WsolError(f"--on-error takes fail or skip, not {cfg.on_error!r}")
+    check_config(cfg)
     from wsol.engine.distributed import launched_by_torchrun
 
     if cfg.distributed == "auto" and launched_by_torchrun():
         from wsol.engine.distributed import evaluate_distributed
 
         return evaluate_distributed(cfg, dataset, backbone)
+    if cfg.out:
+        claim_run_dir(cfg.out)
+    if cfg.save_cams:
+        ensure_dir(cfg.save_cams)  # a file in the way fails now, not after the first batch
     dev = resolve_device(cfg.device)
     fast = FastPath(cfg, dev)  # validates --dtype/--decode/--channels-last/--compile
     ds = dataset or build_dataset(cfg.dataset, cfg.root, cfg.split, **cfg.dataset_options)
@@ -272,6 +343,7 @@ def evaluate(cfg: EvalConfig, dataset: Optional[WsolDataset] = None, backbone=No
     t_start = time.perf_counter()
     t_data = time.perf_counter()
     n_nonfinite = 0
+    size_notes: List[str] = []
     try:
         for images, labels, idx, sizes, errors in loader:
             bad = [j for j, e in enumerate(errors) if e]
@@ -310,11 +382,13 @@ def evaluate(cfg: EvalConfig, dataset: Optional[WsolDataset] = None, backbone=No
                     region.add_skipped(int(labels[j]), cfg.exclude_skipped)
             sel = [idx[j] for j in ok]
             smp = [ds.samples[i] for i in sel]
+            frame, notes = box_frame_sizes(smp, [sizes[j] for j in ok])
+            size_notes += notes
             if cfg.protocol in ORIGINAL_RESOLUTION:
                 gts = [s.boxes for s in smp]
             else:
-                gts = _gt_on_map(smp, [sizes[j] for j in ok])
-            args = (cams_np[ok], gts, taus, cfg.sweep, keep_maps, cfg.protocol, [sizes[j] for j in ok])
+                gts = _gt_on_map(smp, frame)
+            args = (cams_np[ok], gts, taus, cfg.sweep, keep_maps, cfg.protocol, frame)
             lab_ok, top5_ok, st_ok = labels.numpy()[ok], top5[ok], [status[j] for j in ok]
             if pool is None:
                 fut: Future = Future()
@@ -329,6 +403,8 @@ def evaluate(cfg: EvalConfig, dataset: Optional[WsolDataset] = None, backbone=No
             t_data = time.perf_counter()
         while pending:
             finish(*pending.popleft())
+    except KeyboardInterrupt:
+        raise RunInterrupted(interrupted_note(cfg, len(scorer.rows), len(ds))) from None
     finally:
         bar.close()
         if pool is not None:
@@ -336,10 +412,12 @@ def evaluate(cfg: EvalConfig, dataset: Optional[WsolDataset] = None, backbone=No
     if n_nonfinite:
         log.warning("%d image(s) had non-finite logits or maps: scored with an all-zero map "
                     "(status column of per_image.csv)", n_nonfinite)
+    warn_size_mismatch(size_notes)
     wall = time.perf_counter() - t_start
     numbers = scorer.summary()
     numbers["images_per_s"] = len(ds) / wall if wall > 0 else float("nan")
     numbers["n_nonfinite"] = n_nonfinite
+    numbers["n_size_mismatch"] = len(size_notes)
     per_image, curves = scorer.per_image(), scorer.curves()
     if region is not None:
         numbers, per_image, curves = attach(numbers, per_image, curves, region)
@@ -378,6 +456,9 @@ def load_heatmap(path: str) -> np.ndarray:
 
 def score(cams_dir: str, cfg: EvalConfig, dataset: Optional[WsolDataset] = None) -> EvalResult:
     """Score heatmaps computed anywhere: ``<cams_dir>/<image_id>.npy`` for each image."""
+    check_config(cfg)
+    if cfg.out:
+        claim_run_dir(cfg.out)
     ds = dataset or build_dataset(cfg.dataset, cfg.root, cfg.split, **cfg.dataset_options)
     ds = ds.limit(cfg.limit)
     if len(ds) == 0:
@@ -399,7 +480,7 @@ def score(cams_dir: str, cfg: EvalConfig, dataset: Optional[WsolDataset] = None)
             maps, gts, good = [], [], []
             for s in batch:
                 try:
-                    maps.append(load_heatmap(os.path.join(cams_dir, f"{s.image_id}.npy")))
+                    maps.append(load_heatmap(confined_path(cams_dir, s.image_id, ".npy")))
                     gts.append(scale_gt_boxes(s.boxes, *image_size(s), MAP_SIZE) if len(s.boxes)
                                else np.zeros((0, 4), np.int64))
                     good.append(s)

@@ -21,7 +21,7 @@ SUMMARY_COLUMNS = [
     "maxboxacc_v2", "maxboxacc_iou30", "maxboxacc_iou50", "maxboxacc_iou70", "tau_iou30",
     "tau_iou50", "tau_iou70", "mean_iou", "pxap", "piou", "piou_tau", "pointing_game",
     "pointing_game_class_avg", "energy_pointing_game", "pointing_region", "pointing_tolerance", "cam_step", "n_thresholds", "n_skipped", "metric_denominator",
-    "n_nonfinite", "images_per_s", "device", "wsol_version", "date",
+    "n_nonfinite", "n_size_mismatch", "images_per_s", "device", "wsol_version", "date",
 ]
 
 

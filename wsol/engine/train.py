@@ -36,11 +36,13 @@ from torch import nn
 from tqdm import tqdm
 
 from wsol.datasets.base import Sample, WsolDataset, build_dataset
-from wsol.errors import WsolError
+from wsol.errors import WsolError, first_line
 from wsol.models.backbone import Backbone
 from wsol.models.checkpoint import save_checkpoint
 from wsol.models.registry import create_backbone
 from wsol.report.csv import write_csv_atomic
+from wsol.utils.io import write_text_atomic
+from wsol.utils.outdirs import claim_output_dir
 from wsol.transforms.image import ImageFolderView, train_transform
 
 log = logging.getLogger(__name__)
@@ -385,7 +387,7 @@ def _load_resume(path: str) -> dict:
         return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:
         raise WsolError(f"{path}: cannot read the checkpoint to resume from "
-                        f"({type(e).__name__}: {str(e).splitlines()[0][:120]})") from None
+                        f"({type(e).__name__}: {first_line(e)})") from None
 
 
 def train(cfg: TrainConfig) -> pd.DataFrame:
@@ -395,7 +397,7 @@ def train(cfg: TrainConfig) -> pd.DataFrame:
 
     _check(cfg)
     dev = resolve_device(cfg.device)
-    os.makedirs(cfg.out, exist_ok=True)
+    claim_output_dir(cfg.out, "train", [LAST, BEST, LOG_FILE, CONFIG_FILE])
     last_path, best_path = os.path.join(cfg.out, LAST), os.path.join(cfg.out, BEST)
     if os.path.exists(last_path) and not cfg.resume:
         raise WsolError(f"{cfg.out} already holds a training run ({LAST}); pass --resume to continue it "
@@ -457,8 +459,7 @@ def train(cfg: TrainConfig) -> pd.DataFrame:
         log.info("resuming %s after epoch %d", last_path, start)
     elif cfg.resume:
         log.info("--resume: no %s in %s yet; starting from epoch 1", LAST, cfg.out)
-    with open(os.path.join(cfg.out, CONFIG_FILE), "w", encoding="utf-8") as f:
-        json.dump(_config_dict(cfg), f, indent=1, sort_keys=True)
+    write_text_atomic(os.path.join(cfg.out, CONFIG_FILE), json.dumps(_config_dict(cfg), indent=1, sort_keys=True))
     if start >= cfg.epochs:
         log.info("%s already trained for %d epochs", cfg.out, start)
         return pd.DataFrame(rows)

@@ -8,7 +8,13 @@ import logging
 
 import torch
 
-from wsol.errors import WsolError
+from wsol.errors import WsolError, first_line
+from wsol.utils.io import atomic_write
+
+
+#: more classes than any classification dataset has (ImageNet-21k: 21,843); a checkpoint
+#: claiming more is corrupt, and building its head could exhaust memory
+MAX_CLASSES = 100_000
 
 log = logging.getLogger(__name__)
 
@@ -19,9 +25,8 @@ def save_checkpoint(backbone, path: str, extra: Optional[Dict[str, Any]] = None)
                "model_options": dict(getattr(backbone, "model_options", {}) or {}),
                "state_dict": backbone.state_dict(), "wsol_checkpoint": 1}
     payload.update(extra or {})
-    tmp = f"{path}.tmp"
-    torch.save(payload, tmp)
-    os.replace(tmp, path)
+    with atomic_write(path, "wb") as f:
+        torch.save(payload, f)
 
 
 def _state_dict_of(obj: Any, path: str) -> Dict[str, torch.Tensor]:
@@ -77,12 +82,15 @@ def load_checkpoint(entry, path: str, num_classes: Optional[int] = None, options
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:
-        raise WsolError(f"{path}: cannot read checkpoint ({type(e).__name__}: {str(e).splitlines()[0][:120]})") from None
+        raise WsolError(f"{path}: cannot read checkpoint ({type(e).__name__}: {first_line(e)})") from None
     sd = {k[7:] if k.startswith("module.") else k: v for k, v in _state_dict_of(obj, path).items()}
     if isinstance(obj, dict) and obj.get("wsol_checkpoint") and obj.get("backbone") not in (None, entry.info.name):
         raise WsolError(f"{path}: checkpoint is for backbone '{obj['backbone']}', not '{entry.info.name}'")
     wsol_ckpt = isinstance(obj, dict) and obj.get("wsol_checkpoint")
-    n_cls = (obj.get("num_classes") if wsol_ckpt else None) or num_classes or entry.default_classes
+    n_cls = obj.get("num_classes") if wsol_ckpt else None
+    if n_cls is not None and (isinstance(n_cls, bool) or not isinstance(n_cls, int) or not 1 <= n_cls <= MAX_CLASSES):
+        raise WsolError(f"{path}: checkpoint num_classes {n_cls!r} is not an integer in 1..{MAX_CLASSES}")
+    n_cls = n_cls or num_classes or entry.default_classes
     recorded = dict(obj.get("model_options") or {}) if wsol_ckpt else {}
     user = dict(options or {})
     opts = {**{k: v for k, v in recorded.items() if k in entry.options}, **user}

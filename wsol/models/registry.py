@@ -13,7 +13,7 @@ from typing import Any, Callable, Dict, List, Optional
 
 import torch
 
-from wsol.errors import UnknownNameError, WsolError
+from wsol.errors import UnknownNameError, WsolError, first_line
 from wsol.models.backbone import Backbone, BackboneInfo, TimmBackbone, check_cam_exact
 from wsol.utils.registry import Registry
 
@@ -201,7 +201,7 @@ def _offline_hint_timm(name: str, err: Exception) -> str:
     except Exception:
         pass
     cache = os.environ.get("HF_HOME", os.path.expanduser("~/.cache/huggingface"))
-    return (f"cannot fetch pretrained timm weights for '{name}' ({type(err).__name__}: {str(err).splitlines()[0][:120]}); "
+    return (f"cannot fetch pretrained timm weights for '{name}' ({type(err).__name__}: {first_line(err)}); "
             f"with internet they are downloaded from {hub or 'the Hugging Face hub'} into {cache}; "
             f"offline, download the checkpoint elsewhere and pass --weights FILE")
 

@@ -10,6 +10,7 @@ from typing import List, Optional, Sequence, Tuple
 import numpy as np
 
 from wsol.datasets.class_names import imagenet_class_names, imagenet_wnids, read_class_names
+from wsol.utils import cli_types as T
 from wsol.errors import WsolError
 
 log = logging.getLogger(__name__)
@@ -30,7 +31,7 @@ def add_parsers(subparsers) -> None:
     p.add_argument("--cams", default=None, metavar="DIR",
                    help="heatmaps <image_id>.npy (default RUN_DIR/cams when present)")
     p.add_argument("--out", default=None, metavar="FILE", help="HTML file to write (default RUN_DIR/report.html)")
-    p.add_argument("--gallery", type=int, default=8, metavar="N",
+    p.add_argument("--gallery", type=T.nonnegative_int, default=8, metavar="N",
                    help="images per gallery group: N best, N worst, N random (default 8; 0 = no gallery)")
     p.set_defaults(func=cmd_report)
 
@@ -49,11 +50,11 @@ def add_parsers(subparsers) -> None:
     p.add_argument("--class-names", default=None, metavar="FILE",
                    help="one class name per line (default: ImageNet names when the head has 1000 classes)")
     p.add_argument("--method", default="cam", help="CAM method (default cam)")
-    p.add_argument("--tau", type=float, default=0.2, help="threshold on the normalized map (default 0.2)")
-    p.add_argument("--gt-box", type=float, nargs=4, action="append", metavar=("X0", "Y0", "X1", "Y1"),
+    p.add_argument("--tau", type=T.threshold, default=0.2, help="threshold on the normalized map (default 0.2)")
+    p.add_argument("--gt-box", type=T.finite_float, nargs=4, action="append", metavar=("X0", "Y0", "X1", "Y1"),
                    help="a true box in image pixels, repeatable: drawn in green, and the IoU is printed")
     p.add_argument("--out", default=None, metavar="PNG", help="output PNG (default ./<image name>_<method>.png)")
-    p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (default cpu)")
+    p.add_argument("--device", type=T.device, default="cpu", help=f"{T.DEVICE_HELP} (default cpu)")
     p.set_defaults(func=cmd_overlay)
 
 
@@ -102,6 +103,17 @@ def resolve_class(spec: str, names: Sequence[str], num_classes: int, wnids: Sequ
     if not 0 <= k < num_classes:
         raise WsolError(f"--class {k} outside the classifier head (0..{num_classes - 1})")
     return k
+
+
+def check_gt_boxes(boxes: np.ndarray) -> None:
+    """``--gt-box`` values: finite, x0 <= x1 and y0 <= y1 (an inverted box would score IoU 0)."""
+    for b in boxes:
+        text = " ".join(f"{v:g}" for v in b)
+        if not np.isfinite(b).all():
+            raise WsolError(f"--gt-box {text}: coordinates must be finite numbers")
+        if b[2] < b[0] or b[3] < b[1]:
+            raise WsolError(f"--gt-box {text}: inverted box (X1 < X0 or Y1 < Y0); give X0 Y0 X1 Y1 "
+                            "with X0 <= X1 and Y0 <= Y1")
 
 
 @dataclass
@@ -159,6 +171,8 @@ def explain_image(image_path: str, backbone: str, weights: str = "pretrained", c
     heatmap = postprocess(cams.detach().float().cpu().numpy()[0])
     box = sweep_reference(quantize(heatmap), [tau]).boxes["largest"][0][0].astype(int)
     gt = None if gt_boxes is None or len(gt_boxes) == 0 else np.asarray(gt_boxes, dtype=np.float64).reshape(-1, 4)
+    if gt is not None:
+        check_gt_boxes(gt)
     iou = None
     if gt is not None:
         iou = float(iou_matrix(box[None], scale_gt_boxes(gt, im.width, im.height, MAP_SIZE)).max())

@@ -20,10 +20,11 @@ import numpy as np
 import pandas as pd
 
 from wsol.datasets.class_names import imagenet_class_names
-from wsol.errors import WsolError
+from wsol.errors import WsolError, first_line
 from wsol.report import plots
 from wsol.report.overlay import encode_png, overlay_image
 from wsol.report.tables import RunTables
+from wsol.utils.io import write_text_atomic
 
 log = logging.getLogger(__name__)
 
@@ -82,12 +83,38 @@ details{margin:8px 0}
 
 
 def _read_csv(path: str) -> Optional[pd.DataFrame]:
+    """A CSV wsol wrote, or None when absent. wsol ends every CSV with a newline, so one that
+    does not was cut short (a copy that stopped, a full disk): refused rather than drawn."""
     if not os.path.isfile(path):
         return None
     try:
+        with open(path, "rb") as f:
+            f.seek(0, os.SEEK_END)
+            size = f.tell()
+            f.seek(max(0, size - 1))
+            last = f.read(1)
+        if size and last != b"\n":
+            raise WsolError(f"{path}: truncated (the last line is incomplete); rerun the command that wrote it")
         return pd.read_csv(path)
+    except WsolError:
+        raise
     except Exception as e:  # pandas raises several types for bad CSV
-        raise WsolError(f"{path}: unreadable CSV ({type(e).__name__}: {str(e).splitlines()[0][:120]})") from None
+        raise WsolError(f"{path}: unreadable CSV ({type(e).__name__}: {first_line(e)})") from None
+
+
+def check_per_image_rows(summary: pd.DataFrame, per_image: Optional[pd.DataFrame], path: str) -> None:
+    """per_image.csv must hold one row per image summary.csv counts (skipped ones included)."""
+    if per_image is None or "n_images" not in summary.columns or len(summary) != 1:
+        return
+    n = summary["n_images"].iloc[0]
+    skipped = summary["n_skipped"].iloc[0] if "n_skipped" in summary.columns else 0
+    if pd.isna(n):
+        return
+    lo, hi = int(n), int(n) + (0 if pd.isna(skipped) else int(skipped))
+    if not lo <= len(per_image) <= hi:
+        want = str(lo) if lo == hi else f"{lo}-{hi}"
+        raise WsolError(f"{path}: {len(per_image)} rows, but summary.csv counts {want} images: truncated or "
+                        "from another run; rerun the evaluation")
 
 
 def read_run_json(run_dir: str) -> Dict[str, Any]:
@@ -122,7 +149,10 @@ def _require_summary(folder: str) -> pd.DataFrame:
 def load_run(run_dir: str) -> RunTables:
     """Read a run folder's tables (summary.csv required) and its run.json."""
     summary = _require_summary(run_dir)
-    return RunTables(summary, _read_csv(os.path.join(run_dir, "per_image.csv")),
+    per_image_path = os.path.join(run_dir, "per_image.csv")
+    per_image = _read_csv(per_image_path)
+    check_per_image_rows(summary, per_image, per_image_path)
+    return RunTables(summary, per_image,
                      _read_csv(os.path.join(run_dir, "curves.csv")), _read_csv(os.path.join(run_dir, "timings.csv")),
                      run_dir=run_dir, run_info=read_run_json(run_dir))
 
@@ -202,16 +232,7 @@ def _page(title: str, body: str) -> str:
 
 
 def _write_text(path: str, text: str) -> str:
-    folder = os.path.dirname(os.path.abspath(path))
-    try:
-        os.makedirs(folder, exist_ok=True)
-        tmp = path + ".tmp"
-        with open(tmp, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except OSError as e:
-        raise WsolError(f"{path}: cannot write ({e.strerror or e})") from None
-    return path
+    return write_text_atomic(path, text, newline=None)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -6,13 +6,13 @@ with its IoU written beside it. Arrays are RGB uint8 throughout.
 from __future__ import annotations
 
 import io
-import os
 from typing import Optional, Sequence, Tuple
 
 import cv2
 import numpy as np
 
 from wsol.errors import WsolError
+from wsol.utils.io import write_bytes_atomic
 from wsol.localize.maps import MAP_SIZE
 
 GT_COLOR = (0, 255, 0)
@@ -138,11 +138,4 @@ def encode_png(img: np.ndarray) -> bytes:
 
 def save_png(path: str, img: np.ndarray) -> str:
     """Write an RGB uint8 array as PNG (parent folders created); returns the path."""
-    folder = os.path.dirname(os.path.abspath(path))
-    try:
-        os.makedirs(folder, exist_ok=True)
-        with open(path, "wb") as f:
-            f.write(encode_png(img))
-    except OSError as e:
-        raise WsolError(f"{path}: cannot write ({e.strerror or e})") from None
-    return path
+    return write_bytes_atomic(path, encode_png(img))

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import io
 import math
-import os
 import re
 from typing import Optional, Sequence
 
@@ -14,6 +13,7 @@ import numpy as np
 import pandas as pd
 
 from wsol.errors import WsolError
+from wsol.utils.io import write_bytes_atomic
 
 IOU_COLORS = {0.3: "#1f77b4", 0.5: "#d62728", 0.7: "#2ca02c"}
 MODE_TITLES = {"all": "all contours (MaxBoxAccV2)", "largest": "largest component (MaxBoxAcc, V1 at IoU 0.5)"}
@@ -39,13 +39,7 @@ def _to_png(fig, dpi: int = 100) -> bytes:
 
 def write_png(path: str, png: bytes) -> str:
     """Write PNG bytes to ``path`` (parent folders created)."""
-    try:
-        os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-        with open(path, "wb") as f:
-            f.write(png)
-    except OSError as e:
-        raise WsolError(f"{path}: cannot write ({e.strerror or e})") from None
-    return path
+    return write_bytes_atomic(path, png)
 
 
 def pretty_class_name(name: str) -> str:

@@ -13,7 +13,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from wsol.errors import DataError, WsolError
+from wsol.errors import DataError, WsolError, first_line
 from wsol.transforms.image import INPUT_SIZE, load_rgb
 
 
@@ -49,7 +49,7 @@ class JpegBytesView(torch.utils.data.Dataset):
             with Image.open(io.BytesIO(data)) as im:
                 fmt, mode, size = im.format, im.mode, im.size
         except (OSError, SyntaxError, ValueError) as e:
-            msg = str(e).splitlines()[0][:100] if str(e) else type(e).__name__
+            msg = first_line(e, 100) if str(e) else type(e).__name__
             return empty, s.label, i, (0, 0), str(DataError(f"unreadable image ({msg})", path=s.path))
         if fmt == "JPEG" and mode in ("RGB", "L") and size[0] > 0 and size[1] > 0:
             return torch.frombuffer(bytearray(data), dtype=torch.uint8), s.label, i, size, ""
@@ -121,5 +121,5 @@ def _decode_one(payload: torch.Tensor, device: torch.device) -> torch.Tensor:
     try:
         return decode_jpeg(payload, mode=ImageReadMode.RGB).to(device)
     except RuntimeError as e:
-        raise WsolError(f"JPEG decode failed ({str(e).splitlines()[0][:100]}); rerun with --decode cpu "
+        raise WsolError(f"JPEG decode failed ({first_line(e, 100)}); rerun with --decode cpu "
                         "(PIL) to find the file, and --on-error skip to skip unreadable files") from None

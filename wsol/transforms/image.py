@@ -8,9 +8,17 @@ import torch
 from PIL import Image
 from torchvision import transforms as T
 
-from wsol.errors import DataError
+from wsol.errors import DataError, first_line
 
 INPUT_SIZE = 224
+
+
+def too_large(e: Exception) -> str:
+    """PIL's decompression-bomb message, shortened: the pixel count and the limit."""
+    import re
+
+    nums = re.findall(r"\d+", str(e))
+    return f"{nums[0]} pixels > limit {nums[1]}" if len(nums) >= 2 else type(e).__name__
 
 
 def load_rgb(path: str) -> Image.Image:
@@ -29,8 +37,10 @@ def load_rgb(path: str) -> Image.Image:
             rgb = im.convert("RGB")
     except FileNotFoundError:
         raise DataError("missing image", path=path) from None
-    except (OSError, SyntaxError, ValueError) as e:
-        raise DataError(f"unreadable image ({str(e).splitlines()[0][:100]})", path=path) from None
+    except Image.DecompressionBombError as e:
+        raise DataError(f"image too large to decode safely ({too_large(e)})", path=path) from None
+    except (OSError, SyntaxError, ValueError, MemoryError) as e:
+        raise DataError(f"unreadable image ({first_line(e, 100)})", path=path) from None
     if rgb.width == 0 or rgb.height == 0:
         raise DataError("zero-size image", path=path)
     return rgb
