@@ -149,7 +149,8 @@ def check_numbers(base, dataset, root, cams, extra_opts=()):
 
     opts = dict(o.split("=", 1) for o in extra_opts)
     ds = build_dataset(dataset, root, "val" if dataset == "imagenet" else "test", **opts)
-    per = pd.read_csv(os.path.join(base, "out", "per_image.csv")).set_index("image_id")
+    per = pd.read_csv(os.path.join(base, "out", "per_image.csv"), dtype={"image_id": str},
+                      keep_default_na=False).set_index("image_id")  # an image called 'nan' stays a name
     ref = ReferenceBoxEvaluator(step=0.01)
     for s in ds.samples:
         if per.loc[s.image_id, "status"] == "skipped":

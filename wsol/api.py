@@ -50,6 +50,15 @@ def evaluate(**options: Any) -> pd.DataFrame:
     return df
 
 
+def train(**options: Any) -> pd.DataFrame:
+    """Run ``wsol train`` with TrainConfig fields as keywords (``wsol_method='acol'``,
+    ``method_options={'threshold': 0.7}``, ``model_options={...}``); return the per-epoch log."""
+    from wsol.engine.train import TrainConfig, train as _train
+
+    _check_names(options, [f.name for f in dataclasses.fields(TrainConfig)], "wsol.train")
+    return _train(TrainConfig(**options))
+
+
 def run_suite(path: Any, **options: Any) -> pd.DataFrame:
     """Run a suite file (see :mod:`wsol.suite`); keywords: out_dir, only, force, dry_run, progress."""
     from wsol.suite import run_suite as _run_suite

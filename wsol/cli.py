@@ -167,7 +167,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="fnmatch pattern, or a bare word matched as a substring (default: all)")
     p.add_argument("--timm", action="store_true", help="also list timm model names matching the pattern")
     p.set_defaults(func=cmd_models)
-    p = sub.add_parser("methods", help="list CAM methods")
+    p = sub.add_parser("methods", help="list CAM methods (--training: the WSOL training methods of `wsol train`)")
+    p.add_argument("--training", action="store_true",
+                   help="list the training methods (`wsol train --wsol-method`) with their options and defaults")
     p.set_defaults(func=cmd_methods)
 
     import importlib
@@ -299,6 +301,15 @@ def cmd_models(args) -> int:
 
 
 def cmd_methods(args) -> int:
+    if getattr(args, "training", False):
+        import dataclasses
+
+        from wsol.engine.train_methods import list_train_methods, option_flag
+
+        for m in list_train_methods():
+            opts = " ".join(f"--{option_flag(m.name, f.name)} {f.default:g}" for f in dataclasses.fields(m.Options))
+            print(f"{m.name:8s} {m.description}" + (f"\n{'':8s} options: {opts}" if opts else ""))
+        return 0
     from wsol.cams.base import list_methods
 
     for m in list_methods():

@@ -18,6 +18,8 @@ examples:
   wsol train --dataset synthetic --root data/synthetic --backbone efficientnet_lite0 \\
       --train-layers last:3 --epochs 2 --batch-size 16 --lr 0.01 --holdout 0 --out runs/lite0
   wsol evaluate --dataset cub --root CUB_200_2011 --backbone resnet50 --weights runs/r50/best.pt --out runs/r50/test
+  wsol train --dataset cub --root CUB_200_2011 --backbone vgg16_gap --wsol-method has --has-grid-size 4 \
+      --has-drop-rate 0.5 --device cuda --out runs/vgg_has
 """
 
 
@@ -47,11 +49,15 @@ def add_parsers(subparsers) -> None:
                         f"classification top-1, or simply the last epoch (default {d.select_by})")
     g.add_argument("--val-method", default=d.val_method,
                    help=f"CAM method scored on the held-out images (default {d.val_method})")
+    _add_method_options(p, d)
     g = p.add_argument_group("model")
     g.add_argument("--backbone", default=d.backbone, help=f"backbone name (see `wsol models`; default {d.backbone})")
     g.add_argument("--weights", default=d.weights,
                    help="starting weights: 'pretrained' (ImageNet; the head is replaced by one sized for the "
                         "dataset), 'random', or a checkpoint file (default pretrained)")
+    g.add_argument("--model-option", action="append", metavar="KEY=VALUE",
+                   help="model option, repeatable (e.g. large_feature_map=true for Choe et al.'s architectures; "
+                        "`wsol models` lists them); recorded in the checkpoints")
     g.add_argument("--train-layers", default=d.train_layers, metavar="all|head|last:N",
                    help="what is trained: 'all' layers, only the classifier ('head'), or the classifier and "
                         "the last N blocks/stages of the feature stack ('last:N'; new layers such as "
@@ -66,6 +72,8 @@ def add_parsers(subparsers) -> None:
                    help=f"multiply the learning rate by 0.1 every N epochs (default {d.lr_decay_epochs})")
     g.add_argument("--batch-size", type=T.positive_int, default=d.batch_size, help=f"images per step (default {d.batch_size})")
     g.add_argument("--momentum", type=T.fraction_below_one, default=d.momentum, help=f"SGD momentum (default {d.momentum})")
+    g.add_argument("--nesterov", action="store_true",
+                   help="Nesterov momentum, as wsolevaluation's trainer (off by default: wsol's demo was tuned without)")
     g.add_argument("--weight-decay", type=T.nonnegative_float, default=d.weight_decay, help=f"SGD weight decay (default {d.weight_decay})")
     g.add_argument("--seed", type=T.nonnegative_int, default=d.seed,
                    help="seed of everything: head initialisation, held-out split, shuffling, augmentation (default 0)")
@@ -104,13 +112,51 @@ def add_parsers(subparsers) -> None:
     p.set_defaults(func=cmd_demo)
 
 
+def _add_method_options(p, d: TrainConfig) -> None:
+    """--wsol-method and one --<method>-<option> flag per hyperparameter of each method."""
+    import dataclasses
+
+    from wsol.engine.train_methods import list_train_methods, option_flag
+
+    methods = list_train_methods()
+    g = p.add_argument_group("WSOL training method (defaults: the reference's, clovaai/wsolevaluation)")
+    g.add_argument("--wsol-method", default=d.wsol_method, choices=[m.name for m in methods],
+                   help="how the classifier is trained for localization (`wsol methods --training` describes "
+                        f"each; default {d.wsol_method}); the hyperparameters below apply to their method only")
+    for m in methods:
+        for f in dataclasses.fields(m.Options):
+            g.add_argument(f"--{option_flag(m.name, f.name)}", dest=f"mopt__{m.name}__{f.name}",
+                           type=type(f.default), default=None, metavar=type(f.default).__name__.upper(),
+                           help=f"{m.name}: {f.metadata.get('help', f.name)} (default {f.default:g})")
+
+
+def method_options_from(args) -> dict:
+    """The hyperparameters given on the command line for ``args.wsol_method``; a flag of
+    another method is a one-line error."""
+    from wsol.engine.train_methods import option_flag
+    from wsol.errors import WsolError
+
+    out = {}
+    for k, v in vars(args).items():
+        if not k.startswith("mopt__") or v is None:
+            continue
+        _, method, name = k.split("__")
+        if method != args.wsol_method:
+            raise WsolError(f"--{option_flag(method, name)} is an option of --wsol-method {method}, "
+                            f"not of {args.wsol_method}")
+        out[name] = v
+    return out
+
+
 def cmd_train(args) -> int:
     from wsol.cli import _parse_options
-    from wsol.engine.train import train
+    from wsol.engine.train import method_architecture, train
+    from wsol.engine.train_methods import create_train_method
 
     cfg = TrainConfig(dataset=args.dataset, root=args.root, split=args.split, backbone=args.backbone,
-                      weights=args.weights, epochs=args.epochs, lr=args.lr, batch_size=args.batch_size,
-                      lr_decay_epochs=args.lr_decay_epochs, momentum=args.momentum,
+                      weights=args.weights, wsol_method=args.wsol_method, method_options=method_options_from(args),
+                      model_options=_parse_options(args.model_option, "--model-option"), epochs=args.epochs, lr=args.lr, batch_size=args.batch_size,
+                      lr_decay_epochs=args.lr_decay_epochs, momentum=args.momentum, nesterov=args.nesterov,
                       weight_decay=args.weight_decay, train_layers=args.train_layers, holdout=args.holdout,
                       select_by=args.select_by, val_method=args.val_method, val_batch_size=args.val_batch_size,
                       device=args.device, amp=args.amp, out=args.out, resume=args.resume, workers=args.workers,
@@ -120,7 +166,9 @@ def cmd_train(args) -> int:
     if len(df):
         cols = [c for c in ("epoch", "train_loss", "train_top1", "val_top1", "val_maxboxacc_v2", "best") if c in df]
         print(df[cols].to_string(index=False, float_format=lambda v: f"{v:.4g}"))
+    arch, _ = method_architecture(create_train_method(cfg.wsol_method), cfg.backbone)
     print(f"wrote best.pt, last.pt, train_log.csv to {args.out}")
+    print(f"evaluate with: wsol evaluate --backbone {arch} --weights {args.out}/best.pt ...")
     return 0
 
 

@@ -13,6 +13,12 @@ grad scaler, epoch, RNG states, log), so ``resume=True`` continues an interrupte
 ends with the very weights an uninterrupted run would have (each epoch's shuffling and
 augmentation draw from generators seeded by ``(seed, epoch)``).
 
+The WSOL training method (``wsol_method``: cam, has, acol, spg, adl, cutmix; see
+:mod:`wsol.engine.train_methods`) turns each batch into a loss and picks the architecture:
+``acol``, ``spg`` and ``adl`` train a model variant with the method's layers (see
+:func:`method_architecture`). Checkpoints record the method, its hyperparameters and the
+architecture, so ``wsol evaluate --backbone <the trained name> --weights best.pt`` rebuilds it.
+
 Outputs in ``out``: ``last.pt``, ``best.pt`` (both loadable with
 ``create_backbone(name, weights=path)`` / ``wsol evaluate --weights``), ``train_log.csv``
 (one row per epoch) and ``train_config.json``.
@@ -26,7 +32,7 @@ import os
 import random
 import time
 from contextlib import nullcontext
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
@@ -36,6 +42,7 @@ from torch import nn
 from tqdm import tqdm
 
 from wsol.datasets.base import Sample, WsolDataset, build_dataset
+from wsol.engine.train_methods import TrainMethod, create_train_method
 from wsol.errors import WsolError, first_line
 from wsol.models.backbone import Backbone
 from wsol.models.checkpoint import save_checkpoint
@@ -66,12 +73,16 @@ class TrainConfig:
     split: str = "train"
     backbone: str = "efficientnet_lite0"
     weights: str = "pretrained"
+    wsol_method: str = "cam"
+    method_options: Dict[str, object] = field(default_factory=dict)
+    model_options: Dict[str, object] = field(default_factory=dict)
     epochs: int = 50
     lr: float = 1e-3
     batch_size: int = 32
     lr_decay_epochs: int = 15
     momentum: float = 0.9
     weight_decay: float = 1e-4
+    nesterov: bool = False     # the reference trainer uses Nesterov momentum
     new_lr_mult: float = 10.0
     train_layers: str = "all"
     holdout: float = 0.1
@@ -249,7 +260,7 @@ def set_trainable(bb: Backbone, spec: str) -> Tuple[List[nn.Parameter], List[nn.
     Returns (trainable parameters, frozen modules, names of the trained units). Under
     'head' and 'last:N' the trained parameters are the classifier and any other module run
     only in ``forward_logits``, the units holding new layers (``new_parameters()``, e.g.
-    vgg16_gap's conv6), plus the last N units of :func:`feature_units`; every other
+    vgg16_gap's conv6), plus the last N other units of :func:`feature_units`; every other
     parameter gets ``requires_grad=False`` and its modules are kept in eval mode while
     training (BatchNorm statistics frozen too).
     """
@@ -266,7 +277,10 @@ def set_trainable(bb: Backbone, spec: str) -> Tuple[List[nn.Parameter], List[nn.
     # units holding new (randomly initialised) layers are always trained, e.g. vgg16_gap's conv6
     new_ids = {id(p) for p in bb.new_parameters()}
     is_new = [any(id(p) in new_ids for m in mods for p in m.parameters()) for _, mods in units]
-    keep = [i >= len(units) - n or is_new[i] for i in range(len(units))]
+    # the last N units of the pretrained stack (units with new layers are not counted)
+    pretrained_idx = [i for i in range(len(units)) if not is_new[i]]
+    last_n = set(pretrained_idx[len(pretrained_idx) - n:]) if n else set()
+    keep = [i in last_n or is_new[i] for i in range(len(units))]
     frozen_units = [u for u, k in zip(units, keep) if not k]
     trained_units = [u for u, k in zip(units, keep) if k]
     frozen_modules = [m for _, mods in frozen_units for m in mods]
@@ -289,8 +303,13 @@ def set_trainable(bb: Backbone, spec: str) -> Tuple[List[nn.Parameter], List[nn.
 
 def param_groups(bb: Backbone, trainable: Sequence[nn.Parameter], lr: float, mult: float,
                  weight_decay: float) -> List[dict]:
-    """SGD groups: pretrained parameters at ``lr``, new ones (``new_parameters()``) at ``mult * lr``."""
-    new_ids = {id(p) for p in bb.new_parameters()}
+    """SGD groups: pretrained parameters at ``lr``, new ones (``new_parameters()``) at ``mult * lr``.
+
+    Choe et al.'s architectures follow the reference trainer's own split instead
+    (``reference_fast_parameters()``: VGG16 and InceptionV3 every layer outside the ImageNet
+    trunk, ResNet50 ``layer4`` and ``fc``), so their runs match wsolevaluation's."""
+    fast = getattr(bb, "reference_fast_parameters", None)
+    new_ids = {id(p) for p in (fast() if fast is not None else bb.new_parameters())}
     base = [p for p in trainable if id(p) not in new_ids]
     new = [p for p in trainable if id(p) in new_ids]
     groups = []
@@ -325,19 +344,20 @@ def make_optimizer(bb: Backbone, trainable: Sequence[nn.Parameter], cfg: TrainCo
     """SGD (momentum, weight decay; new layers at ``new_lr_mult`` x lr) and the step decay
     (x0.1 every ``lr_decay_epochs``; call ``scheduler.step()`` once per epoch)."""
     opt = torch.optim.SGD(param_groups(bb, trainable, cfg.lr, cfg.new_lr_mult, cfg.weight_decay),
-                          lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
+                          lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay, nesterov=cfg.nesterov)
     return opt, torch.optim.lr_scheduler.StepLR(opt, step_size=cfg.lr_decay_epochs, gamma=0.1)
 
 
 def train_step(bb: Backbone, opt: torch.optim.Optimizer, scaler: torch.amp.GradScaler,
-               images: torch.Tensor, labels: torch.Tensor, dtype: Optional[torch.dtype] = None
-               ) -> Tuple[torch.Tensor, torch.Tensor]:
-    """One SGD step on a batch (autocast to ``dtype`` when given); returns the (detached)
-    loss and logits computed before the step."""
+               images: torch.Tensor, labels: torch.Tensor, dtype: Optional[torch.dtype] = None,
+               method: Optional[TrainMethod] = None) -> Tuple[torch.Tensor, torch.Tensor]:
+    """One SGD step on a batch (autocast to ``dtype`` when given) with the loss of
+    ``method`` (default: plain cross-entropy, ``cam``); returns the (detached) loss and
+    logits computed before the step."""
+    method = method or create_train_method("cam")
     ctx = torch.autocast(images.device.type, dtype=dtype) if dtype is not None else nullcontext()
     with ctx:
-        _, logits = bb(images)
-        loss = nn.functional.cross_entropy(logits.float(), labels)
+        loss, logits = method.loss(bb, images, labels)
     if not torch.isfinite(loss):
         raise WsolError(f"the training loss is {loss.item()} (lower --lr?)")
     opt.zero_grad(set_to_none=True)
@@ -369,17 +389,45 @@ def _config_dict(cfg: TrainConfig) -> dict:
     return json.loads(json.dumps(asdict(cfg), default=str))
 
 
-def _validate(cfg: TrainConfig, weights: str, holdout: WsolDataset) -> Dict[str, float]:
-    """Top-1 and localization of the checkpoint ``weights`` on the held-out images."""
+def _validate(cfg: TrainConfig, arch: str, weights: str, holdout: WsolDataset) -> Dict[str, float]:
+    """Top-1 and localization of the checkpoint ``weights`` (architecture ``arch``) on the
+    held-out images."""
     from wsol.engine.evaluate import EvalConfig, evaluate
 
-    ecfg = EvalConfig(dataset=cfg.dataset, root=cfg.root, split=holdout.split, backbone=cfg.backbone,
+    ecfg = EvalConfig(dataset=cfg.dataset, root=cfg.root, split=holdout.split, backbone=arch,
                       weights=weights, method=cfg.val_method, batch_size=cfg.val_batch_size,
                       device=cfg.device, cam_step=cfg.cam_step, progress=False, seed=cfg.seed,
                       data_workers=cfg.workers)
     s = evaluate(ecfg, dataset=holdout).summary.iloc[0]
     return {"val_top1": float(s["top1_cls"]), "val_gt_known_loc": float(s["gt_known_loc"]),
             "val_maxboxacc_v2": float(s["maxboxacc_v2"])}
+
+
+def _has_class_maps(bb: Backbone) -> bool:
+    """Does the model define its own class maps (ACoL's fused map), which ``cam`` uses?"""
+    p = next(bb.parameters())
+    with torch.no_grad():
+        f = bb.forward_features(torch.zeros(1, 3, 224, 224, device=p.device, dtype=p.dtype))
+        return bb.class_maps(f, torch.zeros(1, dtype=torch.long, device=p.device)) is not None
+
+
+def method_architecture(method: TrainMethod, backbone: str) -> Tuple[str, Dict[str, object]]:
+    """(backbone name, model options) that ``method`` trains for ``backbone``: the backbone
+    itself for the methods that train the plain architecture (cam, has, cutmix), else the
+    method's variant of it (:func:`wsol.models.method_heads.variant_for`: the reference's
+    ``*_acol``/``*_spg``/``adl=true`` for Choe et al.'s architectures, ``NAME+acol`` ... for
+    the others) with the method's hyperparameters as model options."""
+    from wsol.models.method_heads import variant_for
+
+    return variant_for(backbone, method.architecture, method.model_options())
+
+
+def method_record(method: TrainMethod, backbone: str, arch: str) -> dict:
+    """What checkpoints record about the training method (besides ``backbone``, the
+    architecture trained, and ``model_options``, what it was built with): the method's name
+    and hyperparameters and the backbone asked for."""
+    return {"wsol_method": method.name, "method_options": method.option_dict(),
+            "base_backbone": backbone}
 
 
 def _load_resume(path: str) -> dict:
@@ -396,6 +444,9 @@ def train(cfg: TrainConfig) -> pd.DataFrame:
     from wsol.engine.evaluate import resolve_device
 
     _check(cfg)
+    method = create_train_method(cfg.wsol_method, cfg.method_options)
+    cfg = replace(cfg, method_options=method.option_dict())  # recorded with every default
+    arch, model_opts = method_architecture(method, cfg.backbone)  # a mismatch fails before any work
     dev = resolve_device(cfg.device)
     claim_output_dir(cfg.out, "train", [LAST, BEST, LOG_FILE, CONFIG_FILE])
     last_path, best_path = os.path.join(cfg.out, LAST), os.path.join(cfg.out, BEST)
@@ -414,7 +465,8 @@ def train(cfg: TrainConfig) -> pd.DataFrame:
     if cfg.select_by != "last" and not held:
         log.warning("no held-out images (--holdout 0): best.pt is the last epoch")
 
-    bb = create_backbone(cfg.backbone, cfg.weights, num_classes=num_classes, device=dev,
+    model_opts = {**dict(cfg.model_options), **model_opts}
+    bb = create_backbone(arch, cfg.weights, num_classes=num_classes, device=dev, options=model_opts,
                          new_head=True)  # fine-tuning: a new head for the dataset's classes is the point
     if bb.num_classes != num_classes:  # a checkpoint file trained on other classes
         log.warning("%s: the checkpoint's head has %d classes, the dataset %d: head re-initialised",
@@ -425,13 +477,13 @@ def train(cfg: TrainConfig) -> pd.DataFrame:
         from wsol.cams.base import create_method
 
         create_method(cfg.val_method)
-        if cfg.val_method == "cam" and not bb.info.cam_exact:
-            raise WsolError(f"CAM is not exact for '{cfg.backbone}' ({bb.info.note or 'head is not GAP + linear'}): "
+        if cfg.val_method == "cam" and not bb.info.cam_exact and not _has_class_maps(bb):
+            raise WsolError(f"CAM is not exact for '{arch}' ({bb.info.note or 'head is not GAP + linear'}): "
                             "choose the checkpoint with --val-method gradcam or --select-by top1")
     trainable, frozen_modules, trained_units = set_trainable(bb, cfg.train_layers)
     n_train = sum(p.numel() for p in trainable)
-    log.info("training %s (%s) on %d images (%d held out), %d classes: %s, %.2fM parameters",
-             cfg.backbone, cfg.weights, len(train_samples), len(held), num_classes,
+    log.info("training %s (%s, --wsol-method %s) on %d images (%d held out), %d classes: %s, %.2fM parameters",
+             arch, cfg.weights, method.name, len(train_samples), len(held), num_classes,
              ", ".join(trained_units), n_train / 1e6)
     opt, sched = make_optimizer(bb, trainable, cfg)
     dtype = amp_dtype(cfg.amp, dev)
@@ -446,7 +498,8 @@ def train(cfg: TrainConfig) -> pd.DataFrame:
             raise WsolError(f"{last_path}: not a `wsol train` checkpoint (no training state)")
         old = st["config"]
         new = _config_dict(cfg)
-        diff = [k for k in new if k not in _RESUMABLE_CHANGES and old.get(k) != new[k]]
+        defaults = _config_dict(TrainConfig())  # keys added since the run was started
+        diff = [k for k in new if k not in _RESUMABLE_CHANGES and old.get(k, defaults.get(k)) != new[k]]
         if diff:
             raise WsolError(f"--resume: the run in {cfg.out} was made with other options "
                             f"({', '.join(f'{k}={old.get(k)!r}' for k in diff)})")
@@ -488,7 +541,7 @@ def train(cfg: TrainConfig) -> pd.DataFrame:
                     raise WsolError(f"{errors[0]} (training needs every image of the split)")
                 images = images.to(dev, non_blocking=True)
                 labels = labels.to(dev, non_blocking=True)
-                loss, logits = train_step(bb, opt, scaler, images, labels, dtype)
+                loss, logits = train_step(bb, opt, scaler, images, labels, dtype, method)
                 n = labels.numel()
                 tot_loss += float(loss) * n
                 tot_correct += int((logits.argmax(1) == labels).sum())
@@ -505,10 +558,11 @@ def train(cfg: TrainConfig) -> pd.DataFrame:
               "scheduler": sched.state_dict(), "scaler": scaler.state_dict(), "rng": None,
               "best_score": best_score, "log": rows}
         bb.eval()
-        save_checkpoint(bb, last_path, {"train_state": {**st, "rng": rng_states()}})
+        record = method_record(method, cfg.backbone, arch)
+        save_checkpoint(bb, last_path, {**record, "train_state": {**st, "rng": rng_states()}})
         if select_by != "last":
             t1 = time.perf_counter()
-            row.update(_validate(cfg, last_path, holdout))
+            row.update(_validate(cfg, arch, last_path, holdout))
             row["val_seconds"] = time.perf_counter() - t1
             score = row["val_maxboxacc_v2"] if select_by == "maxboxacc_v2" else row["val_top1"]
         else:
@@ -516,10 +570,10 @@ def train(cfg: TrainConfig) -> pd.DataFrame:
         row["best"] = bool(score > best_score)
         if row["best"]:
             best_score = score
-            save_checkpoint(bb, best_path, {"epoch": epoch + 1, "select_by": select_by, "score": score})
+            save_checkpoint(bb, best_path, {**record, "epoch": epoch + 1, "select_by": select_by, "score": score})
         rows.append(row)
         # the RNG states after this epoch's validation: resumption continues from here
-        save_checkpoint(bb, last_path, {"train_state": {**st, "best_score": best_score, "log": rows,
+        save_checkpoint(bb, last_path, {**record, "train_state": {**st, "best_score": best_score, "log": rows,
                                                         "rng": rng_states()}})
         write_csv_atomic(pd.DataFrame(rows), os.path.join(cfg.out, LOG_FILE))
         msg = ", ".join(f"{k}={v:.4g}" for k, v in row.items()

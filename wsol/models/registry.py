@@ -220,6 +220,10 @@ def resolve(name: str) -> ModelEntry:
     entry = BACKBONES.find(name)
     if entry is not None:
         return entry
+    if "+" in name:  # a generic method variant: NAME+acol, NAME+spg, NAME+adl
+        from wsol.models.method_heads import variant_entry
+
+        return variant_entry(name)
     return _timm_entry(name)
 
 
