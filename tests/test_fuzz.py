@@ -19,7 +19,7 @@ import re
 import numpy as np
 import pandas as pd
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
@@ -190,6 +190,7 @@ def make_wsoleval(base):
 
 @settings(max_examples=N, **SETTINGS)
 @given(ops=mutations(4))
+@example(ops=[])  # unmodified: the success path and its numbers, every run
 def test_fuzz_wsoleval_metadata(tmp_path_factory, ops):
     base = new_case(tmp_path_factory.getbasetemp() / "fuzz_wsoleval")
     d, cams, paths = make_wsoleval(base)
@@ -221,6 +222,7 @@ def make_cub_case(base):
 
 @settings(max_examples=N, **SETTINGS)
 @given(ops=mutations(5))
+@example(ops=[])  # unmodified: the success path and its numbers, every run
 def test_fuzz_cub_text_files(tmp_path_factory, ops):
     base = new_case(tmp_path_factory.getbasetemp() / "fuzz_cub")
     root, cams, paths = make_cub_case(base)
@@ -247,6 +249,7 @@ def make_folder_case(base):
 
 @settings(max_examples=N, **SETTINGS)
 @given(ops=mutations(1))
+@example(ops=[])  # unmodified: the success path and its numbers, every run
 def test_fuzz_folder_csv(tmp_path_factory, ops):
     base = new_case(tmp_path_factory.getbasetemp() / "fuzz_folder")
     root, cams, paths = make_folder_case(base)
@@ -288,6 +291,7 @@ def make_imagenet_case(base):
 
 @settings(max_examples=N, **SETTINGS)
 @given(ops=mutations(2))
+@example(ops=[])  # unmodified: the success path and its numbers, every run
 def test_fuzz_imagenet_csv(tmp_path_factory, ops):
     base = new_case(tmp_path_factory.getbasetemp() / "fuzz_inet_csv")
     root, cams, _, _ = make_imagenet_case(base)
@@ -300,6 +304,7 @@ def test_fuzz_imagenet_csv(tmp_path_factory, ops):
 
 @settings(max_examples=N, **SETTINGS)
 @given(ops=mutations(3))
+@example(ops=[])  # unmodified: the success path and its numbers, every run
 def test_fuzz_imagenet_xml(tmp_path_factory, ops):
     base = new_case(tmp_path_factory.getbasetemp() / "fuzz_inet_xml")
     root, cams, xml_dir, stems = make_imagenet_case(base)
@@ -322,6 +327,7 @@ ARRAYS = st.sampled_from([
 @settings(max_examples=N, **SETTINGS)
 @given(which=st.integers(0, 2), replace=st.one_of(st.none(), ARRAYS), ops=mutations(1),
        skip=st.booleans())
+@example(which=0, replace=None, ops=[], skip=False)  # unmodified: the success path, every run
 def test_fuzz_heatmap_npy(tmp_path_factory, which, replace, ops, skip):
     base = new_case(tmp_path_factory.getbasetemp() / "fuzz_npy")
     d, cams, _ = make_wsoleval(base)
@@ -356,6 +362,7 @@ options:
 
 @settings(max_examples=N, **SETTINGS)
 @given(ops=mutations(1))
+@example(ops=[])  # unmodified: the success path and its numbers, every run
 def test_fuzz_suite_yaml(tmp_path_factory, ops):
     base = new_case(tmp_path_factory.getbasetemp() / "fuzz_suite")
     d, _, _ = make_wsoleval(base)
@@ -386,8 +393,13 @@ CKPT_EDITS = st.sampled_from(["bytes", "truncate", "nan_weights", "drop_key", "e
                               "not_a_dict", "wrong_backbone", "huge_classes", "plain_state_dict"])
 
 
+_NO_OP = [("field", 0, 0, 0, "7", b"\x00")]
+
+
 @settings(max_examples=max(5, N // 3), **SETTINGS)
 @given(edit=CKPT_EDITS, ops=mutations(1))
+@example(edit="nan_weights", ops=_NO_OP)        # the success paths, whatever hypothesis draws
+@example(edit="plain_state_dict", ops=_NO_OP)
 def test_fuzz_checkpoint(tmp_path_factory, ckpt_bytes, edit, ops):
     import torch
 
@@ -434,3 +446,6 @@ def test_fuzz_checkpoint(tmp_path_factory, ckpt_bytes, edit, ops):
         for c in ("maxboxacc_v2", "top1_cls", "gt_known_loc"):
             assert 0 <= s[c] <= 100
         assert s.n_images == 3
+        assert s.n_nonfinite == (3 if edit == "nan_weights" else 0)
+    else:
+        assert edit not in ("nan_weights", "plain_state_dict")

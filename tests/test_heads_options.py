@@ -138,3 +138,20 @@ def test_synthetic_options_from_the_command_line_are_honoured(tmp_path, capsys):
 
     with Image.open(ds.samples[0].path) as im:
         assert abs(im.size[0] - 64) <= 16 and abs(im.size[1] - 48) <= 12
+
+
+def test_head_kept_on_a_lower_bound_says_so(meta, tmp_path, caplog):
+    import logging
+
+    from wsol.engine.evaluate import EvalConfig, evaluate
+
+    cfg = EvalConfig(dataset="wsoleval", root=str(meta / "meta"), split="test", backbone="tiny_test_net",
+                     weights="pretrained", dataset_options={"images": str(meta / "cub" / "images")},
+                     progress=False)
+    with caplog.at_level(logging.WARNING, logger="wsol.engine.heads"):
+        evaluate(cfg)
+    assert any("no class list" in r.getMessage() and "num_classes=N" in r.getMessage() for r in caplog.records)
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="wsol.engine.heads"):
+        evaluate(EvalConfig(**{**cfg.__dict__, "dataset_options": {**cfg.dataset_options, "num_classes": 3}}))
+    assert not caplog.records

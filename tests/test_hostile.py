@@ -162,6 +162,21 @@ def test_suite_refuses_a_run_folder_and_a_second_suite_on_one_folder(cub, tmp_pa
     assert main(["-q", "suite", str(yaml_path), "--out", str(out)]) == 0  # lock released
 
 
+def test_report_and_overlay_refuse_to_overwrite_another_kind_of_file(cub, tmp_path, capsys):
+    run = tmp_path / "run"
+    assert main(["-q", "evaluate", "--root", str(cub), *TINY, "--out", str(run)]) == 0
+    summary = (run / "summary.csv").read_bytes()
+    rc = main(["-q", "report", str(run), "--out", str(run / "summary.csv")])
+    line = _err_line(capsys)
+    assert rc == 2 and "summary.csv" in line and "refused" in line
+    assert (run / "summary.csv").read_bytes() == summary
+    image = next((cub / "images").rglob("*.jpg"))
+    rc = main(["-q", "overlay", "--image", str(image), *TINY, "--out", str(run / "per_image.csv")])
+    assert rc == 2 and "refused" in _err_line(capsys)
+    assert main(["-q", "report", str(run), "--out", str(tmp_path / "r.html")]) == 0
+    assert main(["-q", "report", str(run), "--out", str(tmp_path / "r.html")]) == 0  # its own kind: replaced
+
+
 # ------------------------------------------------------------------ option values
 BAD_OPTIONS = [
     ("evaluate", "--batch-size", "0", ">= 1"), ("evaluate", "--batch-size", "-4", ">= 1"),

@@ -205,3 +205,19 @@ def test_interrupted_evaluate_says_how_far_it_got(cub, tmp_path, monkeypatch, ca
     assert rc == 130 and len(err.splitlines()) == 1
     assert "2 of 3 images scored" in err and f"{out} holds run.json only" in err and "rerun" in err
     assert sorted(os.listdir(out)) == ["run.json"]  # no result of the earlier run passes for this one's
+
+
+def test_interrupted_score_says_how_far_it_got(cub, tmp_path, monkeypatch, capsys):
+    run, cams, out = tmp_path / "run", tmp_path / "run" / "cams", tmp_path / "score"
+    assert main(["-q", "evaluate", "--root", str(cub), *TINY, "--out", str(run), "--save-cams", str(cams)]) == 0
+    assert main(["-q", "score", "--root", str(cub), "--cams", str(cams), "--out", str(out)]) == 0
+    capsys.readouterr()
+    from wsol.engine import scoring
+
+    def interrupt(self, *a, **k):
+        raise KeyboardInterrupt
+    monkeypatch.setattr(scoring.RunScorer, "add", interrupt)
+    rc = main(["-q", "score", "--root", str(cub), "--cams", str(cams), "--out", str(out)])
+    err = capsys.readouterr().err.strip()
+    assert rc == 130 and "0 of 3 images scored" in err and f"{out} holds run.json only" in err
+    assert sorted(os.listdir(out)) == ["run.json"]  # the earlier score's summary.csv is gone

@@ -32,7 +32,7 @@ def test_backbone_entries_carry_training_options_and_their_methods(tmp_path):
 
 
 def test_wsoleval_suites_cover_six_methods_three_archs_at_step_0001(tmp_path, monkeypatch):
-    for name in ("wsoleval_imagenet", "wsoleval_cub"):
+    for name in ("wsoleval_imagenet", "wsoleval_cub", "wsoleval_openimages"):
         text = open(os.path.join(REPO, "benchmarks", "suites", f"{name}.yaml")).read()
         for var in set(__import__("re").findall(r"\$\{([A-Z_0-9]+)", text)) - {"WSOL_DEVICE"}:
             monkeypatch.setenv(var, str(tmp_path))  # paths; the device keeps its default (options are range-checked)

@@ -474,28 +474,33 @@ def score(cams_dir: str, cfg: EvalConfig, dataset: Optional[WsolDataset] = None)
     timer = StageTimer("cpu")
     t_start = time.perf_counter()
     bs = max(cfg.batch_size, 1)
-    for b0 in tqdm(range(0, len(ds), bs), desc="score", unit="batch", disable=not cfg.progress):
-        batch = ds.samples[b0:b0 + bs]
-        with timer.stage("data", len(batch)):
-            maps, gts, good = [], [], []
-            for s in batch:
-                try:
-                    maps.append(load_heatmap(confined_path(cams_dir, s.image_id, ".npy")))
-                    gts.append(scale_gt_boxes(s.boxes, *image_size(s), MAP_SIZE) if len(s.boxes)
-                               else np.zeros((0, 4), np.int64))
-                    good.append(s)
-                except DataError as e:
-                    if cfg.on_error != "skip":
-                        raise DataError(f"{e}  (use --on-error skip to record it and go on)") from None
-                    maps = maps[:len(good)]
-                    gts = gts[:len(good)]
-                    scorer.add_skipped(s.image_id, s.label, str(e), cfg.exclude_skipped)
-                    region.add_skipped(s.label, cfg.exclude_skipped)
-        with timer.stage("localize", len(batch)):
-            locs = localize_batch(maps, gts, taus, cfg.sweep)
-        with timer.stage("metrics", len(batch)):
-            scorer.add([s.image_id for s in good], [s.label for s in good], locs, None)
-            region.add(good, maps, gts)
+    if cfg.out:  # run.json first, an earlier run's results removed (as evaluate does)
+        write_run_config(cfg, ds)
+    try:  # Ctrl-C: say how far it got
+        for b0 in tqdm(range(0, len(ds), bs), desc="score", unit="batch", disable=not cfg.progress):
+            batch = ds.samples[b0:b0 + bs]
+            with timer.stage("data", len(batch)):
+                maps, gts, good = [], [], []
+                for s in batch:
+                    try:
+                        maps.append(load_heatmap(confined_path(cams_dir, s.image_id, ".npy")))
+                        gts.append(scale_gt_boxes(s.boxes, *image_size(s), MAP_SIZE) if len(s.boxes)
+                                   else np.zeros((0, 4), np.int64))
+                        good.append(s)
+                    except DataError as e:
+                        if cfg.on_error != "skip":
+                            raise DataError(f"{e}  (use --on-error skip to record it and go on)") from None
+                        maps = maps[:len(good)]
+                        gts = gts[:len(good)]
+                        scorer.add_skipped(s.image_id, s.label, str(e), cfg.exclude_skipped)
+                        region.add_skipped(s.label, cfg.exclude_skipped)
+            with timer.stage("localize", len(batch)):
+                locs = localize_batch(maps, gts, taus, cfg.sweep)
+            with timer.stage("metrics", len(batch)):
+                scorer.add([s.image_id for s in good], [s.label for s in good], locs, None)
+                region.add(good, maps, gts)
+    except KeyboardInterrupt:
+        raise RunInterrupted(interrupted_note(cfg, len(scorer.rows), len(ds))) from None
     wall = time.perf_counter() - t_start
     numbers = scorer.summary()
     numbers["images_per_s"] = len(ds) / wall if wall > 0 else float("nan")
@@ -504,8 +509,6 @@ def score(cams_dir: str, cfg: EvalConfig, dataset: Optional[WsolDataset] = None)
     if not ds.has_boxes:
         blank_box_metrics(numbers)
     timer.add("total", wall, len(ds))
-    if cfg.out:
-        write_run_config(cfg, ds)
     meta = _run_meta(cfg, len(taus), "cpu")
     meta.update({"backbone": "", "weights": "", "method": f"heatmaps:{os.path.basename(os.path.normpath(cams_dir))}"})
     res = EvalResult(summary_frame(numbers, meta), per_image, curves, pd.DataFrame(timer.rows()))

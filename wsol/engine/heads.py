@@ -58,6 +58,10 @@ def backbone_for_dataset(ds: WsolDataset, backbone: str, weights: str, device: t
         return create_backbone(backbone, weights, num_classes=ds.num_classes, device=device, options=options)
     bb = create_backbone(backbone, weights, num_classes=None, device=device, options=options)
     if not head_mismatch(bb.num_classes, ds):
+        if not ds.classes_known:  # kept on a lower bound: say so, it cannot be checked
+            log.warning("dataset '%s' has no class list: the %d-class head of --weights %s is kept because the "
+                        "labels (up to %d) fit it; if they are not this head's classes, pass "
+                        "--dataset-option num_classes=N", ds.name, bb.num_classes, weights, ds.num_classes - 1)
         return bb
     if not new_head:
         raise WsolError(mismatch_message(backbone, str(weights), bb.num_classes, ds))

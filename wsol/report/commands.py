@@ -11,6 +11,7 @@ import numpy as np
 
 from wsol.datasets.class_names import imagenet_class_names, imagenet_wnids, read_class_names
 from wsol.utils import cli_types as T
+from wsol.utils.outdirs import claim_output_file
 from wsol.errors import WsolError
 
 log = logging.getLogger(__name__)
@@ -72,9 +73,10 @@ def cmd_report(args) -> int:
     if args.gallery < 0:
         raise WsolError("--gallery must be >= 0")
     if is_suite_dir(folder):
-        path = write_suite_report(folder, out_html=args.out)
+        path = write_suite_report(folder, out_html=args.out and claim_output_file(args.out, (".html", ".htm")))
     else:
-        path = write_report(folder, cams_dir=args.cams, out_html=args.out, n_gallery=args.gallery, root=args.root)
+        out = args.out and claim_output_file(args.out, (".html", ".htm"))
+        path = write_report(folder, cams_dir=args.cams, out_html=out, n_gallery=args.gallery, root=args.root)
     print(f"wrote {path} ({os.path.getsize(path) / 1e6:.1f} MB)")
     return 0
 
@@ -185,6 +187,8 @@ def explain_image(image_path: str, backbone: str, weights: str = "pretrained", c
 def cmd_overlay(args) -> int:
     from wsol.report.overlay import save_png
 
+    out = claim_output_file(args.out or f"{os.path.splitext(os.path.basename(args.image))[0]}_{args.method}.png",
+                            (".png",))  # checked before the model runs
     names = read_class_names(args.class_names) if args.class_names else None
     res = explain_image(args.image, args.backbone, args.weights, args.cls, args.method, args.tau,
                         np.asarray(args.gt_box) if args.gt_box else None, names, args.device)
@@ -195,7 +199,6 @@ def cmd_overlay(args) -> int:
           f"{' '.join(map(str, res.box.tolist()))} on the 224 grid, "
           f"{' '.join(map(str, res.box_image))} in image pixels"
           + (f"; IoU {res.iou:.3f}" if res.iou is not None else ""))
-    out = args.out or f"{os.path.splitext(os.path.basename(args.image))[0]}_{args.method}.png"
     save_png(out, res.picture)
     print(f"wrote {out}")
     return 0

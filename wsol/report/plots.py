@@ -93,7 +93,7 @@ def plot_pixel_pr(curves: pd.DataFrame, pxap: Optional[float] = None, title: str
     c = sub.sort_values("tau", ascending=False)
     ok = c["precision"].notna()
     label = "PR curve" + (f": PxAP {pxap:.1f}" if pxap is not None and np.isfinite(pxap) else "")
-    a.step(c["recall"][ok], c["precision"][ok] * 100, where="post", color="#d62728", lw=1.8, label=label)
+    a.step(c["recall"][ok], c["precision"][ok] * 100, where="pre", color="#d62728", lw=1.8, label=label)
     a.set_xlabel("recall (object pixels)")
     a.set_ylabel("precision (%)")
     a.set_xlim(0, 1)

@@ -112,3 +112,14 @@ def folder_lock(folder: str, what: str) -> Iterator[None]:
             os.ftruncate(fd, 0)
     finally:
         os.close(fd)
+
+
+def claim_output_file(path: str, suffixes: Sequence[str], flag: str = "--out") -> str:
+    """Check a file a command is about to write: refused (one line) when ``path`` is a folder,
+    or an existing file of another kind (``wsol report --out RUN/summary.csv`` would replace
+    the run's summary with HTML). An existing file with one of ``suffixes`` is replaced."""
+    if os.path.isdir(path):
+        raise WsolError(f"{flag} {path}: is a folder; give a file name")
+    if os.path.lexists(path) and not path.lower().endswith(tuple(s.lower() for s in suffixes)):
+        raise WsolError(f"{flag} {path}: exists and is not a {'/'.join(suffixes)} file; refused to overwrite it")
+    return path
