@@ -74,3 +74,23 @@ def test_torchrun_two_cpu_ranks_equal_single_process(tmp_path):
     assert t.loc["forward", "images"] == 9 and t.loc["wall", "images"] == 9 and (t.ranks == 2).all()
     per_rank = pd.read_csv(tmp_path / "two" / "timings_per_rank.csv")
     assert sorted(per_rank[per_rank.stage == "total"].images) == [4, 5]
+
+
+def test_torchrun_two_cpu_ranks_merge_pixel_metrics(tmp_path):
+    """Masks (OpenImages layout): the PxAP histograms and pointing counts of the shards add up."""
+    from wsol.datasets.base import dataset_info
+
+    meta, split, opts = dataset_info("openimages").example(str(tmp_path / "oi"))
+    common = ["-m", "wsol", "-q", "evaluate", "--dataset", "openimages", "--root", meta, "--images", opts["images"],
+              "--backbone", "resnet18", "--weights", "random", "--new-head", "--batch-size", "2"]
+    assert main(common[2:] + ["--out", str(tmp_path / "one")]) == 0
+    multi = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+                            *common, "--out", str(tmp_path / "two")], env=_env(), capture_output=True, text=True,
+                           timeout=300)
+    assert multi.returncode == 0, multi.stderr[-3000:]
+    one, two = (pd.read_csv(tmp_path / d / "summary.csv") for d in ("one", "two"))
+    cols = [c for c in one.columns if c not in NOT_COMPARED]
+    pd.testing.assert_frame_equal(one[cols], two[cols])
+    assert 0 < one.pxap[0] < 100 and one.pointing_region[0] == "mask"
+    for f in ("per_image.csv", "curves.csv"):
+        pd.testing.assert_frame_equal(pd.read_csv(tmp_path / "one" / f), pd.read_csv(tmp_path / "two" / f))

@@ -260,3 +260,19 @@ def test_report_shows_the_pixel_pr_curve(oi):
     html = open(os.path.join(out, "report.html"), encoding="utf-8").read()
     assert "Pixel precision-recall (masks)" in html and 'data-metric="pxap"' in html
     assert "BoxAcc vs threshold" not in html        # OpenImages has no boxes
+
+
+def test_check_data_finds_missing_mask_files(oi, tmp_path, capsys):
+    _, meta, images, _, _ = oi
+    assert main(["check-data", "--dataset", "openimages", "--root", meta, "--dataset-option", f"images={images}"]) == 0
+    out = capsys.readouterr().out
+    assert "masks: 6 images with masks, 0 mask files missing" in out and "no box" not in out
+    import shutil
+
+    copy = tmp_path / "OpenImages"
+    shutil.copytree(images, copy)
+    victim = sorted((copy / "test").glob("*_m1.png"))[0]
+    victim.unlink()
+    assert main(["check-data", "--dataset", "openimages", "--root", meta, "--dataset-option", f"images={copy}"]) == 1
+    out = capsys.readouterr().out
+    assert "1 missing mask files" in out and victim.name in out and "FAILED" in out

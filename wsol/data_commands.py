@@ -16,7 +16,7 @@ def _common(p: argparse.ArgumentParser) -> None:
 
 def add_parsers(sub) -> None:
     p = sub.add_parser("check-data", help="validate a dataset folder (missing/unreadable images, bad boxes)",
-                       description="Count images, boxes and classes of a split and report missing images, "
+                       description="Count images, boxes and classes of a split and report missing images (and mask files), "
                                    "unreadable files (every image is decoded, in parallel; --header-only reads headers only), "
                                    "boxes outside the image and classes without images. "
                                    "Exits 1 when problems are found.")

@@ -42,6 +42,8 @@ class CheckReport:
     n_inverted_boxes: int = 0
     inverted_boxes: List[str] = field(default_factory=list)
     size_mismatches: List[str] = field(default_factory=list)
+    n_masks: int = 0  # images with a ground-truth mask
+    missing_mask_files: List[str] = field(default_factory=list)
     problems: List[str] = field(default_factory=list)
     warnings: List[str] = field(default_factory=list)
     ok: bool = False
@@ -146,7 +148,18 @@ def check_loaded(dataset: WsolDataset, verify_images: bool = True, decode: bool 
     names = dataset.class_names
     r.classes_without_images = [f"{c} {names[c]}" if names else str(c) for c in empty[:max_examples]]
     dup = [k for k, v in Counter(s.image_id for s in samples).items() if v > 1]
-    boxless = [s.image_id for s in samples if len(s.boxes) == 0]
+    boxless = [s.image_id for s in samples if len(s.boxes) == 0 and s.mask is None]
+    # masks: every instance and ignore file exists
+    seen_files = set()
+    for s in samples:
+        if s.mask is None:
+            continue
+        r.n_masks += 1
+        for f in (*s.mask.paths, *([s.mask.ignore] if s.mask.ignore else [])):
+            if f not in seen_files:
+                seen_files.add(f)
+                if not os.path.isfile(f):
+                    r.missing_mask_files.append(f)
 
     p = r.problems
     if r.missing_images:
@@ -160,6 +173,8 @@ def check_loaded(dataset: WsolDataset, verify_images: bool = True, decode: bool 
         p.append(f"{n_outside_now} boxes outside their image (e.g. {_examples(r.boxes_outside[:n_outside_now], 2)})")
     if r.n_inverted_boxes:
         p.append(f"{r.n_inverted_boxes} inverted boxes (x1 < x0 or y1 < y0; e.g. {_examples(r.inverted_boxes, 2)})")
+    if r.missing_mask_files:
+        p.append(f"{len(r.missing_mask_files)} missing mask files (e.g. {_examples(r.missing_mask_files)})")
     if bad_labels:
         p.append(f"{len(bad_labels)} images with a label outside 0..{r.n_classes - 1} (e.g. {_examples(bad_labels)})")
     if dup:
@@ -211,6 +226,8 @@ def format_report(report: CheckReport) -> str:
                      f"{len(r.unreadable_images)} unreadable, {len(r.size_mismatches)} with another size")
         lines.append(f"boxes: {r.n_boxes_outside} outside the image ({r.n_boxes_clipped} clipped on load), "
                      f"{r.n_inverted_boxes} inverted")
+        if r.n_masks:
+            lines.append(f"masks: {r.n_masks} images with masks, {len(r.missing_mask_files)} mask files missing")
     if r.warnings:
         lines.append("warnings:")
         lines += [f"  - {w}" for w in r.warnings]
