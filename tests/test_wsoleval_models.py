@@ -215,3 +215,19 @@ def test_pretrained_weights_go_where_the_reference_loader_puts_them(name, opts, 
     monkeypatch.setattr("wsol.models.wsoleval_archs.torchvision_state_dict", lambda n, w="DEFAULT": sd)
     bb = create_backbone(name, "pretrained", options=opts)
     assert torch.equal(bb.net.state_dict()[dst], sd[src])
+
+
+@pytest.mark.parametrize("name,fast,slow", [
+    ("vgg16_gap", ("conv6.weight", "fc.bias"), ("features.0.weight",)),
+    ("vgg16_spg", ("SPG_A_1.0.weight", "SPG_C.2.bias"), ("features.14.weight",)),
+    ("resnet50_s1", ("layer4.0.conv1.weight", "fc.weight"), ("layer3.0.conv1.weight", "conv1.weight")),
+    ("resnet50_acol", ("layer4.2.bn3.weight",), ("classifier_A.0.weight", "layer1.0.conv1.weight")),
+    ("inception_v3_acol", ("classifier_B.4.weight",), ("Mixed_6e.branch1x1.conv.weight", "Conv2d_1a_3x3.conv.weight")),
+])
+def test_reference_lr_groups(name, fast, slow):
+    """The reference trainer's 10x group: VGG16/InceptionV3 everything outside the trunk,
+    ResNet50 layer4 and fc only (so its ACoL/SPG heads train at 1x)."""
+    bb = create_backbone(name, "random", num_classes=3)
+    ids = {id(p) for p in bb.reference_fast_parameters()}
+    params = dict(bb.net.named_parameters())
+    assert all(id(params[n]) in ids for n in fast) and not any(id(params[n]) in ids for n in slow)
