@@ -17,8 +17,8 @@ from typing import Dict, List, Optional, Tuple
 import numpy as np
 
 from wsol.datasets.base import MaskRef, Sample, WsolDataset, check_image_id, register_dataset, require_file
-from wsol.datasets.textfiles import read_rows, to_number
-from wsol.datasets.wsoleval import _split_dir
+from wsol.datasets.textfiles import read_rows
+from wsol.datasets.wsoleval import _split_dir, read_split_metadata
 from wsol.errors import DataError
 
 
@@ -54,30 +54,8 @@ def read_openimages(root: str, split: str = "test", images: Optional[str] = None
     ``wsol score``); masks: the folder the mask paths are relative to (default: images).
     """
     d = _split_dir(root, split)
-    ids_path = os.path.join(d, "image_ids.txt")
-    order: List[str] = []
-    where: Dict[str, int] = {}
-    for ln, (iid,) in read_rows(ids_path, 1, sep="\t"):
-        check_image_id(iid, ids_path, ln)
-        if iid in where:
-            raise DataError(f"duplicate image id {iid} (first on line {where[iid]})", path=ids_path, line=ln)
-        where[iid] = ln
-        order.append(iid)
-    if not order:
-        raise DataError("no image ids", path=ids_path)
-    labels_path = require_file(os.path.join(d, "class_labels.txt"), "class_labels.txt")
-    labels: Dict[str, int] = {}
-    for ln, (iid, lab) in read_rows(labels_path, 2, sep=","):
-        if iid not in where:
-            raise DataError(f"image id {iid} is not in image_ids.txt", path=labels_path, line=ln)
-        labels[iid] = to_number(lab, int, labels_path, ln, "class label")
-        if labels[iid] < 0:
-            raise DataError(f"negative class label {labels[iid]}", path=labels_path, line=ln)
-    sizes: Dict[str, Tuple[int, int]] = {}
-    sizes_path = os.path.join(d, "image_sizes.txt")
-    if os.path.isfile(sizes_path):
-        for ln, (iid, w, h) in read_rows(sizes_path, 3, sep=","):
-            sizes[iid] = (to_number(w, int, sizes_path, ln, "width"), to_number(h, int, sizes_path, ln, "height"))
+    meta = read_split_metadata(d)
+    order, where, labels, labels_path, sizes = meta.order, meta.where, meta.labels, meta.labels_path, meta.sizes
     loc_path = require_file(os.path.join(d, "localization.txt"),
                             "localization.txt (rows image,mask,ignore)")
     rows = read_mask_rows(loc_path, where)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+from dataclasses import dataclass
 from typing import Dict, List, Optional, Tuple
 
 import numpy as np
@@ -35,6 +36,58 @@ def _split_dir(root: str, split: str) -> str:
                     path=root)
 
 
+@dataclass
+class SplitMetadata:
+    """What every wsolevaluation-style split folder shares: image ids (in file order, with
+    their line numbers), class labels and, where image_sizes.txt exists, image sizes."""
+
+    order: List[str]
+    where: Dict[str, int]
+    labels: Dict[str, int]
+    labels_path: str
+    sizes: Dict[str, Tuple[int, int]]
+
+    def known(self, iid: str, path: str, ln: int) -> None:
+        """One-line error (file:line) unless ``iid`` is listed in image_ids.txt."""
+        if iid not in self.where:
+            raise DataError(f"image id {iid} is not in image_ids.txt", path=path, line=ln)
+
+
+def read_split_metadata(d: str) -> SplitMetadata:
+    """Read ``image_ids.txt``, ``class_labels.txt`` and (optional) ``image_sizes.txt`` of the
+    split folder ``d``: ids checked against escaping the root and duplicates, labels and sizes
+    against unknown ids, duplicates and invalid values (one-line errors naming file:line)."""
+    ids_path = os.path.join(d, "image_ids.txt")
+    order: List[str] = []
+    where: Dict[str, int] = {}
+    for ln, (iid,) in read_rows(ids_path, 1, sep="\t"):
+        check_image_id(iid, ids_path, ln)
+        if iid in where:
+            raise DataError(f"duplicate image id {iid} (first on line {where[iid]})", path=ids_path, line=ln)
+        where[iid] = ln
+        order.append(iid)
+    if not order:
+        raise DataError("no image ids", path=ids_path)
+    meta = SplitMetadata(order, where, {}, require_file(os.path.join(d, "class_labels.txt"),
+                                                        "wsolevaluation class_labels.txt"), {})
+    for ln, (iid, lab) in read_rows(meta.labels_path, 2, sep=","):
+        meta.known(iid, meta.labels_path, ln)
+        if iid in meta.labels:
+            raise DataError(f"second label for {iid}", path=meta.labels_path, line=ln)
+        meta.labels[iid] = to_number(lab, int, meta.labels_path, ln, "class label")
+        if meta.labels[iid] < 0:
+            raise DataError(f"negative class label {meta.labels[iid]}", path=meta.labels_path, line=ln)
+    sizes_path = os.path.join(d, "image_sizes.txt")
+    if os.path.isfile(sizes_path):
+        for ln, (iid, w, h) in read_rows(sizes_path, 3, sep=","):
+            meta.known(iid, sizes_path, ln)
+            wh = (to_number(w, int, sizes_path, ln, "width"), to_number(h, int, sizes_path, ln, "height"))
+            if wh[0] <= 0 or wh[1] <= 0:
+                raise DataError(f"invalid image size {w}x{h}", path=sizes_path, line=ln)
+            meta.sizes[iid] = wh
+    return meta
+
+
 def _fmt(v: float) -> str:
     v = float(v)
     return str(int(v)) if v.is_integer() else repr(v)
@@ -48,41 +101,9 @@ def read_wsoleval(root: str, split: str = "test", images: Optional[str] = None) 
     may be absent (sizes 0 / no boxes: e.g. wsolevaluation's train splits).
     """
     d = _split_dir(root, split)
-    ids_path = os.path.join(d, "image_ids.txt")
-    order: List[str] = []
-    where: Dict[str, int] = {}
-    for ln, (iid,) in read_rows(ids_path, 1, sep="\t"):
-        check_image_id(iid, ids_path, ln)
-        if iid in where:
-            raise DataError(f"duplicate image id {iid} (first on line {where[iid]})", path=ids_path, line=ln)
-        where[iid] = ln
-        order.append(iid)
-    if not order:
-        raise DataError("no image ids", path=ids_path)
-
-    def known(iid: str, path: str, ln: int) -> None:
-        if iid not in where:
-            raise DataError(f"image id {iid} is not in image_ids.txt", path=path, line=ln)
-
-    labels_path = require_file(os.path.join(d, "class_labels.txt"), "wsolevaluation class_labels.txt")
-    labels: Dict[str, int] = {}
-    for ln, (iid, lab) in read_rows(labels_path, 2, sep=","):
-        known(iid, labels_path, ln)
-        if iid in labels:
-            raise DataError(f"second label for {iid}", path=labels_path, line=ln)
-        labels[iid] = to_number(lab, int, labels_path, ln, "class label")
-        if labels[iid] < 0:
-            raise DataError(f"negative class label {labels[iid]}", path=labels_path, line=ln)
-
-    sizes: Dict[str, Tuple[int, int]] = {}
-    sizes_path = os.path.join(d, "image_sizes.txt")
-    if os.path.isfile(sizes_path):
-        for ln, (iid, w, h) in read_rows(sizes_path, 3, sep=","):
-            known(iid, sizes_path, ln)
-            wh = (to_number(w, int, sizes_path, ln, "width"), to_number(h, int, sizes_path, ln, "height"))
-            if wh[0] <= 0 or wh[1] <= 0:
-                raise DataError(f"invalid image size {w}x{h}", path=sizes_path, line=ln)
-            sizes[iid] = wh
+    meta = read_split_metadata(d)
+    order, where, labels, labels_path, sizes, known = (meta.order, meta.where, meta.labels, meta.labels_path,
+                                                       meta.sizes, meta.known)
 
     loc_path = os.path.join(d, "localization.txt")
     has_loc = os.path.isfile(loc_path)

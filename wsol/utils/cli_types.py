@@ -10,7 +10,6 @@ from __future__ import annotations
 import argparse
 import math
 import re
-import sys
 from typing import Callable, NoReturn, Optional
 
 DEVICE_HELP = "cpu, cuda, cuda:N or mps"
@@ -25,8 +24,7 @@ class OneLineParser(argparse.ArgumentParser):
 
     def error(self, message: str) -> NoReturn:
         first = message.splitlines()[0] if message else "bad arguments"
-        print(f"{self.prog}: error: {first} (see {self.prog} --help)", file=sys.stderr)
-        sys.exit(2)
+        self.exit(2, f"{self.prog}: error: {first} (see {self.prog} --help)\n")
 
 
 def _number(value: str, kind: type, rng: str) -> float:
