@@ -87,6 +87,21 @@ def test_device_slug_and_worker_split():
     assert device_slug("NVIDIA H100 80GB HBM3") == "nvidia-h100-80gb-hbm3"
     assert device_slug("cpu: AMD EPYC 7R13 Processor") == "cpu-amd-epyc-7r13-processor"
     assert resolve_workers(BenchConfig(), ncpu=16) == (8, 7)
-    assert resolve_workers(BenchConfig(decode="gpu"), ncpu=16) == (4, 11)
+    assert resolve_workers(BenchConfig.create(decode="gpu"), ncpu=16) == (4, 11)
     assert resolve_workers(BenchConfig(), ncpu=2) == (1, 1)
-    assert resolve_workers(BenchConfig(workers=3, data_workers=0), ncpu=2) == (0, 3)
+    assert resolve_workers(BenchConfig.create(workers=3, data_workers=0), ncpu=2) == (0, 3)
+
+
+def test_bench_config_reuses_the_eval_schema():
+    """BenchConfig keeps the evaluation's options in an EvalConfig, with the bench defaults."""
+    from wsol.engine.config import EvalConfig
+
+    cfg = BenchConfig()
+    assert isinstance(cfg.run, EvalConfig)
+    run = cfg.run
+    assert (run.backbone, run.weights, run.workers, run.data_workers) == ("resnet50", "random", None, None)
+    assert not run.dataset and not run.root and not run.split  # generated images
+    c = BenchConfig.create(batch_size=8, repeats=2, dtype="bf16")
+    assert (c.run.batch_size, c.repeats, c.run.dtype, c.run.backbone) == (8, 2, "bf16", "resnet50")
+    with pytest.raises(TypeError):
+        BenchConfig.create(no_such_option=1)

@@ -67,15 +67,15 @@ def cmd_bench(args) -> int:
         v = getattr(args, flag)
         if v is not None and v < 0:
             raise WsolError(f"--{flag.replace('_', '-')} must be 0 or more, got {v}")
-    cfg = BenchConfig(
+    cfg = BenchConfig.create(
         backbone=args.backbone, weights=args.weights, method=args.method,
         method_options=parse_options(args.method_option, "--method-option"), batch_size=args.batch_size,
         device=args.device, dtype=args.dtype, channels_last=args.channels_last, compile=args.compile,
         decode=args.decode, workers=args.workers, data_workers=args.data_workers, images=args.images,
-        unique_images=args.unique_images, dataset=args.dataset, root=args.root, split=args.split,
-        dataset_options=parse_options(args.dataset_option, "--dataset-option"), repeats=args.repeats,
-        warmup=args.warmup, sweep=args.sweep, cam_step=args.cam_step, out_csv=args.out_csv,
-        cache_dir=args.cache_dir, seed=args.seed, progress=not args.quiet)
+        unique_images=args.unique_images, dataset=args.dataset or "", root=args.root or "",
+        split=args.split or "", dataset_options=parse_options(args.dataset_option, "--dataset-option"),
+        repeats=args.repeats, warmup=args.warmup, sweep=args.sweep, cam_step=args.cam_step,
+        out_csv=args.out_csv, cache_dir=args.cache_dir, seed=args.seed, progress=not args.quiet)
     res = run_bench(cfg)
     print(format_table(res.row))
     print(f"appended to {res.csv_path}")

@@ -39,7 +39,7 @@ import os
 import re
 import statistics
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 from typing import Dict, List, Optional, Tuple
 
 import numpy as np
@@ -47,6 +47,7 @@ import pandas as pd
 import torch
 
 from wsol.datasets.imagenet_like import SYNTH_VERSION, make_imagenet_like
+from wsol.engine.config import EvalConfig
 from wsol.errors import WsolError
 
 log = logging.getLogger(__name__)
@@ -64,36 +65,35 @@ STAGE_COLUMNS = {"data": "data_ms", "forward": "forward_ms", "cam": "cam_ms", "l
 PROTOCOL_IMAGES = 50_000
 
 
+#: ``wsol bench`` defaults where they differ from :class:`EvalConfig`'s: a model built without
+#: downloads, worker counts split from the CPUs (None: auto, see :func:`resolve_workers`), and
+#: generated images (empty ``dataset``/``root``; empty ``split``: see :func:`default_split`).
+BENCH_RUN_DEFAULTS: Dict[str, object] = {
+    "backbone": "resnet50", "weights": "random", "workers": None, "data_workers": None,
+    "dataset": "", "root": "", "split": "",
+}
+
+
 @dataclass
 class BenchConfig:
-    """Options of one ``wsol bench`` run (the CLI flags)."""
+    """Options of one ``wsol bench`` run: the evaluation's own options (``run``, bench defaults;
+    ``workers``/``data_workers`` None there means auto) and the measurement's."""
 
-    backbone: str = "resnet50"
-    weights: str = "random"
-    method: str = "cam"
-    method_options: Dict[str, object] = field(default_factory=dict)
-    batch_size: int = 32
-    device: str = "cpu"
-    dtype: str = "fp32"
-    channels_last: bool = False
-    compile: bool = False
-    decode: str = "cpu"
-    workers: Optional[int] = None        # sweep pool; None: auto (see resolve_workers)
-    data_workers: Optional[int] = None   # DataLoader workers; None: auto
+    run: EvalConfig = field(default_factory=lambda: EvalConfig(**BENCH_RUN_DEFAULTS))
     images: Optional[int] = None         # None: max(256, 8 * batch) generated (whole batches), or the split
     unique_images: int = 256             # distinct generated JPEGs (cycled to ``images``)
-    dataset: Optional[str] = None
-    root: Optional[str] = None
-    split: Optional[str] = None          # None: 'test', or the adapter's only split (imagenet: val)
-    dataset_options: Dict[str, object] = field(default_factory=dict)
     repeats: int = 3
     warmup: int = 3
-    sweep: str = "fast"
-    cam_step: float = 0.01
     out_csv: Optional[str] = None        # None: <cache>/throughput/<device-slug>.csv
     cache_dir: Optional[str] = None      # None: $WSOL_CACHE or ~/.cache/wsol
-    seed: int = 0
-    progress: bool = True
+
+    @classmethod
+    def create(cls, **options: object) -> "BenchConfig":
+        """A config from flat keywords: EvalConfig fields (over :data:`BENCH_RUN_DEFAULTS`) and
+        the measurement fields; an unknown name is a TypeError."""
+        own = {f.name for f in fields(cls)} - {"run"}
+        run = {k: v for k, v in options.items() if k not in own}
+        return cls(run=EvalConfig(**{**BENCH_RUN_DEFAULTS, **run}), **{k: v for k, v in options.items() if k in own})
 
 
 @dataclass
@@ -126,11 +126,11 @@ def resolve_workers(cfg: BenchConfig, ncpu: Optional[int] = None) -> Tuple[int, 
     main process (at least 1).
     """
     ncpu = ncpu or available_cpus()
-    dw = cfg.data_workers
+    dw = cfg.run.data_workers
     if dw is None:
-        dw = min(8, ncpu // 2) if cfg.decode == "cpu" else min(4, ncpu // 4)
+        dw = min(8, ncpu // 2) if cfg.run.decode == "cpu" else min(4, ncpu // 4)
         dw = max(dw, 1) if ncpu > 1 else 0
-    w = cfg.workers
+    w = cfg.run.workers
     if w is None:
         w = max(1, ncpu - dw - 1)
     return int(dw), int(w)
@@ -151,11 +151,11 @@ def cycle_samples(samples: list, n: int) -> list:
 
 def default_split(cfg: BenchConfig) -> str:
     """``--split``, else 'test' when the adapter has one, else its first split (imagenet: val)."""
-    if cfg.split:
-        return cfg.split
+    if cfg.run.split:
+        return cfg.run.split
     from wsol.datasets.base import DATASETS
 
-    info = DATASETS.find(cfg.dataset)
+    info = DATASETS.find(cfg.run.dataset)
     return info.default_split if info is not None else "test"
 
 
@@ -163,18 +163,19 @@ def bench_dataset(cfg: BenchConfig):
     """The split to run: ``--dataset/--root`` (first ``--images``), or generated JPEGs."""
     from wsol.datasets.base import WsolDataset, build_dataset
 
-    if cfg.dataset or cfg.root:
-        if not (cfg.dataset and cfg.root):
+    run = cfg.run
+    if run.dataset or run.root:
+        if not (run.dataset and run.root):
             raise WsolError("--dataset and --root go together (or leave both out to use generated images)")
-        ds = build_dataset(cfg.dataset, cfg.root, default_split(cfg), **cfg.dataset_options).limit(cfg.images)
+        ds = build_dataset(run.dataset, run.root, default_split(cfg), **run.dataset_options).limit(cfg.images)
         if len(ds) == 0:
-            raise WsolError(f"{cfg.root}: split '{default_split(cfg)}' has no images")
+            raise WsolError(f"{run.root}: split '{default_split(cfg)}' has no images")
         return ds, 0
-    n = cfg.images or math.ceil(max(256, 8 * cfg.batch_size) / cfg.batch_size) * cfg.batch_size  # full batches
+    n = cfg.images or math.ceil(max(256, 8 * run.batch_size) / run.batch_size) * run.batch_size  # full batches
     uniq = max(1, min(cfg.unique_images, n))
-    folder = os.path.join(cache_root(cfg), "bench", f"jpeg-v{SYNTH_VERSION}-n{uniq}-s{cfg.seed}")
+    folder = os.path.join(cache_root(cfg), "bench", f"jpeg-v{SYNTH_VERSION}-n{uniq}-s{run.seed}")
     log.info("benchmark images: %s", folder)
-    make_imagenet_like(folder, uniq, cfg.seed)
+    make_imagenet_like(folder, uniq, run.seed)
     ds = build_dataset("folder", folder, "test", classes=os.path.join(folder, "classes.txt"))
     return WsolDataset(ds.name, ds.split, ds.root, ds.image_root, cycle_samples(ds.samples, n),
                        ds.class_names), uniq
@@ -224,51 +225,49 @@ def run_bench(cfg: BenchConfig) -> BenchResult:
     """Measure forward-only and end-to-end throughput; append the row to the CSV."""
     from wsol import __version__
     from wsol.cams.base import create_method
-    from wsol.engine.evaluate import EvalConfig, device_name, evaluate, resolve_device
+    from wsol.engine.evaluate import device_name, evaluate, resolve_device
     from wsol.engine.fastpath import FastPath
     from wsol.engine.heads import backbone_for_dataset
     from wsol.transforms.image import ImageFolderView, test_transform
 
-    if cfg.batch_size < 1 or cfg.repeats < 1:
+    run = cfg.run
+    if run.batch_size < 1 or cfg.repeats < 1:
         raise WsolError("--batch-size and --repeats must be at least 1")
-    dev = resolve_device(cfg.device)
+    dev = resolve_device(run.device)
     data_workers, workers = resolve_workers(cfg)
-    ecfg = EvalConfig(dataset=cfg.dataset or "folder", root=cfg.root or "", split=default_split(cfg),
-                      backbone=cfg.backbone, weights=cfg.weights, method=cfg.method,
-                      method_options=dict(cfg.method_options), batch_size=cfg.batch_size, device=str(dev),
-                      cam_step=cfg.cam_step, sweep=cfg.sweep, data_workers=data_workers, workers=workers,
-                      out=None, progress=cfg.progress, seed=cfg.seed, dtype=cfg.dtype,
-                      channels_last=cfg.channels_last, compile=cfg.compile, decode=cfg.decode,
-                      distributed="off")
+    # the evaluation proper: the run's options, workers resolved, on this device, never distributed
+    ecfg = replace(run, dataset=run.dataset or "folder", split=default_split(cfg), device=str(dev),
+                   method_options=dict(run.method_options), data_workers=data_workers, workers=workers,
+                   out=None, distributed="off")
     fast = FastPath(ecfg, dev)  # refuses unusable options before any work
-    create_method(cfg.method, **cfg.method_options)  # an unknown method or option fails before any work
+    create_method(run.method, **run.method_options)  # an unknown method or option fails before any work
     ds, uniq = bench_dataset(cfg)
     n = len(ds)
     if dev.type == "cuda":
         torch.backends.cudnn.benchmark = True  # fixed input shape: let cuDNN pick its fastest kernels
-    torch.manual_seed(cfg.seed)
+    torch.manual_seed(run.seed)
     # a speed measurement: a head that does not fit the data is replaced (with a warning), not refused
-    bb = backbone_for_dataset(ds, cfg.backbone, cfg.weights, dev, new_head=True)
+    bb = backbone_for_dataset(ds, run.backbone, run.weights, dev, new_head=True)
     for p in bb.parameters():
         p.requires_grad_(False)
     fast.prepare(bb)
 
     # (a) forward-only input: a pre-decoded batch already on the device
-    view = ImageFolderView(cycle_samples(ds.samples, cfg.batch_size), test_transform(bb.mean, bb.std))
-    batch = torch.stack([view[i][0] for i in range(cfg.batch_size)])
-    fmt = torch.channels_last if cfg.channels_last else torch.contiguous_format
+    view = ImageFolderView(cycle_samples(ds.samples, run.batch_size), test_transform(bb.mean, bb.std))
+    batch = torch.stack([view[i][0] for i in range(run.batch_size)])
+    fmt = torch.channels_last if run.channels_last else torch.contiguous_format
     batch = batch.to(dev).contiguous(memory_format=fmt)
-    iters = max(1, math.ceil(n / cfg.batch_size))
+    iters = max(1, math.ceil(n / run.batch_size))
     loads = [_load_average()]
-    log.info("warm-up: %d forward passes, one end-to-end run over %d images", cfg.warmup, min(n, 2 * cfg.batch_size))
+    log.info("warm-up: %d forward passes, one end-to-end run over %d images", cfg.warmup, min(n, 2 * run.batch_size))
     measure_forward(fast, batch, 0, cfg.warmup, 0)
     if cfg.warmup > 0:
-        evaluate(replace(ecfg, limit=min(n, 2 * cfg.batch_size), progress=False), ds, bb)
+        evaluate(replace(ecfg, limit=min(n, 2 * run.batch_size), progress=False), ds, bb)
     # (a) and (b) interleaved, repeat by repeat, so that both see the same machine load
     fwd_rates, runs = [], []
     for r in range(cfg.repeats):
         log.info("repeat %d/%d: forward-only %d x %d images, then end-to-end %d images (data workers %d, "
-                 "sweep workers %d)", r + 1, cfg.repeats, iters, cfg.batch_size, n, data_workers, workers)
+                 "sweep workers %d)", r + 1, cfg.repeats, iters, run.batch_size, n, data_workers, workers)
         fwd_rates += measure_forward(fast, batch, iters, 0, 1)
         res = evaluate(ecfg, ds, bb)
         t = res.timings.set_index("stage")
@@ -285,10 +284,10 @@ def run_bench(cfg: BenchConfig) -> BenchResult:
     row: Dict[str, object] = {
         "device": device_name(dev), "host_cpus": available_cpus(), "torch_threads": torch.get_num_threads(),
         "torch": torch.__version__, "cuda": (torch.version.cuda or "") if dev.type == "cuda" else "",
-        "wsol_version": __version__, "backbone": cfg.backbone, "weights": cfg.weights, "method": cfg.method,
-        "batch_size": cfg.batch_size, "dtype": cfg.dtype, "channels_last": cfg.channels_last,
-        "compile": cfg.compile, "decode": cfg.decode, "workers": workers, "data_workers": data_workers,
-        "sweep": cfg.sweep, "dataset": f"{cfg.dataset}:{default_split(cfg)}" if cfg.dataset else "generated-jpeg",
+        "wsol_version": __version__, "backbone": run.backbone, "weights": run.weights, "method": run.method,
+        "batch_size": run.batch_size, "dtype": run.dtype, "channels_last": run.channels_last,
+        "compile": run.compile, "decode": run.decode, "workers": workers, "data_workers": data_workers,
+        "sweep": run.sweep, "dataset": f"{run.dataset}:{default_split(cfg)}" if run.dataset else "generated-jpeg",
         "n_images": n, "unique_images": uniq or n, "repeats": cfg.repeats,
         **_stage_ms(timings),
         "forward_images_per_s": forward_ips, "e2e_images_per_s": e2e_ips, "e2e_wall_images_per_s": wall_ips,
