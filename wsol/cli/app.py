@@ -39,8 +39,8 @@ def build_parser(failures: Optional[Dict[str, str]] = None) -> argparse.Argument
     ap = T.OneLineParser(
         prog="wsol",
         description="Weakly-supervised object localization benchmark: class activation maps of image "
-                    "classifiers, thresholded into boxes, scored with Top-1/GT-known Loc, MaxBoxAcc and "
-                    "MaxBoxAccV2 exactly as Choe et al. (CVPR 2020) define them.",
+                    "classifiers, thresholded into boxes and masks, scored with Top-1/GT-known Loc, MaxBoxAcc, "
+                    "MaxBoxAccV2 and PxAP exactly as Choe et al. (CVPR 2020) define them.",
         formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--version", action="version", version=f"wsol {__version__}")
     ap.add_argument("--debug", action="store_true", help="show tracebacks instead of one-line errors")
