@@ -164,6 +164,25 @@ def check_numbers(base, dataset, root, cams, extra_opts=()):
     assert [got.maxboxacc_iou30, got.maxboxacc_iou50, got.maxboxacc_iou70] == pytest.approx(want, abs=1e-6)
 
 
+def score_and_check(base, dataset, root, cams, split=None, skip=True):
+    """``wsol score`` on a (possibly mutated) case; when it succeeds, its numbers must equal the
+    reference evaluator's (a failure must already have been one line naming a file: run_cli)."""
+    args = ["score", "--dataset", dataset, "--root", root] + (["--split", split] if split else [])
+    args += ["--cams", cams, "--out", os.path.join(base, "out")] + (["--on-error", "skip"] if skip else [])
+    rc, _ = run_cli(base, args)
+    if rc == 0:
+        check_numbers(base, dataset, root, cams)
+
+
+def write_files(folder, files):
+    """Write ``{name: text}`` into ``folder``; return the paths in order."""
+    paths = [os.path.join(folder, n) for n in files]
+    for path, text in zip(paths, files.values()):
+        with open(path, "w") as f:
+            f.write(text)
+    return paths
+
+
 def tiny_image(path, w, h, seed):
     os.makedirs(os.path.dirname(path), exist_ok=True)
     rng = np.random.default_rng(seed)
@@ -180,12 +199,10 @@ def make_wsoleval(base):
              "image_sizes.txt": "".join(f"{i},{100 + 10 * k},{80 + 5 * k}\n" for k, i in enumerate(ids)),
              "localization.txt": "val/a.JPEG,10,10,60,50\nval/a.JPEG,5,5,30,30\nval/b.JPEG,0,0,109,84\n"
                                  "val/c.JPEG,20.5,10,70,60\n"}
-    for n, t in files.items():
-        with open(os.path.join(d, n), "w") as f:
-            f.write(t)
+    paths = write_files(d, files)
     cams = os.path.join(base, "in", "cams")
     write_cams(cams, ids)
-    return d, cams, [os.path.join(d, n) for n in files]
+    return d, cams, paths
 
 
 @settings(max_examples=N, **SETTINGS)
@@ -195,10 +212,7 @@ def test_fuzz_wsoleval_metadata(tmp_path_factory, ops):
     base = new_case(tmp_path_factory.getbasetemp() / "fuzz_wsoleval")
     d, cams, paths = make_wsoleval(base)
     apply(paths, ops)
-    rc, _ = run_cli(base, ["score", "--dataset", "wsoleval", "--root", d, "--cams", cams,
-                           "--out", os.path.join(base, "out"), "--on-error", "skip"])
-    if rc == 0:
-        check_numbers(base, "wsoleval", d, cams)
+    score_and_check(base, "wsoleval", d, cams)
 
 
 # ------------------------------------------------------------------ CUB text files
@@ -212,12 +226,10 @@ def make_cub_case(base):
              "classes.txt": "1 001.A\n2 002.B\n",
              "train_test_split.txt": "1 1\n2 0\n3 1\n4 0\n",
              "bounding_boxes.txt": "1 2.0 3.0 20.0 10.0\n2 0 0 40 30\n3 5.5 5.5 10 10\n4 1 1 30 20\n"}
-    for n, t in files.items():
-        with open(os.path.join(root, n), "w") as f:
-            f.write(t)
+    paths = write_files(root, files)
     cams = os.path.join(base, "in", "cams")
     write_cams(cams, rels)
-    return root, cams, [os.path.join(root, n) for n in files]
+    return root, cams, paths
 
 
 @settings(max_examples=N, **SETTINGS)
@@ -227,10 +239,7 @@ def test_fuzz_cub_text_files(tmp_path_factory, ops):
     base = new_case(tmp_path_factory.getbasetemp() / "fuzz_cub")
     root, cams, paths = make_cub_case(base)
     apply(paths, ops)
-    rc, _ = run_cli(base, ["score", "--dataset", "cub", "--root", root, "--cams", cams,
-                           "--out", os.path.join(base, "out"), "--on-error", "skip"])
-    if rc == 0:
-        check_numbers(base, "cub", root, cams)
+    score_and_check(base, "cub", root, cams)
 
 
 # ------------------------------------------------------------------ folder CSV
@@ -254,10 +263,7 @@ def test_fuzz_folder_csv(tmp_path_factory, ops):
     base = new_case(tmp_path_factory.getbasetemp() / "fuzz_folder")
     root, cams, paths = make_folder_case(base)
     apply(paths, ops)
-    rc, _ = run_cli(base, ["score", "--dataset", "folder", "--root", root, "--cams", cams,
-                           "--out", os.path.join(base, "out"), "--on-error", "skip"])
-    if rc == 0:
-        check_numbers(base, "folder", root, cams)
+    score_and_check(base, "folder", root, cams)
 
 
 # ------------------------------------------------------------------ ImageNet CSV and XML
@@ -296,10 +302,7 @@ def test_fuzz_imagenet_csv(tmp_path_factory, ops):
     base = new_case(tmp_path_factory.getbasetemp() / "fuzz_inet_csv")
     root, cams, _, _ = make_imagenet_case(base)
     apply([os.path.join(root, "LOC_val_solution.csv"), os.path.join(root, "LOC_synset_mapping.txt")], ops)
-    rc, _ = run_cli(base, ["score", "--dataset", "imagenet", "--root", root, "--split", "val", "--cams", cams,
-                           "--out", os.path.join(base, "out"), "--on-error", "skip"])
-    if rc == 0:
-        check_numbers(base, "imagenet", root, cams)
+    score_and_check(base, "imagenet", root, cams, split="val")
 
 
 @settings(max_examples=N, **SETTINGS)
@@ -309,10 +312,7 @@ def test_fuzz_imagenet_xml(tmp_path_factory, ops):
     base = new_case(tmp_path_factory.getbasetemp() / "fuzz_inet_xml")
     root, cams, xml_dir, stems = make_imagenet_case(base)
     apply([os.path.join(xml_dir, s + ".xml") for s in stems], ops)
-    rc, _ = run_cli(base, ["score", "--dataset", "imagenet", "--root", root, "--split", "val", "--cams", cams,
-                           "--out", os.path.join(base, "out"), "--on-error", "skip"])
-    if rc == 0:
-        check_numbers(base, "imagenet", root, cams)
+    score_and_check(base, "imagenet", root, cams, split="val")
 
 
 # ------------------------------------------------------------------ heatmap .npy
@@ -336,10 +336,7 @@ def test_fuzz_heatmap_npy(tmp_path_factory, which, replace, ops, skip):
         np.save(target, replace)
     else:
         apply([target], [op if op[0] in ("truncate", "bytes") else ("truncate",) + op[1:] for op in ops])
-    rc, _ = run_cli(base, ["score", "--dataset", "wsoleval", "--root", d, "--cams", cams,
-                           "--out", os.path.join(base, "out")] + (["--on-error", "skip"] if skip else []))
-    if rc == 0:
-        check_numbers(base, "wsoleval", d, cams)
+    score_and_check(base, "wsoleval", d, cams, skip=skip)
 
 
 # ------------------------------------------------------------------ suite YAML
