@@ -1,6 +1,6 @@
 """Threshold-sweep speed: ms per image, OpenCV references vs the fast sweep, one core.
 
-Three paths, all returning the same boxes (tests/test_sweep.py):
+Three paths, all returning the same boxes (tests/unit/localize/test_sweep.py):
 
 * ``per-threshold``: the published loop as is (wsolevaluation): cv2.threshold +
   cv2.findContours at every τ -- the yardstick of the speed targets (5x at 100 thresholds,

@@ -8,7 +8,7 @@ For every method (cam, has, acol, spg, adl, cutmix) this runs what a user runs:
     wsol evaluate --dataset synthetic --root DATA --split test --backbone <trained name> \\
         --weights OUT/M/best.pt --out OUT/M/test
 
-(the schedule is ``wsol demo``'s, read from :class:`wsol.engine.demo.DemoConfig`; the
+(the schedule is ``wsol demo``'s, read from :class:`wsol.apps.demo.DemoConfig`; the
 method hyperparameters are the reference defaults), plus ``center_gaussian`` once.
 ACoL/SPG/ADL train the generic variants ``efficientnet_lite0+acol|spg|adl``. Appends one
 row per method to ``results/train_methods_synthetic.csv`` (with date, machine, threads and
@@ -34,10 +34,10 @@ if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
 from wsol.datasets.base import build_dataset  # noqa: E402
-from wsol.engine.demo import DemoConfig  # noqa: E402
-from wsol.engine.evaluate import EvalConfig, evaluate  # noqa: E402
-from wsol.engine.train import BEST, TrainConfig, method_architecture, train  # noqa: E402
-from wsol.engine.train_methods import create_train_method, list_train_methods  # noqa: E402
+from wsol.apps.demo import DemoConfig  # noqa: E402
+from wsol.engine.run import EvalConfig, evaluate  # noqa: E402
+from wsol.training.train import BEST, TrainConfig, method_architecture, train  # noqa: E402
+from wsol.training.methods import create_train_method, list_train_methods  # noqa: E402
 
 DEFAULT_CSV = REPO / "results" / "train_methods_synthetic.csv"
 COLUMNS = ("method", "backbone", "top1_cls", "gt_known_loc", "maxboxacc", "maxboxacc_v2",

@@ -3,7 +3,7 @@ import sys
 
 import pytest
 
-sys.path.insert(0, os.path.dirname(__file__))  # test helpers (cub_fixture, references)
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "fixtures"))  # test helpers (cub_fixture, references)
 
 from shared_data import imagenet_val_100  # noqa: E402
 

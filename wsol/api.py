@@ -35,7 +35,7 @@ def evaluate(**options: Any) -> pd.DataFrame:
     only when ``out`` is given.
     """
     from wsol.datasets.base import WsolDataset
-    from wsol.engine.evaluate import EvalConfig, evaluate as _evaluate
+    from wsol.engine.run import EvalConfig, evaluate as _evaluate
 
     _check_names(options, [f.name for f in dataclasses.fields(EvalConfig)], "wsol.evaluate")
     ds = options.get("dataset")
@@ -53,7 +53,7 @@ def evaluate(**options: Any) -> pd.DataFrame:
 def train(**options: Any) -> pd.DataFrame:
     """Run ``wsol train`` with TrainConfig fields as keywords (``wsol_method='acol'``,
     ``method_options={'threshold': 0.7}``, ``model_options={...}``); return the per-epoch log."""
-    from wsol.engine.train import TrainConfig, train as _train
+    from wsol.training.train import TrainConfig, train as _train
 
     _check_names(options, [f.name for f in dataclasses.fields(TrainConfig)], "wsol.train")
     return _train(TrainConfig(**options))

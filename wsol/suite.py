@@ -1,5 +1,5 @@
 """Benchmark suites: a YAML grid (datasets x backbones x methods x protocols) expanded into
-runs, each written by :func:`wsol.engine.evaluate.evaluate` into ``DIR/<run-id>/``, resumed
+runs, each written by :func:`wsol.engine.run.evaluate` into ``DIR/<run-id>/``, resumed
 when interrupted and aggregated into ``DIR/summary.csv``.
 
 Suite file (YAML)::
@@ -161,7 +161,7 @@ class Suite:
 
     def runs(self) -> List[Run]:
         """The grid in file order: datasets x backbones x methods x protocols."""
-        from wsol.engine.evaluate import EvalConfig
+        from wsol.engine.run import EvalConfig
 
         runs: List[Run] = []
         for d in self.datasets:
@@ -362,7 +362,7 @@ class _Loader:
 
 
 def _run_option_types() -> Dict[str, Any]:
-    from wsol.engine.evaluate import EvalConfig
+    from wsol.engine.run import EvalConfig
 
     return {f.name: f.type for f in dataclasses.fields(EvalConfig) if f.name not in GRID_FIELDS}
 
@@ -566,7 +566,7 @@ def _row(run: Run, status: str, reason: str, summary: Optional[pd.DataFrame] = N
 
 
 def _frame(rows: List[Dict[str, Any]]) -> pd.DataFrame:
-    from wsol.engine.scoring import SUMMARY_COLUMNS
+    from wsol.evaluation.scoring import SUMMARY_COLUMNS
 
     df = pd.DataFrame(rows)
     first = SUITE_COLUMNS + [c for c in SUMMARY_COLUMNS if c not in SUITE_COLUMNS]
@@ -585,7 +585,7 @@ def _read_summary(run_dir: str) -> Optional[pd.DataFrame]:
 
 def _execute(run: Run, run_dir: str, progress: bool) -> Dict[str, Any]:
     """Run one grid point into ``run_dir``; any exception becomes a failed row."""
-    from wsol.engine import evaluate as engine
+    from wsol.engine import run as engine
 
     if run.problem:
         return _row(run, "failed", run.problem)

@@ -56,7 +56,7 @@ def add_parsers(sub) -> None:
 
 
 def cmd_bench(args) -> int:
-    from wsol.engine.bench import BenchConfig, run_bench
+    from wsol.apps.bench import BenchConfig, run_bench
     from wsol.errors import WsolError
 
     for flag in ("batch_size", "repeats", "images", "unique_images"):

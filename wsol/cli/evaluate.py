@@ -51,7 +51,7 @@ def add_parsers(sub) -> None:
 
 
 def cmd_evaluate(args) -> int:
-    from wsol.engine.evaluate import evaluate
+    from wsol.engine.run import evaluate
 
     res = evaluate(config_from_args(args))
     if os.environ.get("RANK", "0") == "0":  # under torchrun every rank holds the result; rank 0 reports
@@ -64,7 +64,7 @@ def cmd_evaluate(args) -> int:
 
 
 def cmd_score(args) -> int:
-    from wsol.engine.evaluate import score
+    from wsol.engine.run import score
 
     res = score(args.cams, config_from_args(args, backbone="", weights="", method="heatmaps"))
     print_summary(res, args.out)

@@ -62,8 +62,8 @@ def cmd_methods(args) -> int:
     if getattr(args, "training", False):
         import dataclasses
 
-        from wsol.engine.train_methods import list_train_methods, option_flag
-        from wsol.engine.train_methods.base import TRAIN_METHODS
+        from wsol.training.methods import list_train_methods, option_flag
+        from wsol.training.methods.base import TRAIN_METHODS
 
         report_failures(TRAIN_METHODS)
         for m in list_train_methods():

@@ -80,7 +80,7 @@ def add_protocol_args(p: argparse.ArgumentParser) -> None:
 
 
 def add_fast_path_args(p: argparse.ArgumentParser) -> None:
-    """``--dtype``, ``--channels-last``, ``--compile``, ``--decode`` (see wsol.engine.fastpath)."""
+    """``--dtype``, ``--channels-last``, ``--compile``, ``--decode`` (see wsol.evaluation.fastpath)."""
     g = p.add_argument_group("speed (defaults = the protocol's reference path)")
     g.add_argument("--dtype", default="fp32", choices=["fp32", "bf16", "fp16"],
                    help="autocast dtype of the forward pass and CAM (default fp32; bf16/fp16 are faster "
@@ -103,7 +103,7 @@ def dataset_options(args) -> dict:
 
 def config_from_args(args, **over):
     """The EvalConfig of parsed ``evaluate``/``score`` arguments (``over`` wins)."""
-    from wsol.engine.evaluate import EvalConfig
+    from wsol.engine.run import EvalConfig
 
     method_options = parse_options(getattr(args, "method_option", None), "--method-option")
     if getattr(args, "method_batch", None):
@@ -121,7 +121,7 @@ def config_from_args(args, **over):
     for k in ("backbone", "weights", "method", "device", "data_workers", "workers", "save_cams", "new_head"):
         if hasattr(args, k):
             kw[k] = getattr(args, k)
-    for k in ("dtype", "channels_last", "compile", "decode"):  # speed options (wsol.engine.fastpath)
+    for k in ("dtype", "channels_last", "compile", "decode"):  # speed options (wsol.evaluation.fastpath)
         if hasattr(args, k):
             kw[k] = getattr(args, k)
     kw.update(over)

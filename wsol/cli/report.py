@@ -8,7 +8,7 @@ import os
 import numpy as np
 
 from wsol.datasets.class_names import read_class_names
-from wsol.engine.explain import explain_image
+from wsol.apps.explain import explain_image
 from wsol.utils import cli_types as T
 from wsol.utils.outdirs import claim_output_file
 from wsol.errors import WsolError

@@ -1,12 +1,12 @@
-"""``wsol train`` and ``wsol demo``: argparse front ends of :mod:`wsol.engine.train` and
-:mod:`wsol.engine.demo`."""
+"""``wsol train`` and ``wsol demo``: argparse front ends of :mod:`wsol.training.train` and
+:mod:`wsol.apps.demo`."""
 from __future__ import annotations
 
 import argparse
 
 from wsol.utils import cli_types as T
 
-from wsol.engine.train import AMP_MODES, SELECT_BY, TrainConfig
+from wsol.training.train import AMP_MODES, SELECT_BY, TrainConfig
 
 _TRAIN_EPILOG = """\
 outputs in --out: best.pt and last.pt (load either with `wsol evaluate --weights FILE`),
@@ -124,7 +124,7 @@ def _add_method_options(p, d: TrainConfig) -> None:
     """--wsol-method and one --<method>-<option> flag per hyperparameter of each method."""
     import dataclasses
 
-    from wsol.engine.train_methods import list_train_methods, option_flag
+    from wsol.training.methods import list_train_methods, option_flag
 
     methods = list_train_methods()
     g = p.add_argument_group("WSOL training method (defaults: the reference's, clovaai/wsolevaluation)")
@@ -141,7 +141,7 @@ def _add_method_options(p, d: TrainConfig) -> None:
 def method_options_from(args) -> dict:
     """The hyperparameters given on the command line for ``args.wsol_method``; a flag of
     another method is a one-line error."""
-    from wsol.engine.train_methods import option_flag
+    from wsol.training.methods import option_flag
     from wsol.errors import WsolError
 
     out = {}
@@ -158,8 +158,8 @@ def method_options_from(args) -> dict:
 
 def cmd_train(args) -> int:
     from wsol.cli.options import parse_options
-    from wsol.engine.train import method_architecture, train
-    from wsol.engine.train_methods import create_train_method
+    from wsol.training.train import method_architecture, train
+    from wsol.training.methods import create_train_method
 
     cfg = TrainConfig(dataset=args.dataset, root=args.root, split=args.split, backbone=args.backbone,
                       weights=args.weights, wsol_method=args.wsol_method, method_options=method_options_from(args),
@@ -181,7 +181,7 @@ def cmd_train(args) -> int:
 
 
 def cmd_demo(args) -> int:
-    from wsol.engine.demo import DemoConfig, format_table, run_demo
+    from wsol.apps.demo import DemoConfig, format_table, run_demo
 
     res = run_demo(DemoConfig(out=args.out, data=args.data, quick=args.quick, device=args.device,
                               seed=args.seed, progress=not args.quiet))

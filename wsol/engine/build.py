@@ -15,12 +15,12 @@ from wsol import __version__
 from wsol.cams.base import CamMethod, check_targets, create_method
 from wsol.datasets.base import WsolDataset, build_dataset
 from wsol.engine.config import EvalConfig, check_config
-from wsol.engine.fastpath import FastPath
+from wsol.evaluation.fastpath import FastPath
 from wsol.engine.heads import backbone_for_dataset
-from wsol.engine.loop import Localizer, LoopStats
-from wsol.engine.region_scoring import RegionScorer, attach, blank_box_metrics, blank_region_metrics
-from wsol.engine.scoring import RunScorer, summary_frame
-from wsol.engine.timing import StageTimer
+from wsol.evaluation.loop import Localizer, LoopStats
+from wsol.evaluation.region_scoring import RegionScorer, attach, blank_box_metrics, blank_region_metrics
+from wsol.evaluation.scoring import RunScorer, summary_frame
+from wsol.evaluation.timing import StageTimer
 from wsol.errors import DataError, WsolError
 from wsol.localize.protocols import Protocol, get_protocol
 from wsol.transforms.image import ImageFolderView, test_transform

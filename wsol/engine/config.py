@@ -52,7 +52,7 @@ class EvalConfig:
     on_error: str = "fail"          # fail | skip
     pointing_tolerance: float = 0.0  # pointing game: hit within this many pixels of the object (TorchRay: 15)
     exclude_skipped: bool = False   # skipped images count as misses unless set
-    # speed options (wsol.engine.fastpath); the defaults are the protocol's reference path
+    # speed options (wsol.evaluation.fastpath); the defaults are the protocol's reference path
     dtype: str = "fp32"             # fp32 | bf16 | fp16: autocast for forward + CAM (bf16/fp16 not exact)
     channels_last: bool = False     # channels_last model and inputs
     compile: bool = False           # torch.compile the backbone forward

@@ -1,7 +1,7 @@
 """Data-parallel evaluation under torchrun.
 
 ``torchrun --nproc_per_node N -m wsol evaluate ...`` (or any script calling
-:func:`wsol.engine.evaluate.evaluate` under torchrun) runs one process per device:
+:func:`wsol.engine.run.evaluate` under torchrun) runs one process per device:
 
 - the process group is ``nccl`` on CUDA (rank r uses ``cuda:LOCAL_RANK`` when ``--device
   cuda`` names no index) and ``gloo`` on CPU;
@@ -112,8 +112,8 @@ def reduce_timings(per_rank: List[pd.DataFrame]) -> Tuple[pd.DataFrame, pd.DataF
 def _run_shard(cfg, dataset, backbone, device: str, rank: int, world: int):
     """Build, run the loop on this rank's shard; -> (built, scorer, timer, stats)."""
     from wsol.engine.build import build, heatmap_writer, make_loader, make_localizer, make_scorer, write_run_config
-    from wsol.engine.loop import inference_context, inference_on_dataset
-    from wsol.engine.timing import StageTimer
+    from wsol.evaluation.loop import inference_context, inference_on_dataset
+    from wsol.evaluation.timing import StageTimer
 
     b = build(cfg, dataset, backbone, device=device)
     if rank == 0 and cfg.out:
@@ -145,11 +145,11 @@ def _check_ranks(local_error: Optional[BaseException], world: int) -> None:
 
 
 def evaluate_distributed(cfg, dataset=None, backbone=None):
-    """:func:`wsol.engine.evaluate.evaluate` sharded over the torchrun ranks: each rank builds
+    """:func:`wsol.engine.run.evaluate` sharded over the torchrun ranks: each rank builds
     the run, scores its shard in the inference loop, and the scorers' declared states are
     merged; every rank returns the same result and rank 0 writes the CSVs."""
     from wsol.engine.build import device_name, result_tables, run_meta, wall_row
-    from wsol.engine.loop import LoopStats
+    from wsol.evaluation.loop import LoopStats
     from wsol.report.csv import write_csv_atomic, write_run
 
     created, device = _init(cfg.device)

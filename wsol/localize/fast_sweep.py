@@ -12,7 +12,7 @@ component tree gives, and a Python-level loop over 50k pixels would be slower th
 
 How OpenCV's ``RETR_TREE`` / ``CHAIN_APPROX_SIMPLE`` output is reproduced (mask ``M``,
 8-connected foreground, 4-connected background, pixels outside the image are background);
-every rule was checked against OpenCV (tests/test_sweep.py):
+every rule was checked against OpenCV (tests/unit/localize/test_sweep.py):
 
 * One *outer* contour per 8-connected foreground component C; its boundingRect is C's
   bounding box.

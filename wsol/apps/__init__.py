@@ -1,0 +1,1 @@
+"""Applications built on the engine and training: bench, demo, overlay (explain)."""

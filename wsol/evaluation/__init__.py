@@ -1,0 +1,1 @@
+"""The evaluation loop on built objects: runner, loader, evaluators, timer (docs/architecture.md)."""

@@ -1,0 +1,112 @@
+"""The training-method interface and its registry (``wsol train --wsol-method NAME``).
+
+A training method decides three things for ``wsol train``: which architecture it needs
+(``architecture``: ``cam`` for a plain GAP + linear classifier, or a model variant with
+method layers: ``acol``, ``spg``, ``adl``), how a batch is turned into a loss
+(:meth:`TrainMethod.loss`), and its hyperparameters (a dataclass whose fields, with the
+reference defaults, become ``--<method>-<field>`` options of ``wsol train``). See
+``docs/architecture.md`` ("Training methods").
+"""
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Dict, List, Mapping, Tuple, Type
+
+import torch
+from torch import nn
+
+from wsol.errors import WsolError
+from wsol.utils.registry import Registry
+
+_ORDER = ("cam", "has", "acol", "spg", "adl", "cutmix")   # the reference's table order
+TRAIN_METHODS: Registry[type] = Registry("training method (--wsol-method)",
+                                         [f"wsol.training.methods.{m}" for m in _ORDER])
+
+
+@dataclasses.dataclass
+class NoOptions:
+    """A method without hyperparameters."""
+
+
+class TrainMethod:
+    """One WSOL training method. Subclasses set the class attributes and :meth:`loss`."""
+
+    name: str = ""
+    description: str = ""
+    #: the model variant the method trains: 'cam' (plain), 'acol', 'spg' or 'adl'
+    architecture: str = "cam"
+    #: dataclass of hyperparameters (field default = reference default, metadata 'help')
+    Options: type = NoOptions
+
+    def __init__(self, options: Mapping[str, Any] | None = None):
+        self.options = make_options(self.Options, options or {}, self.name)
+
+    def option_dict(self) -> Dict[str, Any]:
+        """The hyperparameters as plain values (recorded in train_config.json and checkpoints)."""
+        return dataclasses.asdict(self.options)
+
+    def model_options(self) -> Dict[str, Any]:
+        """Options the method's architecture is built with (e.g. ADL's drop rate)."""
+        return {}
+
+    def loss(self, model: nn.Module, images: torch.Tensor, labels: torch.Tensor
+             ) -> Tuple[torch.Tensor, torch.Tensor]:
+        """(loss, logits) of one training batch; may modify ``images`` in place."""
+        raise NotImplementedError
+
+
+def make_options(cls: type, given: Mapping[str, Any], method: str):
+    """``cls(**given)`` with each value converted to its field's type; unknown names are a
+    one-line error naming the method's options."""
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    kw = {}
+    for k, v in given.items():
+        if k not in fields:
+            known = ", ".join(fields) or "none"
+            raise WsolError(f"--wsol-method {method} has no option '{k}' (its options: {known})")
+        typ = type(fields[k].default)
+        try:
+            kw[k] = typ(v)
+        except (TypeError, ValueError):
+            raise WsolError(f"--{option_flag(method, k)} takes a {typ.__name__}, got {v!r}") from None
+    opts = cls(**kw)
+    check = getattr(opts, "check", None)
+    if check is not None:
+        check()
+    return opts
+
+
+def option_flag(method: str, field: str) -> str:
+    """The CLI flag of a hyperparameter: ``has`` + ``grid_size`` -> ``has-grid-size``."""
+    return f"{method}-{field}".replace("_", "-")
+
+
+def in_range(value: float, lo: float, hi: float, flag: str) -> None:
+    """One-line error unless ``lo <= value <= hi``."""
+    if not lo <= value <= hi:
+        raise WsolError(f"--{flag} must be in [{lo:g}, {hi:g}], got {value:g}")
+
+
+def register_train_method(cls: Type[TrainMethod]) -> Type[TrainMethod]:
+    """Class decorator: register ``cls`` under ``cls.name``."""
+    return TRAIN_METHODS.add(cls.name, cls)
+
+
+def list_train_methods() -> List[Type[TrainMethod]]:
+    """The registered methods, in the reference's order (cam first)."""
+    return sorted((c for _, c in TRAIN_METHODS.items()),
+                  key=lambda c: (_ORDER.index(c.name) if c.name in _ORDER else len(_ORDER), c.name))
+
+
+def create_train_method(name: str, options: Mapping[str, Any] | None = None) -> TrainMethod:
+    """The method ``name`` with ``options`` (hyperparameters; missing ones take the defaults)."""
+    return TRAIN_METHODS.get(name)(options)
+
+
+def train_outputs(model: nn.Module, images: torch.Tensor, labels: torch.Tensor) -> Dict[str, torch.Tensor]:
+    """The model's training-mode outputs: ``model.forward_train(images, labels)`` when the
+    model has method heads (a dict with at least 'logits'), else ``{'logits': ...}``."""
+    fwd = getattr(model, "forward_train", None)
+    if fwd is not None:
+        return fwd(images, labels)
+    return {"logits": model(images)[1]}

@@ -1,0 +1,56 @@
+"""``has``: Hide-and-Seek (Singh & Lee 2017) as wsolevaluation trains it.
+
+Each training image is cut into square cells of ``grid_size`` pixels (the last row and
+column may be partial) and every cell is hidden, set to 0 in the normalized image (the
+dataset mean), with probability ``drop_rate``, independently per image and cell; then
+plain cross-entropy. The reference's default cell is 4 pixels (``--has_grid_size 4``):
+its loop steps through the image ``grid_size`` pixels at a time.
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+
+import torch
+from torch import nn
+
+from wsol.training.methods.base import TrainMethod, in_range, register_train_method, train_outputs
+
+
+def hide_patches(images: torch.Tensor, grid_size: int, drop_rate: float,
+                 generator: torch.Generator | None = None) -> torch.Tensor:
+    """Zero whole ``grid_size`` x ``grid_size`` cells of ``images`` [B, C, H, W] in place,
+    each with probability ``drop_rate`` (a cell is hidden when its uniform draw is
+    <= ``drop_rate``, as the reference's ``random.random() <= drop_rate``); returns
+    ``images``. ``grid_size`` 0 leaves them unchanged."""
+    if grid_size == 0:
+        return images
+    b, _, h, w = images.shape
+    gh, gw = math.ceil(h / grid_size), math.ceil(w / grid_size)
+    u = torch.rand((b, gh, gw), generator=generator, device=images.device if generator is None else "cpu")
+    keep = (u > drop_rate).to(device=images.device, dtype=images.dtype)
+    keep = keep.repeat_interleave(grid_size, 1).repeat_interleave(grid_size, 2)[:, :h, :w]
+    images.mul_(keep.unsqueeze(1))
+    return images
+
+
+@dataclasses.dataclass
+class HasOptions:
+    grid_size: int = dataclasses.field(default=4, metadata={"help": "side of a hidden cell in pixels"})
+    drop_rate: float = dataclasses.field(default=0.5, metadata={"help": "probability of hiding a cell"})
+
+    def check(self) -> None:
+        in_range(self.grid_size, 0, float("inf"), "has-grid-size")
+        in_range(self.drop_rate, 0.0, 1.0, "has-drop-rate")
+
+
+@register_train_method
+class HideAndSeek(TrainMethod):
+    name = "has"
+    description = "Hide-and-Seek: hide random grid cells of each training image (Singh & Lee 2017)"
+    Options = HasOptions
+
+    def loss(self, model, images, labels):
+        images = hide_patches(images, self.options.grid_size, self.options.drop_rate)
+        logits = train_outputs(model, images, labels)["logits"]
+        return nn.functional.cross_entropy(logits.float(), labels), logits
