@@ -28,6 +28,19 @@ def _read_map(path: str, kind=int) -> Dict[int, object]:
     return out
 
 
+def check_seg_threshold(value) -> float:
+    """seg_threshold as a float in [0, 255): below 0 every pixel would be object, from 255 none."""
+    import math
+
+    try:
+        v = float(value) if not isinstance(value, bool) else float("nan")
+    except (TypeError, ValueError):
+        v = float("nan")
+    if not math.isfinite(v) or not 0 <= v < 255:
+        raise DataError(f"seg_threshold must be a gray level in [0, 255), got {value!r}")
+    return v
+
+
 def find_segmentations(root: str, segmentations: Optional[str]) -> Optional[str]:
     """The CUB segmentation folder: ``segmentations=DIR``, else ``segmentations/`` in the
     CUB folder or beside it (where the separate archive unpacks); ``off`` turns masks off."""
@@ -63,10 +76,7 @@ def read_cub(root: str, split: str = "test", segmentations: Optional[str] = None
         require_file(os.path.join(root, f), f"CUB file {f} (is --root the CUB_200_2011 folder?)")
     image_root = os.path.join(root, "images")
     seg_dir = find_segmentations(root, segmentations)
-    try:
-        seg_thr = float(seg_threshold)
-    except ValueError:
-        raise DataError(f"seg_threshold must be a gray value 0-255, not {seg_threshold!r}") from None
+    seg_thr = check_seg_threshold(seg_threshold)
     paths_file = os.path.join(root, "images.txt")
     paths = _read_map(paths_file, str)
     labels_file = os.path.join(root, "image_class_labels.txt")

@@ -8,18 +8,24 @@ has any, else the mask (docs/protocol.md, "Pointing games").
 """
 from __future__ import annotations
 
+import logging
 from typing import List, Optional, Sequence
 
 import numpy as np
 import pandas as pd
 
 from wsol.datasets.base import Sample
-from wsol.datasets.masks import FOREGROUND, load_gt_mask
+from wsol.datasets.masks import AMBIGUOUS, FOREGROUND, ambiguity, load_gt_mask
 from wsol.metrics.mask_accuracy import PixelPREvaluator
 from wsol.metrics.state import StateSpec
 from wsol.metrics.pointing import PointingAccumulator, boxes_region, energy_share, peak_point, pointing_hit
 
 PER_IMAGE_COLUMNS = ["point_x", "point_y", "pointing_hit", "energy_in_gt"]
+
+#: summary.csv columns counting ambiguous masks (wsol.datasets.masks.AMBIGUOUS), NaN without masks
+MASK_COUNT_COLUMNS = tuple(f"n_masks_{k}" for k in AMBIGUOUS)
+
+log = logging.getLogger(__name__)
 
 
 class RegionScorer:
@@ -35,6 +41,7 @@ class RegionScorer:
         StateSpec("energy_sum", "sum", "sum of the energy shares"),
         StateSpec("pointing_regions", "union", "what the pointing game used: mask, boxes"),
         StateSpec("energy_regions", "union", "what the energy game used: boxes, mask"),
+        StateSpec("mask_flags", "cat", "(image_id, kind) of each ambiguous mask"),
     )
 
     def __init__(self, taus: Sequence[float], with_masks: bool, tolerance: float = 0.0):
@@ -46,6 +53,7 @@ class RegionScorer:
         self.rows: List[dict] = []
         self.pointing_regions: set = set()
         self.energy_regions: set = set()
+        self.mask_flags: List[tuple] = []
 
     def add(self, samples: Sequence[Sample], maps: np.ndarray, gt_boxes: Sequence[np.ndarray]) -> None:
         """A batch: samples, normalized maps [B, 224, 224], GT boxes already on the map grid."""
@@ -54,6 +62,9 @@ class RegionScorer:
             mask = load_gt_mask(s.mask, shape[0]) if (self.with_masks and s.mask is not None) else None
             if mask is not None:
                 self.pixel.process(m, mask)
+                kind = ambiguity(mask)
+                if kind:
+                    self.mask_flags.append((s.image_id, kind))
             box_region = boxes_region(g, shape) if len(g) else None
             point_region = (mask == FOREGROUND) if mask is not None else box_region
             energy_region = box_region if box_region is not None else (
@@ -81,12 +92,24 @@ class RegionScorer:
         out: dict = {k: float("nan") for k in ("pxap", "piou", "piou_tau")}
         if self.pixel is not None:
             ms = self.pixel.evaluate()
-            out.update(pxap=ms.pxap, piou=ms.piou, piou_tau=ms.piou_tau)
+            out.update(pxap=ms.pxap, piou=ms.piou, piou_tau=ms.piou_tau, **self.mask_counts())
         ps = self.pointing.summary()
+        out.update(dict.fromkeys(MASK_COUNT_COLUMNS, float("nan")) if self.pixel is None else {})
         out.update(pointing_game=ps.pointing_game, pointing_game_class_avg=ps.pointing_game_class_avg,
                    energy_pointing_game=ps.energy_pointing_game,
                    pointing_region="+".join(sorted(self.pointing_regions)),
                    pointing_tolerance=self.tolerance)
+        return out
+
+    def mask_counts(self) -> dict:
+        """n_masks_<kind> for each kind of ambiguous mask; each kind found is named in a warning."""
+        out = {}
+        for kind, what in AMBIGUOUS.items():
+            ids = [i for i, k in self.mask_flags if k == kind]
+            out[f"n_masks_{kind}"] = len(ids)
+            if ids:
+                more = f" and {len(ids) - 3} more" if len(ids) > 3 else ""
+                log.warning("%d mask(s) with %s: %s%s", len(ids), what, ", ".join(ids[:3]), more)
         return out
 
     def state_dict(self) -> dict:
@@ -94,7 +117,7 @@ class RegionScorer:
         return {"region_rows": self.rows, "pixel": self.pixel.state if self.pixel is not None else None,
                 "pointing_hits": self.pointing.hits, "pointing_count": self.pointing.count,
                 "energy_sum": self.pointing.energy_sum, "pointing_regions": self.pointing_regions,
-                "energy_regions": self.energy_regions}
+                "energy_regions": self.energy_regions, "mask_flags": self.mask_flags}
 
     def load_state_dict(self, state: dict, order: Optional[Sequence[int]] = None) -> None:
         """Replace the state; ``order``: the permutation that puts the rows in dataset order."""
@@ -105,6 +128,7 @@ class RegionScorer:
         self.pointing.hits, self.pointing.count = dict(state["pointing_hits"]), dict(state["pointing_count"])
         self.pointing.energy_sum = state["energy_sum"]
         self.pointing_regions, self.energy_regions = set(state["pointing_regions"]), set(state["energy_regions"])
+        self.mask_flags = list(state.get("mask_flags", []))
 
     def per_image(self) -> pd.DataFrame:
         """The per-image columns, in the order images were added."""
@@ -132,7 +156,7 @@ REGION_METRICS = ("pxap", "piou", "piou_tau", "pointing_game", "pointing_game_cl
 
 def blank_region_metrics(numbers: dict) -> None:
     """Add this module's summary columns as NaN (a run that did not compute them)."""
-    for k in REGION_METRICS + ("pointing_tolerance",):
+    for k in REGION_METRICS + MASK_COUNT_COLUMNS + ("pointing_tolerance",):
         numbers.setdefault(k, float("nan"))
     numbers.setdefault("pointing_region", "")
 

@@ -23,6 +23,7 @@ SUMMARY_COLUMNS = [
     "tau_iou50", "tau_iou70", "mean_iou", "pxap", "piou", "piou_tau", "pointing_game",
     "pointing_game_class_avg", "energy_pointing_game", "pointing_region", "pointing_tolerance", "cam_step", "n_thresholds", "n_skipped", "metric_denominator",
     "n_nonfinite", "n_size_mismatch", "images_per_s", "device", "wsol_version", "date",
+    "n_masks_empty", "n_masks_all_ignored", "n_masks_no_background",
 ]
 
 

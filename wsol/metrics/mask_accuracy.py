@@ -93,16 +93,18 @@ def pr_from_histograms(fg_hist: np.ndarray, bg_hist: np.ndarray, edges: np.ndarr
 
 
 def pxap_from_pr(pr: PixelPR) -> float:
-    """PxAP in percent (NaN when there are no object pixels or no scored pixels at all)."""
-    if pr.tp[-1] + pr.fn[-1] <= 0 or pr.tp[-1] + pr.fp[-1] <= 0:
+    """PxAP in percent (NaN when there are no object pixels, no background pixels -- every
+    precision would be 1 -- or no scored pixels at all)."""
+    if pr.tp[-1] + pr.fn[-1] <= 0 or pr.fp[-1] <= 0:
         return float("nan")
     keep = (pr.tp + pr.fp)[1:] != 0
     return float((pr.precision[1:] * np.diff(pr.recall))[keep].sum() * 100)
 
 
 def piou_from_pr(pr: PixelPR) -> Tuple[float, float]:
-    """(PIoU in percent, the threshold reaching it, first from the top on ties); NaN when undefined."""
-    if pr.tp[-1] + pr.fn[-1] <= 0 or not np.isfinite(pr.iou).any():
+    """(PIoU in percent, the threshold reaching it, first from the top on ties); NaN when undefined
+    (no object or no background pixel)."""
+    if pr.tp[-1] + pr.fn[-1] <= 0 or pr.fp[-1] <= 0 or not np.isfinite(pr.iou).any():
         return float("nan"), float("nan")
     k = int(np.nanargmax(pr.iou))
     return float(pr.iou[k] * 100), float(pr.thresholds[k])
@@ -162,5 +164,7 @@ class PixelPREvaluator:
         pr = self.curve()
         if int(self.state["n"]) and pr.tp[-1] + pr.fn[-1] <= 0:
             log.warning("PxAP undefined: no object pixel in any mask")
+        elif int(self.state["n"]) and pr.fp[-1] <= 0:
+            log.warning("PxAP undefined: no background pixel in any mask (ignored or object everywhere)")
         piou, tau = piou_from_pr(pr)
         return MaskSummary(pxap_from_pr(pr), piou, tau, int(self.state["n"]))

@@ -74,6 +74,14 @@ def test_ignore_pixels_change_nothing():
         assert s.pxap == base.pxap and s.piou == base.piou
 
 
+def test_no_background_pixel_is_nan_not_100():
+    """A mask that is object and ignored pixels only would give any map precision 1 (PxAP 100)."""
+    g = np.full((224, 224), 255, np.uint8)
+    g[:50] = 1
+    s = pixel_pr_summary([np.random.default_rng(0).random((224, 224))], [g], TAUS)
+    assert np.isnan(s.pxap) and np.isnan(s.piou)
+
+
 def test_no_object_pixel_is_nan_not_a_crash():
     s = _wsol([np.random.default_rng(0).random((8, 8))], [np.zeros((8, 8), np.uint8)])
     assert np.isnan(s.pxap) and np.isnan(s.piou)
@@ -173,7 +181,10 @@ def test_equals_reference_on_adversarial_maps(step):
         if (g == 1).any():
             one = _wsol([m], [g], taus)
             p, i = _ref([m], [g], taus)
-            assert abs(one.pxap - p) <= 1e-9 and abs(one.piou - i) <= 1e-9
+            if (g == 0).any():
+                assert abs(one.pxap - p) <= 1e-9 and abs(one.piou - i) <= 1e-9
+            else:  # no background pixel: the reference's precision is 1 everywhere (PxAP 100), ours NaN
+                assert p == 100 and np.isnan(one.pxap) and np.isnan(one.piou)
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -188,7 +199,10 @@ def test_equals_reference_property(seed, h, w, step, levels):
     masks[0].flat[-1] = 0 if masks[0].size > 1 else 1
     s = _wsol(maps, masks, taus)
     pxap, piou = _ref(maps, masks, taus)
-    assert abs(s.pxap - pxap) <= 1e-9 and abs(s.piou - piou) <= 1e-9
+    if any((g == 0).any() for g in masks):
+        assert abs(s.pxap - pxap) <= 1e-9 and abs(s.piou - piou) <= 1e-9
+    else:  # no background pixel anywhere: the reference says 100, we say undefined
+        assert pxap == 100 and np.isnan(s.pxap) and np.isnan(s.piou)
 
 
 def test_pr_curve_ends():
