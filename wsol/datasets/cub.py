@@ -19,12 +19,23 @@ CUB_FILES = ("images.txt", "image_class_labels.txt", "classes.txt", "train_test_
 
 
 def _read_map(path: str, kind=int) -> Dict[int, object]:
+    """``id value`` lines; ids must be unique, and so must image paths (``kind=str``): one image
+    listed under two ids would be counted twice."""
     out: Dict[int, object] = {}
+    seen: Dict[str, tuple] = {}
     for ln, (k, v) in read_rows(path, 2):
         key = to_number(k, int, path, ln, "image id")
         if key in out:
             raise DataError(f"duplicate id {key}", path=path, line=ln)
-        out[key] = check_image_id(v, path, ln) if kind is str else to_number(v, kind, path, ln, "value")
+        if kind is str:
+            out[key] = check_image_id(v, path, ln)
+            norm = os.path.normpath(v)
+            if norm in seen:
+                raise DataError(f"image {v!r} is listed twice (also as id {seen[norm][0]} on line "
+                                f"{seen[norm][1]}): it would be counted twice", path=path, line=ln)
+            seen[norm] = (key, ln)
+        else:
+            out[key] = to_number(v, kind, path, ln, "value")
     return out
 
 

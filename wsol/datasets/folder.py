@@ -21,6 +21,7 @@ import numpy as np
 
 from wsol.datasets.base import MaskRef, Sample, WsolDataset, check_image_id, register_dataset, require_file
 from wsol.datasets.textfiles import to_number
+from wsol.utils.numbers import parse_number
 from wsol.errors import DataError, closest
 from wsol.utils.io import read_text_file, text_lines
 
@@ -39,7 +40,7 @@ OPTIONAL = {"mask": ("mask", "mask_path", "segmentation"), "ignore": ("ignore", 
 
 def _is_number(v: str) -> bool:
     try:
-        float(v)
+        parse_number(v, float)
         return True
     except ValueError:
         return False
@@ -47,7 +48,7 @@ def _is_number(v: str) -> bool:
 
 def _is_int(v: str) -> bool:
     try:
-        int(v)
+        parse_number(v, int)
         return True
     except ValueError:
         return False

@@ -6,6 +6,7 @@ from typing import Iterator, List, Tuple
 
 from wsol.errors import DataError
 from wsol.utils.io import read_text_file, text_lines
+from wsol.utils.numbers import parse_number
 
 
 def read_rows(path: str, n_fields: int, sep: str | None = None, what: str = "",
@@ -41,7 +42,7 @@ def to_number(value: str, kind, path: str, line: int, name: str):
     turn into IoUs of 1e-17 or integer overflows further down, never into an error.
     """
     try:
-        v = kind(value)
+        v = parse_number(value, kind)  # no '1_0263' (Python's float reads 10263) or non-ASCII digits
     except (ValueError, OverflowError):
         raise DataError(f"{name} is not a{'n integer' if kind is int else ' number'}: {value!r}",
                         path=path, line=line) from None

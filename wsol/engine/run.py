@@ -32,7 +32,7 @@ from wsol.errors import DataError, RunInterrupted, WsolError
 from wsol.localize.maps import MAP_SIZE
 from wsol.localize.protocols import get_protocol
 from wsol.report.csv import write_run
-from wsol.utils.io import confined_path, ensure_dir
+from wsol.utils.io import confined_path, ensure_dir, load_npy
 
 log = logging.getLogger(__name__)
 
@@ -81,10 +81,7 @@ def load_heatmap(path: str) -> np.ndarray:
     """Read one exported heatmap and check it is a finite 224x224 array in [0, 1]."""
     if not os.path.isfile(path):
         raise DataError("missing heatmap", path=path)
-    try:
-        m = np.load(path, allow_pickle=False)
-    except Exception as e:
-        raise DataError(f"unreadable heatmap ({type(e).__name__})", path=path) from None
+    m = load_npy(path, "heatmap")
     if m.shape != (MAP_SIZE, MAP_SIZE):
         raise DataError(f"heatmap must be {MAP_SIZE}x{MAP_SIZE}, got {m.shape}", path=path)
     if m.dtype.kind not in "fiu":

@@ -20,11 +20,11 @@ import numpy as np
 import pandas as pd
 
 from wsol.datasets.class_names import imagenet_class_names
-from wsol.errors import WsolError, first_line
+from wsol.errors import DataError, WsolError, first_line
 from wsol.report import plots
 from wsol.report.overlay import encode_png, overlay_image
 from wsol.report.tables import RunTables
-from wsol.utils.io import write_text_atomic
+from wsol.utils.io import load_npy, write_text_atomic
 
 log = logging.getLogger(__name__)
 
@@ -277,9 +277,9 @@ def _load_map(path: str) -> Optional[np.ndarray]:
     if not os.path.isfile(path):
         return None
     try:
-        m = np.load(path, allow_pickle=False)
-    except Exception as e:
-        log.warning("%s: unreadable heatmap (%s)", path, type(e).__name__)
+        m = load_npy(path, "heatmap")
+    except DataError as e:
+        log.warning("%s", e)
         return None
     if m.ndim != 2 or not np.isfinite(m).all():
         log.warning("%s: not a finite 2-D heatmap, skipped", path)

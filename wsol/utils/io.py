@@ -149,3 +149,22 @@ def text_lines(text: str) -> list:
     """Lines of ``text`` split on \\n, \\r\\n or \\r only (str.splitlines also splits on form
     feeds and Unicode separators, which would shift the line numbers errors report)."""
     return text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
+
+
+def load_npy(path: str, what: str = "array"):
+    """One array saved with ``numpy.save``; anything else (an ``.npz`` archive under a ``.npy``
+    name, a pickle, garbage) is a DataError naming the file."""
+    import numpy as np
+
+    from wsol.errors import DataError
+
+    try:
+        m = np.load(path, allow_pickle=False)
+    except Exception as e:
+        raise DataError(f"unreadable {what} ({type(e).__name__})", path=path) from None
+    if not isinstance(m, np.ndarray):
+        names = ", ".join(list(getattr(m, "files", []))[:3])
+        getattr(m, "close", lambda: None)()
+        raise DataError(f"unreadable {what}: an .npz archive ({names}), not one array saved with numpy.save",
+                        path=path)
+    return m
