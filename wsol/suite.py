@@ -37,6 +37,10 @@ An unset variable without default in a dataset (root, options) or in a backbone'
 fails only the runs that use it, with a reason naming the variable; anywhere else it is an
 error of the whole file. Relative paths are taken from the current directory.
 
+Lists given must not be empty (leave a key out for its default) and entries must not repeat
+one another exactly; a grid over :data:`MAX_RUNS` runs is refused before it is expanded, and a
+file over :data:`MAX_YAML_NODES` values once its aliases are copied out is refused as read.
+
 Run ids are ``<dataset>__<backbone>__<method>__<protocol>`` (characters outside
 ``[A-Za-z0-9._-]`` become ``-``); ids that would collide get ``-<6 hex>`` of their specs.
 
@@ -84,6 +88,11 @@ META_COLUMNS = ("dataset", "split", "protocol", "backbone", "weights", "method")
 CONFIG_FILE = "config.json"
 ERROR_FILE = "error.txt"
 NO_FILE_WEIGHTS = ("pretrained", "random", "none", "")
+
+#: the most runs a suite may expand to (counted before expanding): a week of one-minute runs
+MAX_RUNS = 10_000
+#: the most YAML nodes a suite file may hold once its aliases are expanded (an alias bomb stops here)
+MAX_YAML_NODES = 100_000
 
 _ENV_RE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 
@@ -159,10 +168,26 @@ class Suite:
     protocols: List[str] = field(default_factory=lambda: ["wsoleval"])
     options: Dict[str, Any] = field(default_factory=dict)
 
+    def size(self) -> int:
+        """How many runs :meth:`runs` would expand to, counted without expanding."""
+        per_backbone = sum(sum(1 for m in self.methods if b.methods is None or m.name in b.methods
+                               or (m.id or m.name) in b.methods) for b in self.backbones)
+        return len(self.datasets) * per_backbone * len(self.protocols)
+
+    def check_size(self) -> None:
+        """Refuse a grid over :data:`MAX_RUNS` runs, saying its size, before expanding it."""
+        n = self.size()
+        if n > MAX_RUNS:
+            raise WsolError(f"{self.path or self.name}: the grid has {n:,} runs ({len(self.datasets)} datasets x "
+                            f"{len(self.backbones)} backbones x {len(self.methods)} methods x "
+                            f"{len(self.protocols)} protocols), more than the {MAX_RUNS:,} a suite may hold; "
+                            "split it into several suites")
+
     def runs(self) -> List[Run]:
         """The grid in file order: datasets x backbones x methods x protocols."""
         from wsol.engine.run import EvalConfig
 
+        self.check_size()
         runs: List[Run] = []
         for d in self.datasets:
             for b in self.backbones:
@@ -180,8 +205,15 @@ class Suite:
                                          model_options=dict(b.options),
                                          save_cams="cams" if save else None, **opts)
                         rid = "__".join(_sanitize(x) for x in (d.name, b.id or b.name, m.id or m.name, p))
-                        runs.append(Run(rid, d, b, m, p, cfg, _problem(d, b, m)))
+                        runs.append(Run(rid, d, b, m, p, cfg, _problem(d, b, m, cfg)))
+        base = [r.run_id for r in runs]
         _disambiguate(runs)
+        seen: Dict[str, int] = {}
+        for k, r in enumerate(runs):
+            if r.run_id in seen:
+                raise WsolError(f"{self.path or self.name}: two identical entries make run '{base[k]}' twice; "
+                                "remove one (or give one an 'id')")
+            seen[r.run_id] = k
         return runs
 
 
@@ -206,7 +238,20 @@ def _unknown(kind: str, name: str, known: List[str]) -> str:
     return f"unknown {kind} '{name}'" + (f"; did you mean '{close[0]}'?" if close else f" (known: {', '.join(known)})")
 
 
-def _problem(d: DatasetSpec, b: BackboneSpec, m: MethodSpec) -> Optional[str]:
+def _cuda_problem(cfg) -> Optional[str]:
+    """Why the run's device cannot be used on this machine (CUDA asked for, none present)."""
+    dev = str(getattr(cfg, "device", "cpu") or "cpu")
+    if not dev.startswith("cuda"):
+        return None
+    import torch
+
+    if torch.cuda.is_available():
+        return None
+    return (f"device {dev}: CUDA is not available on this machine (set options.device: cpu in the suite, "
+            "or WSOL_DEVICE=cpu where the suite reads it)")
+
+
+def _problem(d: DatasetSpec, b: BackboneSpec, m: MethodSpec, cfg=None) -> Optional[str]:
     """Why a run cannot start (unset variable, unknown adapter or method, missing root or
     checkpoint), or None. Registry names are checked here, not when loading, so a suite
     naming a plugin that is not installed still loads and its other runs go on."""
@@ -229,7 +274,7 @@ def _problem(d: DatasetSpec, b: BackboneSpec, m: MethodSpec) -> Optional[str]:
         return f"dataset root not found: {d.root} (dataset '{d.name}', root: {d.raw_root})"
     if b.weights not in NO_FILE_WEIGHTS and not os.path.exists(b.weights):
         return f"weights file not found: {b.weights} (backbone '{b.name}', weights: {b.raw_weights})"
-    return None
+    return _cuda_problem(cfg) if cfg is not None else None
 
 
 # ----------------------------------------------------------------------------- hashing
@@ -342,16 +387,31 @@ class _Loader:
             raise self.error(f"{what} must be a mapping (key: value), got {type(v).__name__}", at)
         return v
 
-    def entries(self, v: Any, key: str, required: bool) -> List[Any]:
+    def entries(self, v: Any, key: str, required: bool, default: str = "") -> List[Any]:
+        """A list of entries; absent: [] (an error when ``required``); given but empty: an error
+        (an empty list never silently becomes the default)."""
         if v is None:
             if required:
                 raise self.error(f"'{key}' is required (a list of entries)")
             return []
         if isinstance(v, (str, dict)):
             v = [v]
-        if not isinstance(v, list) or (required and not v):
-            raise self.error(f"'{key}' must be a non-empty list", (key,))
+        if not isinstance(v, list) or not v:
+            hint = f" (leave '{key}' out for the default, {default})" if default else ""
+            raise self.error(f"'{key}' must be a non-empty list{hint}", (key,))
         return v
+
+    def no_repeats(self, items: List[Any], key: str) -> None:
+        """Refuse an entry that repeats an earlier one exactly (it would be the same run twice)."""
+        seen: Dict[str, int] = {}
+        for i, e in enumerate(items):
+            k = json.dumps(e, sort_keys=True, default=str)
+            if k in seen:
+                first = self.lines.get((key, seen[k]))
+                raise self.error(f"{key}[{i}] repeats {key}[{seen[k]}]"
+                                 f"{f' (line {first})' if first else ''}: the same runs twice; remove one",
+                                 (key, i))
+            seen[k] = i
 
     def env_free(self, v: Any, what: str, at: KeyPath) -> Any:
         missing: List[str] = []
@@ -422,7 +482,10 @@ def load_suite(path: str) -> Suite:
         raise WsolError(f"{path}: suite file not found")
     text = read_text_file(path, "suite file")  # missing, unreadable, not UTF-8: one line
     try:
+        _bound_aliases(path, yaml.compose(text, Loader=yaml.SafeLoader))
         data = yaml.safe_load(text)
+    except RecursionError:
+        raise WsolError(f"{path}: YAML nested too deeply") from None
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         where = f"{path}:{mark.line + 1}" if mark is not None else path
@@ -438,7 +501,39 @@ def load_suite(path: str) -> Suite:
     _load_backbones(ld, data, suite)
     _load_methods(ld, data, suite)
     _load_protocols_and_options(ld, data, suite)
+    suite.check_size()
     return suite
+
+
+def _bound_aliases(path: str, root: Any) -> None:
+    """Count the nodes of a composed YAML document as if its aliases were copied out (memoized,
+    so a billion-laughs file costs as much as its text); refuse more than MAX_YAML_NODES and
+    an alias that contains itself."""
+    import yaml
+
+    sizes: Dict[int, int] = {}
+    busy: set = set()
+
+    def size(node: Any) -> int:
+        if id(node) in sizes:
+            return sizes[id(node)]
+        if id(node) in busy:
+            raise WsolError(f"{path}:{node.start_mark.line + 1}: a YAML alias that contains itself")
+        busy.add(id(node))
+        n = 1
+        if isinstance(node, yaml.MappingNode):
+            n += sum(size(k) + size(v) for k, v in node.value)
+        elif isinstance(node, yaml.SequenceNode):
+            n += sum(size(v) for v in node.value)
+        busy.discard(id(node))
+        sizes[id(node)] = n = min(n, MAX_YAML_NODES + 1)
+        if n > MAX_YAML_NODES:
+            raise WsolError(f"{path}:{node.start_mark.line + 1}: the suite expands to more than {MAX_YAML_NODES:,} "
+                            "YAML values once its aliases (*name) are copied out; a suite needs far fewer")
+        return n
+
+    if root is not None:
+        size(root)
 
 
 def _load_datasets(ld: "_Loader", data: dict, suite: Suite) -> None:
@@ -472,7 +567,9 @@ def _load_datasets(ld: "_Loader", data: dict, suite: Suite) -> None:
 
 def _load_backbones(ld: "_Loader", data: dict, suite: Suite) -> None:
     """The ``backbones`` entries (weights may hold ${VAR})."""
-    for i, e in enumerate(ld.entries(data.get("backbones"), "backbones", True)):
+    entries = ld.entries(data.get("backbones"), "backbones", True)
+    ld.no_repeats([{"name": e} if isinstance(e, str) else e for e in entries], "backbones")
+    for i, e in enumerate(entries):
         at = ("backbones", i)
         e = ld.mapping({"name": e} if isinstance(e, str) else e, f"backbones[{i}]", at)
         ld.check_keys(e, BACKBONE_KEYS, f"backbones[{i}]", at)
@@ -484,8 +581,10 @@ def _load_backbones(ld: "_Loader", data: dict, suite: Suite) -> None:
         if weights not in NO_FILE_WEIGHTS:
             weights = os.path.expanduser(weights)
         methods = e.get("methods")
-        if methods is not None and (not isinstance(methods, list) or not all(isinstance(x, str) for x in methods)):
-            raise ld.error(f"backbones[{i}].methods must be a list of method names", at + ("methods",))
+        if methods is not None and (not isinstance(methods, list) or not methods
+                                    or not all(isinstance(x, str) for x in methods)):
+            raise ld.error(f"backbones[{i}].methods must be a non-empty list of method names "
+                           "(leave it out for all the suite's methods)", at + ("methods",))
         suite.backbones.append(BackboneSpec(
             name=str(ld.env_free(e["name"], "backbone name", at + ("name",))), weights=weights,
             id=str(ld.env_free(e.get("id") or "", "id", at + ("id",))), raw_weights=raw, missing_env=missing,
@@ -497,7 +596,9 @@ def _load_backbones(ld: "_Loader", data: dict, suite: Suite) -> None:
 
 def _load_methods(ld: "_Loader", data: dict, suite: Suite) -> None:
     """The ``methods`` entries (default: cam)."""
-    for i, e in enumerate(ld.entries(data.get("methods"), "methods", False) or ["cam"]):
+    entries = ld.entries(data.get("methods"), "methods", False, default="[cam]") or ["cam"]
+    ld.no_repeats([{"name": e} if isinstance(e, str) else e for e in entries], "methods")
+    for i, e in enumerate(entries):
         at = ("methods", i)
         e = ld.mapping({"name": e} if isinstance(e, str) else e, f"methods[{i}]", at)
         ld.check_keys(e, METHOD_KEYS, f"methods[{i}]", at)
@@ -513,9 +614,10 @@ def _load_methods(ld: "_Loader", data: dict, suite: Suite) -> None:
 
 def _load_protocols_and_options(ld: "_Loader", data: dict, suite: Suite) -> None:
     """``protocols`` (default: wsoleval) and the run ``options`` (EvalConfig fields)."""
-    protocols = ld.entries(data.get("protocols"), "protocols", False) or ["wsoleval"]
+    protocols = ld.entries(data.get("protocols"), "protocols", False, default="[wsoleval]") or ["wsoleval"]
     if not all(isinstance(p, str) and p for p in protocols):
         raise ld.error("'protocols' must be a list of names (wsoleval, cam2016, cam2016_code)", ("protocols",))
+    ld.no_repeats(protocols, "protocols")
     suite.protocols = [str(ld.env_free(p, "protocol", ("protocols", i))) for i, p in enumerate(protocols)]
 
     types = _run_option_types()
