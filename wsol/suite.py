@@ -692,7 +692,9 @@ def _execute(run: Run, run_dir: str, progress: bool) -> Dict[str, Any]:
     if run.problem:
         return _row(run, "failed", run.problem)
     os.makedirs(run_dir, exist_ok=True)
-    for name in ("summary.csv", CONFIG_FILE, ERROR_FILE):  # stale outputs of another config
+    # the run's own files are replaced only when it finishes (wsol.engine.run.evaluate); the
+    # record that they were finished with this config goes now
+    for name in (CONFIG_FILE, ERROR_FILE):
         p = os.path.join(run_dir, name)
         if os.path.exists(p):
             os.unlink(p)

@@ -190,6 +190,7 @@ def test_check_data_decodes_every_image_by_default(cub, capsys):
 def test_interrupted_evaluate_says_how_far_it_got(cub, tmp_path, monkeypatch, capsys):
     out = tmp_path / "o"
     assert main(["-q", "evaluate", "--root", str(cub), *TINY, "--out", str(out), "--batch-size", "2"]) == 0
+    before = {n: (out / n).read_bytes() for n in os.listdir(out)}
     from wsol.evaluation import scoring
 
     real_add, calls = scoring.RunScorer.add, []
@@ -203,8 +204,9 @@ def test_interrupted_evaluate_says_how_far_it_got(cub, tmp_path, monkeypatch, ca
     rc = main(["-q", "evaluate", "--root", str(cub), *TINY, "--out", str(out), "--batch-size", "2"])
     err = capsys.readouterr().err.strip()
     assert rc == 130 and len(err.splitlines()) == 1
-    assert "2 of 3 images scored" in err and f"{out} holds run.json only" in err and "rerun" in err
-    assert sorted(os.listdir(out)) == ["run.json"]  # no result of the earlier run passes for this one's
+    assert "2 of 3 images scored" in err and f"{out} is as it was" in err and "rerun" in err
+    # the earlier run's results are untouched (results replace them only when a run finishes)
+    assert {n: (out / n).read_bytes() for n in os.listdir(out)} == before
 
 
 def test_interrupted_score_says_how_far_it_got(cub, tmp_path, monkeypatch, capsys):
@@ -212,6 +214,7 @@ def test_interrupted_score_says_how_far_it_got(cub, tmp_path, monkeypatch, capsy
     assert main(["-q", "evaluate", "--root", str(cub), *TINY, "--out", str(run), "--save-cams", str(cams)]) == 0
     assert main(["-q", "score", "--root", str(cub), "--cams", str(cams), "--out", str(out)]) == 0
     capsys.readouterr()
+    before = {n: (out / n).read_bytes() for n in os.listdir(out)}
     from wsol.evaluation import scoring
 
     def interrupt(self, *a, **k):
@@ -219,5 +222,5 @@ def test_interrupted_score_says_how_far_it_got(cub, tmp_path, monkeypatch, capsy
     monkeypatch.setattr(scoring.RunScorer, "add", interrupt)
     rc = main(["-q", "score", "--root", str(cub), "--cams", str(cams), "--out", str(out)])
     err = capsys.readouterr().err.strip()
-    assert rc == 130 and "0 of 3 images scored" in err and f"{out} holds run.json only" in err
-    assert sorted(os.listdir(out)) == ["run.json"]  # the earlier score's summary.csv is gone
+    assert rc == 130 and "0 of 3 images scored" in err and f"{out} is as it was" in err
+    assert {n: (out / n).read_bytes() for n in os.listdir(out)} == before  # the earlier score's files kept

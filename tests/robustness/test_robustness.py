@@ -196,15 +196,14 @@ def test_disk_full_is_one_line_and_leaves_no_summary(cub, tmp_path, monkeypatch,
                "--out", str(tmp_path / "o")])
     err = capsys.readouterr().err
     assert rc == 2 and "No space left on device" in err and err.count("\n") == 1
-    assert not (tmp_path / "o" / "summary.csv").exists()
-    assert not [f for f in os.listdir(tmp_path / "o") if f.startswith(".tmp")]
+    assert not (tmp_path / "o").exists()  # made for this run, which failed: removed, no partial file left
 
 
-def test_ctrl_c_stops_cleanly_and_leaves_no_summary(cub, tmp_path, monkeypatch, capsys):
+def test_ctrl_c_stops_cleanly_and_keeps_the_earlier_run(cub, tmp_path, monkeypatch, capsys):
     out = tmp_path / "o"
     assert main(["-q", "evaluate", "--root", str(cub), "--backbone", "tiny_test_net", "--weights", "random",
                  "--out", str(out)]) == 0
-    assert (out / "summary.csv").exists()
+    summary = (out / "summary.csv").read_bytes()
     from wsol.evaluation import scoring
 
     def interrupt(*a, **k):
@@ -213,8 +212,10 @@ def test_ctrl_c_stops_cleanly_and_leaves_no_summary(cub, tmp_path, monkeypatch, 
     rc = main(["-q", "evaluate", "--root", str(cub), "--backbone", "tiny_test_net", "--weights", "random",
                "--out", str(out)])
     err = capsys.readouterr().err
-    assert rc == 130 and "rerun the same command" in err
-    assert not (out / "summary.csv").exists()  # the old one must not pass for this run's
+    assert rc == 130 and "rerun the same command" in err and f"{out} is as it was" in err
+    # results replace the earlier run's only when a run finishes: the finished one is kept whole
+    assert (out / "summary.csv").read_bytes() == summary and sorted(os.listdir(out)) == [
+        "curves.csv", "per_image.csv", "run.json", "summary.csv", "timings.csv"]
 
 
 def test_heatmap_faults_in_score(cub, tmp_path, capsys):

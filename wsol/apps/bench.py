@@ -32,6 +32,7 @@ Without ``--dataset`` the images are generated: ImageNet-like JPEGs (about 500x3
 from __future__ import annotations
 
 import csv
+import io
 import datetime as _dt
 import logging
 import math
@@ -233,6 +234,8 @@ def run_bench(cfg: BenchConfig) -> BenchResult:
     run = cfg.run
     if run.batch_size < 1 or cfg.repeats < 1:
         raise WsolError("--batch-size and --repeats must be at least 1")
+    if cfg.out_csv:
+        _bench_header(cfg.out_csv)  # a file of another kind is refused before measuring, not after
     dev = resolve_device(run.device)
     data_workers, workers = resolve_workers(cfg)
     # the evaluation proper: the run's options, workers resolved, on this device, never distributed
@@ -308,30 +311,58 @@ def _fmt(v: object) -> str:
     return str(v)
 
 
+#: a file is taken for a bench CSV (``--out-csv`` appends only to one) when its header has
+#: ``device`` and one of these throughput columns (a run's summary.csv has neither of them)
+BENCH_IDENTITY = ("forward_images_per_s", "e2e_images_per_s", "ratio", "projected_50k_s")
+
+
+def _bench_header(path: str) -> Optional[List[str]]:
+    """The header of an existing bench CSV at ``path`` (None when absent or empty); a file of
+    another kind (a run's summary.csv, a checkpoint, anything without the bench columns) is
+    refused in one line, never appended to."""
+    if not os.path.lexists(path):
+        return None
+    if os.path.isdir(path):
+        raise WsolError(f"--out-csv {path}: is a folder; give a CSV file name")
+    if os.path.getsize(path) == 0:
+        return None
+    try:
+        with open(path, newline="", encoding="utf-8") as f:
+            header = next(csv.reader(f), [])
+    except (UnicodeDecodeError, csv.Error, OSError):
+        header = []
+    if "device" not in header or not any(c in header for c in BENCH_IDENTITY):
+        shown = ",".join(header[:3]) if header else "not a CSV"
+        raise WsolError(f"--out-csv {path}: exists and is not a `wsol bench` CSV ({shown}...); refused to "
+                        "append to it (choose another --out-csv)")
+    return header
+
+
 def append_rows(path: str, rows: List[Dict[str, object]]) -> None:
-    """Append ``rows`` to ``path`` (created with a header if absent). A file with another
-    header is rewritten with the union of the columns, its old rows kept."""
+    """Append ``rows`` to the bench CSV ``path`` (created with a header if absent), atomically:
+    the old file is replaced by old + new rows only once they are written, so a full disk
+    leaves it intact. A bench CSV with another header is rewritten with the union of the
+    columns, its old rows kept; a file of another kind is refused."""
     from wsol.report.csv import write_csv_atomic
+    from wsol.utils.io import write_text_atomic
 
     cols = list(BENCH_COLUMNS) + [c for r in rows for c in r if c not in BENCH_COLUMNS]
-    try:
-        os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-        header = None
-        if os.path.isfile(path) and os.path.getsize(path) > 0:
-            with open(path, newline="") as f:
-                header = next(csv.reader(f), None)
-        if header is not None and header != cols:
-            old = pd.read_csv(path, dtype=str, keep_default_na=False)
-            new = pd.DataFrame([{c: _fmt(r.get(c, "")) for c in cols} for r in rows])
-            merged = pd.concat([old, new], ignore_index=True).fillna("")
-            order = cols + [c for c in merged.columns if c not in cols]
-            write_csv_atomic(merged[order], path)
-            return
-        with open(path, "a", newline="") as f:
-            wr = csv.writer(f, lineterminator="\n")
-            if header is None:
-                wr.writerow(cols)
-            for r in rows:
-                wr.writerow([_fmt(r.get(c, "")) for c in cols])
-    except OSError as e:
-        raise WsolError(f"{path}: cannot write ({e.strerror or e})") from None
+    header = _bench_header(path)
+    if header is not None and header != cols:
+        old = pd.read_csv(path, dtype=str, keep_default_na=False)
+        new = pd.DataFrame([{c: _fmt(r.get(c, "")) for c in cols} for r in rows])
+        merged = pd.concat([old, new], ignore_index=True).fillna("")
+        order = cols + [c for c in merged.columns if c not in cols]
+        write_csv_atomic(merged[order], path)
+        return
+    buf = io.StringIO()
+    if header is not None:
+        with open(path, encoding="utf-8", newline="") as f:
+            old_text = f.read()
+        buf.write(old_text if old_text.endswith("\n") else old_text + "\n")
+    wr = csv.writer(buf, lineterminator="\n")
+    if header is None:
+        wr.writerow(cols)
+    for r in rows:
+        wr.writerow([_fmt(r.get(c, "")) for c in cols])
+    write_text_atomic(path, buf.getvalue(), newline="")

@@ -65,7 +65,16 @@ def main(argv: Optional[List[str]] = None) -> int:
     for mod, reason in failures.items():
         print(f"wsol: warning: command module {mod} failed to import ({reason}); its commands are unavailable",
               file=sys.stderr)
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit:  # --help, --version or a usage error: flush here so a closed pipe is quiet
+        try:
+            sys.stdout.flush()
+        except BrokenPipeError:
+            return _closed_stdout()
+        raise
+    except BrokenPipeError:
+        return _closed_stdout()
     logging.basicConfig(level=logging.WARNING if args.quiet else logging.INFO,
                         format="%(levelname)s %(name)s: %(message)s")
     # the hub client logs every retry twice (its own print and a warning); one line at the end is ours
@@ -76,17 +85,40 @@ def main(argv: Optional[List[str]] = None) -> int:
     from wsol.errors import WsolError
 
     try:
-        return int(args.func(args) or 0)
+        rc = int(args.func(args) or 0)
+        sys.stdout.flush()  # a closed pipe shows here, not in the interpreter's exit flush
+        return rc
     except WsolError as e:
         if args.debug:
             raise
         print(f"wsol: error: {e}", file=sys.stderr)
+        return 2
+    except BrokenPipeError:  # `wsol models | head`: the reader left; say nothing more
+        return _closed_stdout()
+    except OSError as e:  # a write outside the atomic writers (disk full, read-only): one line
+        if args.debug:
+            raise
+        where = f"{e.filename}: " if getattr(e, "filename", None) else ""
+        print(f"wsol: error: {where}{e.strerror or e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt as e:
         what = str(e) or ("no summary.csv was written for the unfinished run; rerun the same command to redo "
                           "it (suites skip the runs already finished)")
         print(f"wsol: interrupted; {what}", file=sys.stderr)
         return 130
+
+
+def _closed_stdout() -> int:
+    """Point stdout at /dev/null so the interpreter's final flush does not fail again; the exit
+    status is a pipe's (128 + SIGPIPE)."""
+    import os
+
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError, AttributeError):  # stdout replaced (tests) or already closed
+        pass
+    return 141
 
 
 if __name__ == "__main__":  # pragma: no cover

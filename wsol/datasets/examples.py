@@ -13,6 +13,8 @@ from typing import List, Tuple
 import numpy as np
 from PIL import Image
 
+from wsol.utils.io import write_text_atomic
+
 #: Class names of the examples (3 classes; some adapters use them as folder or class names).
 EXAMPLE_CLASSES = ("red_square", "green_square", "blue_square")
 _COLOURS = ((220, 40, 40), (40, 200, 60), (50, 80, 230))
@@ -58,6 +60,4 @@ def save_image(path: str, pixels: np.ndarray) -> None:
 
 def write_lines(path: str, lines: List[str]) -> None:
     """Write ``lines`` (newline-terminated) to ``path``, creating the folder."""
-    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
-    with open(path, "w", encoding="utf-8", newline="\n") as f:
-        f.writelines(f"{line}\n" for line in lines)
+    write_text_atomic(path, "".join(f"{line}\n" for line in lines))

@@ -25,7 +25,7 @@ from wsol.errors import DataError, WsolError
 from wsol.localize.protocols import Protocol, get_protocol
 from wsol.transforms.image import ImageFolderView, test_transform
 from wsol.utils.io import atomic_write, confined_path, write_text_atomic
-from wsol.utils.outdirs import claim_output_dir
+from wsol.utils.outdirs import claim_output_dir, staged_outputs
 
 @dataclass
 class EvalResult:
@@ -199,26 +199,34 @@ def loop_timings(timer: StageTimer, stats: LoopStats) -> pd.DataFrame:
 RUN_OUTPUTS = ("summary.csv", "per_image.csv", "curves.csv", "timings.csv", "run.json", "report.html")
 
 
-def write_run_config(cfg: EvalConfig, ds: WsolDataset, backbone=None) -> None:
-    """``<out>/run.json``: the resolved config (for reports, suites and reruns); with the
-    backbone, ``model_options_resolved`` holds every option it was built with (defaults,
-    options a checkpoint recorded or its keys revealed, and the user's)."""
-    claim_run_dir(cfg.out)
-    # an interrupted rerun must not leave an earlier run's results behind (summary.csv first)
-    for stale in ("summary.csv", "per_image.csv", "curves.csv", "timings.csv", "report.html"):
-        if os.path.exists(os.path.join(cfg.out, stale)):
-            os.remove(os.path.join(cfg.out, stale))
+def write_run_config(cfg: EvalConfig, ds: WsolDataset, backbone=None, folder: Optional[str] = None) -> None:
+    """``<folder>/run.json`` (default folder: ``cfg.out``): the resolved config (for reports,
+    suites and reruns); with the backbone, ``model_options_resolved`` holds every option it was
+    built with (defaults, options a checkpoint recorded or its keys revealed, and the user's).
+    A run writes it into its staging folder (:func:`staged_run`), so an earlier run's files
+    stay as they are until the new run finishes."""
+    folder = folder or claim_run_dir(cfg.out)
     info = {**asdict(cfg), "root": os.path.abspath(ds.root), "image_root": ds.image_root,
             "wsol_version": __version__, "class_names": ds.class_names}
     if backbone is not None:
         info["model_options_resolved"] = dict(getattr(backbone, "model_options", {}) or {})
-    write_text_atomic(os.path.join(cfg.out, "run.json"), json.dumps(info, indent=1, default=str))
+    write_text_atomic(os.path.join(folder, "run.json"), json.dumps(info, indent=1, default=str))
 
 
 def claim_run_dir(out: str) -> str:
     """Create ``out`` for a run's outputs, refusing a folder whose summary.csv (or other run
     file) belongs to another kind of output, such as a suite (:mod:`wsol.utils.outdirs`)."""
     return claim_output_dir(out, "run", RUN_OUTPUTS)
+
+
+def staged_run(out: Optional[str]):
+    """A context yielding the folder a run writes into: a fresh one inside ``out`` whose files
+    replace ``out``'s only when the run finishes (None without ``out``). A run that fails or is
+    interrupted leaves an earlier run's results untouched, and no empty ``out`` it created."""
+    created = bool(out) and not os.path.lexists(out)
+    if out:
+        claim_run_dir(out)
+    return staged_outputs(out or None, RUN_OUTPUTS + ("timings_per_rank.csv",), created=created)
 
 
 def heatmap_writer(folder: Optional[str]):
@@ -239,7 +247,7 @@ def save_heatmaps(folder: str, image_ids: Sequence[str], maps: np.ndarray) -> No
 
 def interrupted_note(cfg: EvalConfig, done: int, total: int) -> str:
     """What an interrupted run leaves behind, in one line."""
-    where = (f"{cfg.out} holds run.json only: results are written at the end, none were" if cfg.out
+    where = (f"{cfg.out} is as it was: results are written at the end, none were" if cfg.out
              else "nothing was written")
     cams = f"; the heatmaps of the scored images are in {cfg.save_cams}" if cfg.save_cams and done else ""
     return (f"{done} of {total} images scored when it stopped; {where}{cams}; rerun the same command to redo "

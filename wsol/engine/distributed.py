@@ -109,15 +109,16 @@ def reduce_timings(per_rank: List[pd.DataFrame]) -> Tuple[pd.DataFrame, pd.DataF
     return out, allr
 
 
-def _run_shard(cfg, dataset, backbone, device: str, rank: int, world: int):
-    """Build, run the loop on this rank's shard; -> (built, scorer, timer, stats)."""
+def _run_shard(cfg, dataset, backbone, device: str, rank: int, world: int, stage: Optional[str] = None):
+    """Build, run the loop on this rank's shard; -> (built, scorer, timer, stats). Rank 0
+    writes run.json into ``stage`` (the run's staging folder)."""
     from wsol.engine.build import build, heatmap_writer, make_loader, make_localizer, make_scorer, write_run_config
     from wsol.evaluation.loop import inference_context, inference_on_dataset
     from wsol.evaluation.timing import StageTimer
 
     b = build(cfg, dataset, backbone, device=device)
-    if rank == 0 and cfg.out:
-        write_run_config(cfg, b.dataset, b.backbone)
+    if rank == 0 and stage:
+        write_run_config(cfg, b.dataset, b.backbone, folder=stage)
     lo, hi = shard_bounds(len(b.dataset), world, rank)
     scorer, timer = make_scorer(b, cfg), StageTimer(b.device)
     with inference_context(b.backbone, cfg.channels_last):
@@ -147,16 +148,26 @@ def _check_ranks(local_error: Optional[BaseException], world: int) -> None:
 def evaluate_distributed(cfg, dataset=None, backbone=None):
     """:func:`wsol.engine.run.evaluate` sharded over the torchrun ranks: each rank builds
     the run, scores its shard in the inference loop, and the scorers' declared states are
-    merged; every rank returns the same result and rank 0 writes the CSVs."""
+    merged; every rank returns the same result and rank 0 writes the CSVs (into a staging
+    folder that replaces an earlier run's files only when the run finishes)."""
+    from wsol.engine.build import staged_run
+
+    created, device = _init(cfg.device)
+    rank, world = dist.get_rank(), dist.get_world_size()
+    with staged_run(cfg.out if rank == 0 else None) as stage:
+        return _evaluate_ranks(cfg, dataset, backbone, created, device, rank, world, stage)
+
+
+def _evaluate_ranks(cfg, dataset, backbone, created: bool, device: str, rank: int, world: int,
+                    stage: Optional[str]):
+    """The body of :func:`evaluate_distributed`; rank 0 writes into ``stage``."""
     from wsol.engine.build import device_name, result_tables, run_meta, wall_row
     from wsol.evaluation.loop import LoopStats
     from wsol.report.csv import write_csv_atomic, write_run
 
-    created, device = _init(cfg.device)
-    rank, world = dist.get_rank(), dist.get_world_size()
     try:
         try:
-            b, scorer, timer, stats = _run_shard(cfg, dataset, backbone, device, rank, world)
+            b, scorer, timer, stats = _run_shard(cfg, dataset, backbone, device, rank, world, stage)
         except Exception as e:  # tell the other ranks instead of leaving them in a collective
             _check_ranks(e, world)
         _check_ranks(None, world)
@@ -177,7 +188,7 @@ def evaluate_distributed(cfg, dataset=None, backbone=None):
                                          ranks=world)
     meta = run_meta(cfg, len(b.taus), f"{world} x {device_name(torch.device(device))}")
     res = result_tables(scorer, timings, stats, meta, b.dataset.has_boxes)
-    if rank == 0 and cfg.out:
-        write_csv_atomic(per_rank, os.path.join(cfg.out, "timings_per_rank.csv"))
-        write_run(cfg.out, res.tables())
+    if rank == 0 and stage:
+        write_csv_atomic(per_rank, os.path.join(stage, "timings_per_rank.csv"))
+        write_run(stage, res.tables())
     return res

@@ -26,7 +26,10 @@ def save_checkpoint(backbone, path: str, extra: Optional[Dict[str, Any]] = None)
                "state_dict": backbone.state_dict(), "wsol_checkpoint": 1}
     payload.update(extra or {})
     with atomic_write(path, "wb") as f:
-        torch.save(payload, f)
+        try:
+            torch.save(payload, f)
+        except RuntimeError as e:  # a full disk surfaces as PytorchStreamWriter's RuntimeError
+            raise OSError(f"torch.save failed: {first_line(e)}") from None
 
 
 def _state_dict_of(obj: Any, path: str) -> Dict[str, torch.Tensor]:

@@ -123,3 +123,65 @@ def claim_output_file(path: str, suffixes: Sequence[str], flag: str = "--out") -
     if os.path.lexists(path) and not path.lower().endswith(tuple(s.lower() for s in suffixes)):
         raise WsolError(f"{flag} {path}: exists and is not a {'/'.join(suffixes)} file; refused to overwrite it")
     return path
+
+
+#: prefix of the hidden folder a run writes into before its results replace the old ones
+STAGE_PREFIX = ".wsol-partial-"
+
+
+@contextlib.contextmanager
+def staged_outputs(folder: Optional[str], outputs: Sequence[str], last: str = "summary.csv",
+                   created: bool = False) -> Iterator[Optional[str]]:
+    """Write a command's outputs into a fresh hidden folder inside ``folder``; they replace the
+    files there only when the block finishes.
+
+    Yields the staging folder (None when ``folder`` is None). On success every staged file is
+    moved over its namesake (``last`` last, so its presence means the outputs are complete) and
+    files of ``outputs`` that the new run did not write are removed (an old report.html
+    describing other numbers). On any exception the staging folder is removed and the old
+    outputs are untouched; ``created``: ``folder`` was made for this command, so it is removed
+    too when nothing else is in it (a failed run leaves no empty folder behind).
+    """
+    import shutil
+    import tempfile
+
+    if folder is None:
+        yield None
+        return
+    stage = tempfile.mkdtemp(prefix=STAGE_PREFIX, dir=folder)
+    try:
+        yield stage
+    except BaseException:
+        shutil.rmtree(stage, ignore_errors=True)
+        if created:
+            with contextlib.suppress(OSError):
+                os.rmdir(folder)  # only when empty
+        raise
+    new = sorted(os.listdir(stage), key=lambda n: n == last)
+    with contextlib.suppress(FileNotFoundError):
+        os.remove(os.path.join(folder, last))  # from here the folder reads as unfinished
+    for name in outputs:
+        if name not in new:
+            with contextlib.suppress(FileNotFoundError):
+                os.remove(os.path.join(folder, name))
+    for name in new:
+        os.replace(os.path.join(stage, name), os.path.join(folder, name))
+    os.rmdir(stage)
+
+
+@contextlib.contextmanager
+def fresh_dir(folder: Optional[str]) -> Iterator[Optional[str]]:
+    """Create ``folder`` (when given) for the block; if the block fails and the folder was made
+    here and is still empty, remove it again (no empty ``--save-cams`` after a failed run)."""
+    if not folder:
+        yield folder
+        return
+    created = not os.path.lexists(folder)
+    ensure_dir(folder)  # a file in the way fails now, not after the first batch
+    try:
+        yield folder
+    except BaseException:
+        if created:
+            with contextlib.suppress(OSError):
+                os.rmdir(folder)
+        raise
