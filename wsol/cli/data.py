@@ -7,7 +7,8 @@ from wsol.utils import cli_types as T
 
 
 def _common(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--dataset", required=True, help="dataset adapter (see `wsol datasets`)")
+    p.add_argument("--dataset", default=None,
+                   help="dataset adapter (see `wsol datasets`; default: the one whose layout --root has)")
     p.add_argument("--root", required=True, help="dataset folder")
     p.add_argument("--split", default=None, help="split (default: test, or the adapter's only split, e.g. val)")
     p.add_argument("--dataset-option", action="append", metavar="KEY=VALUE",
@@ -37,6 +38,17 @@ def add_parsers(sub) -> None:
     p.set_defaults(func=cmd_export)
 
 
+def _resolve_dataset(args) -> None:
+    """Fill in ``args.dataset`` from the layout of ``--root`` when it is not given."""
+    if args.dataset is None:
+        import logging
+
+        from wsol.datasets.detect import guess_dataset
+
+        args.dataset = guess_dataset(args.root, args.split)
+        logging.getLogger("wsol").info("%s: read as --dataset %s (from its files)", args.root, args.dataset)
+
+
 def _opts(args) -> dict:
     from wsol.cli.options import parse_options
 
@@ -46,6 +58,7 @@ def _opts(args) -> dict:
 def _split(args) -> str:
     from wsol.datasets.base import default_split
 
+    _resolve_dataset(args)
     return args.split or default_split(args.dataset)
 
 
@@ -56,7 +69,8 @@ def cmd_check(args) -> int:
         from wsol.errors import WsolError
 
         raise WsolError("--header-only and --decode contradict each other: give one")
-    rep = check_dataset(args.dataset, args.root, _split(args), verify_images=not args.no_verify,
+    split = _split(args)
+    rep = check_dataset(args.dataset, args.root, split, verify_images=not args.no_verify,
                         decode=not args.header_only, workers=args.data_workers, progress=not args.quiet, **_opts(args))
     print(format_report(rep))
     return 0 if rep.ok else 1
@@ -66,7 +80,8 @@ def cmd_export(args) -> int:
     from wsol.datasets.base import build_dataset
     from wsol.datasets.wsoleval import write_wsoleval_metadata
 
-    ds = build_dataset(args.dataset, args.root, _split(args), **_opts(args))
+    split = _split(args)
+    ds = build_dataset(args.dataset, args.root, split, **_opts(args))
     write_wsoleval_metadata(ds, args.out, progress=not args.quiet)
     print(f"wrote wsolevaluation metadata for {len(ds)} images to {args.out}")
     return 0

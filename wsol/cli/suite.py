@@ -36,6 +36,8 @@ def add_parsers(sub) -> None:
     p.add_argument("dir", metavar="DIR", help="a suite output folder (holding summary.csv)")
     p.add_argument("--paper", default=None, metavar="FILE",
                    help="published numbers CSV (default: benchmarks/paper_numbers.csv)")
+    p.add_argument("--measured-only", action="store_true",
+                   help="print only the published numbers this suite measured (the files keep every row)")
     p.set_defaults(func=cmd_compare)
 
 
@@ -80,9 +82,11 @@ def cmd_compare(args) -> int:
     from wsol.comparison import compare, to_markdown
 
     df = compare(args.dir, args.paper)
-    sys.stdout.write(to_markdown(df))
-    n = int((df["status"] == "measured").sum())
-    print(f"{n} of {len(df)} published numbers measured; wrote "
+    measured = df["status"] == "measured"
+    sys.stdout.write(to_markdown(df[measured] if args.measured_only else df))
+    n = int(measured.sum())
+    hint = "" if args.measured_only or n == len(df) else " (--measured-only prints only those)"
+    print(f"{n} of {len(df)} published numbers measured{hint}; wrote "
           f"{os.path.join(args.dir, 'comparison.csv')} and {os.path.join(args.dir, 'comparison.md')}")
     return 0
 

@@ -159,7 +159,8 @@ def image_size(sample: Sample) -> Tuple[int, int]:
     if sample.width > 0 and sample.height > 0:
         return sample.width, sample.height
     if not sample.path:
-        raise DataError(f"size of {sample.image_id} unknown and no image path to read it from")
+        raise DataError(f"size of {sample.image_id} unknown: the metadata folder has no image_sizes.txt (rows "
+                        "image_id,width,height) and there is no image to read it from (pass --images DIR)")
     from PIL import Image
 
     try:

@@ -105,6 +105,7 @@ def score(cams_dir: str, cfg: EvalConfig, dataset: Optional[WsolDataset] = None)
         taus = protocol.thresholds(cfg.cam_step)
         scorer = RunScorer(taus, cfg.fixed_tau, has_predictions=False,
                            region=RegionScorer(taus, ds.has_masks, cfg.pointing_tolerance))
+        _check_limited_heatmaps(cams_dir, ds, cfg)
         if stage:
             write_run_config(cfg, ds, folder=stage)
         timer = StageTimer("cpu")
@@ -124,6 +125,18 @@ def score(cams_dir: str, cfg: EvalConfig, dataset: Optional[WsolDataset] = None)
     return res
 
 
+def _check_limited_heatmaps(cams_dir: str, ds: WsolDataset, cfg: EvalConfig) -> None:
+    """Heatmaps for exactly the first K images of the split (``wsol evaluate --limit K``
+    --save-cams): say to pass ``--limit K`` rather than fail on image K+1, or, with
+    ``--on-error skip``, count the images never evaluated as misses."""
+    present = [os.path.isfile(os.path.join(cams_dir, s.image_id + ".npy")) for s in ds.samples]
+    k = present.index(False) if not all(present) else len(present)
+    if 0 < k < len(present) and not any(present[k:]):
+        raise DataError(f"heatmaps for only the first {k} of the {len(present)} images of the split are here "
+                        f"(as `wsol evaluate --limit {k} --save-cams` writes them): pass --limit {k} to score "
+                        "those", path=cams_dir)
+
+
 def _score_batches(cams_dir: str, cfg: EvalConfig, ds: WsolDataset, protocol, taus, scorer: RunScorer,
                    timer: StageTimer) -> None:
     """Read, localize and score the heatmaps batch by batch (a bad one fails or is skipped)."""
@@ -135,7 +148,8 @@ def _score_batches(cams_dir: str, cfg: EvalConfig, ds: WsolDataset, protocol, ta
             for s in batch:
                 try:
                     maps.append(load_heatmap(confined_path(cams_dir, s.image_id, ".npy")))
-                    gts.append(protocol.gt_boxes(s.boxes, image_size(s)))
+                    # a sample without boxes (OpenImages: masks only) needs no size to scale them
+                    gts.append(protocol.gt_boxes(s.boxes, image_size(s) if len(s.boxes) else (1, 1)))
                     good.append(s)
                 except DataError as e:
                     if cfg.on_error != "skip":
