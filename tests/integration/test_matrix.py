@@ -59,6 +59,15 @@ METRICS = ["n_images", "gt_known_loc", "maxboxacc", "maxboxacc_v2", "maxboxacc_i
 TINY = ["--backbone", "matrix_colour_net", "--weights", "random", "--batch-size", "8"]
 
 
+def _tiny_for(method):
+    """TINY, or for a method that needs another kind of backbone (a ViT's attention) the one
+    it names as its ``example_backbone``, random weights."""
+    from wsol.cams.base import METHODS as REGISTRY
+
+    example = REGISTRY.get(method).example_backbone
+    return TINY if example is None else ["--backbone", example, "--weights", "random", "--batch-size", "8"]
+
+
 def _subcommands():
     ap = build_parser()
     sub = next(a for a in ap._actions if isinstance(a, argparse._SubParsersAction))
@@ -95,7 +104,7 @@ def method_runs(examples, tmp_path_factory):
     base = tmp_path_factory.mktemp("methods")
     rcs = {}
     for m in METHODS:
-        rcs[m] = main(["-q", "evaluate", *_data_argv("cub", examples["cub"]), *TINY, "--method", m,
+        rcs[m] = main(["-q", "evaluate", *_data_argv("cub", examples["cub"]), *_tiny_for(m), "--method", m,
                        "--out", str(base / m), "--save-cams", str(base / m / "cams")])
     return base, rcs
 

@@ -61,11 +61,15 @@ def add_protocol_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--pointing-tolerance", type=T.nonnegative_float, default=0.0, metavar="PX",
                    help="pointing game: a hit when the map's maximum is within PX pixels (224 grid) of the object "
                         "(default 0: on it; TorchRay uses 15)")
-    g.add_argument("--protocol", default="wsoleval", choices=["wsoleval", "cam2016", "cam2016_code"],
+    from wsol.localize.protocols import PROTOCOLS
+
+    g.add_argument("--protocol", default="wsoleval", choices=PROTOCOLS.names(sort=False),
                    help="wsoleval (Choe et al. 2020, default); cam2016 (the CAM paper's text: one threshold at 20%% "
                         "of the raw map's max, largest component, original resolution); cam2016_code (the CAM "
                         "paper's released box generator: 8-bit max-divided map, gray levels 20/100/110, erosion, "
-                        "largest box); the cam2016 protocols: evaluate only")
+                        "largest box); tscam, scm, sat: the ViT families' own box rules at their papers' thresholds "
+                        "(docs/protocol.md); every protocol but wsoleval: evaluate only, and MaxBoxAcc/MaxBoxAccV2 "
+                        "columns still come from wsoleval's sweep of the same maps")
     g.add_argument("--sweep", default="fast", choices=["fast", "reference", "per-threshold"],
                    help="box extraction: 'fast' (exact, default); 'reference' (OpenCV contours once per distinct "
                         "integer cut); 'per-threshold' (OpenCV contours at every tau, the published loop as is). "
