@@ -35,7 +35,7 @@ class MethodInfo:
     needs_grad: bool
 
 
-METHODS: Registry[type] = Registry("method", [f"wsol.cams.{m}" for m in ("cam", "gradcam", "scorecam", "baselines")])
+METHODS: Registry[type] = Registry("method", [f"wsol.cams.{m}" for m in ("cam", "gradcam", "scorecam", "baselines", "bas", "pc1")])
 
 
 def register_method(cls: type) -> type:

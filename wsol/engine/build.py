@@ -118,6 +118,7 @@ def build(cfg: EvalConfig, dataset: Optional[WsolDataset] = None, backbone=None,
             backbone = backbone_for_dataset(ds, cfg.backbone, cfg.weights, dev, cfg.new_head,
                                             options=cfg.model_options)
     check_targets(torch.tensor([s.label for s in ds.samples]), backbone.num_classes)
+    protocol = protocol.for_run(backbone, backbone.num_classes)  # a family protocol's threshold
     return Built(ds, backbone, method, protocol, taus, runner, dev)
 
 
@@ -144,7 +145,9 @@ def make_scorer(b: Built, cfg: EvalConfig) -> RunScorer:
     """The run's scorer: boxes, plus the whole-map scores where the protocol has them."""
     region = (RegionScorer(b.taus, b.dataset.has_masks, cfg.pointing_tolerance)
               if b.protocol.region_metrics else None)
-    return RunScorer(b.taus, cfg.fixed_tau, has_predictions=True, box_dtype=b.protocol.box_dtype, region=region)
+    own = None if b.protocol.own_threshold is None else (b.protocol.own_threshold, b.protocol.own_rule)
+    return RunScorer(b.taus, cfg.fixed_tau, has_predictions=True, box_dtype=b.protocol.box_dtype, region=region,
+                     own=own)
 
 
 def make_localizer(b: Built, cfg: EvalConfig, scorer: RunScorer) -> Localizer:

@@ -45,10 +45,12 @@ class RunScorer:
         StateSpec("index", "cat", "int per image: position in the dataset"),
         StateSpec("n_skipped", "sum", "images that could not be scored"),
         StateSpec("exclude_skipped", "any", "skipped images left out of the denominators"),
+        StateSpec("own_iou", "cat", "float per image: IoU of a family protocol's own box (empty without one)"),
+        StateSpec("own_box", "cat", "[4] per image: a family protocol's own box (empty without one)"),
     )
 
     def __init__(self, taus: Sequence[float], fixed_tau: float = 0.2, has_predictions: bool = True,
-                 box_dtype=np.uint8, region=None):
+                 box_dtype=np.uint8, region=None, own: Optional[Tuple[float, str]] = None):
         self.taus = np.asarray(taus, dtype=np.float64)
         self.evaluator = BoxAccEvaluator(self.taus, IOU_THRESHOLDS, fixed_tau)
         self.has_predictions = has_predictions
@@ -61,6 +63,10 @@ class RunScorer:
         self.exclude_skipped = False
         # the whole-map scores (PxAP, pointing games: wsol.evaluation.region_scoring), fed the same images
         self.region = region
+        # a family protocol's (threshold, rule): its own box per image gives the Loc columns
+        self.own = own
+        self.own_iou: List[float] = []
+        self.own_box: List[np.ndarray] = []
 
     # ------------------------------------------------------------ declared state
     def state_specs(self) -> Tuple[StateSpec, ...]:
@@ -73,6 +79,7 @@ class RunScorer:
         return {**self.evaluator.state, "rows": self.rows, "iou_all": self.iou["all"],
                 "iou_largest": self.iou["largest"], "box": self.box, "index": self.index,
                 "n_skipped": self.n_skipped, "exclude_skipped": self.exclude_skipped,
+                "own_iou": self.own_iou, "own_box": self.own_box,
                 **(self.region.state_dict() if self.region else {})}
 
     def load_state_dict(self, state: Dict[str, Any]) -> None:
@@ -86,6 +93,9 @@ class RunScorer:
         self.index = [state["index"][k] for k in order]
         self.n_skipped = int(state["n_skipped"])
         self.exclude_skipped = bool(state["exclude_skipped"])
+        if self.own is not None:
+            self.own_iou = [state["own_iou"][k] for k in order]
+            self.own_box = [state["own_box"][k] for k in order]
         if self.region is not None:
             self.region.load_state_dict(state, order)
 
@@ -120,6 +130,9 @@ class RunScorer:
         for m in MODES:
             self.iou[m].append(np.zeros(n_t, np.float32))
         self.box.append(np.zeros((n_t, 4), self.box_dtype))
+        if self.own is not None:
+            self.own_iou.append(0.0)
+            self.own_box.append(np.zeros(4, self.box_dtype))
 
     def add(self, image_ids: Sequence[str], labels: Sequence[int], locs: Sequence[ImageLocalization],
             top5: Optional[np.ndarray] = None, status: Optional[Sequence[str]] = None,
@@ -151,6 +164,9 @@ class RunScorer:
             for mi, m in enumerate(MODES):
                 self.iou[m].append(loc.iou[mi].astype(np.float32))
             self.box.append(loc.boxes[MODES.index(LOC_MODE)].astype(self.box_dtype))
+            if self.own is not None:
+                self.own_iou.append(float(loc.own_iou))
+                self.own_box.append(np.asarray(loc.own_box).astype(self.box_dtype))
         if self.region is not None:
             self.region.add(samples, maps, gts)
 
@@ -163,6 +179,8 @@ class RunScorer:
                 s[k] = float("nan")
         s["loc_mode"] = LOC_MODE
         s["loc_tau_rule"] = LOC_RULE
+        if self.own is not None:
+            s.update(own_loc_summary(self.rows, self.own_iou, self.own, self.exclude_skipped, self.has_predictions))
         s["n_skipped"] = self.n_skipped
         s["metric_denominator"] = ("scored images only (skipped excluded)" if self.exclude_skipped
                                    else "all images (skipped count as misses)")
@@ -178,11 +196,13 @@ class RunScorer:
         status, reason = df.pop("_status"), df.pop("_reason")
         iou_l = np.stack(self.iou[LOC_MODE])
         iou_a = np.stack(self.iou[V2_MODE])
-        boxes = np.stack(self.box)
+        boxes = np.stack(self.box)[:, li]
         df["loc_tau"] = self.taus[li]
         df["iou"] = iou_l[:, li].astype(np.float64)
+        if self.own is not None:  # a family protocol: its own box at its threshold
+            df["loc_tau"], df["iou"], boxes = self.own[0], np.asarray(self.own_iou, np.float64), np.stack(self.own_box)
         for j, c in enumerate(("box_x0", "box_y0", "box_x1", "box_y1")):
-            df[c] = boxes[:, li, j].astype(int)
+            df[c] = boxes[:, j].astype(int)
         df["gt_known_correct"] = df["iou"] >= 0.5
         if "top1_correct" in df:
             df["top1_loc_correct"] = df["gt_known_correct"] & df["top1_correct"]
@@ -204,6 +224,21 @@ class RunScorer:
                 parts.append(pd.DataFrame({"mode": mode, "iou_threshold": t / 100, "tau": self.taus,
                                            "box_acc": acc[k]}))
         return pd.concat(parts, ignore_index=True)
+
+
+def own_loc_summary(rows: List[dict], own_iou: Sequence[float], own: Tuple[float, str], exclude_skipped: bool,
+                    has_predictions: bool) -> dict:
+    """A family protocol's Loc columns from its own per-image IoUs: GT-known / Top-1 / Top-5
+    Loc (IoU >= 0.5, and the class right for Top-k) at its one threshold, in percent.
+    Skipped images count as misses, or are left out with ``exclude_skipped``."""
+    keep = [i for i, r in enumerate(rows) if not (exclude_skipped and r.get("_status") == "skipped")]
+    hit = np.array([own_iou[i] >= 0.5 for i in keep], dtype=bool)
+    n = max(len(keep), 1)
+    out = {"gt_known_loc": 100.0 * hit.sum() / n, "loc_tau": float(own[0]), "loc_tau_rule": own[1]}
+    for k in ("top1", "top5"):
+        right = np.array([bool(rows[i].get(f"{k}_correct", False)) for i in keep], dtype=bool)
+        out[f"{k}_loc"] = 100.0 * (hit & right).sum() / n if has_predictions else float("nan")
+    return out
 
 
 def summary_frame(numbers: dict, meta: dict) -> pd.DataFrame:

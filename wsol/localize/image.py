@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import List, Sequence
+from typing import List, Optional, Sequence
 
 import numpy as np
 
@@ -13,10 +13,14 @@ from wsol.localize.maps import quantize
 @dataclass
 class ImageLocalization:
     """iou: float64 [len(MODES), n_tau] best IoU per mode and τ;
-    boxes: int16 [len(MODES), n_tau, 4], the box achieving that IoU (first on ties)."""
+    boxes: int16 [len(MODES), n_tau, 4], the box achieving that IoU (first on ties);
+    own_iou, own_box: under a family protocol, the IoU and box [4] of the family's own box
+    rule at its one threshold (``wsol.localize.protocols.FamilyProtocol``); else NaN / None."""
 
     iou: np.ndarray
     boxes: np.ndarray
+    own_iou: float = float("nan")
+    own_box: Optional[np.ndarray] = None
 
 
 def localize_map(norm_map: np.ndarray, gt_boxes: np.ndarray, taus: Sequence[float],

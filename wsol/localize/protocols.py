@@ -2,11 +2,13 @@
 put on the map's grid, how a batch of raw maps becomes per-image IoUs, and the dtype its
 boxes need. The engine holds a :class:`Protocol` and never branches on a protocol's name.
 
-Protocols are looked up by name in :data:`PROTOCOLS` (``wsoleval``, ``cam2016``). They are
-plain picklable objects, so a worker pool can run :meth:`Protocol.localize` directly.
+Protocols are looked up by name in :data:`PROTOCOLS` (``wsoleval``, ``cam2016``,
+``cam2016_code``, and the method families' own rules, :class:`FamilyProtocol`: ``bas``). They
+are plain picklable objects, so a worker pool can run :meth:`Protocol.localize` directly.
 """
 from __future__ import annotations
 
+import copy
 from typing import List, Optional, Sequence, Tuple
 
 import numpy as np
@@ -14,6 +16,7 @@ import numpy as np
 from wsol.localize.boxes import scale_gt_boxes
 from wsol.localize.cam2016 import CAM2016_THRESHOLD, localize_cam2016
 from wsol.localize.image import ImageLocalization, localize_batch
+from wsol.localize.iou import iou_matrix
 from wsol.localize.maps import MAP_SIZE, postprocess_batch, thresholds
 from wsol.utils.registry import Registry
 
@@ -34,6 +37,14 @@ class Protocol:
     box_dtype: type = np.int32
     scores_heatmaps: bool = False
     region_metrics: bool = False
+    #: a family protocol's own threshold (set by :meth:`for_run`); None: no own rule
+    own_threshold: Optional[float] = None
+    own_rule: str = ""
+
+    def for_run(self, backbone, num_classes: int) -> "Protocol":
+        """The protocol as one run uses it, given its backbone and head size (a family
+        protocol picks its paper's threshold for the dataset and architecture); itself here."""
+        return self
 
     def thresholds(self, cam_step: float) -> np.ndarray:
         """The τ grid."""
@@ -121,7 +132,48 @@ class Cam2016CodeProtocol(Cam2016Protocol):
         return locs, (postprocess_batch(cams) if keep_maps else None)
 
 
-PROTOCOLS: Registry[Protocol] = Registry("protocol")
+class FamilyProtocol(WsolEvalProtocol):
+    """A method family's own box rule at one threshold, beside the 2020 protocol on the same
+    maps (docs/protocol.md, "Family protocols"). The sweep of :class:`WsolEvalProtocol` runs
+    as usual (every τ, both box modes: MaxBoxAccV2, curves, PxAP), and each image also gets
+    the family's box at ``own_threshold`` (``ImageLocalization.own_iou`` / ``own_box``),
+    from which the run reports Top-1 / Top-5 / GT-known Loc. Subclasses implement
+    :meth:`own_box` and :meth:`for_run` (which sets ``own_threshold`` and ``own_rule``)."""
+
+    scores_heatmaps = False
+
+    def own_box(self, raw_map: np.ndarray) -> np.ndarray:
+        """The family's box [x0, y0, x1, y1] on the 224 grid of one raw map at ``own_threshold``."""
+        raise NotImplementedError
+
+    def localize(self, cams, gts, sizes, taus, sweep, keep_maps=False):
+        if self.own_threshold is None:
+            raise ValueError(f"protocol {self.name}: for_run() sets its threshold before localize()")
+        maps = postprocess_batch(cams)
+        locs = localize_batch(maps, gts, taus, sweep)
+        for loc, cam, gt in zip(locs, cams, gts):
+            box = np.asarray(self.own_box(cam), dtype=np.int64)
+            loc.own_box = box
+            loc.own_iou = float(iou_matrix(box[None], np.asarray(gt).reshape(-1, 4)).max())
+        return locs, (maps if keep_maps else None)
+
+    def with_threshold(self, threshold: float, rule: str) -> "FamilyProtocol":
+        """A copy of this protocol at ``threshold``, described by ``rule``."""
+        out = copy.copy(self)
+        out.own_threshold, out.own_rule = float(threshold), rule
+        return out
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(own_threshold={self.own_threshold})"
+
+    def __eq__(self, other: object) -> bool:
+        return type(self) is type(other) and self.own_threshold == getattr(other, "own_threshold", None)
+
+    def __hash__(self) -> int:
+        return hash((type(self), self.own_threshold))
+
+
+PROTOCOLS: Registry[Protocol] = Registry("protocol", ["wsol.localize.bas_protocol"])
 for _p in (WsolEvalProtocol(), Cam2016Protocol(), Cam2016CodeProtocol()):
     PROTOCOLS.add(_p.name, _p)
 
