@@ -35,6 +35,7 @@ class BasForeground(CamMethod):
     name = "bas"
     description = ("BAS (Wu et al. 2022): the foreground head's sigmoid map, mean over the target (topk 1) "
                    "or the top-k predicted classes (bas_* backbones)")
+    example_backbone = "bas_mobilenet_v1"
 
     def __init__(self, topk: Union[None, str, int] = None, **options):
         super().__init__(topk=topk, **options)

@@ -19,6 +19,9 @@ class CamMethod:
     name: str = ""
     description: str = ""
     needs_grad: bool = False
+    #: a backbone the method works on, for examples and tests, when it needs a particular
+    #: head (``bas``: a BAS backbone); empty: any backbone with feature maps
+    example_backbone: str = ""
 
     def __init__(self, **options):
         self.options = options
