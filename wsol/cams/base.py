@@ -38,7 +38,8 @@ class MethodInfo:
     needs_grad: bool
 
 
-METHODS: Registry[type] = Registry("method", [f"wsol.cams.{m}" for m in ("cam", "gradcam", "scorecam", "baselines", "bas", "pc1")])
+METHODS: Registry[type] = Registry("method", [f"wsol.cams.{m}" for m in ("cam", "gradcam", "scorecam", "baselines",
+                                                                                  "attention", "bas", "pc1")])
 
 
 def register_method(cls: type) -> type:

@@ -14,6 +14,10 @@ from wsol.metrics.box_accuracy import IOU_THRESHOLDS, LOC_MODE, V2_MODE, BoxAccE
 from wsol.metrics.state import StateSpec, merge_states
 
 LOC_RULE = "argmax_tau BoxAcc(tau, IoU 0.5), largest box"
+#: summary numbers taken from the wsoleval scoring of the same maps when the protocol is another
+FAIR_COLUMNS = ("maxboxacc", "maxboxacc_v2", "maxboxacc_iou30", "maxboxacc_iou50", "maxboxacc_iou70",
+                "tau_iou30", "tau_iou50", "tau_iou70")
+FAIR_PREFIX = "fair_"
 
 SUMMARY_COLUMNS = [
     "dataset", "split", "protocol", "backbone", "weights", "method", "n_images", "top1_cls",
@@ -45,14 +49,16 @@ class RunScorer:
         StateSpec("index", "cat", "int per image: position in the dataset"),
         StateSpec("n_skipped", "sum", "images that could not be scored"),
         StateSpec("exclude_skipped", "any", "skipped images left out of the denominators"),
-        StateSpec("own_iou", "cat", "float per image: IoU of a family protocol's own box (empty without one)"),
-        StateSpec("own_box", "cat", "[4] per image: a family protocol's own box (empty without one)"),
     )
 
     def __init__(self, taus: Sequence[float], fixed_tau: float = 0.2, has_predictions: bool = True,
-                 box_dtype=np.uint8, region=None, own: Optional[Tuple[float, str]] = None):
+                 box_dtype=np.uint8, region=None, fair_taus: Optional[Sequence[float]] = None):
         self.taus = np.asarray(taus, dtype=np.float64)
         self.evaluator = BoxAccEvaluator(self.taus, IOU_THRESHOLDS, fixed_tau)
+        # the wsoleval scoring of the same maps (each ImageLocalization's ``fair``) under
+        # another protocol: its MaxBoxAcc / MaxBoxAccV2 columns replace the protocol's own
+        self.fair = BoxAccEvaluator(np.asarray(fair_taus, np.float64), IOU_THRESHOLDS, fixed_tau) \
+            if fair_taus is not None else None
         self.has_predictions = has_predictions
         self.box_dtype = box_dtype  # the protocol's box type (uint8 holds 224-grid boxes)
         self.rows: List[dict] = []
@@ -63,23 +69,21 @@ class RunScorer:
         self.exclude_skipped = False
         # the whole-map scores (PxAP, pointing games: wsol.evaluation.region_scoring), fed the same images
         self.region = region
-        # a family protocol's (threshold, rule): its own box per image gives the Loc columns
-        self.own = own
-        self.own_iou: List[float] = []
-        self.own_box: List[np.ndarray] = []
 
     # ------------------------------------------------------------ declared state
     def state_specs(self) -> Tuple[StateSpec, ...]:
         """Every state of the scorer with its reduction (the evaluator's first, the region
         scorer's last)."""
-        return tuple(BoxAccEvaluator.STATE) + self.PER_IMAGE + (self.region.STATE if self.region else ())
+        fair = tuple(StateSpec(FAIR_PREFIX + sp.name, sp.reduce, "wsoleval scoring: " + sp.doc)
+                     for sp in BoxAccEvaluator.STATE) if self.fair is not None else ()
+        return tuple(BoxAccEvaluator.STATE) + self.PER_IMAGE + fair + (self.region.STATE if self.region else ())
 
     def state_dict(self) -> Dict[str, Any]:
         """The whole state, keyed as :meth:`state_specs`."""
         return {**self.evaluator.state, "rows": self.rows, "iou_all": self.iou["all"],
                 "iou_largest": self.iou["largest"], "box": self.box, "index": self.index,
                 "n_skipped": self.n_skipped, "exclude_skipped": self.exclude_skipped,
-                "own_iou": self.own_iou, "own_box": self.own_box,
+                **({FAIR_PREFIX + k: v for k, v in self.fair.state.items()} if self.fair is not None else {}),
                 **(self.region.state_dict() if self.region else {})}
 
     def load_state_dict(self, state: Dict[str, Any]) -> None:
@@ -93,9 +97,8 @@ class RunScorer:
         self.index = [state["index"][k] for k in order]
         self.n_skipped = int(state["n_skipped"])
         self.exclude_skipped = bool(state["exclude_skipped"])
-        if self.own is not None:
-            self.own_iou = [state["own_iou"][k] for k in order]
-            self.own_box = [state["own_box"][k] for k in order]
+        if self.fair is not None:
+            self.fair.state = {s.name: state[FAIR_PREFIX + s.name] for s in BoxAccEvaluator.STATE}
         if self.region is not None:
             self.region.load_state_dict(state, order)
 
@@ -120,6 +123,8 @@ class RunScorer:
         n_t = len(self.taus)
         if not exclude:
             self.evaluator.process(np.zeros((1, len(MODES), n_t)), np.zeros(1, bool), np.zeros(1, bool))
+            if self.fair is not None:
+                self.fair.process(np.zeros((1, len(MODES), len(self.fair.taus))), np.zeros(1, bool), np.zeros(1, bool))
         if self.region is not None:
             self.region.add_skipped(int(label), exclude)
         row = {"image_id": image_id, "label": int(label)}
@@ -130,9 +135,6 @@ class RunScorer:
         for m in MODES:
             self.iou[m].append(np.zeros(n_t, np.float32))
         self.box.append(np.zeros((n_t, 4), self.box_dtype))
-        if self.own is not None:
-            self.own_iou.append(0.0)
-            self.own_box.append(np.zeros(4, self.box_dtype))
 
     def add(self, image_ids: Sequence[str], labels: Sequence[int], locs: Sequence[ImageLocalization],
             top5: Optional[np.ndarray] = None, status: Optional[Sequence[str]] = None,
@@ -150,6 +152,8 @@ class RunScorer:
         else:
             t1 = t5 = np.zeros(len(labels), dtype=bool)
         self.evaluator.process(ious, t1, t5)
+        if self.fair is not None and locs:
+            self.fair.process(np.stack([l.fair.iou for l in locs]), t1, t5)
         for i, (iid, lab, loc) in enumerate(zip(image_ids, labels, locs)):
             row = {"image_id": iid, "label": int(lab)}
             if top5 is not None and len(top5):
@@ -164,9 +168,6 @@ class RunScorer:
             for mi, m in enumerate(MODES):
                 self.iou[m].append(loc.iou[mi].astype(np.float32))
             self.box.append(loc.boxes[MODES.index(LOC_MODE)].astype(self.box_dtype))
-            if self.own is not None:
-                self.own_iou.append(float(loc.own_iou))
-                self.own_box.append(np.asarray(loc.own_box).astype(self.box_dtype))
         if self.region is not None:
             self.region.add(samples, maps, gts)
 
@@ -179,8 +180,10 @@ class RunScorer:
                 s[k] = float("nan")
         s["loc_mode"] = LOC_MODE
         s["loc_tau_rule"] = LOC_RULE
-        if self.own is not None:
-            s.update(own_loc_summary(self.rows, self.own_iou, self.own, self.exclude_skipped, self.has_predictions))
+        if self.fair is not None:  # the fair numbers: the same maps under wsoleval
+            fair = self.fair.evaluate().__dict__
+            s.update({k: fair[k] for k in FAIR_COLUMNS})
+            s["maxboxacc_rule"] = f"wsoleval (MaxBoxAccV2 over {len(self.fair.taus)} taus)"
         s["n_skipped"] = self.n_skipped
         s["metric_denominator"] = ("scored images only (skipped excluded)" if self.exclude_skipped
                                    else "all images (skipped count as misses)")
@@ -196,13 +199,11 @@ class RunScorer:
         status, reason = df.pop("_status"), df.pop("_reason")
         iou_l = np.stack(self.iou[LOC_MODE])
         iou_a = np.stack(self.iou[V2_MODE])
-        boxes = np.stack(self.box)[:, li]
+        boxes = np.stack(self.box)
         df["loc_tau"] = self.taus[li]
         df["iou"] = iou_l[:, li].astype(np.float64)
-        if self.own is not None:  # a family protocol: its own box at its threshold
-            df["loc_tau"], df["iou"], boxes = self.own[0], np.asarray(self.own_iou, np.float64), np.stack(self.own_box)
         for j, c in enumerate(("box_x0", "box_y0", "box_x1", "box_y1")):
-            df[c] = boxes[:, j].astype(int)
+            df[c] = boxes[:, li, j].astype(int)
         df["gt_known_correct"] = df["iou"] >= 0.5
         if "top1_correct" in df:
             df["top1_loc_correct"] = df["gt_known_correct"] & df["top1_correct"]
@@ -224,21 +225,6 @@ class RunScorer:
                 parts.append(pd.DataFrame({"mode": mode, "iou_threshold": t / 100, "tau": self.taus,
                                            "box_acc": acc[k]}))
         return pd.concat(parts, ignore_index=True)
-
-
-def own_loc_summary(rows: List[dict], own_iou: Sequence[float], own: Tuple[float, str], exclude_skipped: bool,
-                    has_predictions: bool) -> dict:
-    """A family protocol's Loc columns from its own per-image IoUs: GT-known / Top-1 / Top-5
-    Loc (IoU >= 0.5, and the class right for Top-k) at its one threshold, in percent.
-    Skipped images count as misses, or are left out with ``exclude_skipped``."""
-    keep = [i for i, r in enumerate(rows) if not (exclude_skipped and r.get("_status") == "skipped")]
-    hit = np.array([own_iou[i] >= 0.5 for i in keep], dtype=bool)
-    n = max(len(keep), 1)
-    out = {"gt_known_loc": 100.0 * hit.sum() / n, "loc_tau": float(own[0]), "loc_tau_rule": own[1]}
-    for k in ("top1", "top5"):
-        right = np.array([bool(rows[i].get(f"{k}_correct", False)) for i in keep], dtype=bool)
-        out[f"{k}_loc"] = 100.0 * (hit & right).sum() / n if has_predictions else float("nan")
-    return out
 
 
 def summary_frame(numbers: dict, meta: dict) -> pd.DataFrame:

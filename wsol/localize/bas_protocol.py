@@ -1,47 +1,62 @@
-"""Protocol ``bas``: BAS's own box rule (:mod:`wsol.localize.bas_boxes`) at its paper's
-threshold, beside the 2020 sweep on the same maps (docs/protocol.md, "The bas protocol").
+"""Protocol ``bas``: BAS's own box rule at its paper's threshold (Wu et al., CVPR 2022;
+``docs/protocol.md``, "The family protocols"), with MaxBoxAccV2 of the same maps beside it.
 
-The threshold is BAS's for the dataset and architecture: a 200-class head is CUB (0.1);
-any other is ILSVRC (VGG16 0.45, ResNet50 0.25, InceptionV3 0.25, MobileNetV1 0.5). The
-architecture is the backbone's ``arch`` (BAS and wsolevaluation backbones) or read from its
-name (``vgg``, ``mobilenet``, ``inception``; anything else counts as ResNet50).
+BAS boxes as SAT does (``wsol.localize.family_protocols.sat_box``: ``(m - min) / (max - min +
+1e-5)``, bilinear to 224, pixels above the threshold, the largest 8-connected component, its
+exclusive-end box; nothing above: the whole image). Its thresholds depend on the dataset and
+the architecture (its ``get_hyperparameters``): CUB 0.1 for every architecture; ILSVRC
+VGG16 0.45, ResNet50 0.25, InceptionV3 0.25, MobileNetV1 0.5. A 200-class dataset is CUB.
+The architecture is read from the backbone's name (``vgg``, ``mobilenet``, ``inception``;
+anything else takes ResNet50's threshold) once the run knows it (:meth:`Protocol.for_backbone`).
 """
 from __future__ import annotations
 
-import numpy as np
+import copy
 
-from wsol.localize.bas_boxes import BAS_THRESHOLDS, bas_box, bas_threshold
-from wsol.localize.protocols import PROTOCOLS, FamilyProtocol
+from wsol.localize.family_protocols import CUB_CLASSES, SatProtocol
 
+#: (dataset kind, architecture) -> BAS's threshold
+BAS_THRESHOLDS = {("cub", "vgg16"): 0.1, ("cub", "resnet50"): 0.1, ("cub", "inception_v3"): 0.1,
+                  ("cub", "mobilenet_v1"): 0.1, ("imagenet", "vgg16"): 0.45, ("imagenet", "resnet50"): 0.25,
+                  ("imagenet", "inception_v3"): 0.25, ("imagenet", "mobilenet_v1"): 0.5}
 _ARCH_WORDS = (("vgg", "vgg16"), ("mobilenet", "mobilenet_v1"), ("inception", "inception_v3"))
 
 
-def bas_arch(backbone) -> str:
-    """The BAS architecture whose threshold applies to ``backbone``."""
-    arch = getattr(backbone, "arch", None)
-    if arch in {a for _, a in BAS_THRESHOLDS}:
-        return arch
-    name = str(getattr(backbone, "name", "")).lower()
-    return next((a for word, a in _ARCH_WORDS if word in name), "resnet50")
+def bas_arch(backbone_name: str) -> str:
+    """The BAS architecture whose threshold applies to a backbone named ``backbone_name``."""
+    name = str(backbone_name).lower()
+    return next((arch for word, arch in _ARCH_WORDS if word in name), "resnet50")
 
 
-class BasProtocol(FamilyProtocol):
-    """BAS (Wu et al. 2022): min-max (+1e-5) normalized map, bilinear to 224, foreground
-    above one threshold, the largest 8-connected component's box."""
+def bas_threshold(dataset_kind: str, arch: str) -> float:
+    """BAS's threshold for ``dataset_kind`` ('cub' or 'imagenet') and ``arch`` (unknown: ResNet50's)."""
+    return BAS_THRESHOLDS.get((dataset_kind, arch), BAS_THRESHOLDS[(dataset_kind, "resnet50")])
+
+
+class BasProtocol(SatProtocol):
+    """BAS's rule: SAT's box at BAS's per-dataset, per-architecture threshold."""
 
     name = "bas"
-    description = ("BAS (Wu et al. 2022): one threshold (CUB 0.1; ILSVRC VGG16 0.45, ResNet50/InceptionV3 0.25, "
-                   "MobileNetV1 0.5), largest connected component; MaxBoxAccV2 of the same maps beside it")
+    description = ("BAS (Wu 2022): one threshold (CUB 0.1; ImageNet VGG16 0.45, ResNet50/InceptionV3 0.25, "
+                   "MobileNetV1 0.5), largest connected component; MaxBoxAccV2 from wsoleval")
+    thresholds_by_dataset = {"cub": 0.1, "imagenet": 0.25}  # before the backbone is known: ResNet50's
+    dataset_kind: str = "imagenet"
 
-    def for_run(self, backbone, num_classes: int) -> "BasProtocol":
-        kind = "cub" if int(num_classes) == 200 else "imagenet"
-        arch = bas_arch(backbone)
-        tau = bas_threshold(kind, arch)
-        dataset = "CUB" if kind == "cub" else "ILSVRC"
-        return self.with_threshold(tau, f"BAS: largest connected component at tau {tau:g} ({dataset}, {arch})")
+    def configure(self, num_classes, cam_step):
+        out = super().configure(num_classes, cam_step)
+        out.dataset_kind = "cub" if num_classes == CUB_CLASSES else "imagenet"
+        return out
 
-    def own_box(self, raw_map: np.ndarray) -> np.ndarray:
-        return bas_box(raw_map, float(self.own_threshold))
+    def for_backbone(self, backbone_name: str) -> "BasProtocol":
+        out = copy.copy(self)
+        out.threshold = bas_threshold(self.dataset_kind, bas_arch(backbone_name))
+        return out
 
 
-PROTOCOLS.add(BasProtocol.name, BasProtocol())
+def register() -> None:
+    from wsol.localize.protocols import PROTOCOLS
+
+    PROTOCOLS.add(BasProtocol.name, BasProtocol())
+
+
+register()

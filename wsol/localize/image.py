@@ -14,13 +14,12 @@ from wsol.localize.maps import quantize
 class ImageLocalization:
     """iou: float64 [len(MODES), n_tau] best IoU per mode and τ;
     boxes: int16 [len(MODES), n_tau, 4], the box achieving that IoU (first on ties);
-    own_iou, own_box: under a family protocol, the IoU and box [4] of the family's own box
-    rule at its one threshold (``wsol.localize.protocols.FamilyProtocol``); else NaN / None."""
+    fair: under a protocol other than wsoleval, the wsoleval localization of the same map
+    (its MaxBoxAccV2 goes in the same summary row), else None."""
 
     iou: np.ndarray
     boxes: np.ndarray
-    own_iou: float = float("nan")
-    own_box: Optional[np.ndarray] = None
+    fair: Optional["ImageLocalization"] = None
 
 
 def localize_map(norm_map: np.ndarray, gt_boxes: np.ndarray, taus: Sequence[float],

@@ -2,13 +2,11 @@
 put on the map's grid, how a batch of raw maps becomes per-image IoUs, and the dtype its
 boxes need. The engine holds a :class:`Protocol` and never branches on a protocol's name.
 
-Protocols are looked up by name in :data:`PROTOCOLS` (``wsoleval``, ``cam2016``,
-``cam2016_code``, and the method families' own rules, :class:`FamilyProtocol`: ``bas``). They
-are plain picklable objects, so a worker pool can run :meth:`Protocol.localize` directly.
+Protocols are looked up by name in :data:`PROTOCOLS` (``wsoleval``, ``cam2016``). They are
+plain picklable objects, so a worker pool can run :meth:`Protocol.localize` directly.
 """
 from __future__ import annotations
 
-import copy
 from typing import List, Optional, Sequence, Tuple
 
 import numpy as np
@@ -16,7 +14,6 @@ import numpy as np
 from wsol.localize.boxes import scale_gt_boxes
 from wsol.localize.cam2016 import CAM2016_THRESHOLD, localize_cam2016
 from wsol.localize.image import ImageLocalization, localize_batch
-from wsol.localize.iou import iou_matrix
 from wsol.localize.maps import MAP_SIZE, postprocess_batch, thresholds
 from wsol.utils.registry import Registry
 
@@ -37,13 +34,18 @@ class Protocol:
     box_dtype: type = np.int32
     scores_heatmaps: bool = False
     region_metrics: bool = False
-    #: a family protocol's own threshold (set by :meth:`for_run`); None: no own rule
-    own_threshold: Optional[float] = None
-    own_rule: str = ""
+    #: the wsoleval τ grid the same maps are also scored on (MaxBoxAccV2 in the same row), or None
+    fair_taus: Optional[np.ndarray] = None
 
-    def for_run(self, backbone, num_classes: int) -> "Protocol":
-        """The protocol as one run uses it, given its backbone and head size (a family
-        protocol picks its paper's threshold for the dataset and architecture); itself here."""
+    def configure(self, num_classes: int, cam_step: float) -> "Protocol":
+        """The protocol as a run on a dataset of ``num_classes`` classes uses it (protocols
+        whose threshold depends on the dataset, or that also score under wsoleval, return a
+        configured copy)."""
+        return self
+
+    def for_backbone(self, backbone_name: str) -> "Protocol":
+        """The protocol for a run of backbone ``backbone_name`` (a family whose threshold
+        depends on the architecture, such as ``bas``, returns a copy); itself here."""
         return self
 
     def thresholds(self, cam_step: float) -> np.ndarray:
@@ -112,9 +114,24 @@ class Cam2016Protocol(Protocol):
     def gt_boxes(self, boxes: np.ndarray, size: Size) -> np.ndarray:
         return np.asarray(boxes)
 
+    def configure(self, num_classes: int, cam_step: float) -> "Protocol":
+        import copy
+
+        out = copy.copy(self)
+        out.fair_taus = thresholds(cam_step)
+        return out
+
+    def with_fair(self, cams, gts, sizes, locs, sweep):
+        """Attach the wsoleval localization of the same raw maps (GT put on the 224 grid)."""
+        if self.fair_taus is not None:
+            scaled = [scale_gt_boxes(g, w, h, MAP_SIZE) for g, (w, h) in zip(gts, sizes)]
+            for loc, fair in zip(locs, localize_batch(postprocess_batch(cams), scaled, self.fair_taus, sweep)):
+                loc.fair = fair
+        return locs
+
     def localize(self, cams, gts, sizes, taus, sweep, keep_maps=False):
         locs = [localize_cam2016(c, g, w, h) for c, g, (w, h) in zip(cams, gts, sizes)]
-        return locs, (postprocess_batch(cams) if keep_maps else None)
+        return self.with_fair(cams, gts, sizes, locs, sweep), (postprocess_batch(cams) if keep_maps else None)
 
 
 class Cam2016CodeProtocol(Cam2016Protocol):
@@ -129,51 +146,11 @@ class Cam2016CodeProtocol(Cam2016Protocol):
         from wsol.localize.cam2016_code import localize_cam2016_code
 
         locs = [localize_cam2016_code(c, g, w, h) for c, g, (w, h) in zip(cams, gts, sizes)]
-        return locs, (postprocess_batch(cams) if keep_maps else None)
+        return self.with_fair(cams, gts, sizes, locs, sweep), (postprocess_batch(cams) if keep_maps else None)
 
 
-class FamilyProtocol(WsolEvalProtocol):
-    """A method family's own box rule at one threshold, beside the 2020 protocol on the same
-    maps (docs/protocol.md, "Family protocols"). The sweep of :class:`WsolEvalProtocol` runs
-    as usual (every τ, both box modes: MaxBoxAccV2, curves, PxAP), and each image also gets
-    the family's box at ``own_threshold`` (``ImageLocalization.own_iou`` / ``own_box``),
-    from which the run reports Top-1 / Top-5 / GT-known Loc. Subclasses implement
-    :meth:`own_box` and :meth:`for_run` (which sets ``own_threshold`` and ``own_rule``)."""
-
-    scores_heatmaps = False
-
-    def own_box(self, raw_map: np.ndarray) -> np.ndarray:
-        """The family's box [x0, y0, x1, y1] on the 224 grid of one raw map at ``own_threshold``."""
-        raise NotImplementedError
-
-    def localize(self, cams, gts, sizes, taus, sweep, keep_maps=False):
-        if self.own_threshold is None:
-            raise ValueError(f"protocol {self.name}: for_run() sets its threshold before localize()")
-        maps = postprocess_batch(cams)
-        locs = localize_batch(maps, gts, taus, sweep)
-        for loc, cam, gt in zip(locs, cams, gts):
-            box = np.asarray(self.own_box(cam), dtype=np.int64)
-            loc.own_box = box
-            loc.own_iou = float(iou_matrix(box[None], np.asarray(gt).reshape(-1, 4)).max())
-        return locs, (maps if keep_maps else None)
-
-    def with_threshold(self, threshold: float, rule: str) -> "FamilyProtocol":
-        """A copy of this protocol at ``threshold``, described by ``rule``."""
-        out = copy.copy(self)
-        out.own_threshold, out.own_rule = float(threshold), rule
-        return out
-
-    def __repr__(self) -> str:
-        return f"{type(self).__name__}(own_threshold={self.own_threshold})"
-
-    def __eq__(self, other: object) -> bool:
-        return type(self) is type(other) and self.own_threshold == getattr(other, "own_threshold", None)
-
-    def __hash__(self) -> int:
-        return hash((type(self), self.own_threshold))
-
-
-PROTOCOLS: Registry[Protocol] = Registry("protocol", ["wsol.localize.bas_protocol"])
+#: the built-in protocols, and plugin modules that register more (the ViT families' box rules)
+PROTOCOLS: Registry[Protocol] = Registry("protocol", ["wsol.localize.family_protocols", "wsol.localize.bas_protocol"])
 for _p in (WsolEvalProtocol(), Cam2016Protocol(), Cam2016CodeProtocol()):
     PROTOCOLS.add(_p.name, _p)
 

@@ -1,21 +1,27 @@
-"""BAS's box rule and protocol ``bas``, with hand-computed expectations; and the family
-protocol's Loc columns in the scorer (summary and per_image), merged shards included."""
+"""BAS's box rule and protocol ``bas``, with hand-computed expectations: the box (SAT's
+rule, which BAS shares), BAS's thresholds per dataset and architecture, and a run's row
+(its own Loc at one threshold, MaxBoxAccV2 of the same maps beside it)."""
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from wsol.evaluation.scoring import RunScorer, own_loc_summary
-from wsol.localize.bas_boxes import bas_box, bas_normalize, bas_threshold, largest_component_box
-from wsol.localize.bas_protocol import BasProtocol, bas_arch
-from wsol.localize.image import ImageLocalization
-from wsol.localize.maps import thresholds
+from wsol.localize.bas_protocol import BasProtocol, bas_arch, bas_threshold
+from wsol.localize.family_protocols import sat_box, sat_normalize
 from wsol.localize.protocols import get_protocol
+
+
+def bas_box(raw, threshold):
+    return sat_box(sat_normalize(raw), threshold)
+
+
+def largest_component_box(mask):
+    return sat_box(mask.astype(np.float32), 0.5)
 
 
 def test_normalize_uses_the_guard_and_keeps_size():
     m = np.array([[0.0, 1.0], [2.0, 4.0]], np.float32)
-    out = bas_normalize(m, size=2)  # resize 2 -> 2 is the identity
+    out = sat_normalize(m, size=2)  # resize 2 -> 2 is the identity
     np.testing.assert_allclose(out, m / np.float32(4 + 1e-5), rtol=1e-7)
     assert out.dtype == np.float32 and out.max() < 1.0
 
@@ -53,77 +59,34 @@ def test_thresholds_of_the_paper():
     assert bas_threshold("imagenet", "vgg16") == 0.45 and bas_threshold("imagenet", "resnet50") == 0.25
     assert bas_threshold("imagenet", "inception_v3") == 0.25 and bas_threshold("imagenet", "mobilenet_v1") == 0.5
     assert bas_threshold("imagenet", "convnext") == 0.25  # unknown: ResNet50's
+    assert bas_arch("bas_vgg16") == bas_arch("vgg16_gap") == "vgg16" and bas_arch("tf_inception_v3") == "inception_v3"
+    assert bas_arch("bas_mobilenet_v1") == "mobilenet_v1" and bas_arch("efficientnet_lite0") == "resnet50"
 
 
-class _Named:
-    def __init__(self, name, arch=None):
-        self.name = name
-        if arch:
-            self.arch = arch
-
-
-def test_for_run_picks_dataset_and_architecture():
+def test_configure_then_backbone_picks_the_threshold():
     p = get_protocol("bas")
-    assert p.own_threshold is None
-    assert p.for_run(_Named("bas_vgg16", "vgg16"), 1000).own_threshold == 0.45
-    assert p.for_run(_Named("bas_vgg16", "vgg16"), 200).own_threshold == 0.1
-    assert p.for_run(_Named("vgg16_gap", "vgg16"), 1000).own_threshold == 0.45
-    assert p.for_run(_Named("mobilenetv3_large_100"), 1000).own_threshold == 0.5
-    assert p.for_run(_Named("efficientnet_lite0"), 1000).own_threshold == 0.25
-    assert bas_arch(_Named("tf_inception_v3")) == "inception_v3"
-    run = p.for_run(_Named("bas_resnet50", "resnet50"), 1000)
-    assert "0.25" in run.own_rule and "ILSVRC" in run.own_rule and run != p and run == BasProtocol().with_threshold(0.25, "")
+    assert isinstance(p, BasProtocol)
+    cub, imnet = p.configure(200, 0.01), p.configure(1000, 0.01)
+    assert cub.for_backbone("bas_vgg16").thresholds(0.01).tolist() == [0.1]
+    assert imnet.for_backbone("bas_vgg16").thresholds(0.01).tolist() == [0.45]
+    assert imnet.for_backbone("bas_mobilenet_v1").thresholds(0.01).tolist() == [0.5]
+    assert imnet.for_backbone("bas_resnet50").thresholds(0.01).tolist() == [0.25]
+    assert len(imnet.for_backbone("bas_vgg16").fair_taus) == 100  # the wsoleval grid beside it
+    assert imnet.for_backbone("bas_vgg16") != imnet.for_backbone("bas_resnet50")
+    assert p.threshold is None  # the registered protocol is not changed
 
 
-def test_localize_gives_the_sweep_and_the_own_box():
-    p = get_protocol("bas").for_run(_Named("bas_vgg16", "vgg16"), 200)  # tau 0.1
+def test_localize_gives_the_bas_box_and_the_fair_sweep():
+    p = get_protocol("bas").configure(200, 0.1).for_backbone("bas_vgg16")  # tau 0.1
     cam = np.zeros((28, 28), np.float32)
-    cam[7:14, 7:21] = 1.0  # 8x upsampling: columns 56..167, rows 56..111 (bilinear spreads a little)
+    cam[7:14, 7:21] = 1.0
     gt = np.array([[56, 56, 167, 111]])
-    locs, maps = p.localize(cam[None], [gt], [(224, 224)], thresholds(0.1), "fast", keep_maps=True)
+    locs, maps = p.localize(cam[None], [gt], [(224, 224)], p.thresholds(0.1), "fast", keep_maps=True)
     loc = locs[0]
-    assert maps.shape == (1, 224, 224) and loc.iou.shape == (2, 10)
     box = bas_box(cam, 0.1)
-    np.testing.assert_array_equal(loc.own_box, box)
-    x0, y0, x1, y1 = box  # IoU with the +1 convention, as the 2020 protocol
+    assert loc.iou.shape == (2, 1) and loc.boxes[1, 0].tolist() == box.tolist()
+    x0, y0, x1, y1 = box  # IoU with the +1 convention
     inter = (min(x1, 167) - max(x0, 56) + 1) * (min(y1, 111) - max(y0, 56) + 1)
     union = (x1 - x0 + 1) * (y1 - y0 + 1) + 112 * 56 - inter
-    assert loc.own_iou == pytest.approx(inter / union)
-    assert loc.own_iou > 0.7
-
-
-def test_own_loc_summary_by_hand():
-    rows = [{"top1_correct": True, "top5_correct": True}, {"top1_correct": False, "top5_correct": True},
-            {"top1_correct": True, "top5_correct": True, "_status": "skipped"}, {"top1_correct": True}]
-    out = own_loc_summary(rows, [0.6, 0.5, 0.0, 0.4], (0.25, "rule"), False, True)
-    assert out["gt_known_loc"] == 50.0 and out["top1_loc"] == 25.0 and out["top5_loc"] == 50.0
-    assert out["loc_tau"] == 0.25 and out["loc_tau_rule"] == "rule"
-    out = own_loc_summary(rows, [0.6, 0.5, 0.0, 0.4], (0.25, "rule"), True, True)  # skipped left out
-    assert out["gt_known_loc"] == pytest.approx(200 / 3) and out["top1_loc"] == pytest.approx(100 / 3)
-
-
-def _loc(iou_sweep, own_iou, own_box):
-    iou = np.full((2, 3), iou_sweep)
-    return ImageLocalization(iou, np.zeros((2, 3, 4), np.int16), own_iou, np.array(own_box))
-
-
-def test_scorer_reports_the_own_rule_and_keeps_maxboxacc_v2():
-    taus = [0.0, 0.5, 0.9]
-    one = RunScorer(taus, own=(0.45, "BAS rule"))
-    one.add(["a", "b"], [1, 2], [_loc(0.9, 0.6, [1, 2, 30, 40]), _loc(0.9, 0.2, [0, 0, 224, 224])],
-            top5=np.array([[1, 0], [0, 2]]))
-    s = one.summary()
-    assert s["gt_known_loc"] == 50.0 and s["top1_loc"] == 50.0 and s["top5_loc"] == 50.0
-    assert s["loc_tau"] == 0.45 and s["loc_tau_rule"] == "BAS rule"
-    assert s["maxboxacc_v2"] == 100.0  # the sweep's: both images at IoU 0.9 at every tau
-    per = one.per_image()
-    assert per.loc_tau.tolist() == [0.45, 0.45] and per.iou.tolist() == pytest.approx([0.6, 0.2])
-    assert per[["box_x0", "box_y0", "box_x1", "box_y1"]].values.tolist() == [[1, 2, 30, 40], [0, 0, 224, 224]]
-    assert per.gt_known_correct.tolist() == [True, False]
-    # two shards merged give the same numbers and rows
-    a, b = RunScorer(taus, own=(0.45, "BAS rule")), RunScorer(taus, own=(0.45, "BAS rule"))
-    b.add(["b"], [2], [_loc(0.9, 0.2, [0, 0, 224, 224])], top5=np.array([[0, 2]]), indices=[1])
-    a.add(["a"], [1], [_loc(0.9, 0.6, [1, 2, 30, 40])], top5=np.array([[1, 0]]), indices=[0])
-    b.merge(a.state_dict())
-    assert b.summary()["gt_known_loc"] == 50.0
-    assert b.per_image().image_id.tolist() == ["a", "b"] and b.per_image().iou.tolist() == pytest.approx([0.6, 0.2])
+    assert loc.iou[1, 0] == pytest.approx(inter / union) and loc.iou[1, 0] > 0.7
+    assert loc.fair is not None and loc.fair.iou.shape == (2, 10)
