@@ -471,6 +471,14 @@ def _coerce_option(ld: _Loader, key: str, value: Any, typ: str, at: KeyPath) -> 
             check(str(value))
         except argparse.ArgumentTypeError as e:
             raise ld.error(f"option '{key}' {e}", at) from None
+    from wsol.engine.config import eval_rules
+
+    rule = eval_rules().get("limit" if key == "limit" else key)
+    if rule is not None and not (key == "save_cams" and isinstance(value, bool)):
+        try:  # the same rule as the API and the CLI (bounds included)
+            rule.check(key, value)
+        except WsolError as e:
+            raise ld.error(f"option {e}", at) from None
     return value
 
 

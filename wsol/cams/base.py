@@ -3,7 +3,7 @@ maps [B, h, w] on the model's device; post-processing happens in ``wsol.localize
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import List, Optional
+from typing import Any, Dict, List, Optional
 
 import torch
 
@@ -53,9 +53,40 @@ def list_methods(pattern: str = "*") -> List[MethodInfo]:
     return [MethodInfo(n, c.description, c.needs_grad) for n, c in METHODS.items(pattern)]
 
 
+def method_option_rules(cls: type) -> Dict[str, Any]:
+    """The options method class ``cls`` takes (its ``__init__`` keywords) with their rules:
+    the class's ``option_rules`` where declared, else the type of the default (None: any)."""
+    import inspect
+
+    from wsol.utils.rules import Rule
+
+    declared = getattr(cls, "option_rules", {})
+    out: Dict[str, Any] = {}
+    for p in list(inspect.signature(cls.__init__).parameters.values())[1:]:
+        if p.kind in (p.VAR_KEYWORD, p.VAR_POSITIONAL):
+            continue
+        if p.name in declared:
+            out[p.name] = declared[p.name]
+            continue
+        d = p.default
+        kind = next((k for t, k in ((bool, "bool"), (int, "int"), (float, "float"), (str, "str"))
+                     if isinstance(d, t)), None)
+        out[p.name] = Rule(kind) if kind else None
+    return out
+
+
 def create_method(name: str, **options) -> CamMethod:
-    """Instantiate method ``name`` (unknown names list the closest ones)."""
-    return METHODS.get(name)(**options)
+    """Instantiate method ``name`` (unknown names list the closest ones). Its options are
+    checked first: an unknown key is refused with the valid ones listed, values are typed
+    (text from ``--method-option`` / YAML converted) and checked against their rules."""
+    from wsol.utils.rules import check_keys
+
+    cls = METHODS.get(name)
+    rules = method_option_rules(cls)
+    check_keys(options, rules, f"method '{name}'")
+    typed = {k: (rules[k].coerce(f"{name} option {k}", v) if rules[k] is not None else v)
+             for k, v in options.items()}
+    return cls(**typed)
 
 
 def check_targets(targets: torch.Tensor, num_classes: int) -> None:

@@ -31,6 +31,7 @@ import torch
 
 from wsol.cams.base import CamMethod, register_method
 from wsol.errors import WsolError
+from wsol.utils.rules import MAX_SEED, Rule
 
 
 class BaselineMethod(CamMethod):
@@ -40,6 +41,7 @@ class BaselineMethod(CamMethod):
 @register_method
 class CenterGaussian(BaselineMethod):
     name = "center_gaussian"
+    option_rules = {"sigma": Rule("float", 0, 10, min_open=True, note="x the shorter side")}
     description = "Baseline (Choe 2020): isotropic Gaussian at the image centre, sigma = 0.25 x shorter side"
 
     def __init__(self, sigma: float = 0.25, **options):
@@ -66,6 +68,7 @@ def center_box_bounds(size: int, fraction: float) -> tuple:
 @register_method
 class CenterBox(BaselineMethod):
     name = "center_box"
+    option_rules = {"fraction": Rule("float", 0, 1, min_open=True)}
     description = "Baseline: a centred box covering half the image area (each side x sqrt(0.5)), 1 inside, 0 outside"
 
     def __init__(self, fraction: float = 0.5, **options):
@@ -91,6 +94,7 @@ def image_seed(seed: int, index: int) -> int:
 @register_method
 class RandomMap(BaselineMethod):
     name = "random"
+    option_rules = {"seed": Rule("int", 0, MAX_SEED), "cell": Rule("int", 1, 4096)}
     description = "Baseline: seeded uniform noise on a 32-pixel grid, deterministic per (seed, image index)"
 
     def __init__(self, seed: int = 0, cell: int = 32, **options):

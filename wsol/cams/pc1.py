@@ -26,6 +26,7 @@ import torch
 
 from wsol.cams.base import CamMethod, check_targets, register_method
 from wsol.errors import WsolError
+from wsol.utils.rules import Rule
 
 _TRUE, _FALSE = ("1", "true", "yes", "on"), ("0", "false", "no", "off")
 
@@ -78,6 +79,7 @@ def pc1_maps(feats: torch.Tensor) -> torch.Tensor:
 @register_method
 class PC1(CamMethod):
     name = "pc1"
+    option_rules = {"target": Rule("str", choices=("label", "predicted"))}
     description = ("CAM Back Again (Yasuki & Taki 2024): first principal component of the (class-weight signed) "
                    "feature maps, any CNN backbone")
 

@@ -22,11 +22,13 @@ import torch.nn.functional as F
 
 from wsol.cams.base import CamMethod, check_targets, register_method
 from wsol.errors import WsolError
+from wsol.utils.rules import Rule
 
 
 @register_method
 class ScoreCAM(CamMethod):
     name = "scorecam"
+    option_rules = {"method_batch": Rule("int", 1, 65536)}
     description = ("Score-CAM (Wang 2020): each upsampled, min-max normalized map masks the input; "
                    "the target's softmax score on it is the map's weight")
     needs_grad = False

@@ -226,6 +226,10 @@ def check_options(name: str, options: Dict[str, object]) -> None:
                         f"{', '.join(valid)})")
 
 
+#: the most classes a dataset may declare (ImageNet-21k has 21,843; 10^9 would ask for terabytes of head)
+MAX_NUM_CLASSES = 100_000
+
+
 def _apply_num_classes(ds: WsolDataset, value: object) -> None:
     try:
         n = int(value)  # type: ignore[arg-type]
@@ -233,8 +237,9 @@ def _apply_num_classes(ds: WsolDataset, value: object) -> None:
             raise ValueError
     except (TypeError, ValueError):
         raise WsolError(f"--dataset-option num_classes takes a positive integer, not {value!r}") from None
-    if n < 1:
-        raise WsolError(f"--dataset-option num_classes takes a positive integer, not {value!r}")
+    if n < 1 or n > MAX_NUM_CLASSES:
+        raise WsolError(f"--dataset-option num_classes takes an integer in 1..{MAX_NUM_CLASSES} (more classes "
+                        f"than any classification dataset has would only allocate a huge head), not {value!r}")
     if ds.class_names and len(ds.class_names) != n:
         raise DataError(f"num_classes={n} disagrees with the dataset's class list of {len(ds.class_names)} "
                         "classes (drop the option or fix the list)", path=ds.root)

@@ -315,12 +315,30 @@ def _params(**params: Any) -> Dict[str, Any]:
         size = size.replace("x", ",").split(",")
     elif isinstance(size, (int, float)):
         size = (size, size)
-    p["image_size"] = [int(v) for v in size]
+    p["image_size"] = [_param_int("image_size", v) for v in size]
     if len(p["image_size"]) != 2:
         raise DataError(f"synthetic image_size takes W,H, not {params.get('image_size')!r}")
     for k in ("n_classes", "n_train_per_class", "n_test_per_class", "seed"):
-        p[k] = int(p[k])
+        p[k] = _param_int(k, p[k])
+    total = p["n_classes"] * (p["n_train_per_class"] + p["n_test_per_class"])
+    if total > MAX_IMAGES or max(p["image_size"]) > 4096:
+        raise DataError(f"synthetic set of {total:,} images of {p['image_size'][0]}x{p['image_size'][1]} px: at most "
+                        f"{MAX_IMAGES:,} images of at most 4096 px a side (a bigger set is hours of generation; "
+                        "use a real dataset)")
     return p
+
+
+#: the most images the synthetic generator writes in one set
+MAX_IMAGES = 100_000
+
+
+def _param_int(key: str, value: Any) -> int:
+    """A generator parameter as an integer (text from --dataset-option converted); refused in one
+    line when it is not one, is negative, or (seed) is beyond 2**32 - 1."""
+    from wsol.utils.rules import MAX_SEED, Rule
+
+    hi = MAX_SEED if key == "seed" else MAX_IMAGES
+    return Rule("int", 0, hi).coerce(f"synthetic {key}", value)
 
 
 def _stamp(p: Dict[str, Any]) -> Dict[str, Any]:

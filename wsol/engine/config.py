@@ -9,12 +9,12 @@ it prints (``progress``) does not rerun finished runs.
 from __future__ import annotations
 
 from dataclasses import dataclass, field, fields
-from typing import Dict, List, Optional
+from typing import TYPE_CHECKING, Dict, List, Optional
 
-import numpy as np
-
-from wsol.errors import WsolError
 from wsol.localize.protocols import PROTOCOLS
+
+if TYPE_CHECKING:
+    from wsol.utils.rules import Rule
 
 
 def _speed(default, **kw):
@@ -64,28 +64,47 @@ class EvalConfig:
 SWEEPS = ("fast", "reference", "per-threshold")
 
 
+#: pixels on the 224 grid beyond which every point hits (its diagonal is 316.8)
+MAX_POINTING_TOLERANCE = 320.0
+#: the finest threshold step: 10,000 thresholds (1e-7 would allocate ten million of them per image)
+MIN_CAM_STEP = 1e-4
+
+
+def eval_rules() -> Dict[str, "Rule"]:
+    """The rule of every EvalConfig field (wsol.utils.rules): what check_config enforces for the
+    API, the suite YAML and the CLI alike."""
+    from wsol.utils.rules import MAX_SEED, Rule
+
+    text = Rule("str")
+    flag = Rule("bool")
+    return {
+        "dataset": text, "root": text, "split": text, "backbone": text, "weights": text, "method": text,
+        "batch_size": Rule("int", 1, 65536), "device": text,
+        "cam_step": Rule("float", MIN_CAM_STEP, 1, max_open=True, note="at most 10,000 thresholds"),
+        "fixed_tau": Rule("float", 0, 1, max_open=True),
+        "limit": Rule("int", 1, optional=True),
+        "data_workers": Rule("int", 0, 512), "workers": Rule("int", 0, 512),
+        "sweep": Rule("str", choices=SWEEPS), "save_cams": Rule("str", optional=True),
+        "out": Rule("str", optional=True), "protocol": Rule("str", choices=tuple(PROTOCOLS.names(sort=False))),
+        "dataset_options": Rule("dict"), "method_options": Rule("dict"), "model_options": Rule("dict"),
+        "progress": flag, "seed": Rule("int", 0, MAX_SEED),
+        "on_error": Rule("str", choices=("fail", "skip")),
+        "pointing_tolerance": Rule("float", 0, MAX_POINTING_TOLERANCE,
+                                   note="pixels on the 224 grid; beyond its diagonal everything hits"),
+        "exclude_skipped": flag, "dtype": Rule("str", choices=("fp32", "bf16", "fp16")),
+        "channels_last": flag, "compile": flag, "decode": Rule("str", choices=("cpu", "gpu")),
+        "distributed": Rule("str", choices=("auto", "off")), "new_head": flag,
+    }
+
+
 def check_config(cfg: EvalConfig) -> None:
-    """The option ranges the CLI checks at parse time, for runs started from Python
-    (``wsol.evaluate(...)``, suites): a one-line WsolError naming the option."""
-    import math
-
-    def bad(name: str, value, rule: str) -> None:
-        raise WsolError(f"{name} must be {rule}, got {value!r}")
-
-    for name, value, lo in (("batch_size", cfg.batch_size, 1), ("data_workers", cfg.data_workers, 0),
-                            ("workers", cfg.workers, 0), ("limit", cfg.limit, 1)):
-        if value is None and name == "limit":
-            continue
-        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < lo:
-            bad(name, value, f"an integer >= {lo}")
-    for name, value, ok, rule in (("cam_step", cfg.cam_step, lambda v: 0 < v < 1, "a number in (0, 1)"),
-                                  ("fixed_tau", cfg.fixed_tau, lambda v: 0 <= v < 1, "a number in [0, 1)")):
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or not ok(value):
-            bad(name, value, rule)
-    for name, value, allowed in (("on_error", cfg.on_error, ("fail", "skip")), ("sweep", cfg.sweep, SWEEPS),
-                                 ("protocol", cfg.protocol, tuple(PROTOCOLS.names(sort=False)))):
-        if value not in allowed:
-            bad(name, value, "one of " + ", ".join(allowed))
+    """Every field's rule (:func:`eval_rules`: types -- no truthy strings --, finite numbers,
+    ranges with upper bounds from what a run allocates, choices), for runs started from the
+    CLI, Python (``wsol.evaluate(...)``) or a suite: a one-line WsolError naming the option."""
+    rules = eval_rules()
+    for f in fields(cfg):
+        if f.name in rules:
+            rules[f.name].check(f.name, getattr(cfg, f.name))
 
 
 def result_fields() -> List[str]:

@@ -7,6 +7,7 @@ architectures) and, for any other name, timm (``timm/NAME`` forces timm,
 from __future__ import annotations
 
 import logging
+import math
 import os
 from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, List, Optional
@@ -15,6 +16,7 @@ import torch
 
 from wsol.errors import UnknownNameError, WsolError, first_line
 from wsol.models.backbone import Backbone, BackboneInfo, TimmBackbone, check_cam_exact
+from wsol.utils.numbers import parse_number
 from wsol.utils.registry import Registry
 
 log = logging.getLogger(__name__)
@@ -72,14 +74,26 @@ def check_model_options(entry: ModelEntry, options: Optional[Dict[str, Any]]) ->
                     raise ValueError
                 value = text in _TRUE
             elif isinstance(default, float):
-                value = float(value)
+                value = parse_number(value, float) if isinstance(value, str) else float(value)
+                if not math.isfinite(value):
+                    raise ValueError
             elif isinstance(default, int):
-                value = int(value)
-        except (TypeError, ValueError):
+                if isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):
+                    raise ValueError
+                value = parse_number(value, int) if isinstance(value, str) else int(value)
+        except (TypeError, ValueError, OverflowError):
             raise WsolError(f"model option {key}={value!r} for '{entry.info.name}': "
-                            f"expected a {type(default).__name__} like {default!r}") from None
+                            f"expected a {'finite ' if isinstance(default, float) else ''}"
+                            f"{type(default).__name__} like {default!r}") from None
+        if _is_fraction(key, default) and not 0 <= value <= 1:
+            raise WsolError(f"model option {key} for '{entry.info.name}' must be in [0, 1], got {value!r}")
         out[key] = value
     return out
+
+
+def _is_fraction(key: str, default: Any) -> bool:
+    """Drop rates and thresholds on normalized maps (adl_drop_rate, acol_drop_threshold, ...)."""
+    return isinstance(default, float) and not isinstance(default, bool) and key.endswith(("_rate", "_threshold"))
 
 
 def model_options(name: str) -> Dict[str, Any]:

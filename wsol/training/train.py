@@ -32,7 +32,7 @@ import os
 import random
 import time
 from contextlib import nullcontext
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
@@ -217,22 +217,36 @@ def train_step(bb: Backbone, opt: torch.optim.Optimizer, scaler: torch.amp.GradS
     return loss.detach(), logits.detach()
 
 
+def train_rules() -> Dict[str, "object"]:
+    """The rule of every TrainConfig field (wsol.utils.rules), for ``wsol train`` and
+    ``wsol.train(...)`` alike; the bounds are what a run could sensibly allocate."""
+    from wsol.engine.config import MIN_CAM_STEP
+    from wsol.utils.rules import MAX_SEED, Rule
+
+    text, flag = Rule("str"), Rule("bool")
+    return {
+        "dataset": text, "root": text, "split": text, "backbone": text, "weights": text, "wsol_method": text,
+        "method_options": Rule("dict"), "model_options": Rule("dict"), "dataset_options": Rule("dict"),
+        "epochs": Rule("int", 1, 10_000), "lr": Rule("float", 0, 10, min_open=True),
+        "batch_size": Rule("int", 1, 65536), "lr_decay_epochs": Rule("int", 1, 10_000),
+        "momentum": Rule("float", 0, 1, max_open=True), "weight_decay": Rule("float", 0, 1),
+        "nesterov": flag, "new_lr_mult": Rule("float", 0, 10_000, min_open=True), "train_layers": text,
+        "holdout": Rule("float", 0, 1, max_open=True), "select_by": Rule("str", choices=SELECT_BY),
+        "val_method": text, "val_batch_size": Rule("int", 1, 65536),
+        "cam_step": Rule("float", MIN_CAM_STEP, 1, max_open=True, note="at most 10,000 thresholds"),
+        "device": text, "amp": Rule("str", choices=AMP_MODES), "out": text, "resume": flag,
+        "data_workers": Rule("int", 0, 512), "seed": Rule("int", 0, MAX_SEED), "progress": flag,
+    }
+
+
 def _check(cfg: TrainConfig) -> None:
     if not cfg.out:
         raise WsolError("training needs an output folder (--out DIR)")
-    if cfg.epochs < 1:
-        raise WsolError(f"--epochs must be >= 1, got {cfg.epochs}")
-    if cfg.batch_size < 1:
-        raise WsolError(f"--batch-size must be >= 1, got {cfg.batch_size}")
-    if not cfg.lr > 0 or not math.isfinite(cfg.lr):
-        raise WsolError(f"--lr must be a positive number, got {cfg.lr}")
-    if cfg.lr_decay_epochs < 1:
-        raise WsolError(f"--lr-decay-epochs must be >= 1, got {cfg.lr_decay_epochs}")
-    if cfg.select_by not in SELECT_BY:
-        raise WsolError(f"--select-by takes one of {', '.join(SELECT_BY)}, got {cfg.select_by!r}")
+    rules = train_rules()
+    for f in fields(cfg):
+        if f.name in rules:
+            rules[f.name].check(f.name, getattr(cfg, f.name))  # type: ignore[attr-defined]
     parse_train_layers(cfg.train_layers)
-    if cfg.amp not in AMP_MODES:
-        raise WsolError(f"--amp takes one of {', '.join(AMP_MODES)}, got {cfg.amp!r}")
 
 
 def _config_dict(cfg: TrainConfig) -> dict:

@@ -16,6 +16,7 @@ import torch
 from torch import nn
 
 from wsol.errors import WsolError
+from wsol.utils.rules import Rule
 from wsol.utils.registry import Registry
 
 _ORDER = ("cam", "has", "acol", "spg", "adl", "cutmix")   # the reference's table order
@@ -65,10 +66,12 @@ def make_options(cls: type, given: Mapping[str, Any], method: str):
             known = ", ".join(fields) or "none"
             raise WsolError(f"--wsol-method {method} has no option '{k}' (its options: {known})")
         typ = type(fields[k].default)
-        try:
-            kw[k] = typ(v)
-        except (TypeError, ValueError):
-            raise WsolError(f"--{option_flag(method, k)} takes a {typ.__name__}, got {v!r}") from None
+        kind = {bool: "bool", int: "int", float: "float", str: "str"}.get(typ)
+        try:  # strict: 'false' is not True, nan is not a number
+            kw[k] = Rule(kind).coerce(k, v) if kind else typ(v)
+        except (TypeError, ValueError, WsolError):
+            raise WsolError(f"--{option_flag(method, k)} takes a {'finite ' if typ is float else ''}"
+                            f"{typ.__name__}, got {v!r}") from None
     opts = cls(**kw)
     check = getattr(opts, "check", None)
     if check is not None:
