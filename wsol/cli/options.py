@@ -7,6 +7,7 @@ from typing import List, Optional
 
 from wsol.errors import WsolError
 from wsol.utils import cli_types as T
+from wsol.utils.numbers import parse_number
 
 
 def parse_options(pairs: Optional[List[str]], flag: str) -> dict:
@@ -17,8 +18,8 @@ def parse_options(pairs: Optional[List[str]], flag: str) -> dict:
             raise WsolError(f"{flag} takes KEY=VALUE, got {p!r}")
         k, v = p.split("=", 1)
         for kind in (int, float):
-            try:
-                v = kind(v)  # type: ignore[assignment]
+            try:  # plain numbers only ('1_0' stays text, for the option's rule to refuse)
+                v = parse_number(v, kind)  # type: ignore[assignment]
                 break
             except ValueError:
                 pass

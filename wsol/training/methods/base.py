@@ -70,8 +70,8 @@ def make_options(cls: type, given: Mapping[str, Any], method: str):
         try:  # strict: 'false' is not True, nan is not a number
             kw[k] = Rule(kind).coerce(k, v) if kind else typ(v)
         except (TypeError, ValueError, WsolError):
-            raise WsolError(f"--{option_flag(method, k)} takes a {'finite ' if typ is float else ''}"
-                            f"{typ.__name__}, got {v!r}") from None
+            raise WsolError(f"--{option_flag(method, k)} takes a {typ.__name__}"
+                            f"{' (finite)' if typ is float else ''}, got {v!r}") from None
     opts = cls(**kw)
     check = getattr(opts, "check", None)
     if check is not None:
