@@ -43,6 +43,11 @@ class Protocol:
         wsoleval, return a configured copy)."""
         return self
 
+    def for_backbone(self, backbone_name: str) -> "Protocol":
+        """The protocol for a run of backbone ``backbone_name`` (a family whose threshold
+        depends on the architecture, such as ``bas``, returns a copy); itself here."""
+        return self
+
     def thresholds(self, cam_step: float) -> np.ndarray:
         """The τ grid."""
         raise NotImplementedError
@@ -145,7 +150,7 @@ class Cam2016CodeProtocol(Cam2016Protocol):
 
 
 #: the built-in protocols, and plugin modules that register more (the ViT families' box rules)
-PROTOCOLS: Registry[Protocol] = Registry("protocol", ["wsol.localize.family_protocols"])
+PROTOCOLS: Registry[Protocol] = Registry("protocol", ["wsol.localize.family_protocols", "wsol.localize.bas_protocol"])
 for _p in (WsolEvalProtocol(), Cam2016Protocol(), Cam2016CodeProtocol()):
     PROTOCOLS.add(_p.name, _p)
 
