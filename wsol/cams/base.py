@@ -3,7 +3,7 @@ maps [B, h, w] on the model's device; post-processing happens in ``wsol.localize
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import List
+from typing import List, Optional
 
 import torch
 
@@ -19,9 +19,9 @@ class CamMethod:
     name: str = ""
     description: str = ""
     needs_grad: bool = False
-    #: a backbone the method works on, for examples and tests, when it needs a particular
-    #: head (``bas``: a BAS backbone); empty: any backbone with feature maps
-    example_backbone: str = ""
+    #: a backbone the method runs on, for methods that do not run on every backbone (the
+    #: token-attention maps need a ViT): tests/integration/test_matrix.py runs it there
+    example_backbone: Optional[str] = None
 
     def __init__(self, **options):
         self.options = options
