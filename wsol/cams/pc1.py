@@ -1,5 +1,5 @@
 """CAM Back Again's PC1 map (Yasuki & Taki, CVPR 2024) as CAM method ``pc1``
-(docs/protocol.md, "PC1").
+(docs/protocol.md, "BAS's foreground map and PC1").
 
 For each image, with features F [K, h, w]:
 
