@@ -67,7 +67,7 @@ def _tiny_for(method):
     from wsol.cams.base import METHODS as REGISTRY
 
     example = REGISTRY.get(method).example_backbone
-    return TINY if example is None else ["--backbone", example, "--weights", "random", "--batch-size", "8"]
+    return TINY if not example else ["--backbone", example, "--weights", "random", "--batch-size", "8"]
 
 
 def _subcommands():

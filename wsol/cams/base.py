@@ -20,7 +20,8 @@ class CamMethod:
     description: str = ""
     needs_grad: bool = False
     #: a backbone the method runs on, for methods that do not run on every backbone (the
-    #: token-attention maps need a ViT): tests/integration/test_matrix.py runs it there
+    #: token-attention maps need a ViT, ``bas`` a BAS net): examples and
+    #: tests/integration/test_matrix.py run it there; None: any backbone with feature maps
     example_backbone: Optional[str] = None
 
     def __init__(self, **options):

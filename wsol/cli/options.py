@@ -63,13 +63,12 @@ def add_protocol_args(p: argparse.ArgumentParser) -> None:
                         "(default 0: on it; TorchRay uses 15)")
     from wsol.localize.protocols import PROTOCOLS
 
-    g.add_argument("--protocol", default="wsoleval", choices=PROTOCOLS.names(sort=False),
-                   help="wsoleval (Choe et al. 2020, default); cam2016 (the CAM paper's text: one threshold at 20%% "
-                        "of the raw map's max, largest component, original resolution); cam2016_code (the CAM "
-                        "paper's released box generator: 8-bit max-divided map, gray levels 20/100/110, erosion, "
-                        "largest box); tscam, scm, sat, bas: the families' own box rules at their papers' thresholds "
-                        "(docs/protocol.md); every protocol but wsoleval: evaluate only, and MaxBoxAcc/MaxBoxAccV2 "
-                        "columns still come from wsoleval's sweep of the same maps")
+    names = PROTOCOLS.names(sort=False)
+    g.add_argument("--protocol", default="wsoleval", choices=names,
+                   help="; ".join(f"{n}: {PROTOCOLS.get(n).description}" for n in names).replace("%", "%%")
+                   + ". Every protocol but wsoleval: evaluate only; the families' protocols (tscam, scm, sat, bas) "
+                     "give their own Loc at their threshold, and MaxBoxAcc/MaxBoxAccV2 columns come from "
+                     "wsoleval's sweep of the same maps")
     g.add_argument("--sweep", default="fast", choices=["fast", "reference", "per-threshold"],
                    help="box extraction: 'fast' (exact, default); 'reference' (OpenCV contours once per distinct "
                         "integer cut); 'per-threshold' (OpenCV contours at every tau, the published loop as is). "
