@@ -32,7 +32,7 @@ import os
 import random
 import time
 from contextlib import nullcontext
-from dataclasses import asdict, dataclass, field, fields, replace
+from dataclasses import asdict, dataclass, replace
 from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
@@ -42,7 +42,8 @@ from torch import nn
 from tqdm import tqdm
 
 from wsol.datasets.base import Sample, WsolDataset, build_dataset
-from wsol.training.methods import TrainMethod, create_train_method
+from wsol.engine.config import DEVICE, MAX_BATCH, MAX_WORKERS, MIN_CAM_STEP
+from wsol.training.methods import TrainMethod, create_train_method, list_train_methods
 from wsol.errors import WsolError, first_line
 from wsol.models.backbone import Backbone
 from wsol.models.checkpoint import save_checkpoint
@@ -50,6 +51,8 @@ from wsol.models.registry import create_backbone
 from wsol.models.training import param_groups, parse_train_layers, set_trainable
 from wsol.report.csv import write_csv_atomic
 from wsol.utils.io import write_text_atomic
+from wsol.utils.options import check_options, option
+from wsol.utils.rules import MAX_SEED
 from wsol.utils.outdirs import claim_output_dir
 from wsol.transforms.image import ImageFolderView, train_transform
 
@@ -67,38 +70,63 @@ _RESUMABLE_CHANGES = ("epochs", "resume", "progress", "data_workers", "device", 
 
 @dataclass
 class TrainConfig:
-    """Everything a training run depends on (its fields are the ``wsol train`` options)."""
+    """Everything a training run depends on (its fields are the ``wsol train`` options, each
+    declared once: :mod:`wsol.utils.options`)."""
 
-    dataset: str = "cub"
-    root: str = ""
-    split: str = "train"
-    backbone: str = "efficientnet_lite0"
-    weights: str = "pretrained"
-    wsol_method: str = "cam"
-    method_options: Dict[str, object] = field(default_factory=dict)
-    model_options: Dict[str, object] = field(default_factory=dict)
-    epochs: int = 50
-    lr: float = 1e-3
-    batch_size: int = 32
-    lr_decay_epochs: int = 15
-    momentum: float = 0.9
-    weight_decay: float = 1e-4
-    nesterov: bool = False     # the reference trainer uses Nesterov momentum
-    new_lr_mult: float = 10.0
-    train_layers: str = "all"
-    holdout: float = 0.1
-    select_by: str = "maxboxacc_v2"
-    val_method: str = "cam"
-    val_batch_size: int = 64
-    cam_step: float = 0.01
-    device: str = "cpu"
-    amp: str = "auto"
-    out: str = ""
-    resume: bool = False
-    data_workers: int = 0
-    seed: int = 0
-    dataset_options: Dict[str, object] = field(default_factory=dict)
-    progress: bool = True
+    dataset: str = option("cub", help="dataset adapter (see `wsol datasets`)")
+    root: str = option("", help="dataset folder (for cub: the CUB_200_2011 folder holding images/)")
+    split: str = option("train", help="split to train on")
+    backbone: str = option("efficientnet_lite0", help="backbone name (see `wsol models`)")
+    weights: str = option("pretrained", help="starting weights: 'pretrained' (ImageNet; the head is replaced by "
+                                             "one sized for the dataset), 'random', or a checkpoint file")
+    wsol_method: str = option("cam", choices=lambda: [m.name for m in list_train_methods()], help="how the classifier is trained for localization (`wsol methods "
+                                          "--training` describes each); the hyperparameters below apply to "
+                                          "their method only")
+    method_options: Dict[str, object] = option(default_factory=dict, cli=False, help="--<method>-<option> flags")
+    model_options: Dict[str, object] = option(default_factory=dict, cli=False, help="--model-option KEY=VALUE")
+    epochs: int = option(50, min=1, max=10_000, help="training epochs")
+    lr: float = option(1e-3, min=0, max=10, min_open=True,
+                       help="learning rate of the pretrained layers; the new ones (classifier) get 10x")
+    batch_size: int = option(32, min=1, max=MAX_BATCH, help="images per step")
+    lr_decay_epochs: int = option(15, min=1, max=10_000, metavar="N", help="multiply the learning rate by 0.1 every N epochs")
+    momentum: float = option(0.9, min=0, max=1, max_open=True, help="SGD momentum")
+    weight_decay: float = option(1e-4, min=0, max=1, help="SGD weight decay")
+    nesterov: bool = option(False, help="Nesterov momentum, as wsolevaluation's trainer (off by default: wsol's "
+                                        "demo was tuned without)")
+    new_lr_mult: float = option(10.0, min=0, max=10_000, min_open=True, cli=False,
+                                help="learning-rate multiplier of the new layers")
+    train_layers: str = option("all", metavar="all|head|last:N",
+                               help="what is trained: 'all' layers, only the classifier ('head'), or the classifier "
+                                    "and the last N blocks/stages of the feature stack ('last:N'; new layers such "
+                                    "as vgg16_gap's conv6 always train; e.g. ResNet layer4 = last:1, "
+                                    "EfficientNet conv_head+bn2 = last:1, + blocks.6 = last:2). Frozen layers keep "
+                                    "their BatchNorm statistics")
+    holdout: float = option(0.1, min=0, max=1, max_open=True, metavar="FRACTION",
+                            help="share of each class's train images held out (seeded) to choose the best epoch; "
+                                 "their boxes are used for that choice only; 0 = keep the last epoch")
+    select_by: str = option("maxboxacc_v2", choices=SELECT_BY,
+                            help="how best.pt is chosen on the held-out images: MaxBoxAccV2 of --val-method CAMs, "
+                                 "classification top-1, or simply the last epoch")
+    val_method: str = option("cam", help="CAM method scored on the held-out images")
+    val_batch_size: int = option(64, min=1, max=MAX_BATCH, flag="--batch-size-eval",
+                                 help="images per batch when scoring the held-out images")
+    cam_step: float = option(0.01, min=MIN_CAM_STEP, max=1, max_open=True, cli=False,
+                             note="at most 10,000 thresholds",
+                             help="threshold step of the held-out scoring")
+    device: str = option("cpu", help="torch device: cpu, cuda, cuda:N or mps", **DEVICE)
+    amp: str = option("auto", choices=AMP_MODES,
+                      help="mixed precision on CUDA: bf16 or fp16 autocast (fp16 with a gradient scaler); 'auto' = "
+                           "bf16 where supported, else fp16; ignored on CPU")
+    out: str = option("", metavar="DIR", help="output folder (checkpoints, train_log.csv)")
+    resume: bool = option(False, help="continue the run in --out from its last.pt (model, optimizer, scheduler, "
+                                      "epoch, RNG); --epochs may be raised to train longer")
+    data_workers: int = option(0, min=0, max=MAX_WORKERS,
+                               help="DataLoader worker processes for decoding and augmentation")
+    seed: int = option(0, min=0, max=MAX_SEED, help="seed of everything: head initialisation, held-out split, shuffling, "
+                                      "augmentation")
+    dataset_options: Dict[str, object] = option(default_factory=dict, cli=False,
+                                                help="--dataset-option KEY=VALUE")
+    progress: bool = option(True, cli=False, help="progress bars (CLI: not -q)")
 
 
 # ----------------------------------------------------------------------------- seeding
@@ -217,35 +245,10 @@ def train_step(bb: Backbone, opt: torch.optim.Optimizer, scaler: torch.amp.GradS
     return loss.detach(), logits.detach()
 
 
-def train_rules() -> Dict[str, "object"]:
-    """The rule of every TrainConfig field (wsol.utils.rules), for ``wsol train`` and
-    ``wsol.train(...)`` alike; the bounds are what a run could sensibly allocate."""
-    from wsol.engine.config import MIN_CAM_STEP
-    from wsol.utils.rules import MAX_SEED, Rule
-
-    text, flag = Rule("str"), Rule("bool")
-    return {
-        "dataset": text, "root": text, "split": text, "backbone": text, "weights": text, "wsol_method": text,
-        "method_options": Rule("dict"), "model_options": Rule("dict"), "dataset_options": Rule("dict"),
-        "epochs": Rule("int", 1, 10_000), "lr": Rule("float", 0, 10, min_open=True),
-        "batch_size": Rule("int", 1, 65536), "lr_decay_epochs": Rule("int", 1, 10_000),
-        "momentum": Rule("float", 0, 1, max_open=True), "weight_decay": Rule("float", 0, 1),
-        "nesterov": flag, "new_lr_mult": Rule("float", 0, 10_000, min_open=True), "train_layers": text,
-        "holdout": Rule("float", 0, 1, max_open=True), "select_by": Rule("str", choices=SELECT_BY),
-        "val_method": text, "val_batch_size": Rule("int", 1, 65536),
-        "cam_step": Rule("float", MIN_CAM_STEP, 1, max_open=True, note="at most 10,000 thresholds"),
-        "device": text, "amp": Rule("str", choices=AMP_MODES), "out": text, "resume": flag,
-        "data_workers": Rule("int", 0, 512), "seed": Rule("int", 0, MAX_SEED), "progress": flag,
-    }
-
-
 def _check(cfg: TrainConfig) -> None:
     if not cfg.out:
         raise WsolError("training needs an output folder (--out DIR)")
-    rules = train_rules()
-    for f in fields(cfg):
-        if f.name in rules:
-            rules[f.name].check(f.name, getattr(cfg, f.name))  # type: ignore[attr-defined]
+    check_options(cfg)
     parse_train_layers(cfg.train_layers)
 
 
