@@ -179,17 +179,20 @@ def test_report_and_overlay_refuse_to_overwrite_another_kind_of_file(cub, tmp_pa
 
 # ------------------------------------------------------------------ option values
 BAD_OPTIONS = [
-    ("evaluate", "--batch-size", "0", ">= 1"), ("evaluate", "--batch-size", "-4", ">= 1"),
-    ("evaluate", "--cam-step", "0", "(0, 1)"), ("evaluate", "--cam-step", "2", "(0, 1)"),
-    ("evaluate", "--cam-step", "-0.1", "(0, 1)"), ("evaluate", "--cam-step", "nan", "(0, 1)"),
-    ("evaluate", "--data-workers", "-1", ">= 0"), ("evaluate", "--device", "tpu", "cuda:N"),
+    ("evaluate", "--batch-size", "0", "in 1..65536"), ("evaluate", "--batch-size", "-4", "in 1..65536"),
+    ("evaluate", "--cam-step", "0", "[0.0001, 1)"), ("evaluate", "--cam-step", "2", "[0.0001, 1)"),
+    ("evaluate", "--cam-step", "-0.1", "[0.0001, 1)"), ("evaluate", "--cam-step", "nan", "[0.0001, 1)"),
+    ("evaluate", "--cam-step", "1e-7", "at most 10,000 thresholds"),
+    ("evaluate", "--data-workers", "-1", "in 0..512"), ("evaluate", "--device", "tpu", "cuda:N"),
     ("evaluate", "--limit", "-2", ">= 1"), ("evaluate", "--fixed-tau", "5", "[0, 1)"),
-    ("evaluate", "--workers", "-1", ">= 0"), ("evaluate", "--method-batch", "0", ">= 1"),
+    ("evaluate", "--workers", "-1", "in 0..512"), ("evaluate", "--method-batch", "0", ">= 1"),
     ("evaluate", "--on-error", "ignore", "one of fail, skip"), ("evaluate", "--protocol", "x", "one of wsoleval"),
-    ("score", "--cam-step", "inf", "(0, 1)"), ("score", "--batch-size", "abc", ">= 1"),
+    ("evaluate", "--pointing-tolerance", "1e300", "[0, 320]"),
+    ("score", "--cam-step", "inf", "[0.0001, 1)"), ("score", "--batch-size", "abc", "in 1..65536"),
     ("bench", "--repeats", "0", ">= 1"), ("bench", "--images", "-1", ">= 1"), ("bench", "--device", "gpu", "cuda"),
-    ("train", "--epochs", "0", ">= 1"), ("train", "--lr", "-1", "> 0"), ("train", "--holdout", "1", "[0, 1)"),
-    ("train", "--momentum", "nan", "[0, 1)"), ("train", "--data-workers", "-3", ">= 0"),
+    ("train", "--epochs", "0", "in 1..10000"), ("train", "--lr", "-1", "(0, 10]"), ("train", "--holdout", "1", "[0, 1)"),
+    ("train", "--momentum", "nan", "[0, 1)"), ("train", "--data-workers", "-3", "in 0..512"),
+    ("train", "--seed", str(2 ** 80), "in 0..4294967295"),
     ("demo", "--device", "tpu", "cuda"), ("demo", "--seed", "-1", ">= 0"),
     ("report", "--gallery", "-1", ">= 0"), ("overlay", "--tau", "1.5", "[0, 1)"),
     ("overlay", "--gt-box", "nan", "finite"), ("make-synthetic", "--classes", "0", "1..256"),
@@ -210,7 +213,8 @@ def test_option_values_are_checked_at_parse_time(tmp_path, capsys, cmd, opt, val
     assert os.listdir(tmp_path) == []  # nothing started
 
 
-@pytest.mark.parametrize("option,value,msg", [("batch_size", "0", "integer >= 1"), ("cam_step", "1e400", "(0, 1)"),
+@pytest.mark.parametrize("option,value,msg", [("batch_size", "0", "integer in 1..65536"),
+                                              ("cam_step", "1e400", "[0.0001, 1)"),
                                               ("fixed_tau", "5", "[0, 1)"), ("device", "tpu", "cuda:N"),
                                               ("limit", "1e400", "must be an integer")])
 def test_suite_file_options_are_checked_like_the_cli(cub, tmp_path, capsys, option, value, msg):

@@ -18,7 +18,7 @@ from wsol.utils.options import option
 from wsol.utils.rules import MAX_SEED
 
 SWEEPS = ("fast", "reference", "per-threshold")
-#: upper bounds from what a run would allocate (docs/architecture.md, "Options")
+#: upper bounds from what a run would allocate (docs/architecture.md, "Outputs", Bounds)
 MIN_CAM_STEP = 1e-4             # 10,000 thresholds; 1e-7 would be ten million per image
 MAX_POINTING_TOLERANCE = 320.0  # pixels on the 224 grid: its diagonal is 316.8, beyond it everything hits
 MAX_BATCH = 65536               # images per batch: far beyond any device's memory at 224x224
