@@ -230,11 +230,14 @@ def test_changed_config_reruns_and_only_selects(tmp_path, syn_root, fake):
     f = fake()
     run_suite(grid_yaml(tmp_path, syn_root), out_dir=out, progress=False)
     assert len(f.calls) == 2
-    # a changed config interrupted mid-run must not leave the old outputs looking finished
+    # a changed config interrupted mid-run must not leave the old outputs looking finished with
+    # it: their config.json (the hash) goes; the old run's own files stay until a run replaces them
     fake(interrupt_on=1)
     with pytest.raises(KeyboardInterrupt):
         run_suite(grid_yaml(tmp_path, syn_root, options="cam_step: 0.05"), out_dir=out, progress=False)
-    assert not os.path.exists(os.path.join(out, "syn__resnet18__cam__wsoleval", "summary.csv"))
+    run_dir = os.path.join(out, "syn__resnet18__cam__wsoleval")
+    assert not os.path.exists(os.path.join(run_dir, "config.json"))
+    assert os.path.exists(os.path.join(run_dir, "summary.csv"))
     f = fake()
     df = run_suite(grid_yaml(tmp_path, syn_root, options="cam_step: 0.05"), out_dir=out, progress=False)
     assert len(f.calls) == 2 and list(df.status) == ["ok", "ok"]  # new hash: not skipped
