@@ -60,7 +60,9 @@ class EvalConfig:
                                 "threshold at 20% of the raw map's max, largest component, original "
                                 "resolution); cam2016_code (the CAM paper's released box generator: 8-bit "
                                 "max-divided map, gray levels 20/100/110, erosion, largest box); the cam2016 "
-                                "protocols: evaluate only")
+                                "protocols: evaluate only; tscam, scm, sat, bas: each family's own box rule "
+                                "at its paper's threshold, with MaxBoxAccV2 of the same maps (wsoleval's sweep) "
+                                "in the same row (docs/protocol.md)")
     dataset_options: Dict[str, object] = option(default_factory=dict, cli=False,
                                                 help="adapter options (--dataset-option KEY=VALUE)")
     method_options: Dict[str, object] = option(default_factory=dict, cli=False,
