@@ -1,5 +1,5 @@
 """ACoL, SPG and ADL on any backbone: the generic method variants ``NAME+acol``, ``NAME+spg``,
-``NAME+adl`` (``docs/architecture.md``, "Generic method heads").
+``NAME+adl`` (``docs/training.md``, "Generic method heads").
 
 Choe et al.'s three architectures have the reference's own variants (``vgg16_acol``,
 ``resnet50_spg``, ``vgg16_gap`` with ``adl=true`` ...; :func:`variant_for` picks them).
