@@ -66,8 +66,8 @@ def add_protocol_args(p: argparse.ArgumentParser) -> None:
     names = PROTOCOLS.names(sort=False)
     g.add_argument("--protocol", default="wsoleval", choices=names,
                    help="; ".join(f"{n}: {PROTOCOLS.get(n).description}" for n in names).replace("%", "%%")
-                   + ". The cam2016 protocols: evaluate only; a family's protocol (tscam, scm, sat, bas) reports its own Loc at its "
-                     "threshold and MaxBoxAccV2 of the same maps in the same row")
+                   + ". The cam2016 protocols: evaluate only; a family's protocol (tscam, scm, sat, bas) reports "
+                     "its own Loc at its threshold and MaxBoxAccV2 of the same maps in the same row")
     g.add_argument("--sweep", default="fast", choices=["fast", "reference", "per-threshold"],
                    help="box extraction: 'fast' (exact, default); 'reference' (OpenCV contours once per distinct "
                         "integer cut); 'per-threshold' (OpenCV contours at every tau, the published loop as is). "
