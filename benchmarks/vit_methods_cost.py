@@ -1,8 +1,11 @@
 #!/usr/bin/env python
 """Cost of the token-attention CAM methods next to plain CAM, in ms per image, on DeiT-S
-and the TS-CAM / SCM / SAT DeiT-S models (random weights, random 224x224 inputs, batch 32).
+and the TS-CAM and SAT DeiT-S models (random weights, random 224x224 inputs, batch 32; SCM's
+model is TS-CAM's at test time, so its ``scm`` row is timed on the TS-CAM model).
 
-Rows per backbone (timed as ``benchmarks/methods_cost.py`` times, with its helpers):
+Rows per backbone, each the median **CPU time** of this process (``time.process_time``, one
+torch thread by default) per batch divided by the batch size, so that other jobs on a shared
+machine do not inflate it:
 
 - ``forward``: ``backbone(images)`` under ``torch.no_grad()``, attention capture off;
 - ``forward+attention``: the same with capture on (``record_attention``), the pass an
@@ -22,15 +25,17 @@ import csv
 import datetime as dt
 import os
 import shlex
+import statistics
 import sys
-from typing import Dict, List, Optional
+import time
+from typing import Callable, Dict, List, Optional, Tuple
 
 import torch
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from methods_cost import device_label, time_batches  # noqa: E402
+from methods_cost import device_label  # noqa: E402
 from wsol.cams.base import create_method  # noqa: E402
 from wsol.models.registry import create_backbone  # noqa: E402
 
@@ -38,20 +43,33 @@ COLUMNS = ["device", "backbone", "method", "batch_size", "ms_per_image", "n_batc
            "note"]
 PLAN = {  # backbone -> methods (plain CAM first)
     "deit_small_patch16_224": ["cam", "gradcam", "cls_attention", "rollout", "tscam", "scm"],
-    "deit_tscam_small_patch16_224": ["cam", "tscam", "cls_attention", "rollout"],
-    "deit_scm_small_patch16_224": ["cam", "scm"],
+    "deit_tscam_small_patch16_224": ["cam", "tscam", "scm", "cls_attention", "rollout"],
     "deit_sat_small_patch16_224": ["cam", "sat"],
 }
 ATTENTION = {"cls_attention", "rollout", "tscam", "scm", "sat"}
 
 
-def measure(name: str, methods: List[str], args, device: torch.device) -> List[Dict]:
+def cpu_seconds(fn: Callable[[], object], warmup: int, batches: int, min_time: float = 0.0) -> Tuple[float, int]:
+    """(median CPU seconds of this process per call of ``fn``, calls timed): CPU time, not
+    wall time, so that other jobs on a shared machine do not inflate it (with one torch
+    thread it is the cost of the call)."""
+    for _ in range(warmup):
+        fn()
+    times: List[float] = []
+    while len(times) < batches or (sum(times) < min_time and len(times) < 200):
+        t0 = time.process_time()
+        fn()
+        times.append(time.process_time() - t0)
+    return statistics.median(times), len(times)
+
+
+def measure(name: str, methods: List[str], args) -> List[Dict]:
     torch.manual_seed(0)
-    bb = create_backbone(name, "random", device=device).eval()
+    bb = create_backbone(name, "random").eval()
     g = torch.Generator().manual_seed(0)
     B = args.batch_size
-    images = torch.randn(B, 3, 224, 224, generator=g).to(device)
-    targets = torch.randint(0, bb.num_classes, (B,), generator=g).to(device)
+    images = torch.randn(B, 3, 224, 224, generator=g)
+    targets = torch.randint(0, bb.num_classes, (B,), generator=g)
     rows: List[Dict] = []
 
     def row(method: str, sec: float, n: int, note: str) -> None:
@@ -59,29 +77,27 @@ def measure(name: str, methods: List[str], args, device: torch.device) -> List[D
                      "n_batches": n, "note": note})
         print(f"{name:30s} {method:18s} {1000 * sec / B:10.3f} ms/image", flush=True)
 
-    passes = {}
-    for capture in (False, True):
-        bb.record_attention = capture or name != "deit_small_patch16_224"
+    family = name != "deit_small_patch16_224"  # the family models always capture attention
+    for capture in ((False, True) if not family else (True,)):
+        bb.record_attention = capture
         with torch.no_grad():
-            sec, n = time_batches(lambda: bb(images), device, args.warmup, args.batches)
-            passes[capture] = bb(images)
+            sec, n = cpu_seconds(lambda: bb(images), args.warmup, args.batches)
         row("forward+attention" if capture else "forward", sec, n,
-            "attention captured" if bb.record_attention else "no attention capture")
-    for m in methods:
-        method = create_method(m)
-        feats, logits = passes[m in ATTENTION]
-
-        def call(method=method, feats=feats, logits=logits):
-            with torch.no_grad():
-                return method(bb, images, feats, logits, targets)
-
-        # the record must be the pass these features came from (as in the engine's loop)
-        bb.record_attention = m in ATTENTION or name != "deit_small_patch16_224"
+            "attention captured" if capture else "no attention capture")
+        # methods timed on this pass's features (its record is the one they read)
         with torch.no_grad():
-            feats2, logits2 = bb(images)
-        sec, n = time_batches(lambda: call(feats=feats2, logits=logits2), device, args.warmup, args.batches,
-                              args.min_time)
-        row(m, sec, n, f"method only; add {'forward+attention' if m in ATTENTION else 'forward'}")
+            feats, logits = bb(images)
+        for m in methods:
+            if (m in ATTENTION) != capture and not family:
+                continue
+            method = create_method(m)
+
+            def call(method=method):
+                with torch.no_grad():
+                    return method(bb, images, feats, logits, targets)
+
+            sec, n = cpu_seconds(call, args.warmup, args.batches, args.min_time)
+            row(m, sec, n, f"method only; add {'forward+attention' if capture else 'forward'}")
     return rows
 
 
@@ -89,8 +105,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--warmup", type=int, default=1)
-    p.add_argument("--batches", type=int, default=2)
-    p.add_argument("--min-time", type=float, default=1.0)
+    p.add_argument("--batches", type=int, default=1)
+    p.add_argument("--min-time", type=float, default=0.5)
     p.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1: stable on a shared CPU)")
     p.add_argument("--backbones", nargs="+", default=list(PLAN))
     p.add_argument("--out", default=None)
@@ -101,7 +117,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     label = device_label(device)
     rows = []
     for name in args.backbones:
-        rows += measure(name, PLAN[name], args, device)
+        rows += measure(name, PLAN[name], args)
     out = args.out or os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "results",
                                    "vit_methods_cost_cpu.csv")
     cmd = "python benchmarks/vit_methods_cost.py " + shlex.join(argv if argv is not None else sys.argv[1:])
