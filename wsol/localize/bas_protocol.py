@@ -1,5 +1,5 @@
 """Protocol ``bas``: BAS's own box rule at its paper's threshold (Wu et al., CVPR 2022;
-``docs/protocol.md``, "The family protocols"), with MaxBoxAccV2 of the same maps beside it.
+``docs/protocol.md``, "The bas protocol"), with MaxBoxAccV2 of the same maps beside it.
 
 BAS boxes as SAT does (``wsol.localize.family_protocols.sat_box``: ``(m - min) / (max - min +
 1e-5)``, bilinear to 224, pixels above the threshold, the largest 8-connected component, its

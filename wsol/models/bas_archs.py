@@ -133,7 +133,10 @@ def _builder(arch: str):
 
 
 def _cached(arch: str):
-    return lambda: arch in _TV_NAMES and torchvision_weights_cached(_TV_NAMES[arch], "IMAGENET1K_V1")
+    """The trunk's ImageNet weights at hand? (MobileNetV1: none exist in torchvision: unknown)"""
+    if arch not in _TV_NAMES:
+        return lambda: None
+    return lambda: torchvision_weights_cached(_TV_NAMES[arch], "IMAGENET1K_V1")
 
 
 for _arch in NETS:
