@@ -13,11 +13,12 @@ from dataclasses import dataclass
 from typing import Dict, List, Optional
 
 from wsol.localize.protocols import PROTOCOLS
+from wsol.localize.sweeps import SWEEP_NAMES
 from wsol.utils import options as O
 from wsol.utils.options import option
 from wsol.utils.rules import MAX_SEED
 
-SWEEPS = ("fast", "reference", "per-threshold")
+SWEEPS = SWEEP_NAMES
 #: upper bounds from what a run would allocate (docs/architecture.md, "Outputs", Bounds)
 MIN_CAM_STEP = 1e-4             # 10,000 thresholds; 1e-7 would be ten million per image
 MAX_POINTING_TOLERANCE = 320.0  # pixels on the 224 grid: its diagonal is 316.8, beyond it everything hits
