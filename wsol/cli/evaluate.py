@@ -34,16 +34,29 @@ def add_parsers(sub) -> None:
                    help="worker processes for the threshold sweep, overlapped with the forward pass (default 0 = inline)")
     g.add_argument("--save-cams", default=None, metavar="DIR",
                    help="also write each normalized 224x224 heatmap as DIR/<image_id>.npy")
+    g.add_argument("--save-boxes", default=None, metavar="CSV",
+                   help="also write the predicted box of each image at the policy's tau (image_id,x0,y0,x1,y1, "
+                        "original pixels), the input of `wsol score --boxes`")
+    g.add_argument("--save-predictions", default=None, metavar="CSV",
+                   help="also write each image's top-5 classes (image_id,top1..top5), the input of --predictions")
     g.add_argument("--report", action="store_true",
                    help="also write OUT/report.html (summary, BoxAcc curves, gallery; heatmaps from --save-cams)")
     add_fast_path_args(p)
     add_protocol_args(p)
     p.set_defaults(func=cmd_evaluate)
 
-    p = sub.add_parser("score", help="score heatmaps computed elsewhere (<image_id>.npy files)",
-                       description="Score a folder of heatmaps (<image_id>.npy, 224x224 float in [0,1]) against a "
-                                   "dataset's boxes with the same protocol and CSVs as `wsol evaluate`.")
-    p.add_argument("--cams", required=True, help="folder holding <image_id>.npy heatmaps")
+    p = sub.add_parser("score", help="score heatmaps or boxes computed elsewhere (no model needed)",
+                       description="Score a folder of heatmaps (<image_id>.npy, 224x224 float in [0,1], no class) "
+                                   "or a CSV of boxes (image_id,x0,y0,x1,y1[,score], original pixels) against a "
+                                   "dataset's boxes with the same protocol and CSVs as `wsol evaluate`; class "
+                                   "predictions of any classifier with --predictions.")
+    src = p.add_mutually_exclusive_group(required=True)
+    src.add_argument("--cams", help="folder holding <image_id>.npy heatmaps")
+    src.add_argument("--boxes", metavar="CSV", help="boxes CSV: image_id,x0,y0,x1,y1[,score] in original pixels "
+                                                     "(several rows per image allowed, see --box-rule)")
+    p.add_argument("--box-rule", default="top", choices=["top", "all"],
+                   help="several boxes for an image: 'top' scores the highest-scored one (needs the score column; "
+                        "default), 'all' the best IoU over all of them (optimistic)")
     add_data_args(p)
     add_protocol_args(p)
     p.set_defaults(func=cmd_score)
@@ -64,8 +77,9 @@ def cmd_evaluate(args) -> int:
 
 
 def cmd_score(args) -> int:
-    from wsol.engine.run import score
+    from wsol.engine.run import score, score_boxes
 
-    res = score(args.cams, config_from_args(args, backbone="", weights="", method="heatmaps"))
+    cfg = config_from_args(args, backbone="", weights="", method="heatmaps" if args.cams else "boxes")
+    res = score(args.cams, cfg) if args.cams else score_boxes(args.boxes, cfg)
     print_summary(res, args.out)
     return 0

@@ -77,6 +77,20 @@ def add_protocol_args(p: argparse.ArgumentParser) -> None:
                         "or 'skip' (recorded in per_image.csv with status and reason, counted in n_skipped)")
     g.add_argument("--exclude-skipped", action="store_true",
                    help="leave skipped images out of the metric denominators (default: they count as misses)")
+    g = p.add_argument_group("threshold policy (summary.csv's tau_policy and policy_* columns; docs/protocol.md)")
+    g.add_argument("--tau-policy", default="test_best", choices=["test_best", "fixed", "holdout", "pseudo_boxes"],
+                   help="how the tau of the policy_* Loc numbers is chosen: test_best (best on the test boxes, as "
+                        "MaxBoxAcc; default), fixed (--fixed-tau), holdout (best on a held-out split with boxes: "
+                        "--tau-source or --tau-holdout), pseudo_boxes (best on pseudo-boxes: --tau-source)")
+    g.add_argument("--tau-source", default=None, metavar="METADATA_DIR",
+                   help="holdout / pseudo_boxes: a wsolevaluation metadata folder (image_ids.txt, class_labels.txt, "
+                        "image_sizes.txt, localization.txt), e.g. train-fullsup or a pseudo-box release; its "
+                        "images are read from the same image root (--images) or heatmap folder (--cams)")
+    g.add_argument("--tau-holdout", type=T.open_fraction, default=None, metavar="FRACTION",
+                   help="holdout: choose tau on this fraction of each class of the dataset's train split")
+    g.add_argument("--predictions", default=None, metavar="CSV",
+                   help="class predictions from any classifier (image_id,top1[,top2..top5]; indices or class "
+                        "names) used for Top-1/Top-5 instead of the model's; images without a row count as wrong")
 
 
 def add_fast_path_args(p: argparse.ArgumentParser) -> None:
@@ -117,8 +131,11 @@ def config_from_args(args, **over):
               method_options=method_options, progress=not args.quiet,
               model_options=parse_model_options(getattr(args, "model_option", None)), on_error=args.on_error,
               exclude_skipped=args.exclude_skipped,
-              pointing_tolerance=getattr(args, "pointing_tolerance", 0.0))
-    for k in ("backbone", "weights", "method", "device", "data_workers", "workers", "save_cams", "new_head"):
+              pointing_tolerance=getattr(args, "pointing_tolerance", 0.0),
+              tau_policy=args.tau_policy, tau_source=args.tau_source, tau_holdout=args.tau_holdout,
+              predictions=args.predictions)
+    for k in ("backbone", "weights", "method", "device", "data_workers", "workers", "save_cams", "new_head",
+              "save_boxes", "save_predictions", "box_rule"):
         if hasattr(args, k):
             kw[k] = getattr(args, k)
     for k in ("dtype", "channels_last", "compile", "decode"):  # speed options (wsol.evaluation.fastpath)

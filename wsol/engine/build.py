@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 from dataclasses import asdict, dataclass, field
 from typing import Dict, Optional, Sequence
@@ -19,13 +20,17 @@ from wsol.evaluation.fastpath import FastPath
 from wsol.engine.heads import backbone_for_dataset
 from wsol.evaluation.loop import Localizer, LoopStats
 from wsol.evaluation.region_scoring import RegionScorer, attach, blank_box_metrics, blank_region_metrics
-from wsol.evaluation.scoring import RunScorer, summary_frame
+from wsol.evaluation.scoring import RunScorer, policy_columns, summary_frame, test_choice
+from wsol.metrics.fingerprint import measured_fingerprint
+from wsol.metrics.threshold_policy import ThresholdChoice
 from wsol.evaluation.timing import StageTimer
 from wsol.errors import DataError, WsolError
 from wsol.localize.protocols import Protocol, get_protocol
 from wsol.transforms.image import ImageFolderView, test_transform
 from wsol.utils.io import atomic_write, confined_path, write_text_atomic
 from wsol.utils.outdirs import claim_output_dir
+
+log = logging.getLogger(__name__)
 
 @dataclass
 class EvalResult:
@@ -144,7 +149,21 @@ def make_scorer(b: Built, cfg: EvalConfig) -> RunScorer:
     """The run's scorer: boxes, plus the whole-map scores where the protocol has them."""
     region = (RegionScorer(b.taus, b.dataset.has_masks, cfg.pointing_tolerance)
               if b.protocol.region_metrics else None)
-    return RunScorer(b.taus, cfg.fixed_tau, has_predictions=True, box_dtype=b.protocol.box_dtype, region=region)
+    return RunScorer(b.taus, cfg.fixed_tau, has_predictions=True, box_dtype=b.protocol.box_dtype, region=region,
+                     predictions=load_predictions(cfg, b.dataset))
+
+
+def load_predictions(cfg: EvalConfig, ds: WsolDataset):
+    """The class-prediction file of ``cfg.predictions`` read against ``ds`` (None without one);
+    rows naming images outside the split are counted and reported."""
+    if not cfg.predictions:
+        return None
+    from wsol.evaluation.given_outputs import read_predictions
+
+    p = read_predictions(cfg.predictions, ds.class_names, ds.num_classes, [s.image_id for s in ds.samples])
+    if p.n_unknown:
+        log.warning("%s: %d row(s) name images outside the split (not scored)", cfg.predictions, p.n_unknown)
+    return p
 
 
 def make_localizer(b: Built, cfg: EvalConfig, scorer: RunScorer) -> Localizer:
@@ -169,11 +188,13 @@ def wall_row(wall: float, n_images: int, batches: int, **extra) -> dict:
 
 
 def result_tables(scorer: RunScorer, timings: pd.DataFrame, stats: LoopStats, meta: dict, has_boxes: bool,
-                  model_run: bool = True) -> EvalResult:
+                  model_run: bool = True, choice: Optional[ThresholdChoice] = None) -> EvalResult:
     """The run's tables from the scorer's state, the stage timings and the loop's counts
     (``model_run``: the maps came from a model, so non-finite maps/logits were counted;
-    ``has_boxes``: the dataset has boxes, else the box metrics are NaN)."""
+    ``has_boxes``: the dataset has boxes, else the box metrics are NaN; ``choice``: the τ
+    of the run's threshold policy, default test_best)."""
     numbers = scorer.summary()
+    numbers.update(policy_numbers(scorer, meta, choice))
     numbers["images_per_s"] = stats.n_images / stats.wall if stats.wall > 0 else float("nan")
     if model_run:
         numbers["n_nonfinite"] = stats.n_nonfinite
@@ -187,6 +208,23 @@ def result_tables(scorer: RunScorer, timings: pd.DataFrame, stats: LoopStats, me
         blank_box_metrics(numbers)
     return EvalResult(summary_frame(numbers, meta), per_image, curves, timings,
                       scorer=scorer if model_run else None)
+
+
+def policy_numbers(scorer: RunScorer, meta: dict, choice: Optional[ThresholdChoice]) -> dict:
+    """The threshold-policy columns, where the classes came from, and the fingerprints of the
+    policy's Loc numbers and of MaxBoxAccV2 (wsol.metrics.fingerprint)."""
+    fixed = float(scorer.evaluator.fixed_tau)
+    if choice is None:
+        choice = test_choice(scorer, "test_best", fixed)
+    out = policy_columns(scorer, choice)
+    if scorer.predictions is not None:
+        out["n_unknown_rows"] = scorer.predictions.n_unknown
+    out["classifier"] = "separate" if scorer.predictions is not None else ("same" if scorer.has_predictions else "none")
+    protocol = get_protocol(meta.get("protocol", "wsoleval"))
+    for col, metric in (("fingerprint_loc", "policy_top1_loc"), ("fingerprint_v2", "maxboxacc_v2")):
+        fp = measured_fingerprint(metric, protocol, choice.policy, out["classifier"], fixed)
+        out[col] = fp.text() if fp is not None else ""
+    return out
 
 
 def loop_timings(timer: StageTimer, stats: LoopStats) -> pd.DataFrame:

@@ -59,6 +59,15 @@ class EvalConfig:
     decode: str = "cpu"             # cpu: PIL (protocol) | gpu: nvjpeg + antialiased resize (not bit-identical)
     distributed: str = _speed("auto")       # auto: data-parallel under torchrun (wsol.engine.distributed) | off
     new_head: bool = False          # replace a pretrained/checkpoint head that does not fit the dataset
+    # threshold policy (wsol.metrics.threshold_policy): which τ the policy_* Loc numbers are read at
+    tau_policy: str = "test_best"    # test_best | fixed | holdout | pseudo_boxes
+    tau_source: Optional[str] = None  # holdout / pseudo_boxes: a wsolevaluation metadata folder with boxes
+    tau_holdout: Optional[float] = None  # holdout: this fraction of each class of the dataset's train split
+    # outputs computed elsewhere (wsol.evaluation.given_outputs)
+    predictions: Optional[str] = None  # class-prediction CSV (image_id,top1..top5) replacing the model's classes
+    box_rule: str = "top"            # wsol score --boxes: 'top' (highest-scored box per image) | 'all' (max IoU)
+    save_boxes: Optional[str] = _speed(None)        # evaluate: CSV of the predicted box per image at the policy τ
+    save_predictions: Optional[str] = _speed(None)  # evaluate: CSV of the top-5 classes per image
 
 
 SWEEPS = ("fast", "reference", "per-threshold")
@@ -82,7 +91,13 @@ def check_config(cfg: EvalConfig) -> None:
                                   ("fixed_tau", cfg.fixed_tau, lambda v: 0 <= v < 1, "a number in [0, 1)")):
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or not ok(value):
             bad(name, value, rule)
+    from wsol.metrics.threshold_policy import check_policy
+
+    check_policy(cfg.tau_policy, cfg.tau_source, cfg.tau_holdout)
+    if cfg.tau_holdout is not None and (isinstance(cfg.tau_holdout, bool) or not 0 < cfg.tau_holdout < 1):
+        bad("tau_holdout", cfg.tau_holdout, "a number in (0, 1)")
     for name, value, allowed in (("on_error", cfg.on_error, ("fail", "skip")), ("sweep", cfg.sweep, SWEEPS),
+                                 ("box_rule", cfg.box_rule, ("top", "all")),
                                  ("protocol", cfg.protocol, tuple(PROTOCOLS.names(sort=False)))):
         if value not in allowed:
             bad(name, value, "one of " + ", ".join(allowed))
