@@ -27,6 +27,7 @@ _V2 = {"maxboxacc_v2", "maxboxacc_iou30", "maxboxacc_iou50", "maxboxacc_iou70"}
 _TEST_BEST = {"maxboxacc", "gt_known_loc", "top1_loc", "top5_loc", "mean_iou"}
 _FIXED = {"gt_known_loc_fixed", "top1_loc_fixed", "top5_loc_fixed"}
 _POLICY = {"policy_gt_known_loc", "policy_top1_loc", "policy_top5_loc", "policy_boxacc_v2", "policy_mean_iou"}
+_PIXEL = {"pxap": "all_tau", "piou": "test_best"}  # mask metrics: no boxes; PxAP integrates over every τ
 CLASS_METRICS = {"top1_loc", "top5_loc", "top1_loc_fixed", "top5_loc_fixed", "policy_top1_loc", "policy_top5_loc"}
 
 
@@ -72,9 +73,12 @@ def measured_fingerprint(metric: str, protocol, tau_policy: str = "test_best", c
                          fixed_tau: float = 0.2) -> Optional[Fingerprint]:
     """The fingerprint of one wsol summary.csv number: ``metric`` (as the published row names
     it), the run's :class:`~wsol.localize.protocols.Protocol`, its τ policy, where its
-    classes came from and its fixed τ. None for a metric without boxes (classification,
-    PxAP, pointing games)."""
+    classes came from and its fixed τ. PxAP / PIoU get box rule ``pixel_mask``; None for a
+    metric with neither boxes nor masks (classification, pointing games)."""
     m = base_metric(metric)
+    if m in _PIXEL:
+        fields = protocol.fingerprint_fields("all")
+        return Fingerprint(_PIXEL[m], "pixel_mask", fields["map_resolution"], fields["test_crop"], "n/a", metric)
     if m in _V2:
         policy, mode = "test_best_per_iou", "all"
     elif m in _TEST_BEST:
