@@ -20,7 +20,7 @@ from wsol.evaluation.fastpath import FastPath
 from wsol.engine.heads import backbone_for_dataset
 from wsol.evaluation.loop import Localizer, LoopStats
 from wsol.evaluation.region_scoring import RegionScorer, attach, blank_box_metrics, blank_region_metrics
-from wsol.evaluation.scoring import RunScorer, policy_columns, summary_frame, test_choice
+from wsol.evaluation.scoring import RunScorer, policy_columns, summary_frame, policy_choice
 from wsol.metrics.fingerprint import measured_fingerprint
 from wsol.metrics.threshold_policy import ThresholdChoice
 from wsol.evaluation.timing import StageTimer
@@ -215,7 +215,7 @@ def policy_numbers(scorer: RunScorer, meta: dict, choice: Optional[ThresholdChoi
     policy's Loc numbers and of MaxBoxAccV2 (wsol.metrics.fingerprint)."""
     fixed = float(scorer.evaluator.fixed_tau)
     if choice is None:
-        choice = test_choice(scorer, "test_best", fixed)
+        choice = policy_choice(scorer, "test_best", fixed)
     out = policy_columns(scorer, choice)
     if scorer.predictions is not None:
         out["n_unknown_rows"] = scorer.predictions.n_unknown

@@ -18,7 +18,7 @@ from wsol.datasets.base import WsolDataset, build_dataset
 from wsol.datasets.splits import split_holdout
 from wsol.engine.config import EvalConfig
 from wsol.errors import DataError
-from wsol.evaluation.scoring import RunScorer, test_choice
+from wsol.evaluation.scoring import RunScorer, policy_choice
 from wsol.metrics.threshold_policy import SELECTION_POLICIES, ThresholdChoice
 
 log = logging.getLogger(__name__)
@@ -57,5 +57,5 @@ def choose(cfg: EvalConfig, scorer: RunScorer, test: WsolDataset,
     if sel is not None:
         log.info("tau policy %s: scoring %d selection images (%s)", cfg.tau_policy, len(sel), selection_source(cfg))
         selection = score_selection(sel)
-    return test_choice(scorer, cfg.tau_policy, cfg.fixed_tau, selection,
+    return policy_choice(scorer, cfg.tau_policy, cfg.fixed_tau, selection,
                        selection_source(cfg) if sel is not None else "")

@@ -239,7 +239,7 @@ def policy_columns(scorer: RunScorer, choice: ThresholdChoice) -> dict:
     return out
 
 
-def test_choice(scorer: RunScorer, policy: str, fixed_tau: float, selection: Optional[RunScorer] = None,
+def policy_choice(scorer: RunScorer, policy: str, fixed_tau: float, selection: Optional[RunScorer] = None,
                 source: str = "") -> ThresholdChoice:
     """The τ ``policy`` picks for the run in ``scorer`` (``selection``: the scorer of the
     selection set, for holdout and pseudo_boxes)."""
