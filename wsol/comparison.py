@@ -86,8 +86,9 @@ def run_fingerprint(run: pd.Series, metric: str) -> Optional[Fingerprint]:
     name = str(cell("protocol", "wsoleval"))
     if name not in PROTOCOLS.names(sort=False):
         return None
+    taus = [float(cell("loc_tau", "nan"))] if str(cell("n_thresholds", "")) == "1" else None
     return measured_fingerprint(metric, PROTOCOLS.get(name), str(cell("tau_policy", "test_best")),
-                                str(cell("classifier", "same")), float(cell("fixed_tau", 0.2)))
+                                str(cell("classifier", "same")), float(cell("fixed_tau", 0.2)), taus)
 
 
 def fingerprint_note(measured: Fingerprint, published: Fingerprint) -> str:

@@ -114,7 +114,7 @@ def build(cfg: EvalConfig, dataset: Optional[WsolDataset] = None, backbone=None,
     dev = resolve_device(device or cfg.device)
     runner = FastPath(cfg, dev)  # validates --dtype/--decode/--channels-last/--compile
     ds = load_split(cfg, dataset)
-    protocol = get_protocol(cfg.protocol)
+    protocol = get_protocol(cfg.protocol).configure(ds.num_classes, cfg.cam_step)
     taus = protocol.thresholds(cfg.cam_step)
     method = create_method(cfg.method, **cfg.method_options)
     if backbone is None:
@@ -150,7 +150,7 @@ def make_scorer(b: Built, cfg: EvalConfig) -> RunScorer:
     region = (RegionScorer(b.taus, b.dataset.has_masks, cfg.pointing_tolerance)
               if b.protocol.region_metrics else None)
     return RunScorer(b.taus, cfg.fixed_tau, has_predictions=True, box_dtype=b.protocol.box_dtype, region=region,
-                     predictions=load_predictions(cfg, b.dataset))
+                     predictions=load_predictions(cfg, b.dataset), fair_taus=b.protocol.fair_taus)
 
 
 def load_predictions(cfg: EvalConfig, ds: WsolDataset):
@@ -222,7 +222,7 @@ def policy_numbers(scorer: RunScorer, meta: dict, choice: Optional[ThresholdChoi
     out["classifier"] = "separate" if scorer.predictions is not None else ("same" if scorer.has_predictions else "none")
     protocol = get_protocol(meta.get("protocol", "wsoleval"))
     for col, metric in (("fingerprint_loc", "policy_top1_loc"), ("fingerprint_v2", "maxboxacc_v2")):
-        fp = measured_fingerprint(metric, protocol, choice.policy, out["classifier"], fixed)
+        fp = measured_fingerprint(metric, protocol, choice.policy, out["classifier"], fixed, scorer.taus)
         out[col] = fp.text() if fp is not None else ""
     return out
 

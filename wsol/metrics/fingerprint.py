@@ -17,7 +17,9 @@ A fingerprint has six fields; two numbers may be set side by side only when all 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from typing import Dict, List, Mapping, Optional, Tuple
+from typing import Dict, List, Mapping, Optional, Sequence, Tuple
+
+import numpy as np
 
 FIELDS = ("threshold_policy", "box_rule", "map_resolution", "test_crop", "classifier", "metric")
 UNSTATED = "unstated"
@@ -70,10 +72,10 @@ def base_metric(metric: str) -> str:
 
 
 def measured_fingerprint(metric: str, protocol, tau_policy: str = "test_best", classifier: str = "same",
-                         fixed_tau: float = 0.2) -> Optional[Fingerprint]:
+                         fixed_tau: float = 0.2, taus: Optional[Sequence[float]] = None) -> Optional[Fingerprint]:
     """The fingerprint of one wsol summary.csv number: ``metric`` (as the published row names
     it), the run's :class:`~wsol.localize.protocols.Protocol`, its τ policy, where its
-    classes came from and its fixed τ. PxAP / PIoU get box rule ``pixel_mask``; None for a
+    classes came from, its fixed τ and its τ grid (``taus``, default the protocol's own). PxAP / PIoU get box rule ``pixel_mask``; None for a
     metric with neither boxes nor masks (classification, pointing games)."""
     m = base_metric(metric)
     if m in _PIXEL:
@@ -91,8 +93,13 @@ def measured_fingerprint(metric: str, protocol, tau_policy: str = "test_best", c
             policy = f"fixed:{fixed_tau:g}"
     else:
         return None
-    if protocol.thresholds(0.5).size == 1 and policy.startswith("test_best"):
-        policy = f"fixed:{float(protocol.thresholds(0.5)[0]):g}"  # a one-τ protocol has nothing to choose
+    if (m in _V2 or m == "maxboxacc") and protocol.name != "wsoleval" and hasattr(protocol, "with_fair"):
+        from wsol.localize.protocols import get_protocol
+
+        protocol, taus = get_protocol("wsoleval"), None  # these columns: the wsoleval scoring of the same maps
+    grid = np.asarray(taus if taus is not None else protocol.thresholds(0.5), dtype=np.float64).ravel()
+    if grid.size == 1 and policy.startswith("test_best"):
+        policy = f"fixed:{float(grid[0]):g}"  # a one-τ protocol has nothing to choose
     fields = protocol.fingerprint_fields(mode)
     if tau_policy == "given_boxes":
         policy, fields = "none", {**fields, "box_rule": "given_boxes"}
@@ -101,11 +108,11 @@ def measured_fingerprint(metric: str, protocol, tau_policy: str = "test_best", c
 
 
 def run_fingerprints(metrics: List[str], protocol, tau_policy: str, classifier: str,
-                     fixed_tau: float) -> Dict[str, Dict[str, str]]:
+                     fixed_tau: float, taus: Optional[Sequence[float]] = None) -> Dict[str, Dict[str, str]]:
     """{metric: fingerprint dict} for run.json (metrics without boxes left out)."""
     out = {}
     for m in metrics:
-        fp = measured_fingerprint(m, protocol, tau_policy, classifier, fixed_tau)
+        fp = measured_fingerprint(m, protocol, tau_policy, classifier, fixed_tau, taus)
         if fp is not None:
             out[m] = fp.as_dict()
     return out
