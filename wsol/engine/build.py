@@ -217,8 +217,10 @@ def policy_numbers(scorer: RunScorer, meta: dict, choice: Optional[ThresholdChoi
     if choice is None:
         choice = policy_choice(scorer, "test_best", fixed)
     out = policy_columns(scorer, choice)
-    if scorer.predictions is not None:
-        out["n_unknown_rows"] = scorer.predictions.n_unknown
+    # images without a prediction are counted (as misses), never dropped; rows naming no image of the split too
+    out["n_missing_predictions"] = scorer.n_missing_predictions
+    out["n_missing_boxes"] = 0
+    out["n_unknown_rows"] = scorer.predictions.n_unknown if scorer.predictions is not None else 0
     out["classifier"] = "separate" if scorer.predictions is not None else ("same" if scorer.has_predictions else "none")
     protocol = get_protocol(meta.get("protocol", "wsoleval"))
     for col, metric in (("fingerprint_loc", "policy_top1_loc"), ("fingerprint_v2", "maxboxacc_v2")):
@@ -236,17 +238,38 @@ def loop_timings(timer: StageTimer, stats: LoopStats) -> pd.DataFrame:
 RUN_OUTPUTS = ("summary.csv", "per_image.csv", "curves.csv", "timings.csv", "run.json", "report.html")
 
 
-def write_run_config(cfg: EvalConfig, ds: WsolDataset, backbone=None) -> None:
-    """``<out>/run.json``: the resolved config (for reports, suites and reruns); with the
-    backbone, ``model_options_resolved`` holds every option it was built with (defaults,
-    options a checkpoint recorded or its keys revealed, and the user's)."""
+FINGERPRINT_METRICS = ("gt_known_loc", "top1_loc", "top5_loc", "maxboxacc", "maxboxacc_v2", "policy_gt_known_loc",
+                       "policy_top1_loc", "policy_top5_loc", "policy_boxacc_v2", "pxap", "piou")
+
+
+def config_fingerprints(cfg: EvalConfig, ds: WsolDataset, given_boxes: bool = False) -> Dict[str, Dict[str, str]]:
+    """{metric: protocol fingerprint} of the run ``cfg`` describes (run.json ``fingerprints``)."""
+    from wsol.metrics.fingerprint import run_fingerprints
+
+    protocol = get_protocol(cfg.protocol)
+    try:
+        protocol = protocol.configure(ds.num_classes, cfg.cam_step)
+    except Exception:  # a dataset whose class count is not known yet: the protocol's defaults
+        pass
+    classifier = "separate" if cfg.predictions else ("none" if given_boxes or cfg.method == "heatmaps" else "same")
+    taus = [float("nan")] if given_boxes else protocol.thresholds(cfg.cam_step)
+    return run_fingerprints(list(FINGERPRINT_METRICS), protocol, "given_boxes" if given_boxes else cfg.tau_policy,
+                            classifier, cfg.fixed_tau, taus)
+
+
+def write_run_config(cfg: EvalConfig, ds: WsolDataset, backbone=None, given_boxes: bool = False) -> None:
+    """``<out>/run.json``: the resolved config (for reports, suites and reruns) and the protocol
+    fingerprint of each localization metric; with the backbone, ``model_options_resolved``
+    holds every option it was built with (defaults, options a checkpoint recorded or its keys
+    revealed, and the user's)."""
     claim_run_dir(cfg.out)
     # an interrupted rerun must not leave an earlier run's results behind (summary.csv first)
     for stale in ("summary.csv", "per_image.csv", "curves.csv", "timings.csv", "report.html"):
         if os.path.exists(os.path.join(cfg.out, stale)):
             os.remove(os.path.join(cfg.out, stale))
     info = {**asdict(cfg), "root": os.path.abspath(ds.root), "image_root": ds.image_root,
-            "wsol_version": __version__, "class_names": ds.class_names}
+            "wsol_version": __version__, "class_names": ds.class_names,
+            "fingerprints": config_fingerprints(cfg, ds, given_boxes)}
     if backbone is not None:
         info["model_options_resolved"] = dict(getattr(backbone, "model_options", {}) or {})
     write_text_atomic(os.path.join(cfg.out, "run.json"), json.dumps(info, indent=1, default=str))

@@ -208,7 +208,7 @@ def score_boxes(boxes_path: str, cfg: EvalConfig, dataset: Optional[WsolDataset]
     scorer = RunScorer(NO_TAU, cfg.fixed_tau, has_predictions=predictions is not None,
                        box_dtype=protocol.box_dtype, predictions=predictions)
     if cfg.out:
-        write_run_config(cfg, ds)
+        write_run_config(cfg, ds, given_boxes=True)
     t_start, n_missing = time.perf_counter(), 0
     for s in ds.samples:
         boxes = given.select(s.image_id, cfg.box_rule)
@@ -232,6 +232,7 @@ def score_boxes(boxes_path: str, cfg: EvalConfig, dataset: Optional[WsolDataset]
     for c in BOX_FREE_COLUMNS:
         res.summary[c] = float("nan") if c != "fingerprint_v2" else ""
     res.summary["n_unknown_rows"] = meta["n_unknown_rows"]
+    res.summary["n_missing_boxes"] = n_missing
     if cfg.out:
         write_run(cfg.out, res.tables())
     return res

@@ -196,7 +196,6 @@ class RunScorer:
         s["loc_mode"] = LOC_MODE
         s["loc_tau_rule"] = LOC_RULE
         if self.predictions is not None:
-            s["n_missing_predictions"] = self.n_missing_predictions
             if self.predictions.k < 5:  # top-5 needs five columns
                 for k in ("top5_cls", "top5_loc", "top5_loc_fixed"):
                     s[k] = float("nan")

@@ -10,6 +10,7 @@ ground truth of the big square [0,0,111,111]: IoU 112²/113² = 0.98 at the firs
 """
 from __future__ import annotations
 
+import json
 import os
 
 import numpy as np
@@ -149,6 +150,11 @@ def test_each_policy_end_to_end(nested, policy, extra, tau, gt_known, source, n_
     assert s.maxboxacc_v2 == 100.0 and s.gt_known_loc == 100.0 and s.loc_tau == 0.0
     assert f"threshold_policy={policy if policy != 'fixed' else 'fixed:' + extra[1]}" in s.fingerprint_loc
     assert s.fingerprint_v2.startswith("threshold_policy=test_best_per_iou;box_rule=all_contours;")
+    # run.json carries the same fingerprints, per metric
+    name = policy + "".join(extra).replace("/", "_")
+    fps = json.load(open(tmp_path / name / "run.json"))["fingerprints"]
+    assert ";".join(f"{k}={v}" for k, v in fps["policy_top1_loc"].items()) == s.fingerprint_loc
+    assert ";".join(f"{k}={v}" for k, v in fps["maxboxacc_v2"].items()) == s.fingerprint_v2
 
 
 def test_holdout_fraction_of_train_split(tmp_path):
