@@ -22,6 +22,12 @@ def _speed(default, **kw):
     return field(default=default, metadata={"result": False}, **kw)
 
 
+def _later(default, **kw):
+    """A result field added after suites were first cached: left out of the suite hash while
+    at its default, so runs cached before it existed keep their key."""
+    return field(default=default, metadata={"result": True, "hash_default": False}, **kw)
+
+
 @dataclass
 class EvalConfig:
     """Everything one evaluation run depends on (its fields are the CLI options, the suite's
@@ -60,14 +66,14 @@ class EvalConfig:
     distributed: str = _speed("auto")       # auto: data-parallel under torchrun (wsol.engine.distributed) | off
     new_head: bool = False          # replace a pretrained/checkpoint head that does not fit the dataset
     # threshold policy (wsol.metrics.threshold_policy): which τ the policy_* Loc numbers are read at
-    tau_policy: str = "test_best"    # test_best | fixed | holdout | pseudo_boxes
-    tau_source: Optional[str] = None  # holdout / pseudo_boxes: a wsolevaluation metadata folder with boxes
-    tau_holdout: Optional[float] = None  # holdout: this fraction of each class of the dataset's train split
+    tau_policy: str = _later("test_best")    # test_best | fixed | holdout | pseudo_boxes
+    tau_source: Optional[str] = _later(None)  # holdout / pseudo_boxes: a wsolevaluation metadata folder with boxes
+    tau_holdout: Optional[float] = _later(None)  # holdout: this fraction of each class of the train split
     # outputs computed elsewhere (wsol.evaluation.given_outputs)
-    predictions: Optional[str] = None  # class-prediction CSV (image_id,top1..top5) replacing the model's classes
-    box_rule: str = "top"            # wsol score --boxes: 'top' (highest-scored box per image) | 'all' (max IoU)
-    save_boxes: Optional[str] = _speed(None)        # evaluate: CSV of the predicted box per image at the policy τ
-    save_predictions: Optional[str] = _speed(None)  # evaluate: CSV of the top-5 classes per image
+    predictions: Optional[str] = _later(None)  # class-prediction CSV (image_id,top1..top5) replacing the model's
+    box_rule: str = _later("top")            # score --boxes: 'top' (highest-scored box per image) | 'all' (max IoU)
+    save_boxes: Optional[str] = _later(None)        # evaluate: CSV of the predicted box per image at the policy τ
+    save_predictions: Optional[str] = _later(None)  # evaluate: CSV of the top-5 classes per image
 
 
 SWEEPS = ("fast", "reference", "per-threshold")
@@ -101,6 +107,11 @@ def check_config(cfg: EvalConfig) -> None:
                                  ("protocol", cfg.protocol, tuple(PROTOCOLS.names(sort=False)))):
         if value not in allowed:
             bad(name, value, "one of " + ", ".join(allowed))
+
+
+def hash_omits_default() -> Dict[str, object]:
+    """{field: default} of the result fields the suite hash leaves out while at their default."""
+    return {f.name: f.default for f in fields(EvalConfig) if f.metadata.get("hash_default", True) is False}
 
 
 def result_fields() -> List[str]:
