@@ -14,11 +14,12 @@ from dataclasses import dataclass, fields
 from typing import Dict, List, Optional
 
 from wsol.localize.protocols import PROTOCOLS
+from wsol.localize.sweeps import SWEEP_NAMES
 from wsol.metrics.threshold_policy import POLICIES, check_policy
 from wsol.utils import options as O
 from wsol.utils.options import option
 
-SWEEPS = ("fast", "reference", "per-threshold")
+SWEEPS = SWEEP_NAMES
 DEVICE = dict(pattern=r"(cpu|mps|cuda)(:\d+)?", pattern_rule="cpu, cuda, cuda:N or mps")
 
 

@@ -1,5 +1,5 @@
 """BAS (Wu et al., CVPR 2022) as backbones: ``bas_resnet50``, ``bas_vgg16``,
-``bas_inception_v3``, ``bas_mobilenet_v1`` (``docs/architecture.md``, "BAS").
+``bas_inception_v3``, ``bas_mobilenet_v1`` (``docs/training.md``, "BAS").
 
 The released checkpoints load as they are: ``{'model': state_dict, ...}``, keys without a
 prefix (CUB, ``train.py``) or with DDP's ``module.`` (ILSVRC, ``train_ILSVRC.py``); the head
