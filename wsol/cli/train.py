@@ -6,7 +6,7 @@ import argparse
 
 from wsol.utils import cli_types as T
 
-from wsol.training.train import AMP_MODES, SELECT_BY, TrainConfig
+from wsol.training.train import AMP_MODES, SCHEDULE_DEFAULTS, SELECT_BY, TrainConfig
 
 _TRAIN_EPILOG = """\
 outputs in --out: best.pt and last.pt (load either with `wsol evaluate --weights FILE`),
@@ -72,16 +72,21 @@ def add_parsers(subparsers) -> None:
 def _add_schedule_and_run_options(p, d: TrainConfig) -> None:
     """``train``'s schedule (epochs, lr, SGD, seed) and run (out, resume, device, workers) options."""
     g = p.add_argument_group("schedule")
-    g.add_argument("--epochs", type=T.positive_int, default=d.epochs, help=f"training epochs (default {d.epochs})")
+    s = SCHEDULE_DEFAULTS   # unset: the --wsol-method's reference value (`wsol methods --training`), else these
+    g.add_argument("--epochs", type=T.positive_int, default=d.epochs,
+                   help=f"training epochs (default: the method's; {s['epochs']} for Choe et al.'s)")
     g.add_argument("--lr", type=T.positive_float, default=d.lr,
-                   help=f"learning rate of the pretrained layers; the new ones (classifier) get 10x (default {d.lr})")
+                   help="learning rate of the pretrained layers; the new ones (classifier) get 10x (default: the "
+                        f"method's; {s['lr']} for Choe et al.'s)")
     g.add_argument("--lr-decay-epochs", type=T.positive_int, default=d.lr_decay_epochs, metavar="N",
-                   help=f"multiply the learning rate by 0.1 every N epochs (default {d.lr_decay_epochs})")
-    g.add_argument("--batch-size", type=T.positive_int, default=d.batch_size, help=f"images per step (default {d.batch_size})")
+                   help=f"multiply the learning rate by 0.1 every N epochs (default: the method's; "
+                        f"{s['lr_decay_epochs']} for Choe et al.'s)")
+    g.add_argument("--batch-size", type=T.positive_int, default=d.batch_size,
+                   help=f"images per step (default: the method's; {s['batch_size']} for Choe et al.'s)")
     g.add_argument("--momentum", type=T.fraction_below_one, default=d.momentum, help=f"SGD momentum (default {d.momentum})")
     g.add_argument("--nesterov", action="store_true",
                    help="Nesterov momentum, as wsolevaluation's trainer (off by default: wsol's demo was tuned without)")
-    g.add_argument("--weight-decay", type=T.nonnegative_float, default=d.weight_decay, help=f"SGD weight decay (default {d.weight_decay})")
+    g.add_argument("--weight-decay", type=T.nonnegative_float, default=d.weight_decay, help=f"weight decay (default: the method's; {s['weight_decay']} for Choe et al.'s)")
     g.add_argument("--seed", type=T.nonnegative_int, default=d.seed,
                    help="seed of everything: head initialisation, held-out split, shuffling, augmentation (default 0)")
     g = p.add_argument_group("run")
