@@ -46,7 +46,10 @@ def _setup(family, case_name, method_options, tmp_path):
 
 
 def _check(case, opt, run, loss2_rel, check_terms=True):
-    assert group_names(opt) == [g["params"] for g in case["param_groups"]]
+    # the groups in the reference's order, with its members (inside a group the order is the
+    # model's registration order: SAT's loc_token comes after pos_embed here; AdamW and SGD
+    # update each parameter on its own, so that order does not change a number)
+    assert [sorted(n) for n in group_names(opt)] == [sorted(g["params"]) for g in case["param_groups"]]
     for ours, ref in zip(opt.param_groups, case["param_groups"]):
         for k in ("lr", "weight_decay", "momentum", "nesterov", "dampening", "eps", "amsgrad"):
             if k in ref:

@@ -11,7 +11,8 @@ head. With S = ``score_1`` of the label (detached) the loss (:func:`bas_loss_ter
     total = CE(score_1) + alpha CE(score_2) + mean(bas) + beta mean(area)
 
 - ``score_2`` = GAP(F times M_fg pooled to F's size);
-- ``bas`` per image = relu(S_bg) / (relu(S) + 1e-8), exactly 1 where relu(S_bg) > relu(S);
+- ``bas`` per image = relu(S_bg) / (relu(S) + 1e-8), exactly 1 where relu(S_bg) > relu(S)
+  (0 in the reference's VGG16, whose model says so: ``bas_clamp``);
 - ``area`` per image = the spatial mean of M_fg.
 
 alpha and beta default to the reference's argparse defaults, 0.5 and 1.5, which are also its
@@ -57,23 +58,23 @@ class BasOptions:
         in_range(self.beta, 0.0, 100.0, "bas-beta")
 
 
-def bas_ratio(s: torch.Tensor, s_bg: torch.Tensor, eps: float = BAS_EPS) -> torch.Tensor:
-    """Per image relu(S_bg) / (relu(S) + eps), exactly 1 where relu(S_bg) > relu(S); S is
-    detached, S_bg carries the gradient."""
+def bas_ratio(s: torch.Tensor, s_bg: torch.Tensor, clamp: float = 1.0, eps: float = BAS_EPS) -> torch.Tensor:
+    """Per image relu(S_bg) / (relu(S) + eps), exactly ``clamp`` where relu(S_bg) > relu(S)
+    (1; the reference's VGG16 sets 0); S is detached, S_bg carries the gradient."""
     s = torch.relu(s.detach().float())
     bg = torch.relu(s_bg.float())
-    return torch.where(bg > s, torch.ones_like(bg), bg / (s + eps))
+    return torch.where(bg > s, torch.full_like(bg, clamp), bg / (s + eps))
 
 
 def bas_loss_terms(score_1: torch.Tensor, score_2: torch.Tensor, s_bg: torch.Tensor, fg_map: torch.Tensor,
-                   labels: torch.Tensor, alpha: float, beta: float) -> Dict[str, torch.Tensor]:
+                   labels: torch.Tensor, alpha: float, beta: float, clamp: float = 1.0) -> Dict[str, torch.Tensor]:
     """BAS's loss terms and ``total`` (module docstring). ``score_1``/``score_2`` [B, C],
     ``s_bg`` [B] (the erase branch's score of the label), ``fg_map`` [B, 1, h, w]."""
     b = labels.shape[0]
     s = score_1.gather(1, labels.view(-1, 1)).view(b)
     cls = nn.functional.cross_entropy(score_1.float(), labels)
     cls_fg = nn.functional.cross_entropy(score_2.float(), labels)
-    bas = bas_ratio(s, s_bg).mean(0)
+    bas = bas_ratio(s, s_bg, clamp).mean(0)
     area = fg_map.float().reshape(b, -1).mean(1).mean(0)
     return {"cls": cls, "cls_fg": cls_fg, "bas": bas, "area": area,
             "total": cls + alpha * cls_fg + bas + beta * area}
@@ -101,12 +102,13 @@ class Bas(TrainMethod):
     def loss_terms(self, model: nn.Module, images: torch.Tensor, labels: torch.Tensor) -> Dict[str, torch.Tensor]:
         """The loss terms of one batch (:func:`bas_loss_terms`) and the ``logits`` (score_1)."""
         out = train_outputs(model, images, labels)
-        missing = [k for k in ("fg_logits", "bg_score", "fg_map") if k not in out]
+        missing = [k for k in ("logits_fg", "s_bg", "m_fg") if k not in out]
         if missing:
             raise WsolError(f"--wsol-method bas needs a BAS model (its forward_train gives "
                             f"{', '.join(missing)}); got {type(model).__name__}")
-        terms = bas_loss_terms(out["logits"], out["fg_logits"], out["bg_score"], out["fg_map"], labels,
-                               self.options.alpha, self.options.beta)
+        clamp = float(getattr(getattr(model, "net", model), "bas_clamp", 1.0))
+        terms = bas_loss_terms(out["logits"], out["logits_fg"], out["s_bg"], out["m_fg"], labels,
+                               self.options.alpha, self.options.beta, clamp)
         terms["logits"] = out["logits"]
         return terms
 

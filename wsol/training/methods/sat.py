@@ -107,10 +107,10 @@ class Sat(TrainMethod):
     def loss_terms(self, model: nn.Module, images: torch.Tensor, labels: torch.Tensor) -> Dict[str, torch.Tensor]:
         """The loss terms of one batch (:func:`sat_loss_terms`) and the ``logits``."""
         out = train_outputs(model, images, labels)
-        if "token_map" not in out:
+        if "mask" not in out:
             raise WsolError(f"--wsol-method sat needs a SAT model (its forward_train gives the token map); "
                             f"got {type(model).__name__}")
-        terms = sat_loss_terms(out["logits"], labels, out["token_map"], model_blur_kernel(model),
+        terms = sat_loss_terms(out["logits"], labels, out["mask"], model_blur_kernel(model),
                                self.options.area_thr)
         terms["logits"] = out["logits"]
         return terms
