@@ -254,3 +254,86 @@ def test_method_architectures_refuse_other_backbones():
         tr.method_architecture(create_train_method("tscam"), "resnet50")
     with pytest.raises(WsolError, match="--wsol-method bas trains a BAS model"):
         tr.method_architecture(create_train_method("bas"), "deit_small_patch16_224")
+
+
+# ----------------------------------------------------------------------------- CLI end to end
+@pytest.fixture(scope="module")
+def tiny_set(tmp_path_factory):
+    from wsol.datasets.synthetic import make_synthetic
+
+    return make_synthetic(str(tmp_path_factory.mktemp("lm") / "syn"), progress=False,
+                          n_classes=3, n_train_per_class=4, n_test_per_class=2, seed=0)
+
+
+def test_wsol_methods_training_lists_the_schedule_defaults(capsys):
+    from wsol.cli import main
+
+    assert main(["methods", "--training"]) == 0
+    text = capsys.readouterr().out
+    for line in ("--tscam-drop-path 0.1", "--sat-area-thr 0.25", "--bas-alpha 0.5 --bas-beta 1.5",
+                 "schedule defaults: --lr 0.0005 --weight-decay 0.05 --epochs 60 --batch-size 128 "
+                 "--lr-decay-epochs 30"):
+        assert line in text, line
+
+
+def test_wsol_train_refuses_a_backbone_of_another_family_before_reading_data(tmp_path, capsys):
+    import os
+
+    from wsol.cli import main
+
+    rc = main(["train", "--dataset", "synthetic", "--root", str(tmp_path / "nodata"), "--backbone", "resnet50",
+               "--wsol-method", "sat", "--out", str(tmp_path / "o")])
+    err = capsys.readouterr().err
+    assert rc == 2 and "--wsol-method sat trains a SAT model: --backbone takes" in err
+    assert "deit_sat_small_patch16_224" in err and "Traceback" not in err
+    assert not os.path.exists(str(tmp_path / "nodata"))
+
+
+def _cli_train_evaluate(tiny_set, tmp_path, capsys, method, backbone, *extra):
+    """`wsol train` (2 steps of batch 6, the method's recipe otherwise) then `wsol evaluate`
+    of best.pt with the architecture the trainer printed; -> (checkpoint, config, summary)."""
+    import json
+    import os
+
+    import pandas as pd
+
+    from wsol.cli import main
+
+    out = str(tmp_path / method)
+    rc = main(["-q", "train", "--dataset", "synthetic", "--root", tiny_set, "--backbone", backbone,
+               "--weights", "random", "--wsol-method", method, *extra, "--epochs", "1", "--batch-size", "6",
+               "--holdout", "0", "--select-by", "last", "--seed", "1", "--out", out])
+    assert rc == 0
+    line = [ln for ln in capsys.readouterr().out.splitlines() if ln.startswith("evaluate with:")][0]
+    arch = line.split("--backbone ")[1].split()[0]
+    ck = torch.load(os.path.join(out, "best.pt"), map_location="cpu", weights_only=True)
+    cfg = json.load(open(os.path.join(out, "train_config.json")))
+    log = pd.read_csv(os.path.join(out, "train_log.csv"))
+    assert len(log) == 1 and log.n_train[0] == 12 and math.isfinite(log.train_loss[0])
+    ev = str(tmp_path / f"{method}-eval")
+    assert main(["-q", "evaluate", "--dataset", "synthetic", "--root", tiny_set, "--backbone", arch,
+                 "--weights", os.path.join(out, "best.pt"), "--out", ev]) == 0
+    s = pd.read_csv(os.path.join(ev, "summary.csv")).iloc[0]
+    assert s.n_images == 6 and 0 <= s.maxboxacc_v2 <= 100
+    return ck, cfg, arch
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("method,backbone,arch,options", [
+    ("tscam", "deit_tiny_patch16_224", "deit_tscam_tiny_patch16_224", {"drop_path": 0.1}),
+    ("sat", "deit_sat_tiny_patch16_224", "deit_sat_tiny_patch16_224", {"area_thr": 0.3, "drop_path": 0.1}),
+])
+def test_wsol_train_vit_families_end_to_end(tiny_set, tmp_path, capsys, one_thread, method, backbone, arch, options):
+    extra = ("--sat-area-thr", "0.3") if method == "sat" else ()
+    ck, cfg, printed = _cli_train_evaluate(tiny_set, tmp_path, capsys, method, backbone, *extra)
+    assert printed == arch and ck["backbone"] == arch and ck["wsol_method"] == method
+    assert ck["method_options"] == options and ck["model_options"] == {"drop_path_rate": 0.1}
+    lr, wd = {"tscam": (5e-4, 0.05), "sat": (1e-4, 0.05)}[method]
+    assert (cfg["lr"], cfg["weight_decay"], cfg["epochs"], cfg["batch_size"]) == (lr, wd, 1, 6)
+
+
+@pytest.mark.slow
+def test_wsol_train_bas_end_to_end(tiny_set, tmp_path, capsys, one_thread):
+    ck, cfg, arch = _cli_train_evaluate(tiny_set, tmp_path, capsys, "bas", "mobilenet_v1", "--bas-beta", "1.9")
+    assert arch == "bas_mobilenet_v1" and ck["method_options"] == {"alpha": 0.5, "beta": 1.9}
+    assert (cfg["lr"], cfg["weight_decay"], cfg["lr_decay_epochs"]) == (1e-3, 5e-4, 80)
