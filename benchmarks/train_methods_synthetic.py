@@ -23,7 +23,7 @@ batch size (:data:`LATER`), and are evaluated with ``cam`` and the family's own 
 
     wsol train --dataset synthetic --root DATA --dataset-option n_classes=4 ... \
         --backbone deit_tscam_tiny_patch16_224 --weights random --wsol-method tscam \
-        --epochs 6 --batch-size 8 --holdout 0 --select-by last --out OUT/tscam
+        --epochs 2 --batch-size 8 --holdout 0 --select-by last --out OUT/tscam
 """
 from __future__ import annotations
 
@@ -55,9 +55,9 @@ COLUMNS = ("method", "backbone", "top1_cls", "gt_known_loc", "maxboxacc", "maxbo
 LATER_SET = {"n_classes": 4, "n_train_per_class": 16, "n_test_per_class": 8}
 #: later family -> (architecture, epochs, batch size, CAM methods evaluated); lr, weight
 #: decay, optimizer and loss are the method's reference recipe
-LATER = {"tscam": ("deit_tscam_tiny_patch16_224", 6, 8, ("cam", "tscam")),
-         "sat": ("deit_sat_tiny_patch16_224", 6, 8, ("cam", "sat")),
-         "bas": ("bas_mobilenet_v1", 2, 8, ("cam",))}
+LATER = {"tscam": ("deit_tscam_tiny_patch16_224", 2, 8, ("cam", "tscam")),
+         "sat": ("deit_sat_tiny_patch16_224", 2, 8, ("cam", "sat")),
+         "bas": ("bas_mobilenet_v1", 1, 8, ("cam",))}
 
 
 def _cpu_name() -> str:
