@@ -61,11 +61,13 @@ def add_protocol_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--pointing-tolerance", type=T.nonnegative_float, default=0.0, metavar="PX",
                    help="pointing game: a hit when the map's maximum is within PX pixels (224 grid) of the object "
                         "(default 0: on it; TorchRay uses 15)")
-    g.add_argument("--protocol", default="wsoleval", choices=["wsoleval", "cam2016", "cam2016_code"],
-                   help="wsoleval (Choe et al. 2020, default); cam2016 (the CAM paper's text: one threshold at 20%% "
-                        "of the raw map's max, largest component, original resolution); cam2016_code (the CAM "
-                        "paper's released box generator: 8-bit max-divided map, gray levels 20/100/110, erosion, "
-                        "largest box); the cam2016 protocols: evaluate only")
+    from wsol.localize.protocols import PROTOCOLS
+
+    names = PROTOCOLS.names(sort=False)
+    g.add_argument("--protocol", default="wsoleval", choices=names,
+                   help="; ".join(f"{n}: {PROTOCOLS.get(n).description}" for n in names).replace("%", "%%")
+                   + ". The cam2016 protocols: evaluate only; a family's protocol (bas) reports its own Loc at its "
+                     "threshold and MaxBoxAccV2 of the same maps in the same row")
     g.add_argument("--sweep", default="fast", choices=["fast", "reference", "per-threshold"],
                    help="box extraction: 'fast' (exact, default); 'reference' (OpenCV contours once per distinct "
                         "integer cut); 'per-threshold' (OpenCV contours at every tau, the published loop as is). "

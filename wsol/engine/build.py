@@ -109,8 +109,7 @@ def build(cfg: EvalConfig, dataset: Optional[WsolDataset] = None, backbone=None,
     dev = resolve_device(device or cfg.device)
     runner = FastPath(cfg, dev)  # validates --dtype/--decode/--channels-last/--compile
     ds = load_split(cfg, dataset)
-    protocol = get_protocol(cfg.protocol)
-    taus = protocol.thresholds(cfg.cam_step)
+    protocol = get_protocol(cfg.protocol).configure(ds.num_classes, cfg.cam_step)
     method = create_method(cfg.method, **cfg.method_options)
     if backbone is None:
         with torch.random.fork_rng(devices=[]):
@@ -118,6 +117,8 @@ def build(cfg: EvalConfig, dataset: Optional[WsolDataset] = None, backbone=None,
             backbone = backbone_for_dataset(ds, cfg.backbone, cfg.weights, dev, cfg.new_head,
                                             options=cfg.model_options)
     check_targets(torch.tensor([s.label for s in ds.samples]), backbone.num_classes)
+    protocol = protocol.for_backbone(getattr(backbone, "name", cfg.backbone))  # e.g. bas: per architecture
+    taus = protocol.thresholds(cfg.cam_step)
     return Built(ds, backbone, method, protocol, taus, runner, dev)
 
 
@@ -144,7 +145,8 @@ def make_scorer(b: Built, cfg: EvalConfig) -> RunScorer:
     """The run's scorer: boxes, plus the whole-map scores where the protocol has them."""
     region = (RegionScorer(b.taus, b.dataset.has_masks, cfg.pointing_tolerance)
               if b.protocol.region_metrics else None)
-    return RunScorer(b.taus, cfg.fixed_tau, has_predictions=True, box_dtype=b.protocol.box_dtype, region=region)
+    return RunScorer(b.taus, cfg.fixed_tau, has_predictions=True, box_dtype=b.protocol.box_dtype, region=region,
+                     fair_taus=b.protocol.fair_taus)
 
 
 def make_localizer(b: Built, cfg: EvalConfig, scorer: RunScorer) -> Localizer:

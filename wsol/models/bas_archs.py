@@ -31,7 +31,7 @@ from wsol.models.bas_common import CUB_TOPK, foreground_classes, foreground_map,
 from wsol.models.bas_nets import NETS
 from wsol.models.backbone import Backbone, BackboneInfo
 from wsol.models.registry import register_backbone
-from wsol.models.torchvision_models import torchvision_state_dict, torchvision_weights_cached
+from wsol.models.torchvision_models import he_init_bias_free_convs, torchvision_state_dict, torchvision_weights_cached
 
 log = logging.getLogger(__name__)
 
@@ -120,6 +120,7 @@ def _load_pretrained(net: nn.Module, arch: str) -> None:
 def build_bas(arch: str, pretrained: bool, num_classes: int) -> BasBackbone:
     """The BAS net of ``arch`` with ``num_classes`` classes (trunk from ImageNet if ``pretrained``)."""
     net = NETS[arch](num_classes)
+    he_init_bias_free_convs(net)  # trunk convs before BN: keeps random activations O(1)
     if pretrained:
         _load_pretrained(net, arch)
     bb = BasBackbone(net, _info(arch))
