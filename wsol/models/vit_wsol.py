@@ -250,6 +250,7 @@ def build_family(family: str, size: str, pretrained: bool, num_classes: int,
     ``drop_path_rate``: model option, the training methods set the references' 0.1."""
     cls, _ = FAMILIES[family]
     bb = cls(_deit_trunk(size, pretrained, num_classes, drop_path_rate), family_info(family, size))
+    bb.model_options = {"drop_path_rate": float(drop_path_rate)}   # recorded in wsol checkpoints
     bb.mark_new(*[p for p in ("net.layers",) if hasattr(bb.net, "layers")])
     return bb
 
