@@ -90,6 +90,8 @@ def run_later(name: str, out_root: str, device: str, seed: int, stamp: dict) -> 
                       device=device, out=out, resume=True, seed=seed, progress=False,
                       dataset_options=dict(LATER_SET)))
     t1 = time.perf_counter()
+    # the epochs' own seconds (a resumed run's wall time would miss the earlier epochs)
+    train_s = float(pd.read_csv(os.path.join(out, "train_log.csv")).train_seconds.sum()) or (t1 - t0)
     rows = []
     for cm in cam_methods + ("center_gaussian",):
         row = _evaluate(data, arch, os.path.join(out, BEST), cm, os.path.join(out, f"test-{cm}"), device, seed,
@@ -97,7 +99,7 @@ def run_later(name: str, out_root: str, device: str, seed: int, stamp: dict) -> 
         row.update(method=name if cm != "center_gaussian" else "center_gaussian", backbone=arch, cam_method=cm,
                    dataset="synthetic " + " ".join(f"{k}={v}" for k, v in LATER_SET.items()),
                    weights="random", epochs=epochs, batch_size=batch,
-                   train_seconds=round(t1 - t0, 1) if cm != "center_gaussian" else 0.0, **stamp)
+                   train_seconds=round(train_s, 1) if cm != "center_gaussian" else 0.0, **stamp)
         rows.append(row)
         print(f"{name} / {cm}: MaxBoxAccV2 {row['maxboxacc_v2']:.1f}", flush=True)
     base = rows[-1]["maxboxacc_v2"]
