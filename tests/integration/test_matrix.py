@@ -130,6 +130,23 @@ def test_every_method_through_evaluate(method_runs, method):
         assert any(not np.array_equal(a, b) for a, b in zip(maps, centre)), f"{method} = centre baseline"
 
 
+@pytest.mark.parametrize("method", METHODS)
+def test_every_methods_maps_through_score_and_report(examples, method_runs, method, tmp_path, capsys):
+    """The heatmaps each method's evaluate run saved re-score to the same numbers, and its run
+    folder renders as a report."""
+    base, rcs = method_runs
+    assert rcs[method] == 0
+    run = base / method
+    rc, _, err = _run(capsys, "score", "--cams", run / "cams", *_data_argv("cub", examples["cub"]),
+                      "--out", tmp_path / "sc")
+    assert rc == 0, err
+    a, b = pd.read_csv(run / "summary.csv").iloc[0], pd.read_csv(tmp_path / "sc" / "summary.csv").iloc[0]
+    assert a.maxboxacc_v2 == b.maxboxacc_v2 and a.gt_known_loc == b.gt_known_loc
+    rc, _, err = _run(capsys, "report", run, "--cams", run / "cams", "--out", tmp_path / "r.html")
+    assert rc == 0, err
+    assert "<html" in (tmp_path / "r.html").read_text()[:500].lower()
+
+
 @pytest.mark.parametrize("protocol", PROTOCOL_NAMES)
 def test_every_protocol_through_evaluate(examples, protocol, tmp_path, capsys):
     """Every protocol runs through `wsol evaluate`, and its summary row carries MaxBoxAccV2."""
@@ -220,8 +237,8 @@ def inv_report(ctx):
 def inv_overlay(ctx):
     root, split, options = ctx.examples["cub"]
     image = build_dataset("cub", root, split, **options).samples[0].path
-    for method in ("cam", "gradcam"):
-        rc, out, err = ctx.run("overlay", "--image", image, "--backbone", "matrix_colour_net", "--weights", "random",
+    for method in ("cam", "gradcam", "pc1", "bas"):  # bas: on its example backbone
+        rc, out, err = ctx.run("overlay", "--image", image, *_tiny_for(method)[:4],
                                "--method", method, "--out", ctx.tmp / f"{method}.png")
         assert rc == 0, err
         assert (ctx.tmp / f"{method}.png").stat().st_size > 0 and "top-" in out

@@ -1,5 +1,5 @@
 """BAS's foreground map (Wu et al., CVPR 2022) as CAM method ``bas`` (docs/protocol.md,
-"BAS's foreground map").
+"BAS's foreground map and PC1").
 
 The map is the BAS head's own output: ``classifier_loc``'s sigmoid maps averaged over a set
 of classes, ``M_fg`` [B, 28, 28] at 224 input. With ``topk = 1`` the class is the target

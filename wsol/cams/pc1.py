@@ -1,12 +1,13 @@
 """CAM Back Again's PC1 map (Yasuki & Taki, CVPR 2024) as CAM method ``pc1``
-(docs/protocol.md, "PC1").
+(docs/protocol.md, "BAS's foreground map and PC1").
 
 For each image, with features F [K, h, w]:
 
 1. (``weighted``, the reference) each channel is multiplied by the target class's classifier
    weight ``W[t, k]``; after step 2 only the weight's sign matters (a negative weight turns
-   the channel upside down). With ``weighted=false`` the features are used as they are (no
-   class at all);
+   the channel upside down); this needs a head that weights the feature maps (GAP + linear,
+   ``cam_exact``). With ``weighted=false`` the features are used as they are (no class at
+   all: any backbone);
 2. each channel is min-max normalized to [0, 1] (a constant channel becomes 0);
 3. the K channels are K samples of h*w values: the first principal component (the leading
    eigenvector of the h*w x h*w covariance of the channel-centred samples, float64) with
@@ -95,7 +96,7 @@ class PC1(CamMethod):
             targets = logits.argmax(dim=1)
         if self.weighted:
             w = backbone.classifier_weight()
-            if w.shape[1] != feats.shape[1]:
+            if not backbone.info.cam_exact or w.shape[1] != feats.shape[1]:
                 raise WsolError(f"pc1: the classifier of '{backbone.name}' does not weight its {feats.shape[1]} "
                                 "feature channels; use --method-option weighted=false")
             check_targets(targets, w.shape[0])

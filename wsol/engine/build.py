@@ -109,7 +109,7 @@ def build(cfg: EvalConfig, dataset: Optional[WsolDataset] = None, backbone=None,
     dev = resolve_device(device or cfg.device)
     runner = FastPath(cfg, dev)  # validates --dtype/--decode/--channels-last/--compile
     ds = load_split(cfg, dataset)
-    protocol = get_protocol(cfg.protocol).configure(ds.num_classes, cfg.cam_step)
+    protocol = get_protocol(cfg.protocol).configure(ds.num_classes, cfg.cam_step, cfg.dataset)
     method = create_method(cfg.method, **cfg.method_options)
     if backbone is None:
         with torch.random.fork_rng(devices=[]):

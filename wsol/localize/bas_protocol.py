@@ -1,11 +1,12 @@
 """Protocol ``bas``: BAS's own box rule at its paper's threshold (Wu et al., CVPR 2022;
-``docs/protocol.md``, "The family protocols"), with MaxBoxAccV2 of the same maps beside it.
+``docs/protocol.md``, "The bas protocol"), with MaxBoxAccV2 of the same maps beside it.
 
 BAS boxes as SAT does (``wsol.localize.family_protocols.sat_box``: ``(m - min) / (max - min +
 1e-5)``, bilinear to 224, pixels above the threshold, the largest 8-connected component, its
 exclusive-end box; nothing above: the whole image). Its thresholds depend on the dataset and
 the architecture (its ``get_hyperparameters``): CUB 0.1 for every architecture; ILSVRC
-VGG16 0.45, ResNet50 0.25, InceptionV3 0.25, MobileNetV1 0.5. A 200-class dataset is CUB.
+VGG16 0.45, ResNet50 0.25, InceptionV3 0.25, MobileNetV1 0.5. The ``cub`` adapter or a
+200-class dataset is CUB.
 The architecture is read from the backbone's name (``vgg``, ``mobilenet``, ``inception``;
 anything else takes ResNet50's threshold) once the run knows it (:meth:`Protocol.for_backbone`).
 """
@@ -42,9 +43,9 @@ class BasProtocol(SatProtocol):
     thresholds_by_dataset = {"cub": 0.1, "imagenet": 0.25}  # before the backbone is known: ResNet50's
     dataset_kind: str = "imagenet"
 
-    def configure(self, num_classes, cam_step):
-        out = super().configure(num_classes, cam_step)
-        out.dataset_kind = "cub" if num_classes == CUB_CLASSES else "imagenet"
+    def configure(self, num_classes, cam_step, dataset=""):
+        out = super().configure(num_classes, cam_step, dataset)
+        out.dataset_kind = "cub" if dataset == "cub" or num_classes == CUB_CLASSES else "imagenet"
         return out
 
     def for_backbone(self, backbone_name: str) -> "BasProtocol":

@@ -1,5 +1,5 @@
 """BAS (Wu et al., CVPR 2022) as backbones: ``bas_resnet50``, ``bas_vgg16``,
-``bas_inception_v3``, ``bas_mobilenet_v1`` (``docs/architecture.md``, "BAS").
+``bas_inception_v3``, ``bas_mobilenet_v1`` (``docs/training.md``, "BAS").
 
 The released checkpoints load as they are: ``{'model': state_dict, ...}``, keys without a
 prefix (CUB, ``train.py``) or with DDP's ``module.`` (ILSVRC, ``train_ILSVRC.py``); the head
@@ -133,7 +133,10 @@ def _builder(arch: str):
 
 
 def _cached(arch: str):
-    return lambda: arch in _TV_NAMES and torchvision_weights_cached(_TV_NAMES[arch], "IMAGENET1K_V1")
+    """The trunk's ImageNet weights at hand? (MobileNetV1: none exist in torchvision: unknown)"""
+    if arch not in _TV_NAMES:
+        return lambda: None
+    return lambda: torchvision_weights_cached(_TV_NAMES[arch], "IMAGENET1K_V1")
 
 
 for _arch in NETS:

@@ -1,5 +1,5 @@
 """What the four BAS nets share (Background Activation Suppression, Wu et al., CVPR 2022;
-``docs/architecture.md``, "BAS"): a trunk to a 28x28 map ``x_loc``, a tail to the last map,
+``docs/training.md``, "BAS"): a trunk to a 28x28 map ``x_loc``, a tail to the last map,
 ``classifier_cls`` (3x3 conv to 1024 + ReLU, 3x3 conv 1024 + ReLU, 1x1 conv to the classes)
 on the tail's output with GAP = the logits (``score_1``), and ``classifier_loc`` (3x3 conv to
 the classes + sigmoid) on ``x_loc``: the per-class foreground maps ``M`` [B, C, 28, 28].

@@ -109,11 +109,16 @@ def test_sat_kernel_equals_the_reference_formula():
 def test_sat_map_and_attention_methods_on_a_sat_model_batched():
     """SAT: the map is the mean of the last three masks on the patch columns; each image's
     map is what it is alone (batched, no cross-talk); its masks lie in (0, 1)."""
-    from wsol.models.registry import create_backbone
+    from timm.models.vision_transformer import VisionTransformer
+    from torch import nn
 
-    torch.manual_seed(0)
-    bb = create_backbone("deit_sat_tiny_patch16_224", "random", num_classes=3)
-    x = torch.randn(2, 3, 224, 224)
+    from wsol.models.vit_wsol import SatViT, family_info
+
+    torch.manual_seed(0)  # SAT's layout at a small width and input: 12 blocks, 4x4 patches
+    net = VisionTransformer(img_size=32, patch_size=8, embed_dim=16, depth=12, num_heads=2, num_classes=3)
+    net.head = nn.Conv2d(16, 3, 3, padding=1)
+    bb = SatViT(net, family_info("sat", "tiny")).eval()
+    x = torch.randn(2, 3, 32, 32)
     t = torch.tensor([0, 2])
     with torch.no_grad():
         f, lg = bb(x)
@@ -121,9 +126,9 @@ def test_sat_map_and_attention_methods_on_a_sat_model_batched():
         masks = bb._record.extra["sat_masks"]
         f1, lg1 = bb(x[1:])
         one = create_method("sat")(bb, x[1:], f1, lg1, t[1:])
-    assert masks.shape == (12, 2, 198) and 0 < masks.min() and masks.max() < 1
-    torch.testing.assert_close(both[0], masks[-3:, 0, 1:197].mean(0).reshape(14, 14))
+    assert masks.shape == (12, 2, 18) and 0 < masks.min() and masks.max() < 1
+    torch.testing.assert_close(both[0], masks[-3:, 0, 1:17].mean(0).reshape(4, 4))
     torch.testing.assert_close(both[1:], one, rtol=1e-4, atol=1e-6)
     out = bb.forward_train(x, t)
-    assert set(out) == {"logits", "mask", "mask_mean", "mask_smooth"} and out["mask"].shape == (2, 1, 14, 14)
+    assert set(out) == {"logits", "mask", "mask_mean", "mask_smooth"} and out["mask"].shape == (2, 1, 4, 4)
     torch.testing.assert_close(out["mask_mean"], both.reshape(2, -1).mean(-1), rtol=1e-4, atol=1e-6)

@@ -118,6 +118,13 @@ def test_pc1_of_a_blob_by_hand():
 def test_pc1_options():
     with pytest.raises(WsolError, match="weighted"):
         create_method("pc1", weighted="maybe")
+    bas = create_backbone("bas_mobilenet_v1", "random", num_classes=3)  # its classifier reads another map
+    x = torch.randn(1, 3, 64, 64)
+    with torch.no_grad():
+        f, logits = bas(x)
+    with pytest.raises(WsolError, match="weighted=false"):
+        create_method("pc1")(bas, x, f, logits, torch.tensor([0]))
+    assert create_method("pc1", weighted="false")(bas, x, f, logits, torch.tensor([0])).shape == (1, 8, 8)
     with pytest.raises(WsolError, match="target"):
         create_method("pc1", target="gt")
 

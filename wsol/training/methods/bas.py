@@ -21,8 +21,8 @@ MobileNetV1 0.5 / 1.9; ImageNet: VGG 0.05 / 1, ResNet50 1 / 2, InceptionV3 1 / 2
 MobileNetV1 0.5 / 1.5) are given with ``--bas-alpha`` / ``--bas-beta``. Optimizer: SGD,
 momentum 0.9, Nesterov, weight decay 5e-4 on every parameter, lr 0.001 in four name groups
 (trunk weights 1x, trunk biases 2x, classifier weights 10x, classifier biases 20x), x0.1
-every 80 epochs; 120 epochs of batch 32 (CUB). See ``docs/architecture.md`` ("Training
-methods").
+every 80 epochs; 120 epochs of batch 32 (CUB). See ``docs/training.md`` ("The later
+families").
 """
 from __future__ import annotations
 

@@ -5,7 +5,7 @@ A training method decides three things for ``wsol train``: which architecture it
 method layers: ``acol``, ``spg``, ``adl``), how a batch is turned into a loss
 (:meth:`TrainMethod.loss`), and its hyperparameters (a dataclass whose fields, with the
 reference defaults, become ``--<method>-<field>`` options of ``wsol train``). See
-``docs/architecture.md`` ("Training methods").
+``docs/training.md`` ("Training methods").
 """
 from __future__ import annotations
 

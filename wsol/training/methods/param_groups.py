@@ -5,7 +5,7 @@ wsol's backbones wrap the reference module as ``.net`` (the names in released ch
 so the rules below read ``model.net.named_parameters()`` when there is one. Only the
 parameters in ``trainable`` (``--train-layers``) and with ``requires_grad`` join a group;
 the reference's order of parameters inside a group is kept (it is ``named_parameters``'s).
-See ``docs/architecture.md`` ("Training methods").
+See ``docs/training.md`` ("The later families").
 """
 from __future__ import annotations
 

@@ -17,7 +17,7 @@ whose name does not end in ``.bias`` -- the tokens and embeddings included, beca
 reference builds its groups on the DataParallel wrapper, whose ``no_weight_decay`` is
 empty -- in the group order they first appear; the lr and the weight decay stay constant
 (the script's cosine schedules are computed but never applied). Drop-path 0.1, 30 epochs of
-batch 256 (the CUB script's defaults). See ``docs/architecture.md`` ("Training methods").
+batch 256 (the CUB script's defaults). See ``docs/training.md`` ("The later families").
 """
 from __future__ import annotations
 

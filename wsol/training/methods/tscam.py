@@ -8,7 +8,7 @@ What makes the recipe TS-CAM's is the optimizer: AdamW (lr 5e-4, weight decay 0.
 ``pos_embed`` and ``cls_token``; the lr is multiplied by 0.1 before every epoch whose
 1-based number is a multiple of ``--lr-decay-epochs`` (30 on CUB: the config's LR_STEPS;
 its SOLVER lr and weight decay never reach the optimizer). Drop-path 0.1, 60 epochs of
-batch 128 (the CUB config). See ``docs/architecture.md`` ("Training methods").
+batch 128 (the CUB config). See ``docs/training.md`` ("The later families").
 """
 from __future__ import annotations
 
