@@ -91,13 +91,13 @@ class TrainConfig:
     # None: the --wsol-method's reference value (its ``recipe``), else SCHEDULE_DEFAULTS (resolve_schedule)
     epochs: Optional[int] = option(None, min=1, max=10_000,
                                    help="training epochs (default: the method's reference value, "
-                                                     "`wsol methods --training`; 50 for Choe et al.'s)")
+                                        "`wsol methods --training`; 50 for Choe et al.'s)")
     lr: Optional[float] = option(None, min=0, max=10, min_open=True,
                                  help="learning rate of the pretrained layers; the new ones (classifier) get 10x "
                                       "(default: the method's; 1e-3 for Choe et al.'s)")
     batch_size: Optional[int] = option(None, min=1, max=MAX_BATCH,
                                        help="images per step (default: the method's; 32 for "
-                                                         "Choe et al.'s)")
+                                            "Choe et al.'s)")
     lr_decay_epochs: Optional[int] = option(None, min=1, max=10_000, metavar="N",
                                             help="multiply the learning rate by 0.1 every N epochs (default: the "
                                                  "method's; 15 for Choe et al.'s)")
