@@ -37,15 +37,12 @@ def add_parsers(sub) -> None:
                    help="a suite or run output folder (holding summary.csv)")
     p.add_argument("--paper", default=None, metavar="FILE",
                    help="published numbers CSV (default: benchmarks/paper_numbers.csv)")
-<<<<<<< HEAD
-    p.add_argument("--measured-only", action="store_true",
-                   help="print only the published numbers this suite measured (the files keep every row)")
-=======
     p.add_argument("--published", action="store_true",
                    help="also (or, without DIR, only) render the whole published table grouped by protocol "
                         "fingerprint: published.md and published.html in --out (default DIR)")
     p.add_argument("--out", default=None, metavar="OUT", help="folder for published.md/.html (default DIR)")
->>>>>>> main
+    p.add_argument("--measured-only", action="store_true",
+                   help="print only the published numbers this suite measured (the files keep every row)")
     p.set_defaults(func=cmd_compare)
 
 
@@ -101,19 +98,13 @@ def cmd_compare(args) -> int:
     if args.dir is None:
         return 0
     df = compare(args.dir, args.paper)
-<<<<<<< HEAD
     measured = df["status"] == "measured"
     sys.stdout.write(to_markdown(df[measured] if args.measured_only else df))
+    for _, r in df[df["status"] == REFUSED].iterrows():
+        print(f"refused: {r['dataset']}/{r['backbone']}/{r['method']}/{r['metric']} ({r['source'][:40]}): {r['note']}")
     n = int(measured.sum())
     hint = "" if args.measured_only or n == len(df) else " (--measured-only prints only those)"
     print(f"{n} of {len(df)} published numbers measured{hint}; wrote "
-=======
-    sys.stdout.write(to_markdown(df))
-    for _, r in df[df["status"] == REFUSED].iterrows():
-        print(f"refused: {r['dataset']}/{r['backbone']}/{r['method']}/{r['metric']} ({r['source'][:40]}): {r['note']}")
-    n = int((df["status"] == "measured").sum())
-    print(f"{n} of {len(df)} published numbers measured; wrote "
->>>>>>> main
           f"{os.path.join(args.dir, 'comparison.csv')} and {os.path.join(args.dir, 'comparison.md')}")
     return 0
 

@@ -239,15 +239,6 @@ def loop_timings(timer: StageTimer, stats: LoopStats) -> pd.DataFrame:
 RUN_OUTPUTS = ("summary.csv", "per_image.csv", "curves.csv", "timings.csv", "run.json", "report.html")
 
 
-<<<<<<< HEAD
-def write_run_config(cfg: EvalConfig, ds: WsolDataset, backbone=None, folder: Optional[str] = None) -> None:
-    """``<folder>/run.json`` (default folder: ``cfg.out``): the resolved config (for reports,
-    suites and reruns); with the backbone, ``model_options_resolved`` holds every option it was
-    built with (defaults, options a checkpoint recorded or its keys revealed, and the user's).
-    A run writes it into its staging folder (:func:`staged_run`), so an earlier run's files
-    stay as they are until the new run finishes."""
-    folder = folder or claim_run_dir(cfg.out)
-=======
 FINGERPRINT_METRICS = ("gt_known_loc", "top1_loc", "top5_loc", "maxboxacc", "maxboxacc_v2", "policy_gt_known_loc",
                        "policy_top1_loc", "policy_top5_loc", "policy_boxacc_v2", "pxap", "piou")
 
@@ -267,17 +258,15 @@ def config_fingerprints(cfg: EvalConfig, ds: WsolDataset, given_boxes: bool = Fa
                             classifier, cfg.fixed_tau, taus)
 
 
-def write_run_config(cfg: EvalConfig, ds: WsolDataset, backbone=None, given_boxes: bool = False) -> None:
-    """``<out>/run.json``: the resolved config (for reports, suites and reruns) and the protocol
-    fingerprint of each localization metric; with the backbone, ``model_options_resolved``
-    holds every option it was built with (defaults, options a checkpoint recorded or its keys
-    revealed, and the user's)."""
-    claim_run_dir(cfg.out)
-    # an interrupted rerun must not leave an earlier run's results behind (summary.csv first)
-    for stale in ("summary.csv", "per_image.csv", "curves.csv", "timings.csv", "report.html"):
-        if os.path.exists(os.path.join(cfg.out, stale)):
-            os.remove(os.path.join(cfg.out, stale))
->>>>>>> main
+def write_run_config(cfg: EvalConfig, ds: WsolDataset, backbone=None, given_boxes: bool = False,
+                     folder: Optional[str] = None) -> None:
+    """``<folder>/run.json`` (default folder: ``cfg.out``): the resolved config (for reports,
+    suites and reruns) and the protocol fingerprint of each localization metric; with the
+    backbone, ``model_options_resolved`` holds every option it was built with (defaults, options
+    a checkpoint recorded or its keys revealed, and the user's). A run writes it into its
+    staging folder (:func:`staged_run`), so an earlier run's files stay as they are until the
+    new run finishes."""
+    folder = folder or claim_run_dir(cfg.out)
     info = {**asdict(cfg), "root": os.path.abspath(ds.root), "image_root": ds.image_root,
             "wsol_version": __version__, "class_names": ds.class_names,
             "fingerprints": config_fingerprints(cfg, ds, given_boxes)}

@@ -57,7 +57,6 @@ def evaluate(cfg: EvalConfig, dataset: Optional[WsolDataset] = None, backbone=No
     check_config(cfg)
     if cfg.distributed == "auto" and launched_by_torchrun():
         return evaluate_distributed(cfg, dataset, backbone)
-<<<<<<< HEAD
     # an earlier run's results stay until this one finishes; a failed run leaves no empty folders
     with staged_run(cfg.out) as stage, fresh_dir(cfg.save_cams):
         b = build(cfg, dataset, backbone)
@@ -74,36 +73,12 @@ def evaluate(cfg: EvalConfig, dataset: Optional[WsolDataset] = None, backbone=No
                                              desc=f"{cfg.backbone}/{cfg.method}")
             except KeyboardInterrupt:
                 raise RunInterrupted(interrupted_note(cfg, len(scorer.rows), len(b.dataset))) from None
+        choice = choose(cfg, scorer, b.dataset, lambda sel: _selection_scorer(cfg, sel, b.backbone))
         meta = run_meta(cfg, len(b.taus), device_name(b.device))
-        res = result_tables(scorer, loop_timings(timer, stats), stats, meta, b.dataset.has_boxes)
+        res = result_tables(scorer, loop_timings(timer, stats), stats, meta, b.dataset.has_boxes, choice=choice)
+        export_outputs(cfg, scorer, choice, b.dataset, b.protocol)
         if stage:
             write_run(stage, res.tables())
-=======
-    if cfg.out:
-        claim_run_dir(cfg.out)
-    if cfg.save_cams:
-        ensure_dir(cfg.save_cams)  # a file in the way fails now, not after the first batch
-    b = build(cfg, dataset, backbone)
-    if cfg.out:
-        write_run_config(cfg, b.dataset, b.backbone)
-    scorer, timer = make_scorer(b, cfg), StageTimer(b.device)
-    with inference_context(b.backbone, cfg.channels_last):
-        b.runner.prepare(b.backbone)
-        try:
-            stats = inference_on_dataset(b.backbone, make_loader(b, cfg), b.method, make_localizer(b, cfg, scorer),
-                                         scorer, timer, runner=b.runner, on_error=cfg.on_error,
-                                         exclude_skipped=cfg.exclude_skipped,
-                                         save_maps=heatmap_writer(cfg.save_cams), progress=cfg.progress,
-                                         desc=f"{cfg.backbone}/{cfg.method}")
-        except KeyboardInterrupt:
-            raise RunInterrupted(interrupted_note(cfg, len(scorer.rows), len(b.dataset))) from None
-    choice = choose(cfg, scorer, b.dataset, lambda sel: _selection_scorer(cfg, sel, b.backbone))
-    meta = run_meta(cfg, len(b.taus), device_name(b.device))
-    res = result_tables(scorer, loop_timings(timer, stats), stats, meta, b.dataset.has_boxes, choice=choice)
-    export_outputs(cfg, scorer, choice, b.dataset, b.protocol)
-    if cfg.out:
-        write_run(cfg.out, res.tables())
->>>>>>> main
     return res
 
 
@@ -140,7 +115,8 @@ def _heatmap_batches(ds: WsolDataset, cams_dir: str, protocol, taus: np.ndarray,
             for s in batch:
                 try:
                     maps.append(load_heatmap(confined_path(cams_dir, s.image_id, ".npy")))
-                    gts.append(protocol.gt_boxes(s.boxes, image_size(s)))
+                    # a sample without boxes (OpenImages: masks only) needs no size to scale them
+                    gts.append(protocol.gt_boxes(s.boxes, image_size(s) if len(s.boxes) else (1, 1)))
                     good.append(s)
                 except DataError as e:
                     if cfg.on_error != "skip":
@@ -166,25 +142,29 @@ def score(cams_dir: str, cfg: EvalConfig, dataset: Optional[WsolDataset] = None)
     """Score heatmaps computed anywhere: ``<cams_dir>/<image_id>.npy`` for each image (class
     predictions from ``cfg.predictions`` when given; τ by ``cfg.tau_policy``)."""
     check_config(cfg)
-<<<<<<< HEAD
     with staged_run(cfg.out) as stage:  # an earlier run's results stay until this one finishes
         ds = load_split(cfg, dataset)
         if not os.path.isdir(cams_dir):
             raise DataError("heatmap folder not found", path=cams_dir)
-        protocol = get_protocol(cfg.protocol)
-        if not protocol.scores_heatmaps:
-            raise WsolError("wsol score implements the wsoleval protocol (224x224 heatmaps); "
-                            f"protocol {cfg.protocol!r} needs the raw maps of `wsol evaluate`")
+        protocol = _score_protocol(cfg)
         taus = protocol.thresholds(cfg.cam_step)
-        scorer = RunScorer(taus, cfg.fixed_tau, has_predictions=False,
-                           region=RegionScorer(taus, ds.has_masks, cfg.pointing_tolerance))
+        predictions = load_predictions(cfg, ds)
+        scorer = RunScorer(taus, cfg.fixed_tau, has_predictions=predictions is not None,
+                           region=RegionScorer(taus, ds.has_masks, cfg.pointing_tolerance), predictions=predictions)
         _check_limited_heatmaps(cams_dir, ds, cfg)
-        if stage:
-            write_run_config(cfg, ds, folder=stage)
         timer = StageTimer("cpu")
         t_start = time.perf_counter()
+        if stage:
+            write_run_config(cfg, ds, folder=stage)
         try:  # Ctrl-C: say how far it got
-            _score_batches(cams_dir, cfg, ds, protocol, taus, scorer, timer)
+            _heatmap_batches(ds, cams_dir, protocol, taus, cfg, scorer, timer)
+
+            def selection(sel: WsolDataset) -> RunScorer:
+                sel_scorer = RunScorer(taus, cfg.fixed_tau, has_predictions=False)
+                _heatmap_batches(sel, cams_dir, protocol, taus, cfg, sel_scorer, StageTimer("cpu"), desc="selection")
+                return sel_scorer
+
+            choice = choose(cfg, scorer, ds, selection)
         except KeyboardInterrupt:
             raise RunInterrupted(interrupted_note(cfg, len(scorer.rows), len(ds))) from None
         stats = LoopStats(len(ds), 0, time.perf_counter() - t_start)
@@ -192,45 +172,11 @@ def score(cams_dir: str, cfg: EvalConfig, dataset: Optional[WsolDataset] = None)
         meta = run_meta(cfg, len(taus), "cpu")
         meta.update({"backbone": "", "weights": "",
                      "method": f"heatmaps:{os.path.basename(os.path.normpath(cams_dir))}"})
-        res = result_tables(scorer, pd.DataFrame(timer.rows()), stats, meta, ds.has_boxes, model_run=False)
+        res = result_tables(scorer, pd.DataFrame(timer.rows()), stats, meta, ds.has_boxes, model_run=False,
+                            choice=choice)
         if stage:
             write_run(stage, res.tables())
-=======
-    if cfg.out:
-        claim_run_dir(cfg.out)
-    ds = load_split(cfg, dataset)
-    if not os.path.isdir(cams_dir):
-        raise DataError("heatmap folder not found", path=cams_dir)
-    protocol = _score_protocol(cfg)
-    taus = protocol.thresholds(cfg.cam_step)
-    predictions = load_predictions(cfg, ds)
-    scorer = RunScorer(taus, cfg.fixed_tau, has_predictions=predictions is not None,
-                       region=RegionScorer(taus, ds.has_masks, cfg.pointing_tolerance), predictions=predictions)
-    timer = StageTimer("cpu")
-    t_start = time.perf_counter()
-    if cfg.out:  # run.json first, an earlier run's results removed (as evaluate does)
-        write_run_config(cfg, ds)
-    try:  # Ctrl-C: say how far it got
-        _heatmap_batches(ds, cams_dir, protocol, taus, cfg, scorer, timer)
-
-        def selection(sel: WsolDataset) -> RunScorer:
-            sel_scorer = RunScorer(taus, cfg.fixed_tau, has_predictions=False)
-            _heatmap_batches(sel, cams_dir, protocol, taus, cfg, sel_scorer, StageTimer("cpu"), desc="selection")
-            return sel_scorer
-
-        choice = choose(cfg, scorer, ds, selection)
-    except KeyboardInterrupt:
-        raise RunInterrupted(interrupted_note(cfg, len(scorer.rows), len(ds))) from None
-    stats = LoopStats(len(ds), 0, time.perf_counter() - t_start)
-    timer.add("total", stats.wall, len(ds))
-    meta = run_meta(cfg, len(taus), "cpu")
-    meta.update({"backbone": "", "weights": "", "method": f"heatmaps:{os.path.basename(os.path.normpath(cams_dir))}"})
-    res = result_tables(scorer, pd.DataFrame(timer.rows()), stats, meta, ds.has_boxes, model_run=False,
-                        choice=choice)
-    if cfg.out:
-        write_run(cfg.out, res.tables())
     return res
-
 
 BOX_FREE_COLUMNS = ("maxboxacc", "maxboxacc_v2", "maxboxacc_iou30", "maxboxacc_iou50", "maxboxacc_iou70", "tau_iou30",
                     "tau_iou50", "tau_iou70", "fixed_tau", "gt_known_loc_fixed", "top1_loc_fixed", "top5_loc_fixed",
@@ -286,7 +232,6 @@ def score_boxes(boxes_path: str, cfg: EvalConfig, dataset: Optional[WsolDataset]
     res.summary["n_missing_boxes"] = n_missing
     if cfg.out:
         write_run(cfg.out, res.tables())
->>>>>>> main
     return res
 
 
@@ -300,29 +245,3 @@ def _check_limited_heatmaps(cams_dir: str, ds: WsolDataset, cfg: EvalConfig) -> 
         raise DataError(f"heatmaps for only the first {k} of the {len(present)} images of the split are here "
                         f"(as `wsol evaluate --limit {k} --save-cams` writes them): pass --limit {k} to score "
                         "those", path=cams_dir)
-
-
-def _score_batches(cams_dir: str, cfg: EvalConfig, ds: WsolDataset, protocol, taus, scorer: RunScorer,
-                   timer: StageTimer) -> None:
-    """Read, localize and score the heatmaps batch by batch (a bad one fails or is skipped)."""
-    bs = max(cfg.batch_size, 1)
-    for b0 in tqdm(range(0, len(ds), bs), desc="score", unit="batch", disable=not cfg.progress):
-        batch = ds.samples[b0:b0 + bs]
-        with timer.stage("data", len(batch)):
-            maps, gts, good = [], [], []
-            for s in batch:
-                try:
-                    maps.append(load_heatmap(confined_path(cams_dir, s.image_id, ".npy")))
-                    # a sample without boxes (OpenImages: masks only) needs no size to scale them
-                    gts.append(protocol.gt_boxes(s.boxes, image_size(s) if len(s.boxes) else (1, 1)))
-                    good.append(s)
-                except DataError as e:
-                    if cfg.on_error != "skip":
-                        raise DataError(f"{e}  (use --on-error skip to record it and go on)") from None
-                    maps, gts = maps[:len(good)], gts[:len(good)]
-                    scorer.add_skipped(s.image_id, s.label, str(e), cfg.exclude_skipped)
-        with timer.stage("localize", len(batch)):
-            locs = protocol.localize_maps(maps, gts, taus, cfg.sweep)
-        with timer.stage("metrics", len(batch)):
-            scorer.add([s.image_id for s in good], [s.label for s in good], locs, None, samples=good, maps=maps,
-                       gts=gts)

@@ -29,12 +29,8 @@ SUMMARY_COLUMNS = [
     "classifier", "fingerprint_loc", "fingerprint_v2", "maxboxacc_iou30", "maxboxacc_iou50", "maxboxacc_iou70", "tau_iou30",
     "tau_iou50", "tau_iou70", "mean_iou", "pxap", "piou", "piou_tau", "pointing_game",
     "pointing_game_class_avg", "energy_pointing_game", "pointing_region", "pointing_tolerance", "cam_step", "n_thresholds", "n_skipped", "metric_denominator",
-<<<<<<< HEAD
-    "n_nonfinite", "n_size_mismatch", "images_per_s", "device", "wsol_version", "date",
-    "n_masks_empty", "n_masks_all_ignored", "n_masks_no_background",
-=======
     "n_nonfinite", "n_size_mismatch", "n_missing_predictions", "n_missing_boxes", "n_unknown_rows", "images_per_s", "device", "wsol_version", "date",
->>>>>>> main
+    "n_masks_empty", "n_masks_all_ignored", "n_masks_no_background",
 ]
 
 
