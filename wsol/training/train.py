@@ -42,6 +42,7 @@ from torch import nn
 from tqdm import tqdm
 
 from wsol.datasets.base import Sample, WsolDataset, build_dataset
+from wsol.datasets.splits import split_holdout  # noqa: F401  (re-exported: wsol.training.train.split_holdout)
 from wsol.engine.config import DEVICE
 from wsol.training.methods import TrainMethod, create_train_method, list_train_methods
 from wsol.errors import WsolError, first_line
@@ -179,27 +180,6 @@ def set_rng_states(st: dict) -> None:
 
 
 # ----------------------------------------------------------------------------- data
-def split_holdout(samples: Sequence[Sample], fraction: float, seed: int) -> Tuple[List[Sample], List[Sample]]:
-    """(train, held-out): ``round(fraction * n_c)`` images of each class c held out (at least
-    one when fraction > 0 and the class has two or more), chosen with ``seed``; order kept."""
-    if not 0 <= fraction < 1:
-        raise WsolError(f"--holdout must be in [0, 1), got {fraction}")
-    if fraction == 0:
-        return list(samples), []
-    rng = np.random.default_rng([seed, 7919])
-    by_class: Dict[int, List[int]] = {}
-    for i, s in enumerate(samples):
-        by_class.setdefault(s.label, []).append(i)
-    held = set()
-    for c in sorted(by_class):
-        idx = by_class[c]
-        k = min(max(1, int(round(fraction * len(idx)))), len(idx) - 1)
-        if k > 0:
-            held.update(rng.choice(idx, size=k, replace=False).tolist())
-    return ([s for i, s in enumerate(samples) if i not in held],
-            [s for i, s in enumerate(samples) if i in held])
-
-
 def _collate(batch):
     """(images, labels, errors): the loader's per-image read errors travel to the main process."""
     errors = [b[4] for b in batch if len(b) > 4 and b[4]]
