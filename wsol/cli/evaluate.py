@@ -38,6 +38,7 @@ def add_parsers(sub) -> None:
                    help="also write OUT/report.html (summary, BoxAcc curves, gallery; heatmaps from --save-cams)")
     add_fast_path_args(p)
     add_protocol_args(p)
+    add_faithfulness_args(p)
     p.set_defaults(func=cmd_evaluate)
 
     p = sub.add_parser("score", help="score heatmaps computed elsewhere (<image_id>.npy files)",
@@ -50,10 +51,37 @@ def add_parsers(sub) -> None:
 
 
 
+def add_faithfulness_args(p) -> None:
+    """``--faithfulness`` and its options (docs/protocol.md, "Faithfulness")."""
+    g = p.add_argument_group("faithfulness (does the map explain the classifier?)")
+    g.add_argument("--faithfulness", default="", metavar="NAME[,NAME]",
+                   help="also measure avg_drop (Average Drop / Increase in Confidence), deletion, insertion, road "
+                        "(or all): extra forward passes per batch on --device; columns in summary.csv and "
+                        "per_image.csv, curves in curves.csv")
+    g.add_argument("--faithfulness-steps", type=T.positive_int, default=20,
+                   help="deletion/insertion: steps of the curve (default 20: 21 points)")
+    g.add_argument("--faithfulness-patch", type=T.positive_int, default=1, metavar="PX",
+                   help="deletion/insertion: remove square patches of PX pixels ranked by their mean map value "
+                        "(must divide the input size; default 1 = pixels)")
+    g.add_argument("--deletion-baseline", default="zeros", choices=["zeros", "blur", "mean"],
+                   help="what deleted pixels become: zeros (0 after normalization = the mean colour, RISE; default), "
+                        "blur (Gaussian, kernel 11, sigma 5), mean (the image's mean colour)")
+    g.add_argument("--insertion-baseline", default="blur", choices=["zeros", "blur", "mean"],
+                   help="the canvas insertion reveals the image on (default blur, RISE)")
+    g.add_argument("--road-noise", type=T.nonnegative_float, default=0.01,
+                   help="ROAD: standard deviation of the noise on imputed pixels (default 0.01, the paper's)")
+
+
+def faithfulness_config(args) -> dict:
+    """The faithfulness fields of EvalConfig from parsed arguments."""
+    return {k: getattr(args, k) for k in ("faithfulness", "faithfulness_steps", "faithfulness_patch",
+                                          "deletion_baseline", "insertion_baseline", "road_noise")}
+
+
 def cmd_evaluate(args) -> int:
     from wsol.engine.run import evaluate
 
-    res = evaluate(config_from_args(args))
+    res = evaluate(config_from_args(args, **faithfulness_config(args)))
     if os.environ.get("RANK", "0") == "0":  # under torchrun every rank holds the result; rank 0 reports
         print_summary(res, args.out)
         if args.report:

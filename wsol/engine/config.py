@@ -59,6 +59,13 @@ class EvalConfig:
     decode: str = "cpu"             # cpu: PIL (protocol) | gpu: nvjpeg + antialiased resize (not bit-identical)
     distributed: str = _speed("auto")       # auto: data-parallel under torchrun (wsol.engine.distributed) | off
     new_head: bool = False          # replace a pretrained/checkpoint head that does not fit the dataset
+    # faithfulness (docs/protocol.md, "Faithfulness"): comma list of avg_drop, deletion, insertion, road (or all)
+    faithfulness: str = ""
+    faithfulness_steps: int = 20        # deletion/insertion: curve steps (RISE's fixed step of ceil(n/steps))
+    faithfulness_patch: int = 1         # deletion/insertion: square patch size in pixels (1 = pixels)
+    deletion_baseline: str = "zeros"    # zeros | blur | mean
+    insertion_baseline: str = "blur"    # zeros | blur | mean
+    road_noise: float = 0.01            # ROAD: std of the noise added to the imputed pixels
 
 
 SWEEPS = ("fast", "reference", "per-threshold")
@@ -86,6 +93,19 @@ def check_config(cfg: EvalConfig) -> None:
                                  ("protocol", cfg.protocol, tuple(PROTOCOLS.names(sort=False)))):
         if value not in allowed:
             bad(name, value, "one of " + ", ".join(allowed))
+    faithfulness_options(cfg)
+
+
+def faithfulness_options(cfg: EvalConfig):
+    """The run's :class:`FaithfulnessOptions`, or None without ``faithfulness`` (checks them)."""
+    from wsol.evaluation.faithfulness import FaithfulnessOptions, parse_metrics
+
+    metrics = parse_metrics(cfg.faithfulness)
+    if not metrics:
+        return None
+    return FaithfulnessOptions(metrics, steps=cfg.faithfulness_steps, patch=cfg.faithfulness_patch,
+                               deletion_baseline=cfg.deletion_baseline, insertion_baseline=cfg.insertion_baseline,
+                               road_noise=cfg.road_noise, seed=cfg.seed)
 
 
 def result_fields() -> List[str]:

@@ -21,6 +21,7 @@ import torch
 from tqdm import tqdm
 
 from wsol.datasets.base import Sample
+from wsol.evaluation.faithfulness import score_batch
 from wsol.evaluation.fastpath import FastPath
 from wsol.evaluation.scoring import RunScorer
 from wsol.evaluation.timing import StageTimer
@@ -162,6 +163,14 @@ def _forward_and_cam(runner: FastPath, method, backbone, images: torch.Tensor, l
                         f"try --batch-size {max(1, batch_size // 2)}") from None
 
 
+def _logits_fn(runner: FastPath) -> Callable[[torch.Tensor], torch.Tensor]:
+    """``batch -> logits`` through the run's forward path (its autocast included)."""
+    def logits(x: torch.Tensor) -> torch.Tensor:
+        with torch.no_grad(), runner.autocast():
+            return runner.forward(x)[1]
+    return logits
+
+
 def _statuses(cams: np.ndarray, logits: np.ndarray) -> List[str]:
     """'ok', or why an image's map will be all zeros (non-finite map or logits)."""
     out = []
@@ -211,6 +220,10 @@ def inference_on_dataset(backbone, loader, method, localizer: Localizer, scorer:
                 scorer.add_skipped(view.samples[idx[j]].image_id, int(labels[j]), errors[j], exclude_skipped,
                                    index=view.positions[idx[j]])
             ok = [j for j in range(n) if j not in bad]
+            if scorer.faithfulness is not None and ok:
+                with timer.stage("faithfulness", len(ok)):
+                    score_batch(scorer.faithfulness, _logits_fn(runner), images[ok], labels_dev[ok],
+                                cams[ok], logits[ok], [view.positions[idx[j]] for j in ok])
             smp = [view.samples[idx[j]] for j in ok]
             size_ok, notes = box_frame_sizes(smp, [sizes[j] for j in ok])
             size_notes += notes

@@ -48,7 +48,7 @@ class RunScorer:
     )
 
     def __init__(self, taus: Sequence[float], fixed_tau: float = 0.2, has_predictions: bool = True,
-                 box_dtype=np.uint8, region=None):
+                 box_dtype=np.uint8, region=None, faithfulness=None):
         self.taus = np.asarray(taus, dtype=np.float64)
         self.evaluator = BoxAccEvaluator(self.taus, IOU_THRESHOLDS, fixed_tau)
         self.has_predictions = has_predictions
@@ -61,19 +61,23 @@ class RunScorer:
         self.exclude_skipped = False
         # the whole-map scores (PxAP, pointing games: wsol.evaluation.region_scoring), fed the same images
         self.region = region
+        # the faithfulness scores (wsol.evaluation.faithfulness), fed by the loop's forward passes
+        self.faithfulness = faithfulness
 
     # ------------------------------------------------------------ declared state
     def state_specs(self) -> Tuple[StateSpec, ...]:
         """Every state of the scorer with its reduction (the evaluator's first, the region
         scorer's last)."""
-        return tuple(BoxAccEvaluator.STATE) + self.PER_IMAGE + (self.region.STATE if self.region else ())
+        return (tuple(BoxAccEvaluator.STATE) + self.PER_IMAGE + (self.region.STATE if self.region else ())
+                + (self.faithfulness.state_specs() if self.faithfulness else ()))
 
     def state_dict(self) -> Dict[str, Any]:
         """The whole state, keyed as :meth:`state_specs`."""
         return {**self.evaluator.state, "rows": self.rows, "iou_all": self.iou["all"],
                 "iou_largest": self.iou["largest"], "box": self.box, "index": self.index,
                 "n_skipped": self.n_skipped, "exclude_skipped": self.exclude_skipped,
-                **(self.region.state_dict() if self.region else {})}
+                **(self.region.state_dict() if self.region else {}),
+                **(self.faithfulness.state_dict() if self.faithfulness else {})}
 
     def load_state_dict(self, state: Dict[str, Any]) -> None:
         """Replace the state (e.g. by :func:`merge_states` of the shards' states); per-image
@@ -88,6 +92,8 @@ class RunScorer:
         self.exclude_skipped = bool(state["exclude_skipped"])
         if self.region is not None:
             self.region.load_state_dict(state, order)
+        if self.faithfulness is not None:
+            self.faithfulness.load_state_dict(state)
 
     def merge(self, *states: Dict[str, Any]) -> None:
         """Merge other scorers' states into this one by the declared reductions."""
@@ -116,6 +122,8 @@ class RunScorer:
         if self.has_predictions:
             row.update({"pred_top1": -1, "pred_top5": "", "top1_correct": False, "top5_correct": False})
         self.index.append(self._next_index(index))
+        if self.faithfulness is not None:
+            self.faithfulness.add_skipped(self.index[-1])
         self.rows.append({**row, "_status": "skipped", "_reason": reason})
         for m in MODES:
             self.iou[m].append(np.zeros(n_t, np.float32))
