@@ -32,8 +32,11 @@ def test_cli_writes_every_metric_with_its_options(cub, tmp_path):
     out = tmp_path / "run"
     rc = main(["-q", "evaluate", "--root", str(cub), "--backbone", "tiny_test_net", "--weights", "random",
                "--batch-size", "2", "--faithfulness", "deletion,insertion,avg_drop,road", "--faithfulness-steps", "4",
-               "--faithfulness-patch", "8", "--out", str(out)])
+               "--faithfulness-patch", "8", "--report", "--out", str(out)])
     assert rc == 0
+    html = (out / "report.html").read_text()
+    assert "Faithfulness (does the map explain the classifier?)" in html and 'alt="faithfulness curves"' in html
+    assert 'alt="BoxAcc vs tau"' in html  # the box curves still plot beside the new rows
     s = pd.read_csv(out / "summary.csv").iloc[0]
     for c in ("avg_drop", "increase_in_confidence", "deletion_auc", "insertion_auc", "road_morf", "road_lerf",
               "road_combined", "road_morf_acc"):
