@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import argparse
 
-from wsol.utils import cli_types as T
+from wsol.utils.options import add_arguments, values_from_args
 
-from wsol.training.train import AMP_MODES, SELECT_BY, TrainConfig
+from wsol.training.train import TrainConfig
 
 _TRAIN_EPILOG = """\
 outputs in --out: best.pt and last.pt (load either with `wsol evaluate --weights FILE`),
@@ -25,7 +25,6 @@ examples:
 
 def add_parsers(subparsers) -> None:
     """Add the ``train`` and ``demo`` subcommands."""
-    d = TrainConfig()
     p = subparsers.add_parser(
         "train", help="fine-tune a backbone with image labels only (Choe et al.'s recipe)",
         description="Fine-tune a classifier on a dataset split with image-level labels only, following\n"
@@ -36,67 +35,25 @@ def add_parsers(subparsers) -> None:
                     "serve only that choice.",
         epilog=_TRAIN_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     g = p.add_argument_group("data")
-    g.add_argument("--dataset", default=d.dataset, help=f"dataset adapter (see `wsol datasets`; default {d.dataset})")
-    g.add_argument("--root", required=True, help="dataset folder (for cub: the CUB_200_2011 folder holding images/)")
-    g.add_argument("--split", default=d.split, help=f"split to train on (default {d.split})")
+    add_arguments(g, TrainConfig, ["dataset", "root", "split"], required=("root",))
     g.add_argument("--dataset-option", action="append", metavar="KEY=VALUE",
                    help="adapter-specific option, repeatable (e.g. n_train_per_class=40 for synthetic)")
-    g.add_argument("--holdout", type=T.fraction_below_one, default=d.holdout, metavar="FRACTION",
-                   help=f"share of each class's train images held out (seeded) to choose the best epoch; "
-                        f"their boxes are used for that choice only; 0 = keep the last epoch (default {d.holdout})")
-    g.add_argument("--select-by", default=d.select_by, choices=SELECT_BY,
-                   help=f"how best.pt is chosen on the held-out images: MaxBoxAccV2 of --val-method CAMs, "
-                        f"classification top-1, or simply the last epoch (default {d.select_by})")
-    g.add_argument("--val-method", default=d.val_method,
-                   help=f"CAM method scored on the held-out images (default {d.val_method})")
-    _add_method_options(p, d)
+    add_arguments(g, TrainConfig, ["holdout", "select_by", "val_method"])
+    _add_method_options(p)
     g = p.add_argument_group("model")
-    g.add_argument("--backbone", default=d.backbone, help=f"backbone name (see `wsol models`; default {d.backbone})")
-    g.add_argument("--weights", default=d.weights,
-                   help="starting weights: 'pretrained' (ImageNet; the head is replaced by one sized for the "
-                        "dataset), 'random', or a checkpoint file (default pretrained)")
+    add_arguments(g, TrainConfig, ["backbone", "weights"])
     g.add_argument("--model-option", action="append", metavar="KEY=VALUE",
                    help="model option, repeatable (e.g. large_feature_map=true for Choe et al.'s architectures; "
                         "`wsol models` lists them); recorded in the checkpoints")
-    g.add_argument("--train-layers", default=d.train_layers, metavar="all|head|last:N",
-                   help="what is trained: 'all' layers, only the classifier ('head'), or the classifier and "
-                        "the last N blocks/stages of the feature stack ('last:N'; new layers such as "
-                        "vgg16_gap's conv6 always train; e.g. ResNet layer4 = last:1, "
-                        "EfficientNet conv_head+bn2 = last:1, + blocks.6 = last:2). Frozen layers keep their "
-                        "BatchNorm statistics (default all)")
-    _add_schedule_and_run_options(p, d)
+    add_arguments(g, TrainConfig, ["train_layers"])
+    g = p.add_argument_group("schedule")
+    add_arguments(g, TrainConfig, ["epochs", "lr", "lr_decay_epochs", "batch_size", "momentum", "nesterov",
+                                   "weight_decay", "seed"])
+    g = p.add_argument_group("run")
+    add_arguments(g, TrainConfig, ["out"], required=("out",))
+    add_arguments(g, TrainConfig, ["resume", "device", "amp", "data_workers", "val_batch_size"])
     p.set_defaults(func=cmd_train)
     _add_demo_parser(subparsers)
-
-
-def _add_schedule_and_run_options(p, d: TrainConfig) -> None:
-    """``train``'s schedule (epochs, lr, SGD, seed) and run (out, resume, device, workers) options."""
-    g = p.add_argument_group("schedule")
-    g.add_argument("--epochs", type=T.positive_int, default=d.epochs, help=f"training epochs (default {d.epochs})")
-    g.add_argument("--lr", type=T.positive_float, default=d.lr,
-                   help=f"learning rate of the pretrained layers; the new ones (classifier) get 10x (default {d.lr})")
-    g.add_argument("--lr-decay-epochs", type=T.positive_int, default=d.lr_decay_epochs, metavar="N",
-                   help=f"multiply the learning rate by 0.1 every N epochs (default {d.lr_decay_epochs})")
-    g.add_argument("--batch-size", type=T.positive_int, default=d.batch_size, help=f"images per step (default {d.batch_size})")
-    g.add_argument("--momentum", type=T.fraction_below_one, default=d.momentum, help=f"SGD momentum (default {d.momentum})")
-    g.add_argument("--nesterov", action="store_true",
-                   help="Nesterov momentum, as wsolevaluation's trainer (off by default: wsol's demo was tuned without)")
-    g.add_argument("--weight-decay", type=T.nonnegative_float, default=d.weight_decay, help=f"SGD weight decay (default {d.weight_decay})")
-    g.add_argument("--seed", type=T.nonnegative_int, default=d.seed,
-                   help="seed of everything: head initialisation, held-out split, shuffling, augmentation (default 0)")
-    g = p.add_argument_group("run")
-    g.add_argument("--out", required=True, metavar="DIR", help="output folder (checkpoints, train_log.csv)")
-    g.add_argument("--resume", action="store_true",
-                   help="continue the run in --out from its last.pt (model, optimizer, scheduler, epoch, RNG); "
-                        "--epochs may be raised to train longer")
-    g.add_argument("--device", type=T.device, default=d.device, help=f"{T.DEVICE_HELP} (default cpu)")
-    g.add_argument("--amp", default=d.amp, choices=AMP_MODES,
-                   help="mixed precision on CUDA: bf16 or fp16 autocast (fp16 with a gradient scaler); 'auto' = "
-                        "bf16 where supported, else fp16; ignored on CPU (default auto)")
-    g.add_argument("--data-workers", type=T.nonnegative_int, default=d.data_workers,
-                   help="DataLoader worker processes for decoding and augmentation (default 0)")
-    g.add_argument("--batch-size-eval", dest="val_batch_size", type=T.positive_int, default=d.val_batch_size,
-                   help=f"images per batch when scoring the held-out images (default {d.val_batch_size})")
 
 
 def _add_demo_parser(subparsers) -> None:
@@ -110,17 +67,13 @@ def _add_demo_parser(subparsers) -> None:
                     "(results/demo.md); a rerun reuses the cached data and the finished training.",
         epilog="On a busy machine OMP_NUM_THREADS=1 wsol demo can be faster: OpenMP threads that wait "
                "for each other lose time when other processes hold the cores.")
-    p.add_argument("--out", default="wsol_demo", metavar="DIR", help="output folder (default wsol_demo)")
-    p.add_argument("--data", default=None, metavar="DIR",
-                   help="where the synthetic set is generated and cached (default DIR/wsol_data/synthetic)")
-    p.add_argument("--quick", action="store_true",
-                   help="a tiny set and schedule, for smoke tests (seconds; the numbers mean nothing)")
-    p.add_argument("--device", type=T.device, default="cpu", help=f"{T.DEVICE_HELP} (default cpu)")
-    p.add_argument("--seed", type=T.nonnegative_int, default=0, help="seed of the training run (default 0)")
+    from wsol.apps.demo import DemoConfig
+
+    add_arguments(p, DemoConfig, ["out", "data", "quick", "device", "seed"])
     p.set_defaults(func=cmd_demo)
 
 
-def _add_method_options(p, d: TrainConfig) -> None:
+def _add_method_options(p) -> None:
     """--wsol-method and one --<method>-<option> flag per hyperparameter of each method."""
     import dataclasses
 
@@ -128,9 +81,7 @@ def _add_method_options(p, d: TrainConfig) -> None:
 
     methods = list_train_methods()
     g = p.add_argument_group("WSOL training method (defaults: the reference's, clovaai/wsolevaluation)")
-    g.add_argument("--wsol-method", default=d.wsol_method, choices=[m.name for m in methods],
-                   help="how the classifier is trained for localization (`wsol methods --training` describes "
-                        f"each; default {d.wsol_method}); the hyperparameters below apply to their method only")
+    add_arguments(g, TrainConfig, ["wsol_method"])
     for m in methods:
         for f in dataclasses.fields(m.Options):
             g.add_argument(f"--{option_flag(m.name, f.name)}", dest=f"mopt__{m.name}__{f.name}",
@@ -161,14 +112,9 @@ def cmd_train(args) -> int:
     from wsol.training.train import method_architecture, train
     from wsol.training.methods import create_train_method
 
-    cfg = TrainConfig(dataset=args.dataset, root=args.root, split=args.split, backbone=args.backbone,
-                      weights=args.weights, wsol_method=args.wsol_method, method_options=method_options_from(args),
-                      model_options=parse_options(args.model_option, "--model-option"), epochs=args.epochs, lr=args.lr, batch_size=args.batch_size,
-                      lr_decay_epochs=args.lr_decay_epochs, momentum=args.momentum, nesterov=args.nesterov,
-                      weight_decay=args.weight_decay, train_layers=args.train_layers, holdout=args.holdout,
-                      select_by=args.select_by, val_method=args.val_method, val_batch_size=args.val_batch_size,
-                      device=args.device, amp=args.amp, out=args.out, resume=args.resume, data_workers=args.data_workers,
-                      seed=args.seed, dataset_options=parse_options(args.dataset_option, "--dataset-option"),
+    cfg = TrainConfig(**values_from_args(args, TrainConfig), method_options=method_options_from(args),
+                      model_options=parse_options(args.model_option, "--model-option"),
+                      dataset_options=parse_options(args.dataset_option, "--dataset-option"),
                       progress=not args.quiet)
     df = train(cfg)
     if len(df):
@@ -183,8 +129,7 @@ def cmd_train(args) -> int:
 def cmd_demo(args) -> int:
     from wsol.apps.demo import DemoConfig, format_table, run_demo
 
-    res = run_demo(DemoConfig(out=args.out, data=args.data, quick=args.quick, device=args.device,
-                              seed=args.seed, progress=not args.quiet))
+    res = run_demo(DemoConfig(**values_from_args(args, DemoConfig), progress=not args.quiet))
     print(format_table(res.table))
     print(f"wall time {res.seconds:.0f} s; wrote {args.out}/summary.csv and {args.out}/<method>/")
     return 0

@@ -110,8 +110,7 @@ def build(cfg: EvalConfig, dataset: Optional[WsolDataset] = None, backbone=None,
     dev = resolve_device(device or cfg.device)
     runner = FastPath(cfg, dev)  # validates --dtype/--decode/--channels-last/--compile
     ds = load_split(cfg, dataset)
-    protocol = get_protocol(cfg.protocol)
-    taus = protocol.thresholds(cfg.cam_step)
+    protocol = get_protocol(cfg.protocol).configure(ds.num_classes, cfg.cam_step, cfg.dataset)
     method = create_method(cfg.method, **cfg.method_options)
     if backbone is None:
         with torch.random.fork_rng(devices=[]):
@@ -119,6 +118,8 @@ def build(cfg: EvalConfig, dataset: Optional[WsolDataset] = None, backbone=None,
             backbone = backbone_for_dataset(ds, cfg.backbone, cfg.weights, dev, cfg.new_head,
                                             options=cfg.model_options)
     check_targets(torch.tensor([s.label for s in ds.samples]), backbone.num_classes)
+    protocol = protocol.for_backbone(getattr(backbone, "name", cfg.backbone))  # e.g. bas: per architecture
+    taus = protocol.thresholds(cfg.cam_step)
     return Built(ds, backbone, method, protocol, taus, runner, dev)
 
 
@@ -147,6 +148,7 @@ def make_scorer(b: Built, cfg: EvalConfig) -> RunScorer:
               if b.protocol.region_metrics else None)
     opts = faithfulness_options(cfg)
     return RunScorer(b.taus, cfg.fixed_tau, has_predictions=True, box_dtype=b.protocol.box_dtype, region=region,
+                     fair_taus=b.protocol.fair_taus,
                      faithfulness=FaithfulnessScorer(opts) if opts is not None else None)
 
 

@@ -32,7 +32,7 @@ import os
 import random
 import time
 from contextlib import nullcontext
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, replace
 from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
@@ -42,7 +42,8 @@ from torch import nn
 from tqdm import tqdm
 
 from wsol.datasets.base import Sample, WsolDataset, build_dataset
-from wsol.training.methods import TrainMethod, create_train_method
+from wsol.engine.config import DEVICE
+from wsol.training.methods import TrainMethod, create_train_method, list_train_methods
 from wsol.errors import WsolError, first_line
 from wsol.models.backbone import Backbone
 from wsol.models.checkpoint import save_checkpoint
@@ -50,6 +51,7 @@ from wsol.models.registry import create_backbone
 from wsol.models.training import param_groups, parse_train_layers, set_trainable
 from wsol.report.csv import write_csv_atomic
 from wsol.utils.io import write_text_atomic
+from wsol.utils.options import check_options, option
 from wsol.utils.outdirs import claim_output_dir
 from wsol.transforms.image import ImageFolderView, train_transform
 
@@ -67,38 +69,61 @@ _RESUMABLE_CHANGES = ("epochs", "resume", "progress", "data_workers", "device", 
 
 @dataclass
 class TrainConfig:
-    """Everything a training run depends on (its fields are the ``wsol train`` options)."""
+    """Everything a training run depends on (its fields are the ``wsol train`` options, each
+    declared once: :mod:`wsol.utils.options`)."""
 
-    dataset: str = "cub"
-    root: str = ""
-    split: str = "train"
-    backbone: str = "efficientnet_lite0"
-    weights: str = "pretrained"
-    wsol_method: str = "cam"
-    method_options: Dict[str, object] = field(default_factory=dict)
-    model_options: Dict[str, object] = field(default_factory=dict)
-    epochs: int = 50
-    lr: float = 1e-3
-    batch_size: int = 32
-    lr_decay_epochs: int = 15
-    momentum: float = 0.9
-    weight_decay: float = 1e-4
-    nesterov: bool = False     # the reference trainer uses Nesterov momentum
-    new_lr_mult: float = 10.0
-    train_layers: str = "all"
-    holdout: float = 0.1
-    select_by: str = "maxboxacc_v2"
-    val_method: str = "cam"
-    val_batch_size: int = 64
-    cam_step: float = 0.01
-    device: str = "cpu"
-    amp: str = "auto"
-    out: str = ""
-    resume: bool = False
-    data_workers: int = 0
-    seed: int = 0
-    dataset_options: Dict[str, object] = field(default_factory=dict)
-    progress: bool = True
+    dataset: str = option("cub", help="dataset adapter (see `wsol datasets`)")
+    root: str = option("", help="dataset folder (for cub: the CUB_200_2011 folder holding images/)")
+    split: str = option("train", help="split to train on")
+    backbone: str = option("efficientnet_lite0", help="backbone name (see `wsol models`)")
+    weights: str = option("pretrained", help="starting weights: 'pretrained' (ImageNet; the head is replaced by "
+                                             "one sized for the dataset), 'random', or a checkpoint file")
+    wsol_method: str = option("cam", choices=lambda: [m.name for m in list_train_methods()], help="how the classifier is trained for localization (`wsol methods "
+                                          "--training` describes each); the hyperparameters below apply to "
+                                          "their method only")
+    method_options: Dict[str, object] = option(default_factory=dict, cli=False, help="--<method>-<option> flags")
+    model_options: Dict[str, object] = option(default_factory=dict, cli=False, help="--model-option KEY=VALUE")
+    epochs: int = option(50, min=1, help="training epochs")
+    lr: float = option(1e-3, min=0, min_open=True,
+                       help="learning rate of the pretrained layers; the new ones (classifier) get 10x")
+    batch_size: int = option(32, min=1, help="images per step")
+    lr_decay_epochs: int = option(15, min=1, metavar="N", help="multiply the learning rate by 0.1 every N epochs")
+    momentum: float = option(0.9, min=0, max=1, max_open=True, help="SGD momentum")
+    weight_decay: float = option(1e-4, min=0, help="SGD weight decay")
+    nesterov: bool = option(False, help="Nesterov momentum, as wsolevaluation's trainer (off by default: wsol's "
+                                        "demo was tuned without)")
+    new_lr_mult: float = option(10.0, min=0, min_open=True, cli=False,
+                                help="learning-rate multiplier of the new layers")
+    train_layers: str = option("all", metavar="all|head|last:N",
+                               help="what is trained: 'all' layers, only the classifier ('head'), or the classifier "
+                                    "and the last N blocks/stages of the feature stack ('last:N'; new layers such "
+                                    "as vgg16_gap's conv6 always train; e.g. ResNet layer4 = last:1, "
+                                    "EfficientNet conv_head+bn2 = last:1, + blocks.6 = last:2). Frozen layers keep "
+                                    "their BatchNorm statistics")
+    holdout: float = option(0.1, min=0, max=1, max_open=True, metavar="FRACTION",
+                            help="share of each class's train images held out (seeded) to choose the best epoch; "
+                                 "their boxes are used for that choice only; 0 = keep the last epoch")
+    select_by: str = option("maxboxacc_v2", choices=SELECT_BY,
+                            help="how best.pt is chosen on the held-out images: MaxBoxAccV2 of --val-method CAMs, "
+                                 "classification top-1, or simply the last epoch")
+    val_method: str = option("cam", help="CAM method scored on the held-out images")
+    val_batch_size: int = option(64, min=1, flag="--batch-size-eval",
+                                 help="images per batch when scoring the held-out images")
+    cam_step: float = option(0.01, min=0, max=1, min_open=True, max_open=True, cli=False,
+                             help="threshold step of the held-out scoring")
+    device: str = option("cpu", help="torch device: cpu, cuda, cuda:N or mps", **DEVICE)
+    amp: str = option("auto", choices=AMP_MODES,
+                      help="mixed precision on CUDA: bf16 or fp16 autocast (fp16 with a gradient scaler); 'auto' = "
+                           "bf16 where supported, else fp16; ignored on CPU")
+    out: str = option("", metavar="DIR", help="output folder (checkpoints, train_log.csv)")
+    resume: bool = option(False, help="continue the run in --out from its last.pt (model, optimizer, scheduler, "
+                                      "epoch, RNG); --epochs may be raised to train longer")
+    data_workers: int = option(0, min=0, help="DataLoader worker processes for decoding and augmentation")
+    seed: int = option(0, min=0, help="seed of everything: head initialisation, held-out split, shuffling, "
+                                      "augmentation")
+    dataset_options: Dict[str, object] = option(default_factory=dict, cli=False,
+                                                help="--dataset-option KEY=VALUE")
+    progress: bool = option(True, cli=False, help="progress bars (CLI: not -q)")
 
 
 # ----------------------------------------------------------------------------- seeding
@@ -220,19 +245,8 @@ def train_step(bb: Backbone, opt: torch.optim.Optimizer, scaler: torch.amp.GradS
 def _check(cfg: TrainConfig) -> None:
     if not cfg.out:
         raise WsolError("training needs an output folder (--out DIR)")
-    if cfg.epochs < 1:
-        raise WsolError(f"--epochs must be >= 1, got {cfg.epochs}")
-    if cfg.batch_size < 1:
-        raise WsolError(f"--batch-size must be >= 1, got {cfg.batch_size}")
-    if not cfg.lr > 0 or not math.isfinite(cfg.lr):
-        raise WsolError(f"--lr must be a positive number, got {cfg.lr}")
-    if cfg.lr_decay_epochs < 1:
-        raise WsolError(f"--lr-decay-epochs must be >= 1, got {cfg.lr_decay_epochs}")
-    if cfg.select_by not in SELECT_BY:
-        raise WsolError(f"--select-by takes one of {', '.join(SELECT_BY)}, got {cfg.select_by!r}")
+    check_options(cfg)
     parse_train_layers(cfg.train_layers)
-    if cfg.amp not in AMP_MODES:
-        raise WsolError(f"--amp takes one of {', '.join(AMP_MODES)}, got {cfg.amp!r}")
 
 
 def _config_dict(cfg: TrainConfig) -> dict:
