@@ -42,6 +42,7 @@ from torch import nn
 from tqdm import tqdm
 
 from wsol.datasets.base import Sample, WsolDataset, build_dataset
+from wsol.datasets.splits import split_holdout  # noqa: F401  (re-exported: wsol.training.train.split_holdout)
 from wsol.engine.config import DEVICE
 from wsol.training.methods import TrainMethod, create_train_method, list_train_methods
 from wsol.errors import WsolError, first_line
@@ -65,6 +66,9 @@ SELECT_BY = ("maxboxacc_v2", "top1", "last")
 AMP_MODES = ("auto", "bf16", "fp16", "off")
 #: Config fields that may differ between a run and its resumption.
 _RESUMABLE_CHANGES = ("epochs", "resume", "progress", "data_workers", "device", "out")
+#: The schedule of Choe et al.'s recipe: the values of the TrainConfig fields left unset (None),
+#: unless the training method's ``recipe`` (its reference trainer's defaults) sets them.
+SCHEDULE_DEFAULTS = {"epochs": 50, "lr": 1e-3, "batch_size": 32, "lr_decay_epochs": 15, "weight_decay": 1e-4}
 
 
 @dataclass
@@ -83,13 +87,20 @@ class TrainConfig:
                                           "their method only")
     method_options: Dict[str, object] = option(default_factory=dict, cli=False, help="--<method>-<option> flags")
     model_options: Dict[str, object] = option(default_factory=dict, cli=False, help="--model-option KEY=VALUE")
-    epochs: int = option(50, min=1, help="training epochs")
-    lr: float = option(1e-3, min=0, min_open=True,
-                       help="learning rate of the pretrained layers; the new ones (classifier) get 10x")
-    batch_size: int = option(32, min=1, help="images per step")
-    lr_decay_epochs: int = option(15, min=1, metavar="N", help="multiply the learning rate by 0.1 every N epochs")
+    # None: the --wsol-method's reference value (its ``recipe``), else SCHEDULE_DEFAULTS (resolve_schedule)
+    epochs: Optional[int] = option(None, min=1, help="training epochs (default: the method's reference value, "
+                                                     "`wsol methods --training`; 50 for Choe et al.'s)")
+    lr: Optional[float] = option(None, min=0, min_open=True,
+                                 help="learning rate of the pretrained layers; the new ones (classifier) get 10x "
+                                      "(default: the method's; 1e-3 for Choe et al.'s)")
+    batch_size: Optional[int] = option(None, min=1, help="images per step (default: the method's; 32 for "
+                                                         "Choe et al.'s)")
+    lr_decay_epochs: Optional[int] = option(None, min=1, metavar="N",
+                                            help="multiply the learning rate by 0.1 every N epochs (default: the "
+                                                 "method's; 15 for Choe et al.'s)")
     momentum: float = option(0.9, min=0, max=1, max_open=True, help="SGD momentum")
-    weight_decay: float = option(1e-4, min=0, help="SGD weight decay")
+    weight_decay: Optional[float] = option(None, min=0, help="weight decay (default: the method's; 1e-4 for "
+                                                             "Choe et al.'s)")
     nesterov: bool = option(False, help="Nesterov momentum, as wsolevaluation's trainer (off by default: wsol's "
                                         "demo was tuned without)")
     new_lr_mult: float = option(10.0, min=0, min_open=True, cli=False,
@@ -169,27 +180,6 @@ def set_rng_states(st: dict) -> None:
 
 
 # ----------------------------------------------------------------------------- data
-def split_holdout(samples: Sequence[Sample], fraction: float, seed: int) -> Tuple[List[Sample], List[Sample]]:
-    """(train, held-out): ``round(fraction * n_c)`` images of each class c held out (at least
-    one when fraction > 0 and the class has two or more), chosen with ``seed``; order kept."""
-    if not 0 <= fraction < 1:
-        raise WsolError(f"--holdout must be in [0, 1), got {fraction}")
-    if fraction == 0:
-        return list(samples), []
-    rng = np.random.default_rng([seed, 7919])
-    by_class: Dict[int, List[int]] = {}
-    for i, s in enumerate(samples):
-        by_class.setdefault(s.label, []).append(i)
-    held = set()
-    for c in sorted(by_class):
-        idx = by_class[c]
-        k = min(max(1, int(round(fraction * len(idx)))), len(idx) - 1)
-        if k > 0:
-            held.update(rng.choice(idx, size=k, replace=False).tolist())
-    return ([s for i, s in enumerate(samples) if i not in held],
-            [s for i, s in enumerate(samples) if i in held])
-
-
 def _collate(batch):
     """(images, labels, errors): the loader's per-image read errors travel to the main process."""
     errors = [b[4] for b in batch if len(b) > 4 and b[4]]
@@ -214,10 +204,17 @@ def amp_dtype(mode: str, device: torch.device) -> Optional[torch.dtype]:
 
 
 # ----------------------------------------------------------------------------- loop
-def make_optimizer(bb: Backbone, trainable: Sequence[nn.Parameter], cfg: TrainConfig
-                   ) -> Tuple[torch.optim.SGD, torch.optim.lr_scheduler.StepLR]:
-    """SGD (momentum, weight decay; new layers at ``new_lr_mult`` x lr) and the step decay
-    (x0.1 every ``lr_decay_epochs``; call ``scheduler.step()`` once per epoch)."""
+def make_optimizer(bb: Backbone, trainable: Sequence[nn.Parameter], cfg: TrainConfig,
+                   method: Optional[TrainMethod] = None) -> Tuple[torch.optim.Optimizer, object]:
+    """The optimizer and per-epoch scheduler of ``method`` when its reference trainer has its
+    own (``TrainMethod.make_optimizer``), else SGD (momentum, weight decay; new layers at
+    ``new_lr_mult`` x lr) and the step decay (x0.1 every ``lr_decay_epochs``); call
+    ``scheduler.step()`` once per epoch."""
+    method = method or create_train_method("cam")
+    cfg = resolve_schedule(cfg, method)
+    own = method.make_optimizer(bb, trainable, cfg)
+    if own is not None:
+        return own
     opt = torch.optim.SGD(param_groups(bb, trainable, cfg.lr, cfg.new_lr_mult, cfg.weight_decay),
                           lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay, nesterov=cfg.nesterov)
     return opt, torch.optim.lr_scheduler.StepLR(opt, step_size=cfg.lr_decay_epochs, gamma=0.1)
@@ -240,6 +237,13 @@ def train_step(bb: Backbone, opt: torch.optim.Optimizer, scaler: torch.amp.GradS
     scaler.step(opt)
     scaler.update()
     return loss.detach(), logits.detach()
+
+
+def resolve_schedule(cfg: TrainConfig, method: TrainMethod) -> TrainConfig:
+    """``cfg`` with each unset (None) schedule field taken from ``method.recipe``, else from
+    :data:`SCHEDULE_DEFAULTS`."""
+    fill = {k: method.recipe.get(k, v) for k, v in SCHEDULE_DEFAULTS.items() if getattr(cfg, k) is None}
+    return replace(cfg, **fill)
 
 
 def _check(cfg: TrainConfig) -> None:
@@ -283,7 +287,8 @@ def method_architecture(method: TrainMethod, backbone: str) -> Tuple[str, Dict[s
     the others) with the method's hyperparameters as model options."""
     from wsol.models.method_heads import variant_for
 
-    return variant_for(backbone, method.architecture, method.model_options())
+    own = method.architecture_for(backbone)
+    return own if own is not None else variant_for(backbone, method.architecture, method.model_options())
 
 
 def method_record(method: TrainMethod, backbone: str, arch: str) -> dict:
@@ -307,9 +312,9 @@ def train(cfg: TrainConfig) -> pd.DataFrame:
     per-epoch log (also written to ``<out>/train_log.csv``). See the module docstring."""
     from wsol.engine.run import resolve_device
 
-    _check(cfg)
     method = create_train_method(cfg.wsol_method, cfg.method_options)
-    cfg = replace(cfg, method_options=method.option_dict())  # recorded with every default
+    cfg = replace(resolve_schedule(cfg, method), method_options=method.option_dict())  # recorded resolved
+    _check(cfg)
     arch, model_opts = method_architecture(method, cfg.backbone)  # a mismatch fails before any work
     dev = resolve_device(cfg.device)
     claim_output_dir(cfg.out, "train", [LAST, BEST, LOG_FILE, CONFIG_FILE])
@@ -324,7 +329,7 @@ def train(cfg: TrainConfig) -> pd.DataFrame:
     log.info("training %s (%s, --wsol-method %s) on %d images (%d held out), %d classes: %s, %.2fM parameters",
              arch, cfg.weights, method.name, len(train_samples), len(holdout), num_classes,
              ", ".join(trained_units), sum(p.numel() for p in trainable) / 1e6)
-    opt, sched = make_optimizer(bb, trainable, cfg)
+    opt, sched = make_optimizer(bb, trainable, cfg, method)
     dtype = amp_dtype(cfg.amp, dev)
     scaler = torch.amp.GradScaler("cuda", enabled=dtype == torch.float16)
     start, best_score, rows = _resume(cfg, last_path, bb, opt, sched, scaler)
