@@ -595,6 +595,25 @@ def default_out_dir(suite: Suite) -> str:
     return os.path.join("runs", _sanitize(suite.name))
 
 
+def _dry_run(runs: List[Run], selected: List[bool], out_dir: str, force: bool) -> pd.DataFrame:
+    """What :func:`run_suite` would do with each run: would-run, would-skip or would-fail."""
+    rows = []
+    for r, sel in zip(runs, selected):
+        done = is_complete(r, os.path.join(out_dir, r.run_id))
+        if not sel:
+            status, reason = "skipped", "not selected by --only"
+        elif done and not force:
+            status, reason = "would-skip", "finished outputs with the same config hash"
+        elif r.problem:
+            status, reason = "would-fail", r.problem
+        else:
+            status, reason = "would-run", "--force" if done else ""
+        row = {"run_id": r.run_id, "status": status, "reason": reason, "config_hash": r.config_hash}
+        row.update(_meta_row(r))
+        rows.append(row)
+    return pd.DataFrame(rows, columns=SUITE_COLUMNS + [c for c in META_COLUMNS])
+
+
 def run_suite(path_or_suite: Union[str, Suite], out_dir: Optional[str] = None,
               only: Union[None, str, Sequence[str]] = None, force: bool = False, dry_run: bool = False,
               progress: bool = True) -> pd.DataFrame:
@@ -616,21 +635,7 @@ def run_suite(path_or_suite: Union[str, Suite], out_dir: Optional[str] = None,
                         f"{len(runs)} runs ({', '.join(r.run_id for r in runs[:5])}{' ...' if len(runs) > 5 else ''})")
 
     if dry_run:
-        rows = []
-        for r, sel in zip(runs, selected):
-            done = is_complete(r, os.path.join(out_dir, r.run_id))
-            if not sel:
-                status, reason = "skipped", "not selected by --only"
-            elif done and not force:
-                status, reason = "would-skip", "finished outputs with the same config hash"
-            elif r.problem:
-                status, reason = "would-fail", r.problem
-            else:
-                status, reason = "would-run", "--force" if done else ""
-            row = {"run_id": r.run_id, "status": status, "reason": reason, "config_hash": r.config_hash}
-            row.update(_meta_row(r))
-            rows.append(row)
-        return pd.DataFrame(rows, columns=SUITE_COLUMNS + [c for c in META_COLUMNS])
+        return _dry_run(runs, selected, out_dir, force)
 
     from tqdm import tqdm
     from tqdm.contrib.logging import logging_redirect_tqdm

@@ -1,5 +1,5 @@
 """The DeiT-based WSOL architectures whose released checkpoints wsol loads as they are
-(``docs/architecture.md``, "Token backbones"):
+(``docs/training.md``, "Token backbones (ViT)"):
 
 - ``deit_tscam_{tiny,small,base}_patch16_224``: TS-CAM (Gao et al., ICCV 2021).
 - ``deit_scm_{tiny,small,base}_patch16_224``: SCM (Bai et al., ECCV 2022), test-time path.

@@ -312,9 +312,9 @@ def train(cfg: TrainConfig) -> pd.DataFrame:
     per-epoch log (also written to ``<out>/train_log.csv``). See the module docstring."""
     from wsol.engine.run import resolve_device
 
+    _check(cfg)   # the schema's one-line errors first (unset schedule fields are None here)
     method = create_train_method(cfg.wsol_method, cfg.method_options)
     cfg = replace(resolve_schedule(cfg, method), method_options=method.option_dict())  # recorded resolved
-    _check(cfg)
     arch, model_opts = method_architecture(method, cfg.backbone)  # a mismatch fails before any work
     dev = resolve_device(cfg.device)
     claim_output_dir(cfg.out, "train", [LAST, BEST, LOG_FILE, CONFIG_FILE])

@@ -58,6 +58,19 @@ def yaml_value(v) -> str:
 EVAL_BAD = ruled(EvalConfig)
 
 
+def command_of(flag: str) -> str:
+    """``evaluate``, or ``score`` for the options only ``wsol score`` takes (``--box-rule``)."""
+    import argparse
+
+    from wsol.cli.app import build_parser
+
+    sub = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
+    for cmd in ("evaluate", "score"):
+        if any(flag in a.option_strings for a in sub.choices[cmd]._actions):
+            return cmd
+    raise AssertionError(f"{flag}: neither evaluate nor score takes it")
+
+
 def test_the_walk_covers_every_kind_of_rule():
     names = {n for n, _ in EVAL_BAD}
     assert {"batch_size", "limit", "cam_step", "fixed_tau", "pointing_tolerance", "workers", "data_workers",
@@ -70,8 +83,9 @@ def test_cli_api_and_suite_refuse_with_the_same_line(tmp_path, capsys, monkeypat
     expected = str(opt.fail(value))
     monkeypatch.chdir(tmp_path)
     # CLI
-    line = cli_line(capsys, ["evaluate", "--root", "r", "--out", "o", opt.flag_name(), str(value)])
-    assert line.startswith(f"wsol evaluate: error: argument {opt.flag_name()}: {expected} (see ")
+    cmd = command_of(opt.flag_name())
+    line = cli_line(capsys, [cmd, "--root", "r", "--out", "o", opt.flag_name(), str(value)])
+    assert line.startswith(f"wsol {cmd}: error: argument {opt.flag_name()}: {expected} (see ")
     # API: wsol.evaluate checks before it reads anything
     import wsol
 
