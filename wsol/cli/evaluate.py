@@ -48,6 +48,7 @@ def add_parsers(sub) -> None:
     add_arguments(g, EvaluateCommand, ["report"])
     add_fast_path_args(p)
     add_protocol_args(p)
+    add_faithfulness_args(p)
     p.set_defaults(func=cmd_evaluate)
 
     p = sub.add_parser("score", help="score heatmaps or boxes computed elsewhere (no model needed)",
@@ -61,6 +62,13 @@ def add_parsers(sub) -> None:
     add_protocol_args(p)
     p.set_defaults(func=cmd_score)
 
+
+
+def add_faithfulness_args(p) -> None:
+    """``--faithfulness`` and its options (docs/protocol.md, "Faithfulness")."""
+    g = p.add_argument_group("faithfulness (does the map explain the classifier?)")
+    add_arguments(g, EvalConfig, ["faithfulness", "faithfulness_steps", "faithfulness_patch", "deletion_baseline",
+                                  "insertion_baseline", "road_noise"])
 
 
 def cmd_evaluate(args) -> int:

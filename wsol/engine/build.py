@@ -15,7 +15,8 @@ import torch
 from wsol import __version__
 from wsol.cams.base import CamMethod, check_targets, create_method
 from wsol.datasets.base import WsolDataset, build_dataset
-from wsol.engine.config import EvalConfig, check_config
+from wsol.engine.config import EvalConfig, check_config, faithfulness_options
+from wsol.evaluation.faithfulness import FaithfulnessScorer
 from wsol.evaluation.fastpath import FastPath
 from wsol.engine.heads import backbone_for_dataset
 from wsol.evaluation.loop import Localizer, LoopStats
@@ -150,8 +151,10 @@ def make_scorer(b: Built, cfg: EvalConfig) -> RunScorer:
     """The run's scorer: boxes, plus the whole-map scores where the protocol has them."""
     region = (RegionScorer(b.taus, b.dataset.has_masks, cfg.pointing_tolerance)
               if b.protocol.region_metrics else None)
+    opts = faithfulness_options(cfg)
     return RunScorer(b.taus, cfg.fixed_tau, has_predictions=True, box_dtype=b.protocol.box_dtype, region=region,
-                     predictions=load_predictions(cfg, b.dataset), fair_taus=b.protocol.fair_taus)
+                     predictions=load_predictions(cfg, b.dataset), fair_taus=b.protocol.fair_taus,
+                     faithfulness=FaithfulnessScorer(opts) if opts is not None else None)
 
 
 def load_predictions(cfg: EvalConfig, ds: WsolDataset):
@@ -205,10 +208,28 @@ def result_tables(scorer: RunScorer, timings: pd.DataFrame, stats: LoopStats, me
         numbers, per_image, curves = attach(numbers, per_image, curves, scorer.region)
     else:
         blank_region_metrics(numbers)
+    if scorer.faithfulness is not None:
+        numbers, per_image, curves = attach_faithfulness(numbers, per_image, curves, scorer)
     if not has_boxes:
         blank_box_metrics(numbers)
     return EvalResult(summary_frame(numbers, meta), per_image, curves, timings,
                       scorer=scorer if model_run else None)
+
+
+def attach_faithfulness(numbers: dict, per_image: pd.DataFrame, curves: pd.DataFrame, scorer: RunScorer) -> tuple:
+    """The faithfulness numbers, per-image columns (before status/reason, in the scorer's image
+    order) and curve rows added to a run's tables."""
+    faith = scorer.faithfulness
+    numbers = {**numbers, **faith.summary()}
+    if len(per_image):
+        extra = faith.per_image(scorer.index)
+        tail = [c for c in ("status", "reason") if c in per_image.columns]
+        base = per_image.reset_index(drop=True)
+        per_image = pd.concat([base.drop(columns=tail), extra, base[tail]], axis=1)
+    rows = faith.curve_rows()
+    if rows is not None:
+        curves = pd.concat([curves, rows], ignore_index=True)
+    return numbers, per_image, curves
 
 
 def policy_numbers(scorer: RunScorer, meta: dict, choice: Optional[ThresholdChoice]) -> dict:

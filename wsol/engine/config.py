@@ -15,6 +15,7 @@ from typing import Dict, List, Optional
 
 from wsol.localize.protocols import PROTOCOLS
 from wsol.localize.sweeps import SWEEP_NAMES
+from wsol.metrics.faithfulness import BASELINES, FAITHFULNESS_METRICS
 from wsol.metrics.threshold_policy import POLICIES, check_policy
 from wsol.utils import options as O
 from wsol.utils.options import option
@@ -26,6 +27,7 @@ MIN_CAM_STEP = 1e-4             # 10,000 thresholds; 1e-7 would be ten million p
 MAX_POINTING_TOLERANCE = 320.0  # pixels on the 224 grid: its diagonal is 316.8, beyond it everything hits
 MAX_BATCH = 65536               # images per batch: far beyond any device's memory at 224x224
 MAX_WORKERS = 512               # processes
+FAITH_PATTERN = r"(all|({0})(,({0}))*)?".format("|".join(FAITHFULNESS_METRICS))
 DEVICE = dict(pattern=r"(cpu|mps|cuda)(:\d+)?", pattern_rule="cpu, cuda, cuda:N or mps")
 
 
@@ -144,12 +146,44 @@ class EvalConfig:
         None, metavar="CSV", help="also write each image's top-5 classes (image_id,top1..top5), the input of "
                                   "--predictions"))
 
+    # faithfulness (docs/protocol.md, "Faithfulness")
+    faithfulness: str = option("", pattern=FAITH_PATTERN, metavar="NAME[,NAME]",
+                               pattern_rule="a comma list of " + ", ".join(FAITHFULNESS_METRICS) + " (or all)",
+                               help="also measure avg_drop (Average Drop / Increase in Confidence), deletion, "
+                                    "insertion, road (or all): perturbed forward passes per batch on --device; "
+                                    "columns in summary.csv and per_image.csv, curves in curves.csv")
+    faithfulness_steps: int = option(20, min=1, help="deletion/insertion: steps of the curve (21 points at 20)")
+    faithfulness_patch: int = option(1, min=1, metavar="PX",
+                                     help="deletion/insertion: perturb squares of PX pixels ranked by the map's "
+                                          "mean over them (PX must divide the input size; 1 = pixels)")
+    deletion_baseline: str = option("zeros", choices=BASELINES,
+                                    help="what deleted positions become: zeros (0 after normalization = the mean "
+                                         "colour, RISE), blur (Gaussian, kernel 11, sigma 5), mean (the image's "
+                                         "mean colour)")
+    insertion_baseline: str = option("blur", choices=BASELINES,
+                                     help="the canvas insertion reveals the image on (blur: RISE's)")
+    road_noise: float = option(0.01, min=0, help="ROAD: standard deviation of the noise on imputed pixels "
+                                                 "(the paper's 0.01)")
+
 
 def check_config(cfg: EvalConfig) -> None:
     """Every declared option's rule (:mod:`wsol.utils.options`), for runs started from Python
     (``wsol.evaluate(...)``, suites, bench): a one-line WsolError naming the option."""
     O.check_options(cfg)
     check_policy(cfg.tau_policy, cfg.tau_source, cfg.tau_holdout)  # the policy's data (a rule across options)
+    faithfulness_options(cfg)
+
+
+def faithfulness_options(cfg: EvalConfig):
+    """The run's :class:`FaithfulnessOptions`, or None without ``faithfulness`` (checks them)."""
+    from wsol.evaluation.faithfulness import FaithfulnessOptions, parse_metrics
+
+    metrics = parse_metrics(cfg.faithfulness)
+    if not metrics:
+        return None
+    return FaithfulnessOptions(metrics, steps=cfg.faithfulness_steps, patch=cfg.faithfulness_patch,
+                               deletion_baseline=cfg.deletion_baseline, insertion_baseline=cfg.insertion_baseline,
+                               road_noise=cfg.road_noise, seed=cfg.seed)
 
 
 def result_fields() -> List[str]:

@@ -21,6 +21,7 @@ import torch
 from tqdm import tqdm
 
 from wsol.datasets.base import Sample
+from wsol.evaluation.faithfulness import score_batch
 from wsol.evaluation.fastpath import FastPath
 from wsol.evaluation.scoring import RunScorer
 from wsol.evaluation.timing import StageTimer
@@ -162,6 +163,14 @@ def _forward_and_cam(runner: FastPath, method, backbone, images: torch.Tensor, l
                         f"try --batch-size {max(1, batch_size // 2)}") from None
 
 
+def _logits_fn(runner: FastPath) -> Callable[[torch.Tensor], torch.Tensor]:
+    """``batch -> logits`` through the run's forward path (its autocast included)."""
+    def logits(x: torch.Tensor) -> torch.Tensor:
+        with torch.no_grad(), runner.autocast():
+            return runner.forward(x)[1]
+    return logits
+
+
 def _statuses(cams: np.ndarray, logits: np.ndarray) -> List[str]:
     """'ok', or why an image's map will be all zeros (non-finite map or logits)."""
     out = []
@@ -208,6 +217,11 @@ def inference_on_dataset(backbone, loader, method, localizer: Localizer, scorer:
             status = _statuses(cams, logits)
             n_nonfinite += sum(s != "ok" for s in status)
             _record_skipped(bad, idx, labels, errors, view, scorer, exclude_skipped)
+            ok = [j for j in range(n) if j not in bad]
+            if scorer.faithfulness is not None and ok:
+                with timer.stage("faithfulness", len(ok)):
+                    score_batch(scorer.faithfulness, _logits_fn(runner), images[ok], labels_dev[ok],
+                                cams[ok], logits[ok], [view.positions[idx[j]] for j in ok])
             record = _batch_record([j for j in range(n) if j not in bad], idx, labels, sizes, top5, status, view,
                                    localizer.protocol)
             size_notes += record.size_notes

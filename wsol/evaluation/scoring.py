@@ -58,7 +58,7 @@ class RunScorer:
 
     def __init__(self, taus: Sequence[float], fixed_tau: float = 0.2, has_predictions: bool = True,
                  box_dtype=np.uint8, region=None, fair_taus: Optional[Sequence[float]] = None,
-                 predictions=None):
+                 predictions=None, faithfulness=None):
         self.taus = np.asarray(taus, dtype=np.float64)
         self.evaluator = BoxAccEvaluator(self.taus, IOU_THRESHOLDS, fixed_tau)
         # the wsoleval scoring of the same maps (each ImageLocalization's ``fair``) under
@@ -78,6 +78,8 @@ class RunScorer:
         # class predictions from a file (wsol.evaluation.given_outputs.Predictions) replace the model's
         self.predictions = predictions
         self.n_missing_predictions = 0
+        # the faithfulness scores (wsol.evaluation.faithfulness), fed by the loop's forward passes
+        self.faithfulness = faithfulness
 
     # ------------------------------------------------------------ declared state
     def state_specs(self) -> Tuple[StateSpec, ...]:
@@ -85,7 +87,8 @@ class RunScorer:
         scorer's last)."""
         fair = tuple(StateSpec(FAIR_PREFIX + sp.name, sp.reduce, "wsoleval scoring: " + sp.doc)
                      for sp in BoxAccEvaluator.STATE) if self.fair is not None else ()
-        return tuple(BoxAccEvaluator.STATE) + self.PER_IMAGE + fair + (self.region.STATE if self.region else ())
+        return (tuple(BoxAccEvaluator.STATE) + self.PER_IMAGE + fair + (self.region.STATE if self.region else ())
+                + (self.faithfulness.state_specs() if self.faithfulness else ()))
 
     def state_dict(self) -> Dict[str, Any]:
         """The whole state, keyed as :meth:`state_specs`."""
@@ -94,7 +97,8 @@ class RunScorer:
                 "n_skipped": self.n_skipped, "exclude_skipped": self.exclude_skipped,
                 "n_missing_predictions": self.n_missing_predictions,
                 **({FAIR_PREFIX + k: v for k, v in self.fair.state.items()} if self.fair is not None else {}),
-                **(self.region.state_dict() if self.region else {})}
+                **(self.region.state_dict() if self.region else {}),
+                **(self.faithfulness.state_dict() if self.faithfulness else {})}
 
     def load_state_dict(self, state: Dict[str, Any]) -> None:
         """Replace the state (e.g. by :func:`merge_states` of the shards' states); per-image
@@ -112,6 +116,8 @@ class RunScorer:
             self.fair.state = {s.name: state[FAIR_PREFIX + s.name] for s in BoxAccEvaluator.STATE}
         if self.region is not None:
             self.region.load_state_dict(state, order)
+        if self.faithfulness is not None:
+            self.faithfulness.load_state_dict(state)
 
     def merge(self, *states: Dict[str, Any]) -> None:
         """Merge other scorers' states into this one by the declared reductions."""
@@ -142,6 +148,8 @@ class RunScorer:
         if self.has_predictions:
             row.update({"pred_top1": -1, "pred_top5": "", "top1_correct": False, "top5_correct": False})
         self.index.append(self._next_index(index))
+        if self.faithfulness is not None:
+            self.faithfulness.add_skipped(self.index[-1])
         self.rows.append({**row, "_status": "skipped", "_reason": reason})
         for m in MODES:
             self.iou[m].append(np.zeros(n_t, np.float32))

@@ -476,8 +476,8 @@ def _curves_html(t: RunTables, s: pd.Series) -> List[str]:
     """BoxAcc-vs-τ plot, and the pixel precision-recall plot with masks."""
     parts: List[str] = []
     has_pixel = t.curves is not None and "mode" in t.curves.columns and (t.curves["mode"] == "pixel").any()
-    box_curves = t.curves[t.curves["mode"] != "pixel"] if t.curves is not None and "mode" in t.curves.columns \
-        else t.curves
+    box_curves = t.curves[~t.curves["mode"].isin(("pixel",) + plots.FAITHFULNESS_MODES)] \
+        if t.curves is not None and "mode" in t.curves.columns else t.curves
     if not (has_pixel and _is_nan(s.get("maxboxacc_v2"))):  # a mask-only dataset has no box curves
         parts.append("<h2>BoxAcc vs threshold τ</h2>")
         if box_curves is not None and len(box_curves):
@@ -489,6 +489,9 @@ def _curves_html(t: RunTables, s: pd.Series) -> List[str]:
         pxap = s.get("pxap")
         parts.append(_img(plots.plot_pixel_pr(t.curves, None if _is_nan(pxap) else float(pxap)), "plot",
                           "pixel precision-recall"))
+    if t.curves is not None and "mode" in t.curves.columns and t.curves["mode"].isin(plots.FAITHFULNESS_MODES).any():
+        parts.append("<h2>Faithfulness (does the map explain the classifier?)</h2>")
+        parts.append(_img(plots.plot_faithfulness(t.curves, s.to_dict()), "plot", "faithfulness curves"))
     return parts
 
 

@@ -120,6 +120,48 @@ def plot_pixel_pr(curves: pd.DataFrame, pxap: Optional[float] = None, title: str
     return _to_png(fig)
 
 
+#: curves.csv modes of the faithfulness metrics (wsol.evaluation.faithfulness)
+FAITHFULNESS_MODES = ("deletion", "insertion", "road_morf", "road_lerf")
+_FAITH_STYLE = {"deletion": ("#d62728", "deletion"), "insertion": ("#2ca02c", "insertion"),
+                "road_morf": ("#d62728", "MoRF (most relevant first)"), "road_lerf": ("#2ca02c", "LeRF (least relevant first)")}
+
+
+def plot_faithfulness(curves: pd.DataFrame, summary: Optional[dict] = None, title: str = "") -> bytes:
+    """Deletion / insertion curves (class score vs fraction perturbed, AUC in the legend) and
+    ROAD's MoRF / LeRF scores vs fraction removed (curves.csv rows of those modes: fraction, score)."""
+    summary = summary or {}
+    sub = curves[curves["mode"].isin(FAITHFULNESS_MODES)] if "mode" in curves.columns else curves.iloc[:0]
+    if not len(sub) or not {"fraction", "score"} <= set(sub.columns):
+        raise WsolError("curves table has no faithfulness rows (modes deletion, insertion, road_morf, road_lerf)")
+    panels = [(("deletion", "insertion"), "deletion / insertion (RISE)", "fraction of the map's positions"),
+              (("road_morf", "road_lerf"), "ROAD (noisy linear imputation)", "fraction of pixels removed")]
+    panels = [p for p in panels if sub["mode"].isin(p[0]).any()]
+    plt = _plt()
+    fig, axes = plt.subplots(1, len(panels), figsize=(5.2 * len(panels), 3.8), squeeze=False)
+    for ax, (modes, head, xlabel) in zip(axes[0], panels):
+        for mode in modes:
+            c = sub[sub["mode"] == mode].sort_values("fraction")
+            if not len(c):
+                continue
+            color, label = _FAITH_STYLE[mode]
+            key = f"{mode}_auc" if mode in ("deletion", "insertion") else mode
+            v = summary.get(key)
+            if v is not None and np.isfinite(float(v)):
+                label += f": {'AUC' if mode in ('deletion', 'insertion') else 'mean'} {float(v):.3f}"
+            ax.plot(c["fraction"], c["score"], "o-", color=color, lw=1.8, ms=3, label=label)
+        ax.set_title(head, fontsize=10)
+        ax.set_xlabel(xlabel)
+        ax.set_xlim(0, 1)
+        ax.set_ylim(0, None)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8, loc="upper right")
+    axes[0][0].set_ylabel("class softmax score (mean)")
+    if title:
+        fig.suptitle(title, fontsize=11)
+    fig.tight_layout()
+    return _to_png(fig)
+
+
 def per_class_accuracy(per_image: pd.DataFrame, class_names: Optional[Sequence[str]] = None,
                        column: str = "gt_known_correct") -> pd.DataFrame:
     """Per-class share (%) of images with ``column`` true -> label, name, n_images, accuracy,
