@@ -440,7 +440,7 @@ def test_reference_architectures_use_the_reference_lr_groups():
 
     r = create_backbone("resnet50_s1", "random", num_classes=3)
     trainable, _, _ = tr.set_trainable(r, "all")
-    opt, _ = tr.make_optimizer(r, trainable, tr.TrainConfig(lr=0.01, nesterov=True))
+    opt = tr.make_optimizer(r, trainable, tr.TrainConfig(lr=0.01))
     fast = {id(p) for g in opt.param_groups if g["name"] == "new" for p in g["params"]}
     names = {n for n, p in r.net.named_parameters() if id(p) in fast}
     assert names == {n for n, _ in r.net.named_parameters() if n.startswith(("layer4.", "fc."))}
