@@ -149,7 +149,7 @@ def train_epoch(cfg: TrainConfig, epoch: int, bb: Backbone, view, opt, scaler, d
             tot_n += labels.numel()
             bar.update(labels.numel())
             bar.set_postfix(loss=f"{tot_loss / tot_n:.3f}")
-    return {"epoch": epoch + 1, "lr": lrs[0], "lr_new": lrs[-1], "train_loss": tot_loss / max(tot_n, 1),
+    return {"epoch": epoch + 1, **lrs, "train_loss": tot_loss / max(tot_n, 1),
             "train_top1": 100.0 * tot_correct / max(tot_n, 1), "n_train": tot_n,
             "train_seconds": time.perf_counter() - t0}
 

@@ -163,15 +163,14 @@ def make_optimizer(bb: Backbone, trainable: Sequence[nn.Parameter], cfg: TrainCo
     return opt
 
 
-def set_epoch_lr(opt: torch.optim.Optimizer, epoch: int, cfg: TrainConfig) -> List[float]:
-    """Set every group's rate for 1-based ``epoch``; returns them. With the reference rule
-    the rate is the reference's in-place products (``lr * 0.1 * 0.1 ...``)."""
+def set_epoch_lr(opt: torch.optim.Optimizer, epoch: int, cfg: TrainConfig) -> Dict[str, float]:
+    """Set every group's rate for 1-based ``epoch``, the reference's in-place products
+    (``lr * 0.1 * 0.1 ...``). Returns ``{'lr': the rate of --lr, 'lr_new': the new layers'}``
+    whether or not a group of that kind trains (``--train-layers head``)."""
     n = n_decays(epoch, cfg.lr_decay_epochs, cfg.lr_schedule)
-    out = []
     for g in opt.param_groups:
         g["lr"] = decayed(g["initial_lr"], n)
-        out.append(g["lr"])
-    return out
+    return {"lr": decayed(cfg.lr, n), "lr_new": decayed(cfg.lr * cfg.new_lr_mult, n)}
 
 
 # ----------------------------------------------------------------------------- AMP

@@ -74,14 +74,14 @@ def _read_selection(cfg: TrainConfig, name: str, train: WsolDataset) -> WsolData
     sel = build_dataset(cfg.dataset, cfg.root, name, **dict(cfg.dataset_options))
     if len(sel) == 0:
         raise WsolError(f"{cfg.root}: the selection split '{name}' has no images")
-    shared = {s.path for s in train.samples} & {s.path for s in sel.samples}
+    shared = {s.path or s.image_id for s in train.samples} & {s.path or s.image_id for s in sel.samples}
     if shared:
         raise WsolError(f"{cfg.root}: the selection split '{name}' shares {len(shared)} image(s) with the "
                         f"training split '{cfg.split}' (e.g. {sorted(shared)[0]}); choose another --selection-split")
-    if sel.num_classes != train.num_classes:
-        raise WsolError(f"{cfg.root}: the selection split '{name}' has {sel.num_classes} classes, "
-                        f"the training split {train.num_classes}")
-    if cfg.select_by == "maxboxacc_v2" and not any(s.boxes for s in sel.samples):
+    if sel.num_classes > train.num_classes:
+        raise WsolError(f"{cfg.root}: the selection split '{name}' has labels up to {sel.num_classes - 1}, "
+                        f"the training split only {train.num_classes} classes")
+    if cfg.select_by == "maxboxacc_v2" and not any(len(s.boxes) for s in sel.samples):
         raise WsolError(f"{cfg.root}: the selection split '{name}' has no boxes to choose by MaxBoxAccV2 "
                         "(--select-by top1, or another --selection-split)")
     return sel

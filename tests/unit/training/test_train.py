@@ -97,9 +97,9 @@ def test_new_parameters_get_ten_times_the_lr(start_ckpt):
     assert groups["pretrained"]["lr"] == pytest.approx(0.003) and groups["new"]["lr"] == pytest.approx(0.03)
     for g in opt.param_groups:  # the reference recipe: Nesterov, decay on every parameter
         assert g["momentum"] == 0.9 and g["weight_decay"] == pytest.approx(1e-4) and g["nesterov"]
-    assert tr.set_epoch_lr(opt, 1, tr.fill_recipe(cfg)) == pytest.approx([0.003, 0.03])
+    assert tr.set_epoch_lr(opt, 1, tr.fill_recipe(cfg)) == pytest.approx({"lr": 0.003, "lr_new": 0.03})
     # the reference decays before epoch 2 (2 % 2 == 0), both groups
-    assert tr.set_epoch_lr(opt, 2, tr.fill_recipe(cfg)) == pytest.approx([0.0003, 0.003])
+    assert tr.set_epoch_lr(opt, 2, tr.fill_recipe(cfg)) == pytest.approx({"lr": 0.0003, "lr_new": 0.003})
     assert groups["pretrained"]["lr"] == pytest.approx(0.0003) and groups["new"]["lr"] == pytest.approx(0.003)
 
 
