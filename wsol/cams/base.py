@@ -35,7 +35,8 @@ class MethodInfo:
     needs_grad: bool
 
 
-METHODS: Registry[type] = Registry("method", [f"wsol.cams.{m}" for m in ("cam", "gradcam", "scorecam", "baselines")])
+METHODS: Registry[type] = Registry("method", [f"wsol.cams.{m}" for m in ("cam", "gradcam", "scorecam", "baselines",
+                                                                                  "attention")])
 
 
 def register_method(cls: type) -> type:

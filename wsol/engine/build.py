@@ -109,7 +109,7 @@ def build(cfg: EvalConfig, dataset: Optional[WsolDataset] = None, backbone=None,
     dev = resolve_device(device or cfg.device)
     runner = FastPath(cfg, dev)  # validates --dtype/--decode/--channels-last/--compile
     ds = load_split(cfg, dataset)
-    protocol = get_protocol(cfg.protocol)
+    protocol = get_protocol(cfg.protocol).configure(ds.num_classes, cfg.cam_step)
     taus = protocol.thresholds(cfg.cam_step)
     method = create_method(cfg.method, **cfg.method_options)
     if backbone is None:
@@ -144,7 +144,8 @@ def make_scorer(b: Built, cfg: EvalConfig) -> RunScorer:
     """The run's scorer: boxes, plus the whole-map scores where the protocol has them."""
     region = (RegionScorer(b.taus, b.dataset.has_masks, cfg.pointing_tolerance)
               if b.protocol.region_metrics else None)
-    return RunScorer(b.taus, cfg.fixed_tau, has_predictions=True, box_dtype=b.protocol.box_dtype, region=region)
+    return RunScorer(b.taus, cfg.fixed_tau, has_predictions=True, box_dtype=b.protocol.box_dtype, region=region,
+                     fair_taus=b.protocol.fair_taus)
 
 
 def make_localizer(b: Built, cfg: EvalConfig, scorer: RunScorer) -> Localizer:

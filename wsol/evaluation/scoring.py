@@ -14,6 +14,10 @@ from wsol.metrics.box_accuracy import IOU_THRESHOLDS, LOC_MODE, V2_MODE, BoxAccE
 from wsol.metrics.state import StateSpec, merge_states
 
 LOC_RULE = "argmax_tau BoxAcc(tau, IoU 0.5), largest box"
+#: summary numbers taken from the wsoleval scoring of the same maps when the protocol is another
+FAIR_COLUMNS = ("maxboxacc", "maxboxacc_v2", "maxboxacc_iou30", "maxboxacc_iou50", "maxboxacc_iou70",
+                "tau_iou30", "tau_iou50", "tau_iou70")
+FAIR_PREFIX = "fair_"
 
 SUMMARY_COLUMNS = [
     "dataset", "split", "protocol", "backbone", "weights", "method", "n_images", "top1_cls",
@@ -48,9 +52,13 @@ class RunScorer:
     )
 
     def __init__(self, taus: Sequence[float], fixed_tau: float = 0.2, has_predictions: bool = True,
-                 box_dtype=np.uint8, region=None):
+                 box_dtype=np.uint8, region=None, fair_taus: Optional[Sequence[float]] = None):
         self.taus = np.asarray(taus, dtype=np.float64)
         self.evaluator = BoxAccEvaluator(self.taus, IOU_THRESHOLDS, fixed_tau)
+        # the wsoleval scoring of the same maps (each ImageLocalization's ``fair``) under
+        # another protocol: its MaxBoxAcc / MaxBoxAccV2 columns replace the protocol's own
+        self.fair = BoxAccEvaluator(np.asarray(fair_taus, np.float64), IOU_THRESHOLDS, fixed_tau) \
+            if fair_taus is not None else None
         self.has_predictions = has_predictions
         self.box_dtype = box_dtype  # the protocol's box type (uint8 holds 224-grid boxes)
         self.rows: List[dict] = []
@@ -66,13 +74,16 @@ class RunScorer:
     def state_specs(self) -> Tuple[StateSpec, ...]:
         """Every state of the scorer with its reduction (the evaluator's first, the region
         scorer's last)."""
-        return tuple(BoxAccEvaluator.STATE) + self.PER_IMAGE + (self.region.STATE if self.region else ())
+        fair = tuple(StateSpec(FAIR_PREFIX + sp.name, sp.reduce, "wsoleval scoring: " + sp.doc)
+                     for sp in BoxAccEvaluator.STATE) if self.fair is not None else ()
+        return tuple(BoxAccEvaluator.STATE) + self.PER_IMAGE + fair + (self.region.STATE if self.region else ())
 
     def state_dict(self) -> Dict[str, Any]:
         """The whole state, keyed as :meth:`state_specs`."""
         return {**self.evaluator.state, "rows": self.rows, "iou_all": self.iou["all"],
                 "iou_largest": self.iou["largest"], "box": self.box, "index": self.index,
                 "n_skipped": self.n_skipped, "exclude_skipped": self.exclude_skipped,
+                **({FAIR_PREFIX + k: v for k, v in self.fair.state.items()} if self.fair is not None else {}),
                 **(self.region.state_dict() if self.region else {})}
 
     def load_state_dict(self, state: Dict[str, Any]) -> None:
@@ -86,6 +97,8 @@ class RunScorer:
         self.index = [state["index"][k] for k in order]
         self.n_skipped = int(state["n_skipped"])
         self.exclude_skipped = bool(state["exclude_skipped"])
+        if self.fair is not None:
+            self.fair.state = {s.name: state[FAIR_PREFIX + s.name] for s in BoxAccEvaluator.STATE}
         if self.region is not None:
             self.region.load_state_dict(state, order)
 
@@ -110,6 +123,8 @@ class RunScorer:
         n_t = len(self.taus)
         if not exclude:
             self.evaluator.process(np.zeros((1, len(MODES), n_t)), np.zeros(1, bool), np.zeros(1, bool))
+            if self.fair is not None:
+                self.fair.process(np.zeros((1, len(MODES), len(self.fair.taus))), np.zeros(1, bool), np.zeros(1, bool))
         if self.region is not None:
             self.region.add_skipped(int(label), exclude)
         row = {"image_id": image_id, "label": int(label)}
@@ -137,6 +152,8 @@ class RunScorer:
         else:
             t1 = t5 = np.zeros(len(labels), dtype=bool)
         self.evaluator.process(ious, t1, t5)
+        if self.fair is not None and locs:
+            self.fair.process(np.stack([l.fair.iou for l in locs]), t1, t5)
         for i, (iid, lab, loc) in enumerate(zip(image_ids, labels, locs)):
             row = {"image_id": iid, "label": int(lab)}
             if top5 is not None and len(top5):
@@ -163,6 +180,10 @@ class RunScorer:
                 s[k] = float("nan")
         s["loc_mode"] = LOC_MODE
         s["loc_tau_rule"] = LOC_RULE
+        if self.fair is not None:  # the fair numbers: the same maps under wsoleval
+            fair = self.fair.evaluate().__dict__
+            s.update({k: fair[k] for k in FAIR_COLUMNS})
+            s["maxboxacc_rule"] = f"wsoleval (MaxBoxAccV2 over {len(self.fair.taus)} taus)"
         s["n_skipped"] = self.n_skipped
         s["metric_denominator"] = ("scored images only (skipped excluded)" if self.exclude_skipped
                                    else "all images (skipped count as misses)")

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import List, Sequence
+from typing import List, Optional, Sequence
 
 import numpy as np
 
@@ -13,10 +13,13 @@ from wsol.localize.maps import quantize
 @dataclass
 class ImageLocalization:
     """iou: float64 [len(MODES), n_tau] best IoU per mode and τ;
-    boxes: int16 [len(MODES), n_tau, 4], the box achieving that IoU (first on ties)."""
+    boxes: int16 [len(MODES), n_tau, 4], the box achieving that IoU (first on ties);
+    fair: under a protocol other than wsoleval, the wsoleval localization of the same map
+    (its MaxBoxAccV2 goes in the same summary row), else None."""
 
     iou: np.ndarray
     boxes: np.ndarray
+    fair: Optional["ImageLocalization"] = None
 
 
 def localize_map(norm_map: np.ndarray, gt_boxes: np.ndarray, taus: Sequence[float],

@@ -34,6 +34,14 @@ class Protocol:
     box_dtype: type = np.int32
     scores_heatmaps: bool = False
     region_metrics: bool = False
+    #: the wsoleval τ grid the same maps are also scored on (MaxBoxAccV2 in the same row), or None
+    fair_taus: Optional[np.ndarray] = None
+
+    def configure(self, num_classes: int, cam_step: float) -> "Protocol":
+        """The protocol as a run on a dataset of ``num_classes`` classes uses it (protocols
+        whose threshold depends on the dataset, or that also score under wsoleval, return a
+        configured copy)."""
+        return self
 
     def thresholds(self, cam_step: float) -> np.ndarray:
         """The τ grid."""
@@ -101,9 +109,24 @@ class Cam2016Protocol(Protocol):
     def gt_boxes(self, boxes: np.ndarray, size: Size) -> np.ndarray:
         return np.asarray(boxes)
 
+    def configure(self, num_classes: int, cam_step: float) -> "Protocol":
+        import copy
+
+        out = copy.copy(self)
+        out.fair_taus = thresholds(cam_step)
+        return out
+
+    def with_fair(self, cams, gts, sizes, locs, sweep):
+        """Attach the wsoleval localization of the same raw maps (GT put on the 224 grid)."""
+        if self.fair_taus is not None:
+            scaled = [scale_gt_boxes(g, w, h, MAP_SIZE) for g, (w, h) in zip(gts, sizes)]
+            for loc, fair in zip(locs, localize_batch(postprocess_batch(cams), scaled, self.fair_taus, sweep)):
+                loc.fair = fair
+        return locs
+
     def localize(self, cams, gts, sizes, taus, sweep, keep_maps=False):
         locs = [localize_cam2016(c, g, w, h) for c, g, (w, h) in zip(cams, gts, sizes)]
-        return locs, (postprocess_batch(cams) if keep_maps else None)
+        return self.with_fair(cams, gts, sizes, locs, sweep), (postprocess_batch(cams) if keep_maps else None)
 
 
 class Cam2016CodeProtocol(Cam2016Protocol):
@@ -118,10 +141,11 @@ class Cam2016CodeProtocol(Cam2016Protocol):
         from wsol.localize.cam2016_code import localize_cam2016_code
 
         locs = [localize_cam2016_code(c, g, w, h) for c, g, (w, h) in zip(cams, gts, sizes)]
-        return locs, (postprocess_batch(cams) if keep_maps else None)
+        return self.with_fair(cams, gts, sizes, locs, sweep), (postprocess_batch(cams) if keep_maps else None)
 
 
-PROTOCOLS: Registry[Protocol] = Registry("protocol")
+#: the built-in protocols, and plugin modules that register more (the ViT families' box rules)
+PROTOCOLS: Registry[Protocol] = Registry("protocol", ["wsol.localize.family_protocols"])
 for _p in (WsolEvalProtocol(), Cam2016Protocol(), Cam2016CodeProtocol()):
     PROTOCOLS.add(_p.name, _p)
 

@@ -39,7 +39,8 @@ class ModelEntry:
 
 
 BACKBONES: Registry[ModelEntry] = Registry("backbone", [f"wsol.models.{m}" for m in
-                                                        ("torchvision_models", "efficientnet_lite", "wsoleval_archs")])
+                                                        ("torchvision_models", "efficientnet_lite", "wsoleval_archs",
+                                                         "vit", "vit_wsol")])
 
 
 def register_backbone(info: BackboneInfo, builder: Builder, default_classes: int = 1000,
@@ -136,6 +137,10 @@ def _timm_entry(name: str) -> ModelEntry:
             if not pretrained:
                 raise
             raise WsolError(_offline_hint_timm(name, e)) from None
+        from wsol.models.vit import ViTBackbone, is_timm_vit, vit_info
+
+        if is_timm_vit(net):  # token features on the patch grid (wsol.models.vit)
+            return ViTBackbone(net, vit_info(name, net))
         info = BackboneInfo(name, "timm", "forward_features", _stride(net), False)
         bb = TimmBackbone(net, info)
         bb.info.cam_exact = check_cam_exact(bb)
