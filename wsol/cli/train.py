@@ -26,7 +26,6 @@ examples (docs/training.md):
 
 def add_parsers(subparsers) -> None:
     """Add the ``train`` and ``demo`` subcommands."""
-    d = TrainConfig()
     p = subparsers.add_parser(
         "train", help="fine-tune a backbone with image labels only (Choe et al.'s recipe)",
         description="Fine-tune a classifier on a dataset split with image-level labels only, as Choe et\n"
@@ -37,6 +36,21 @@ def add_parsers(subparsers) -> None:
                     "selection split (train-fullsup: --selection-split) is scored every epoch; best.pt is\n"
                     "its best epoch, last.pt the last, which --test-split evaluates by default.",
         epilog=_TRAIN_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_train_arguments(p)
+    p.set_defaults(func=cmd_train)
+    _add_demo_parser(subparsers)
+
+
+def add_train_arguments(p) -> None:
+    """Every option of ``wsol train`` (``wsol tune`` takes them too: its base run)."""
+    d = TrainConfig()
+    _add_data_options(p, d)
+    _add_method_options(p, d)
+    _add_model_options(p, d)
+    _add_schedule_and_run_options(p, d)
+
+
+def _add_data_options(p, d: TrainConfig) -> None:
     g = p.add_argument_group("data")
     g.add_argument("--dataset", default=d.dataset, help=f"dataset adapter (see `wsol datasets`; default {d.dataset})")
     g.add_argument("--root", required=True, help="dataset folder (for cub: the CUB_200_2011 folder holding images/)")
@@ -61,7 +75,9 @@ def add_parsers(subparsers) -> None:
     g.add_argument("--eval-checkpoint", default=d.eval_checkpoint, choices=EVAL_CHECKPOINTS,
                    help="the checkpoint --test-split evaluates: the last epoch (the paper's) or best.pt "
                         f"(default {d.eval_checkpoint})")
-    _add_method_options(p, d)
+
+
+def _add_model_options(p, d: TrainConfig) -> None:
     g = p.add_argument_group("model")
     g.add_argument("--backbone", default=d.backbone, help=f"backbone name (see `wsol models`; default {d.backbone})")
     g.add_argument("--weights", default=d.weights,
@@ -76,9 +92,6 @@ def add_parsers(subparsers) -> None:
                         "vgg16_gap's conv6 always train; e.g. ResNet layer4 = last:1, "
                         "EfficientNet conv_head+bn2 = last:1, + blocks.6 = last:2). Frozen layers keep their "
                         "BatchNorm statistics (default all)")
-    _add_schedule_and_run_options(p, d)
-    p.set_defaults(func=cmd_train)
-    _add_demo_parser(subparsers)
 
 
 def _add_schedule_and_run_options(p, d: TrainConfig) -> None:
@@ -178,12 +191,11 @@ def method_options_from(args) -> dict:
     return out
 
 
-def cmd_train(args) -> int:
+def train_config_from(args) -> TrainConfig:
+    """The TrainConfig of parsed ``wsol train`` (or ``wsol tune``) arguments."""
     from wsol.cli.options import parse_options
-    from wsol.training.loop import method_architecture, train
-    from wsol.training.methods import create_train_method
 
-    cfg = TrainConfig(dataset=args.dataset, root=args.root, split=args.split, backbone=args.backbone,
+    return TrainConfig(dataset=args.dataset, root=args.root, split=args.split, backbone=args.backbone,
                       weights=args.weights, wsol_method=args.wsol_method, method_options=method_options_from(args),
                       model_options=parse_options(args.model_option, "--model-option"), recipe=args.recipe,
                       epochs=args.epochs, lr=args.lr, batch_size=args.batch_size, lr_decay_epochs=args.lr_decay_epochs,
@@ -195,6 +207,13 @@ def cmd_train(args) -> int:
                       device=args.device, amp=args.amp, out=args.out, resume=args.resume, data_workers=args.data_workers,
                       seed=args.seed, dataset_options=parse_options(args.dataset_option, "--dataset-option"),
                       progress=not args.quiet)
+
+
+def cmd_train(args) -> int:
+    from wsol.training.loop import method_architecture, train
+    from wsol.training.methods import create_train_method
+
+    cfg = train_config_from(args)
     df = train(cfg)
     if len(df):
         cols = [c for c in ("epoch", "train_loss", "train_top1", "val_top1", "val_maxboxacc_v2", "best") if c in df]
