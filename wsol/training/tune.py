@@ -191,6 +191,18 @@ def run_search(cfg: TuneConfig):
     return study
 
 
+#: wsolevaluation's metadata folder names -> the dataset names of the published table
+_WSOLEVAL_NAMES = {"cub": "cub", "ilsvrc": "imagenet", "openimages": "openimages"}
+
+
+def dataset_name(cfg: TrainConfig) -> str:
+    """The dataset's name for ``wsol compare``: for ``wsoleval`` the metadata folder's
+    (``metadata/CUB`` -> cub), else the adapter's."""
+    if cfg.dataset == "wsoleval":
+        return _WSOLEVAL_NAMES.get(os.path.basename(os.path.normpath(cfg.root)).lower(), cfg.dataset)
+    return cfg.dataset
+
+
 def run_final(cfg: TuneConfig, study) -> pd.Series:
     """Retrain the best trial's configuration and evaluate it on ``test_split``; writes
     ``<out>/final`` and ``<out>/summary.csv`` (the test row, ``training`` = the method,
@@ -206,6 +218,7 @@ def run_final(cfg: TuneConfig, study) -> pd.Series:
     train(tcfg)
     row = pd.read_csv(os.path.join(tcfg.out, "test", "summary.csv")).iloc[0].copy()
     row["training"] = base.wsol_method
+    row["dataset_name"] = dataset_name(base)
     row["run_id"] = f"tuned:{study.study_name}#{best.number}"
     row["tuned_trials"] = _counts(study)["COMPLETE"]
     write_csv_atomic(pd.DataFrame([row]), os.path.join(cfg.out, "summary.csv"))

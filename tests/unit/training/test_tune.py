@@ -115,3 +115,10 @@ def test_two_processes_share_one_study_through_a_kill(tmp_path):
     assert len(ok) == 6
     assert int(ok.loc[ok.value.idxmax(), "number"]) == study.best_trial.number
     assert float(ok.value.max()) == study.best_value
+
+
+def test_dataset_name_for_compare():
+    assert tu.dataset_name(TrainConfig(dataset="wsoleval", root="/x/metadata/CUB/")) == "cub"
+    assert tu.dataset_name(TrainConfig(dataset="wsoleval", root="metadata/ILSVRC")) == "imagenet"
+    assert tu.dataset_name(TrainConfig(dataset="wsoleval", root="my/meta")) == "wsoleval"
+    assert tu.dataset_name(TrainConfig(dataset="synthetic", root="x")) == "synthetic"
