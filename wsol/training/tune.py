@@ -166,12 +166,23 @@ def _counts(study) -> Dict[str, int]:
     return {s: states.count(s) for s in ("COMPLETE", "RUNNING", "WAITING", "FAIL")}
 
 
+def check_selection(cfg: TrainConfig) -> None:
+    """A trial needs a score: a selection split (or a hold-out) and a selection rule."""
+    from wsol.training.selection import NO_SPLIT, selection_split_name
+
+    none = cfg.selection_split in NO_SPLIT or (not selection_split_name(cfg) and cfg.holdout == 0)
+    if none or cfg.select_by == "last":
+        raise WsolError("wsol tune scores trials on a selection split: give --selection-split "
+                        "(or --holdout > 0), and --select-by maxboxacc_v2 or top1")
+
+
 def run_search(cfg: TuneConfig):
     """Run trials until the study holds ``n_trials`` complete ones (with any other processes
     sharing it); returns the study."""
     optuna = _optuna()
-    os.makedirs(cfg.out, exist_ok=True)
     cfg = replace(cfg, train=resolve(replace(cfg.train, out=cfg.out)))
+    check_selection(cfg.train)
+    os.makedirs(cfg.out, exist_ok=True)
     study = open_study(cfg)
     objective = _objective(cfg)
     while True:

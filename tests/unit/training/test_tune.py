@@ -122,3 +122,12 @@ def test_dataset_name_for_compare():
     assert tu.dataset_name(TrainConfig(dataset="wsoleval", root="metadata/ILSVRC")) == "imagenet"
     assert tu.dataset_name(TrainConfig(dataset="wsoleval", root="my/meta")) == "wsoleval"
     assert tu.dataset_name(TrainConfig(dataset="synthetic", root="x")) == "synthetic"
+
+
+def test_cli_refuses_a_search_without_selection(tmp_path, capsys):
+    from wsol.cli import main
+
+    rc = main(["tune", "--dataset", "synthetic", "--root", str(tmp_path / "syn"), "--holdout", "0",
+               "--trials", "2", "--out", str(tmp_path / "t")])
+    assert rc != 0 and "scores trials on a selection split" in capsys.readouterr().err
+    assert not os.path.exists(tmp_path / "t")
