@@ -10,14 +10,14 @@
 #   bash benchmarks/tune_synthetic.sh OUT [TRIALS] [METHODS]
 set -euo pipefail
 OUT=${1:?output folder}
-TRIALS=${2:-4}
+TRIALS=${2:-3}
 METHODS=${3:-"cam has"}
 PY=${PYTHON:-python}
 mkdir -p "$OUT"
-[ -f "$OUT/syn/train_test_split.txt" ] || $PY -m wsol -q make-synthetic --out "$OUT/syn" --classes 4 \
-    --train-per-class 16 --test-per-class 8 >/dev/null
+[ -f "$OUT/syn/train_test_split.txt" ] || $PY -m wsol -q make-synthetic --out "$OUT/syn" --classes 3 \
+    --train-per-class 8 --test-per-class 4 >/dev/null
 BASE=(--dataset synthetic --root "$OUT/syn" --backbone efficientnet_lite0 --weights pretrained
-      --train-layers last:3 --epochs 2 --batch-size 16 --holdout 0.25 --test-split test)
+      --train-layers last:1 --epochs 2 --batch-size 8 --holdout 0.25 --test-split test)
 for m in $METHODS; do
     $PY -m wsol -q train "${BASE[@]}" --wsol-method "$m" --resume --out "$OUT/$m/untuned" >/dev/null
     $PY -m wsol -q tune "${BASE[@]}" --wsol-method "$m" --trials "$TRIALS" --final --out "$OUT/$m/tune" >/dev/null

@@ -65,7 +65,6 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 import pandas as pd
 
 from wsol.errors import WsolError
-from wsol.utils import cli_types as T
 from wsol.utils.io import read_text_file, write_text_atomic
 from wsol.utils.outdirs import claim_output_dir, folder_lock
 
@@ -361,57 +360,25 @@ class _Loader:
         return out
 
 
-def _run_option_types() -> Dict[str, Any]:
-    from wsol.engine.run import EvalConfig
+def _run_options() -> Dict[str, Any]:
+    """The suite's ``options`` keys: EvalConfig's declared options less the grid's fields."""
+    from wsol.engine.config import EvalConfig
+    from wsol.utils.options import options_of
 
-    return {f.name: f.type for f in dataclasses.fields(EvalConfig) if f.name not in GRID_FIELDS}
-
-
-#: the CLI's range checks (wsol.utils.cli_types), applied to the same options in a suite file
-OPTION_RANGES = {"batch_size": T.positive_int, "limit": T.positive_int, "data_workers": T.nonnegative_int,
-                 "workers": T.nonnegative_int, "cam_step": T.open_fraction, "fixed_tau": T.threshold,
-                 "device": T.device, "seed": T.nonnegative_int}
+    return {k: o for k, o in options_of(EvalConfig).items() if k not in GRID_FIELDS}
 
 
-def _coerce_option(ld: _Loader, key: str, value: Any, typ: str, at: KeyPath) -> Any:
-    """Parse an option to its EvalConfig type (strings from ``${VAR}`` included)."""
-    if key == "save_cams":
-        typ = "bool"
-    if value is None or (isinstance(value, str) and value.strip().lower() in ("null", "none", "~")):
-        if typ == "bool":
-            return False
-        if "Optional" in typ:
-            return None
-        raise ld.error(f"option '{key}' must not be empty", at)
-    base = typ.replace("Optional[", "").rstrip("]")
+def _coerce_option(ld: _Loader, opt: Any, value: Any, at: KeyPath) -> Any:
+    """A YAML value (strings from ``${VAR}`` included) -> the option's type, checked by its
+    declaration (:mod:`wsol.utils.options`: the same rule and line as the CLI and the API)."""
+    from wsol.utils.options import OptionError
+
+    if opt.name == "save_cams":  # in a suite: a flag (heatmaps into DIR/<run-id>/cams/)
+        opt = dataclasses.replace(opt, kind="bool", optional=False, pattern=None)
     try:
-        if base == "bool":
-            if isinstance(value, str):
-                if value.strip().lower() in ("1", "true", "yes", "on"):
-                    return True
-                if value.strip().lower() in ("0", "false", "no", "off", ""):
-                    return False
-                raise ValueError(value)
-            return bool(value)
-        if base == "int":
-            if isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):
-                raise ValueError(value)
-            value = int(value)
-        elif base == "float":
-            value = float(value)
-        else:
-            value = str(value)
-    except (TypeError, ValueError, OverflowError):
-        raise ld.error(f"option '{key}' must be {base}, got {value!r}", at) from None
-    check = OPTION_RANGES.get(key)
-    if check is not None:
-        import argparse
-
-        try:
-            check(str(value))
-        except argparse.ArgumentTypeError as e:
-            raise ld.error(f"option '{key}' {e}", at) from None
-    return value
+        return opt.coerce(value)
+    except OptionError as e:
+        raise ld.error(str(e), at) from None
 
 
 def load_suite(path: str) -> Suite:
@@ -457,7 +424,7 @@ def _load_datasets(ld: "_Loader", data: dict, suite: Suite) -> None:
                           missing)
         limit = e.get("limit")
         if limit is not None:
-            limit = _coerce_option(ld, "limit", ld.env_free(limit, "limit", at + ("limit",)), "Optional[int]",
+            limit = _coerce_option(ld, _run_options()["limit"], ld.env_free(limit, "limit", at + ("limit",)),
                                    at + ("limit",))
         suite.datasets.append(DatasetSpec(
             name=str(e["name"]), adapter=str(ld.env_free(e.get("adapter") or e["name"], "adapter", at + ("adapter",))),
@@ -518,15 +485,14 @@ def _load_protocols_and_options(ld: "_Loader", data: dict, suite: Suite) -> None
         raise ld.error("'protocols' must be a list of names (wsoleval, cam2016, cam2016_code)", ("protocols",))
     suite.protocols = [str(ld.env_free(p, "protocol", ("protocols", i))) for i, p in enumerate(protocols)]
 
-    types = _run_option_types()
+    types = _run_options()
     opts = ld.mapping(data.get("options"), "options", ("options",))
     grid = [k for k in opts if k in GRID_FIELDS]
     if grid:
         raise ld.error(f"'{grid[0]}' is set by the grid, not under options "
                        f"(use datasets/backbones/methods/protocols)", ("options", grid[0]))
     ld.check_keys(opts, sorted(types), "options", ("options",))
-    suite.options = {k: _coerce_option(ld, k, ld.env_free(v, f"option {k}", ("options", k)), str(types[k]),
-                                       ("options", k))
+    suite.options = {k: _coerce_option(ld, types[k], ld.env_free(v, f"option {k}", ("options", k)), ("options", k))
                      for k, v in opts.items()}
 
 

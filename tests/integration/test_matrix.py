@@ -18,6 +18,7 @@ import pytest
 from wsol.cams.base import list_methods
 from wsol.cli import build_parser, main
 from wsol.datasets.base import build_dataset, list_datasets
+from wsol.localize.protocols import PROTOCOLS
 
 def _register_colour_net():
     """'matrix_colour_net': a fixed, non-random backbone whose CAMs mean something on the
@@ -53,10 +54,20 @@ def _register_colour_net():
 _register_colour_net()
 METHODS = [m.name for m in list_methods()]
 ADAPTERS = [d.name for d in list_datasets()]
+PROTOCOL_NAMES = PROTOCOLS.names()
 METRICS = ["n_images", "gt_known_loc", "maxboxacc", "maxboxacc_v2", "maxboxacc_iou30", "maxboxacc_iou50",
            "maxboxacc_iou70", "tau_iou30", "tau_iou50", "tau_iou70", "loc_tau", "mean_iou", "pxap", "piou",
            "pointing_game", "energy_pointing_game"]
 TINY = ["--backbone", "matrix_colour_net", "--weights", "random", "--batch-size", "8"]
+
+
+def _tiny_for(method):
+    """TINY, or for a method that needs another kind of backbone (a ViT's attention) the one
+    it names as its ``example_backbone``, random weights."""
+    from wsol.cams.base import METHODS as REGISTRY
+
+    example = REGISTRY.get(method).example_backbone
+    return TINY if not example else ["--backbone", example, "--weights", "random", "--batch-size", "8"]
 
 
 def _subcommands():
@@ -95,7 +106,7 @@ def method_runs(examples, tmp_path_factory):
     base = tmp_path_factory.mktemp("methods")
     rcs = {}
     for m in METHODS:
-        rcs[m] = main(["-q", "evaluate", *_data_argv("cub", examples["cub"]), *TINY, "--method", m,
+        rcs[m] = main(["-q", "evaluate", *_data_argv("cub", examples["cub"]), *_tiny_for(m), "--method", m,
                        "--out", str(base / m), "--save-cams", str(base / m / "cams")])
     return base, rcs
 
@@ -117,6 +128,37 @@ def test_every_method_through_evaluate(method_runs, method):
     assert any(m.max() > m.min() for m in maps), f"{method}: every map is constant"
     if method != "center_gaussian":
         assert any(not np.array_equal(a, b) for a, b in zip(maps, centre)), f"{method} = centre baseline"
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_every_methods_maps_through_score_and_report(examples, method_runs, method, tmp_path, capsys):
+    """The heatmaps each method's evaluate run saved re-score to the same numbers, and its run
+    folder renders as a report."""
+    base, rcs = method_runs
+    assert rcs[method] == 0
+    run = base / method
+    rc, _, err = _run(capsys, "score", "--cams", run / "cams", *_data_argv("cub", examples["cub"]),
+                      "--out", tmp_path / "sc")
+    assert rc == 0, err
+    a, b = pd.read_csv(run / "summary.csv").iloc[0], pd.read_csv(tmp_path / "sc" / "summary.csv").iloc[0]
+    assert a.maxboxacc_v2 == b.maxboxacc_v2 and a.gt_known_loc == b.gt_known_loc
+    rc, _, err = _run(capsys, "report", run, "--cams", run / "cams", "--out", tmp_path / "r.html")
+    assert rc == 0, err
+    assert "<html" in (tmp_path / "r.html").read_text()[:500].lower()
+
+
+@pytest.mark.parametrize("protocol", PROTOCOL_NAMES)
+def test_every_protocol_through_evaluate(examples, protocol, tmp_path, capsys):
+    """Every protocol runs through `wsol evaluate`, and its summary row carries MaxBoxAccV2."""
+    out = tmp_path / protocol
+    rc, _, err = _run(capsys, "evaluate", *_data_argv("cub", examples["cub"]), *TINY, "--protocol", protocol,
+                      "--out", out)
+    assert rc == 0, err
+    row = pd.read_csv(out / "summary.csv").iloc[0]
+    assert row.protocol == protocol and row.n_images == 3
+    assert 0 <= row.maxboxacc_v2 <= 100 and 0 <= row.gt_known_loc <= 100
+    per = pd.read_csv(out / "per_image.csv")
+    assert len(per) == 3 and (per.loc_tau == row.loc_tau).all()
 
 
 # ---------------------------------------------------------------- adapters
@@ -195,8 +237,8 @@ def inv_report(ctx):
 def inv_overlay(ctx):
     root, split, options = ctx.examples["cub"]
     image = build_dataset("cub", root, split, **options).samples[0].path
-    for method in ("cam", "gradcam"):
-        rc, out, err = ctx.run("overlay", "--image", image, "--backbone", "matrix_colour_net", "--weights", "random",
+    for method in ("cam", "gradcam", "pc1", "bas"):  # bas: on its example backbone
+        rc, out, err = ctx.run("overlay", "--image", image, *_tiny_for(method)[:4],
                                "--method", method, "--out", ctx.tmp / f"{method}.png")
         assert rc == 0, err
         assert (ctx.tmp / f"{method}.png").stat().st_size > 0 and "top-" in out

@@ -185,7 +185,7 @@ BAD_OPTIONS = [
     ("evaluate", "--data-workers", "-1", ">= 0"), ("evaluate", "--device", "tpu", "cuda:N"),
     ("evaluate", "--limit", "-2", ">= 1"), ("evaluate", "--fixed-tau", "5", "[0, 1)"),
     ("evaluate", "--workers", "-1", ">= 0"), ("evaluate", "--method-batch", "0", ">= 1"),
-    ("evaluate", "--on-error", "ignore", "choose from"), ("evaluate", "--protocol", "x", "choose from"),
+    ("evaluate", "--on-error", "ignore", "one of fail, skip"), ("evaluate", "--protocol", "x", "one of wsoleval"),
     ("score", "--cam-step", "inf", "(0, 1)"), ("score", "--batch-size", "abc", ">= 1"),
     ("bench", "--repeats", "0", ">= 1"), ("bench", "--images", "-1", ">= 1"), ("bench", "--device", "gpu", "cuda"),
     ("train", "--epochs", "0", ">= 1"), ("train", "--lr", "-1", "> 0"), ("train", "--holdout", "1", "[0, 1)"),
@@ -212,7 +212,7 @@ def test_option_values_are_checked_at_parse_time(tmp_path, capsys, cmd, opt, val
 
 @pytest.mark.parametrize("option,value,msg", [("batch_size", "0", "integer >= 1"), ("cam_step", "1e400", "(0, 1)"),
                                               ("fixed_tau", "5", "[0, 1)"), ("device", "tpu", "cuda:N"),
-                                              ("limit", "1e400", "must be int")])
+                                              ("limit", "1e400", "must be an integer")])
 def test_suite_file_options_are_checked_like_the_cli(cub, tmp_path, capsys, option, value, msg):
     y = tmp_path / "s.yaml"
     y.write_text(f"name: s\ndatasets:\n  - {{name: cub, root: {cub}, split: test}}\n"

@@ -47,8 +47,9 @@ import pandas as pd
 import torch
 
 from wsol.datasets.imagenet_like import SYNTH_VERSION, make_imagenet_like
-from wsol.engine.config import EvalConfig
+from wsol.engine.config import EvalConfig, check_config
 from wsol.errors import WsolError
+from wsol.utils.options import check_options, option
 
 log = logging.getLogger(__name__)
 
@@ -80,12 +81,17 @@ class BenchConfig:
     ``workers``/``data_workers`` None there means auto) and the measurement's."""
 
     run: EvalConfig = field(default_factory=lambda: EvalConfig(**BENCH_RUN_DEFAULTS))
-    images: Optional[int] = None         # None: max(256, 8 * batch) generated (whole batches), or the split
-    unique_images: int = 256             # distinct generated JPEGs (cycled to ``images``)
-    repeats: int = 3
-    warmup: int = 3
-    out_csv: Optional[str] = None        # None: <cache>/throughput/<device-slug>.csv
-    cache_dir: Optional[str] = None      # None: $WSOL_CACHE or ~/.cache/wsol
+    images: Optional[int] = option(None, min=1, result=False,
+                                   help="images per run (default: max(256, 8 x batch) generated; with --dataset "
+                                        "the whole split)")
+    unique_images: int = option(256, min=1, help="distinct generated JPEGs, cycled to --images")
+    repeats: int = option(3, min=1, help="timed repeats of each measurement; medians")
+    warmup: int = option(3, min=0, help="untimed forward passes first, then (unless 0) an untimed two-batch "
+                                        "end-to-end run")
+    out_csv: Optional[str] = option(None, help="CSV to append to (default <cache-dir>/throughput/<device-slug>.csv; "
+                                               "the repository's measured figures live in results/throughput/)")
+    cache_dir: Optional[str] = option(None, help="where generated images go (default $WSOL_CACHE or "
+                                                 "~/.cache/wsol)")
 
     @classmethod
     def create(cls, **options: object) -> "BenchConfig":
@@ -231,8 +237,9 @@ def run_bench(cfg: BenchConfig) -> BenchResult:
     from wsol.transforms.image import ImageFolderView, test_transform
 
     run = cfg.run
-    if run.batch_size < 1 or cfg.repeats < 1:
-        raise WsolError("--batch-size and --repeats must be at least 1")
+    check_options(cfg)  # the measurement's options; the run's (workers None = auto) as evaluate's
+    check_config(replace(run, workers=0 if run.workers is None else run.workers,
+                         data_workers=0 if run.data_workers is None else run.data_workers))
     dev = resolve_device(run.device)
     data_workers, workers = resolve_workers(cfg)
     # the evaluation proper: the run's options, workers resolved, on this device, never distributed

@@ -22,6 +22,8 @@ from typing import Dict, List, Optional, Tuple
 import pandas as pd
 
 from wsol.errors import UnknownNameError, WsolError
+from wsol.engine.config import DEVICE
+from wsol.utils.options import check_options, option
 from wsol.utils.outdirs import claim_output_dir
 
 log = logging.getLogger(__name__)
@@ -33,11 +35,12 @@ TABLE_COLUMNS = ("method", "top1_cls", "gt_known_loc", "maxboxacc", "maxboxacc_v
 class DemoConfig:
     """The demo's data, schedule and outputs (defaults: the measured schedule)."""
 
-    out: str = "wsol_demo"
-    data: Optional[str] = None          # default: <out>/wsol_data/synthetic
-    quick: bool = False                 # tiny set and schedule, for smoke tests
-    device: str = "cpu"
-    seed: int = 0
+    out: str = option("wsol_demo", metavar="DIR", help="output folder")
+    data: Optional[str] = option(None, metavar="DIR", help="where the synthetic set is generated and cached "
+                                                           "(default DIR/wsol_data/synthetic)")
+    quick: bool = option(False, help="a tiny set and schedule, for smoke tests (seconds; the numbers mean nothing)")
+    device: str = option("cpu", help="torch device: cpu, cuda, cuda:N or mps", **DEVICE)
+    seed: int = option(0, min=0, help="seed of the training run")
     progress: bool = True
     backbone: str = "efficientnet_lite0"
     methods: Tuple[str, ...] = ("cam", "center_gaussian")
@@ -101,6 +104,7 @@ def _write_reports(out: str, run_dirs: List[str], dataset) -> None:
 
 def run_demo(cfg: DemoConfig) -> DemoResult:
     """Generate, fine-tune, evaluate and tabulate (see the module docstring)."""
+    check_options(cfg)
     from wsol.datasets.base import build_dataset
     from wsol.engine.run import EvalConfig, evaluate
     from wsol.training.train import BEST, TrainConfig, train

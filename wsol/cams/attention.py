@@ -72,6 +72,7 @@ def semantic_map(backbone, rec, targets: torch.Tensor) -> torch.Tensor:
 
 class TokenAttentionMethod(CamMethod):
     needs_grad = False
+    example_backbone = "deit_tiny_patch16_224"
 
     def map(self, backbone, rec, targets: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
@@ -122,6 +123,7 @@ class Scm(TokenAttentionMethod):
 @register_method
 class Sat(TokenAttentionMethod):
     name = "sat"
+    example_backbone = "deit_sat_tiny_patch16_224"
     description = "SAT (Wu 2023): the spatial token's attention masks of the last three blocks, averaged (class-agnostic)"
 
     def map(self, backbone, rec, targets):

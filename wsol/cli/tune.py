@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import argparse
 
-from wsol.utils import cli_types as T
+from wsol.utils.options import add_arguments, values_from_args
 
 _EPILOG = """\
 outputs in --out: study.db (the Optuna study, unless --storage), trials.csv (one row per
@@ -23,6 +23,7 @@ examples (docs/architecture.md, "Training like the paper"):
 def add_parsers(subparsers) -> None:
     """Add the ``tune`` subcommand."""
     from wsol.cli.train import add_train_arguments
+    from wsol.training.tune import TuneConfig
 
     p = subparsers.add_parser(
         "tune", help="random hyperparameter search of a training method (Choe et al.'s protocol, Optuna)",
@@ -33,17 +34,7 @@ def add_parsers(subparsers) -> None:
         epilog=_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_train_arguments(p)
     g = p.add_argument_group("search")
-    g.add_argument("--trials", type=T.positive_int, default=30,
-                   help="complete trials the study ends with, over all its processes (default 30, the paper's)")
-    g.add_argument("--storage", default="", metavar="URL",
-                   help="Optuna storage URL shared by the processes of one study (default: sqlite:///OUT/study.db)")
-    g.add_argument("--study", default="", metavar="NAME", help="study name (default wsol-<method>)")
-    g.add_argument("--search-seed", type=T.nonnegative_int, default=0,
-                   help="seed of the draws: trial N's configuration depends on it and N only (default 0)")
-    g.add_argument("--grace", type=T.positive_int, default=30, metavar="SECONDS",
-                   help="a trial without heartbeat this long (its process died) is run again (default 30)")
-    g.add_argument("--final", action="store_true",
-                   help="then retrain the best configuration and evaluate it on --test-split (final/, summary.csv)")
+    add_arguments(g, TuneConfig, ["n_trials", "storage", "study", "search_seed", "grace", "final"])
     p.set_defaults(func=cmd_tune)
 
 
@@ -51,9 +42,8 @@ def cmd_tune(args) -> int:
     from wsol.cli.train import train_config_from
     from wsol.training.tune import TuneConfig, tune
 
-    res = tune(TuneConfig(train=train_config_from(args), out=args.out, n_trials=args.trials, storage=args.storage,
-                          study=args.study, seed=args.search_seed, grace=args.grace,
-                          heartbeat=max(1, args.grace // 3), final=args.final))
+    res = tune(TuneConfig(train=train_config_from(args), out=args.out, heartbeat=max(1, args.grace // 3),
+                          **values_from_args(args, TuneConfig)))
     print(f"study {res['study']}: best trial #{res['best_trial']}, score {res['best_value']:.4g}, "
           f"{res['best_params']}")
     print(f"trials: {args.out}/trials.csv")

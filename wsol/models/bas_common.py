@@ -1,0 +1,146 @@
+"""What the four BAS nets share (Background Activation Suppression, Wu et al., CVPR 2022;
+``docs/architecture.md``, "BAS"): a trunk to a 28x28 map ``x_loc``, a tail to the last map,
+``classifier_cls`` (3x3 conv to 1024 + ReLU, 3x3 conv 1024 + ReLU, 1x1 conv to the classes)
+on the tail's output with GAP = the logits (``score_1``), and ``classifier_loc`` (3x3 conv to
+the classes + sigmoid) on ``x_loc``: the per-class foreground maps ``M`` [B, C, 28, 28].
+
+The foreground map ``M_fg`` of an image is the mean of ``M`` over a set of classes: the
+label's alone with ``topk == 1``, else the ``topk`` highest-scoring classes (the reference
+uses 1 on ILSVRC; on CUB 200 for ResNet50/InceptionV3 and 80 for VGG16/MobileNetV1).
+
+Training (``forward_train``) reproduces the reference model's training forward; what a
+trainer does with it is in :meth:`BasNet.forward_train`'s docstring.
+"""
+from __future__ import annotations
+
+import copy
+from typing import Dict, Optional
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+#: the reference's topk (classes averaged into M_fg) per architecture, on CUB (200 classes)
+CUB_TOPK = {"resnet50": 200, "inception_v3": 200, "vgg16": 80, "mobilenet_v1": 80}
+
+
+def cls_head(in_channels: int, num_classes: int) -> nn.Sequential:
+    """``classifier_cls``: 3x3 conv to 1024 + ReLU, 3x3 conv 1024 + ReLU, 1x1 conv to the classes."""
+    return nn.Sequential(nn.Conv2d(in_channels, 1024, kernel_size=3, padding=1), nn.ReLU(inplace=True),
+                         nn.Conv2d(1024, 1024, kernel_size=3, padding=1), nn.ReLU(inplace=True),
+                         nn.Conv2d(1024, num_classes, kernel_size=1, padding=0))
+
+
+def loc_head(in_channels: int, num_classes: int) -> nn.Sequential:
+    """``classifier_loc``: 3x3 conv to the classes + sigmoid."""
+    return nn.Sequential(nn.Conv2d(in_channels, num_classes, kernel_size=3, padding=1), nn.Sigmoid())
+
+
+def xavier_init(modules) -> None:
+    """The reference's init: convs Xavier-uniform with zero bias, batch norms (1, 0)."""
+    for m in modules:
+        if isinstance(m, nn.Conv2d):
+            nn.init.xavier_uniform_(m.weight)
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
+        elif isinstance(m, nn.BatchNorm2d):
+            nn.init.ones_(m.weight)
+            nn.init.zeros_(m.bias)
+
+
+def foreground_classes(scores: torch.Tensor, labels: Optional[torch.Tensor], topk: int) -> torch.Tensor:
+    """[B, k] class indices averaged into M_fg: ``labels`` when ``topk == 1`` (the argmax of
+    ``scores`` without labels), else the ``topk`` highest ``scores``, best first."""
+    if topk == 1:
+        return (scores.argmax(dim=1) if labels is None else labels).reshape(-1, 1)
+    return scores.topk(min(int(topk), scores.shape[1]), dim=1, largest=True, sorted=True).indices
+
+
+def foreground_map(loc_maps: torch.Tensor, classes: torch.Tensor) -> torch.Tensor:
+    """M_fg [B, 1, h, w]: the mean of ``loc_maps`` [B, C, h, w] over each image's ``classes`` [B, k]."""
+    idx = classes[:, :, None, None].expand(-1, -1, *loc_maps.shape[-2:])
+    return loc_maps.gather(1, idx).mean(dim=1, keepdim=True)
+
+
+def gap(x: torch.Tensor) -> torch.Tensor:
+    return x.mean(dim=(2, 3))
+
+
+class BasNet(nn.Module):
+    """Base of the BAS nets. Subclasses build the trunk, ``classifier_cls`` and
+    ``classifier_loc`` and implement :meth:`trunk`, :meth:`tail_modules` and :meth:`tail`."""
+
+    arch: str = ""
+    #: the reference's ``bas`` value where the erased score beats the full one (VGG16: 0)
+    bas_clamp: float = 1.0
+
+    def trunk(self, x: torch.Tensor) -> torch.Tensor:
+        """Input -> ``x_loc``, the 28x28 map ``classifier_loc`` reads."""
+        raise NotImplementedError
+
+    def tail_modules(self) -> Dict[str, nn.Module]:
+        """The modules between ``x_loc`` and ``classifier_cls`` (copied for the erase branch)."""
+        raise NotImplementedError
+
+    def tail(self, x: torch.Tensor, mods: Dict[str, nn.Module]) -> torch.Tensor:
+        """``x_loc`` -> the last feature map, through ``mods`` (:meth:`tail_modules` or copies)."""
+        raise NotImplementedError
+
+    # ------------------------------------------------------------------ inference
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        return self.trunk(x)
+
+    def class_scores_map(self, x_loc: torch.Tensor) -> torch.Tensor:
+        """``classifier_cls`` output [B, C, h, w] (GAP of it = the logits)."""
+        return self.classifier_cls(self.tail(x_loc, self.tail_modules()))
+
+    def forward_logits(self, x_loc: torch.Tensor) -> torch.Tensor:
+        return gap(self.class_scores_map(x_loc))
+
+    def loc_maps(self, x_loc: torch.Tensor) -> torch.Tensor:
+        """M [B, C, 28, 28]: ``classifier_loc``'s sigmoid map of every class."""
+        return self.classifier_loc(x_loc)
+
+    def classifier_layer(self) -> nn.Module:
+        return self.classifier_cls[4]
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.forward_logits(self.forward_features(x))
+
+    # ------------------------------------------------------------------ training
+    def forward_train(self, x: torch.Tensor, labels: torch.Tensor, topk: int = 1) -> Dict[str, torch.Tensor]:
+        """The reference model's training forward (``model(x, label, topk)``), per image b:
+
+        - ``logits`` = ``score_1`` [B, C]: GAP of ``classifier_cls`` on the tail;
+        - ``m_fg`` [B, 1, 28, 28]: the foreground map of the ``topk`` classes (1: the label);
+        - ``logits_fg`` = ``score_2`` [B, C]: GAP of ``classifier_cls``'s map times
+          ``avg_pool2d(m_fg, 2)`` (the map on the 14x14 grid);
+        - ``s`` [B]: ``score_1[b, label]``, detached; ``s_bg`` [B]: the label's logit of the
+          erase branch: deep copies of the tail and of ``classifier_cls`` (made anew at each
+          call, so the loss reaches only ``classifier_loc`` through ``m_fg``; their batch norms
+          update only the copies) run on ``x_loc.detach() * (1 - m_fg)``, then GAP;
+        - ``bas`` [B] = ``relu(s_bg) / (relu(s) + 1e-8)``, set to ``bas_clamp`` (1; VGG16's
+          reference: 0) where ``relu(s_bg) > relu(s)``;
+        - ``area`` [B]: the spatial mean of ``m_fg``.
+
+        The reference trainer's loss: ``CE(logits) + alpha * CE(logits_fg) + mean(bas) +
+        beta * mean(area)`` (alpha, beta per dataset and architecture: CUB ResNet50 0.5, 1.5);
+        SGD with Nesterov momentum 0.9, weight decay 5e-4 on every group, groups by name:
+        trunk weights 1x lr, trunk biases 2x, ``classifier`` weights 10x, biases 20x.
+        """
+        x_loc = self.trunk(x)
+        fmap = self.classifier_cls(self.tail(x_loc, self.tail_modules()))
+        logits = gap(fmap)
+        m_fg = foreground_map(self.loc_maps(x_loc), foreground_classes(logits, labels, topk))
+        rows = torch.arange(x.shape[0], device=x.device)
+        s = logits[rows, labels].detach()
+        copies = {k: copy.deepcopy(m) for k, m in self.tail_modules().items()}
+        head_copy = copy.deepcopy(self.classifier_cls)
+        erased = gap(head_copy(self.tail(x_loc.detach() * (1 - m_fg), copies)))
+        s_bg = erased[rows, labels]
+        s_pos, s_bg_pos = F.relu(s), F.relu(s_bg)
+        bas = s_bg_pos / (s_pos + 1e-8)
+        bas = torch.where(s_bg_pos > s_pos, torch.full_like(bas, self.bas_clamp), bas)
+        logits_fg = gap(fmap * F.avg_pool2d(m_fg, 2))
+        return {"logits": logits, "logits_fg": logits_fg, "m_fg": m_fg, "s": s, "s_bg": s_bg, "bas": bas,
+                "area": m_fg.flatten(1).mean(dim=1)}
