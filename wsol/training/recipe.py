@@ -134,8 +134,7 @@ class TrainConfig:
 
 def fill_recipe(cfg: TrainConfig) -> TrainConfig:
     """``cfg`` with every unset (None) field taken from its recipe."""
-    if cfg.recipe not in RECIPES:
-        raise WsolError(f"--recipe takes one of {', '.join(RECIPES)}, got {cfg.recipe!r}")
+    check_options(cfg, ["recipe"])
     preset = RECIPES[cfg.recipe]
     return replace(cfg, **{k: v for k, v in preset.items() if getattr(cfg, k) is None})
 

@@ -50,9 +50,9 @@ def test_the_reference_recipe_is_the_default():
     assert (cfg.momentum, cfg.weight_decay, cfg.new_lr_mult, cfg.eval_checkpoint) == (0.9, 1e-4, 10.0, "last")
     old = tr.resolve(tr.TrainConfig(out="x", recipe="wsol", lr=0.5))
     assert (old.nesterov, old.lr, old.lr_schedule, old.amp) == (False, 0.5, "step", "auto")  # given values win
-    with pytest.raises(WsolError, match="--recipe takes one of reference, wsol"):
+    with pytest.raises(WsolError, match="recipe must be one of reference, wsol"):
         tr.resolve(tr.TrainConfig(out="x", recipe="paper"))
-    with pytest.raises(WsolError, match="--eval-checkpoint"):
+    with pytest.raises(WsolError, match="eval_checkpoint"):
         tr.resolve(tr.TrainConfig(out="x", eval_checkpoint="first"))
 
 
