@@ -122,7 +122,7 @@ def train_config_from(args) -> TrainConfig:
     """The TrainConfig of parsed ``wsol train`` (or ``wsol tune``) arguments."""
     from wsol.cli.options import parse_options
 
-    return TrainConfig(**values_from_args(args, TrainConfig), nesterov=args.nesterov,
+    return TrainConfig(**values_from_args(args, TrainConfig),  # nesterov too (--[no-]nesterov)
                        method_options=method_options_from(args),
                        model_options=parse_options(args.model_option, "--model-option"),
                        dataset_options=parse_options(args.dataset_option, "--dataset-option"),

@@ -108,9 +108,12 @@ def open_study(cfg: TuneConfig):
     """Create or load the study (heartbeat on; stale trials are retried)."""
     optuna = _optuna()
     url = cfg.storage or f"sqlite:///{os.path.abspath(os.path.join(cfg.out, STUDY_DB))}"
-    storage = optuna.storages.RDBStorage(
-        url, heartbeat_interval=cfg.heartbeat, grace_period=cfg.grace,
-        failed_trial_callback=optuna.storages.RetryFailedTrialCallback(max_retry=None))
+    with warnings.catch_warnings():  # the heartbeat is 'experimental'; its retry callback renamed in 4.9
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        warnings.simplefilter("ignore", FutureWarning)
+        storage = optuna.storages.RDBStorage(
+            url, heartbeat_interval=cfg.heartbeat, grace_period=cfg.grace,
+            failed_trial_callback=optuna.storages.RetryFailedTrialCallback(max_retry=None))
     name = cfg.study or f"wsol-{cfg.train.wsol_method}"
     return optuna.create_study(study_name=name, storage=storage, direction="maximize",
                                sampler=make_sampler(cfg.search_seed), load_if_exists=True)
