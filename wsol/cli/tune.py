@@ -9,7 +9,7 @@ _EPILOG = """\
 outputs in --out: study.db (the Optuna study, unless --storage), trials.csv (one row per
 trial), trials/<number>/ (each trial's `wsol train` run), and with --final: final/ (the
 best configuration retrained, final/test/ its test evaluation) and summary.csv, which
-`wsol compare --run DIR` sets beside the published number.
+`wsol compare OUT` sets beside the published number.
 
 examples (docs/architecture.md, "Training like the paper"):
   wsol tune --dataset wsoleval --root wsolevaluation/metadata/CUB --dataset-option images=dataset/CUB \\
