@@ -116,17 +116,23 @@ def measure_backbone(name: str, methods: List[str], args, device: torch.device) 
         log.info("%-18s %-14s batch %3d  %10.3f ms/image", name, method, n_img, ms)
 
     with torch.no_grad():
-        sec, n = time_batches(lambda: bb(images), device, args.warmup, args.batches)
-        feats, logits = bb(images)
-    row("forward", sec, B, n, "backbone(images) under no_grad")
-
-    with torch.enable_grad():
-        sec, n = time_batches(lambda: bb(images), device, args.warmup, args.batches)
-    row("forward+grad", sec, B, n, "backbone(images) with autograd on (graph kept, no backward); comparison "
-                                   "only: wsol's gradient methods follow the no_grad forward")
+        if args.methods_only:
+            feats, logits = bb(images)
+        else:
+            sec, n = time_batches(lambda: bb(images), device, args.warmup, args.batches)
+            feats, logits = bb(images)
+            row("forward", sec, B, n, "backbone(images) under no_grad")
+    if not args.methods_only:
+        with torch.enable_grad():
+            sec, n = time_batches(lambda: bb(images), device, args.warmup, args.batches)
+        row("forward+grad", sec, B, n, "backbone(images) with autograd on (graph kept, no backward); comparison "
+                                       "only: wsol's gradient methods follow the no_grad forward")
 
     for m in methods:
-        method = create_method(m, **({"method_batch": args.scorecam_batch} if m == "scorecam" else {}))
+        opts = {"method_batch": args.scorecam_batch} if m == "scorecam" else {}
+        if m == "pc1" and not bb.info.cam_exact:
+            opts = {"weighted": False}  # its head does not weight these maps
+        method = create_method(m, **opts)
         if m == "cam" and not bb.info.cam_exact and bb.class_maps(feats[:1], targets[:1]) is None:
             log.info("%s: cam not exact, skipped", name)
             continue
@@ -173,6 +179,8 @@ def main(argv: Optional[List[str]] = None) -> int:
                                 epilog=__doc__.split("\n\n", 1)[1])
     p.add_argument("--backbones", nargs="+", default=DEFAULT_BACKBONES, help="backbone names (default: %(default)s)")
     p.add_argument("--methods", nargs="+", default=None, help="CAM methods (default: all registered)")
+    p.add_argument("--methods-only", action="store_true",
+                   help="time the methods only (one untimed forward gives their inputs; no forward rows)")
     p.add_argument("--batch-size", type=int, default=32, help="images per batch (default: %(default)s)")
     p.add_argument("--warmup", type=int, default=1, help="untimed batches per row (default: %(default)s)")
     p.add_argument("--batches", type=int, default=2, help="timed batches per row (default: %(default)s)")

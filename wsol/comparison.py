@@ -7,23 +7,34 @@ for an error given as 100 - accuracy, e.g. ``top1_loc_err`` = 100 - ``top1_loc``
 centre baseline; absent means cam). Suite runs carry ``training`` from their backbone entry.
 A ``best_wsol`` row (the best of the six methods) is measured as the largest of the six
 methods' measured values for its dataset, split, paper architecture, protocol and metric.
+
+A published row may carry a protocol fingerprint (columns :data:`FP_COLUMNS`, the metric
+being the sixth field; docs/protocol.md, Protocol fingerprints). A measured number is set
+next to it only when the run's fingerprint for that metric (derived from its protocol, τ
+policy, classifier and fixed τ) agrees on every field; otherwise the row's status is
+``fingerprint differs`` and its note names the differing fields.
 """
 from __future__ import annotations
 
 import math
 import os
-from typing import Optional
+from typing import Optional, Tuple
 
 import pandas as pd
 
 from wsol.errors import WsolError
+from wsol.localize.protocols import PROTOCOLS
+from wsol.metrics.fingerprint import FIELDS, Fingerprint, from_mapping, measured_fingerprint
 
 
 KEYS = ["dataset", "split", "backbone", "method", "protocol", "metric"]
 PAPER_COLUMNS = ["source"] + KEYS + ["value"]
 TRAININGS = ("cam", "has", "acol", "spg", "adl", "cutmix")
+FP_COLUMNS = [f for f in FIELDS if f != "metric"]
 COMPARISON_COLUMNS = ["dataset", "split", "backbone", "training", "method", "protocol", "metric", "measured",
-                      "published", "delta", "status", "run_id", "n_images", "source", "note", "paper_backbone"]
+                      "published", "delta", "status", "run_id", "n_images", "source", "note", "paper_backbone",
+                      "fingerprint"]
+REFUSED = "fingerprint differs"
 
 
 def default_paper_file() -> str:
@@ -54,7 +65,36 @@ def read_paper_numbers(path: Optional[str] = None) -> pd.DataFrame:
     if "training" not in df.columns:
         df["training"] = "cam"
     df["training"] = df["training"].replace("", "cam")
+    for c in FP_COLUMNS:
+        if c not in df.columns:
+            df[c] = ""
+    df["fingerprint"] = [_text(from_mapping(r)) for r in df.to_dict("records")]
     return df
+
+
+def _text(fp: Optional[Fingerprint]) -> str:
+    return fp.text() if fp is not None else ""
+
+
+def run_fingerprint(run: pd.Series, metric: str) -> Optional[Fingerprint]:
+    """The fingerprint of ``metric`` as the run in ``run`` (a summary.csv row) measured it; None
+    when the metric has no boxes or the run's protocol is not one wsol knows."""
+    def cell(name: str, default):
+        v = run.get(name, default)
+        return default if v is None or (isinstance(v, float) and math.isnan(v)) or v == "" else v
+
+    name = str(cell("protocol", "wsoleval"))
+    if name not in PROTOCOLS.names(sort=False):
+        return None
+    taus = [float(cell("loc_tau", "nan"))] if str(cell("n_thresholds", "")) == "1" else None
+    return measured_fingerprint(metric, PROTOCOLS.get(name), str(cell("tau_policy", "test_best")),
+                                str(cell("classifier", "same")), float(cell("fixed_tau", 0.2)), taus)
+
+
+def fingerprint_note(measured: Fingerprint, published: Fingerprint) -> str:
+    """One line naming each field where the two fingerprints differ."""
+    diffs = measured.differences(published)
+    return "fingerprint differs in " + "; ".join(f"{f} (measured {a}, published {b})" for f, a, b in diffs)
 
 
 def measured_value(row: pd.Series, metric: str) -> float:
@@ -107,7 +147,7 @@ def compare(run_dir: str, paper: Optional[str] = None, write: bool = True) -> pd
         base = {k: p[k] for k in KEYS}
         base["training"] = p["training"]
         base["paper_backbone"] = p.get("paper_backbone", p["backbone"]) or p["backbone"]
-        base.update(published=p["value"], source=p["source"], note=p["note"])
+        base.update(published=p["value"], source=p["source"], note=p["note"], fingerprint=p["fingerprint"])
         found = False
         for r in match:
             v = measured_value(r, p["metric"])
@@ -118,8 +158,13 @@ def compare(run_dir: str, paper: Optional[str] = None, write: bool = True) -> pd
                             "note": str(r.get("reason", "") or "")})
                 found = True
             elif not math.isnan(v):
-                out.append({**base, "measured": v, "delta": v - p["value"], "status": "measured",
-                            "run_id": r.get("run_id", ""), "n_images": r.get("n_images", float("nan"))})
+                row = {**base, "run_id": r.get("run_id", ""), "n_images": r.get("n_images", float("nan"))}
+                published_fp, measured_fp = from_mapping(p), run_fingerprint(r, p["metric"])
+                if published_fp is not None and measured_fp is not None and measured_fp.differences(published_fp):
+                    out.append({**row, "measured": float("nan"), "delta": float("nan"), "status": REFUSED,
+                                "note": fingerprint_note(measured_fp, published_fp)})
+                else:
+                    out.append({**row, "measured": v, "delta": v - p["value"], "status": "measured"})
                 found = True
         if not found:
             out.append({**base, "measured": float("nan"), "delta": float("nan"), "status": "not run",
@@ -176,3 +221,17 @@ def to_markdown(df: pd.DataFrame) -> str:
     lines.append("")
     lines.append("delta = measured - published (percentage points); `_err` metrics are 100 - accuracy.")
     return "\n".join(lines) + "\n"
+
+
+def render_published(out_dir: str, paper: Optional[str] = None) -> Tuple[str, str]:
+    """Write ``out_dir/published.md`` and ``published.html``: the whole published table grouped
+    by protocol fingerprint; returns both paths."""
+    from wsol.report.published import to_html, to_markdown as published_markdown
+    from wsol.suite import _write_text_atomic
+
+    pub = read_paper_numbers(paper)
+    os.makedirs(out_dir, exist_ok=True)
+    md, page = os.path.join(out_dir, "published.md"), os.path.join(out_dir, "published.html")
+    _write_text_atomic(md, published_markdown(pub))
+    _write_text_atomic(page, to_html(pub))
+    return md, page

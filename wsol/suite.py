@@ -249,12 +249,17 @@ def _file_digest(path: str) -> str:
 
 def hashed_config(cfg) -> Dict[str, Any]:
     """The parts of an EvalConfig that decide a run's outputs (what :func:`config_hash` hashes):
-    its result fields (:func:`wsol.engine.config.result_fields`)."""
-    from wsol.engine.config import result_fields
+    its result fields (:func:`wsol.engine.config.result_fields`), less those added later while
+    at their default (:func:`wsol.engine.config.hash_omits_default`)."""
+    from wsol.engine.config import hash_omits_default, result_fields
 
     full = dataclasses.asdict(cfg)
-    d = {k: full[k] for k in result_fields()}
+    omit = hash_omits_default()
+    d = {k: full[k] for k in result_fields() if not (k in omit and full[k] == omit[k])}
     d["save_cams"] = bool(d.get("save_cams"))
+    for k in ("save_boxes", "save_predictions"):
+        if k in d:
+            d[k] = bool(d[k])
     if d.get("root"):
         d["root"] = os.path.abspath(d["root"])
     w = d.get("weights") or ""

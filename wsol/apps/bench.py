@@ -227,11 +227,43 @@ def _stage_ms(timings: pd.DataFrame) -> Dict[str, float]:
             for s, col in STAGE_COLUMNS.items()}
 
 
+def _bench_row(cfg: BenchConfig, dev: torch.device, n: int, uniq: int, pools: Tuple[int, int],
+               fwd_rates: List[float], runs: list, loads: List[float]) -> Tuple[Dict[str, object], pd.DataFrame]:
+    """The CSV row of the measurements (medians over repeats) and the median repeat's timings."""
+    from wsol import __version__
+    from wsol.engine.run import device_name
+
+    run = cfg.run
+    data_workers, workers = pools
+    forward_ips = statistics.median(fwd_rates)
+    runs.sort(key=lambda r: r[0])
+    steady, wall, timings = runs[(len(runs) - 1) // 2]
+    e2e_ips = steady
+    wall_ips = statistics.median(n / r[1] for r in runs)
+    overhead = max(0.0, wall - n / steady) if steady > 0 else float("nan")
+
+    row: Dict[str, object] = {
+        "device": device_name(dev), "host_cpus": available_cpus(), "torch_threads": torch.get_num_threads(),
+        "torch": torch.__version__, "cuda": (torch.version.cuda or "") if dev.type == "cuda" else "",
+        "wsol_version": __version__, "backbone": run.backbone, "weights": run.weights, "method": run.method,
+        "batch_size": run.batch_size, "dtype": run.dtype, "channels_last": run.channels_last,
+        "compile": run.compile, "decode": run.decode, "workers": workers, "data_workers": data_workers,
+        "sweep": run.sweep, "dataset": f"{run.dataset}:{default_split(cfg)}" if run.dataset else "generated-jpeg",
+        "n_images": n, "unique_images": uniq or n, "repeats": cfg.repeats,
+        **_stage_ms(timings),
+        "forward_images_per_s": forward_ips, "e2e_images_per_s": e2e_ips, "e2e_wall_images_per_s": wall_ips,
+        "ratio": e2e_ips / forward_ips if forward_ips > 0 else float("nan"),
+        "projected_50k_s": overhead + PROTOCOL_IMAGES / e2e_ips if e2e_ips > 0 else float("nan"),
+        "load_avg": float(np.nanmean(loads)),
+        "date": _dt.datetime.now().isoformat(timespec="seconds"),
+    }
+    return row, timings
+
+
 def run_bench(cfg: BenchConfig) -> BenchResult:
     """Measure forward-only and end-to-end throughput; append the row to the CSV."""
-    from wsol import __version__
     from wsol.cams.base import create_method
-    from wsol.engine.run import device_name, evaluate, resolve_device
+    from wsol.engine.run import evaluate, resolve_device
     from wsol.evaluation.fastpath import FastPath
     from wsol.engine.heads import backbone_for_dataset
     from wsol.transforms.image import ImageFolderView, test_transform
@@ -281,28 +313,7 @@ def run_bench(cfg: BenchConfig) -> BenchResult:
         runs.append((float(t.loc["total", "images_per_s"]), float(t.loc["wall", "seconds"]), res.timings))
     loads.append(_load_average())
     del batch
-    forward_ips = statistics.median(fwd_rates)
-    runs.sort(key=lambda r: r[0])
-    steady, wall, timings = runs[(len(runs) - 1) // 2]
-    e2e_ips = steady
-    wall_ips = statistics.median(n / r[1] for r in runs)
-    overhead = max(0.0, wall - n / steady) if steady > 0 else float("nan")
-
-    row: Dict[str, object] = {
-        "device": device_name(dev), "host_cpus": available_cpus(), "torch_threads": torch.get_num_threads(),
-        "torch": torch.__version__, "cuda": (torch.version.cuda or "") if dev.type == "cuda" else "",
-        "wsol_version": __version__, "backbone": run.backbone, "weights": run.weights, "method": run.method,
-        "batch_size": run.batch_size, "dtype": run.dtype, "channels_last": run.channels_last,
-        "compile": run.compile, "decode": run.decode, "workers": workers, "data_workers": data_workers,
-        "sweep": run.sweep, "dataset": f"{run.dataset}:{default_split(cfg)}" if run.dataset else "generated-jpeg",
-        "n_images": n, "unique_images": uniq or n, "repeats": cfg.repeats,
-        **_stage_ms(timings),
-        "forward_images_per_s": forward_ips, "e2e_images_per_s": e2e_ips, "e2e_wall_images_per_s": wall_ips,
-        "ratio": e2e_ips / forward_ips if forward_ips > 0 else float("nan"),
-        "projected_50k_s": overhead + PROTOCOL_IMAGES / e2e_ips if e2e_ips > 0 else float("nan"),
-        "load_avg": float(np.nanmean(loads)),
-        "date": _dt.datetime.now().isoformat(timespec="seconds"),
-    }
+    row, timings = _bench_row(cfg, dev, n, uniq, (data_workers, workers), fwd_rates, runs, loads)
     path = cfg.out_csv or os.path.join(cache_root(cfg), "throughput", f"{device_slug(str(row['device']))}.csv")
     append_rows(path, [row])
     return BenchResult(row, timings, path)

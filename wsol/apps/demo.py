@@ -102,12 +102,32 @@ def _write_reports(out: str, run_dirs: List[str], dataset) -> None:
     log.info("report: %s", html.write_suite_report(out))
 
 
+def _train(cfg: DemoConfig, data: str, opts: dict) -> tuple:
+    """Fine-tune on the synthetic train split (resumed when already done): (folder, log)."""
+    from wsol.training.train import TrainConfig, train
+
+    train_dir = os.path.join(cfg.out, "train-quick" if cfg.quick else "train")
+    tcfg = TrainConfig(dataset="synthetic", root=data, split="train", dataset_options=dict(opts), recipe="wsol",
+                       backbone=cfg.backbone, weights="pretrained", epochs=cfg.epochs, lr=cfg.lr,
+                       lr_decay_epochs=cfg.lr_decay_epochs, batch_size=cfg.batch_size,
+                       train_layers=cfg.train_layers, holdout=cfg.holdout, select_by=cfg.select_by,
+                       device=cfg.device, out=train_dir, resume=True, seed=cfg.seed, progress=cfg.progress)
+    try:
+        train_log = train(tcfg)
+    except WsolError as e:
+        if "--resume" in str(e):
+            raise WsolError(f"{train_dir} holds a training run with another schedule; "
+                            f"remove it or choose another --out") from None
+        raise
+    return train_dir, train_log
+
+
 def run_demo(cfg: DemoConfig) -> DemoResult:
     """Generate, fine-tune, evaluate and tabulate (see the module docstring)."""
     check_options(cfg)
     from wsol.datasets.base import build_dataset
     from wsol.engine.run import EvalConfig, evaluate
-    from wsol.training.train import BEST, TrainConfig, train
+    from wsol.training.train import BEST
     from wsol.report.csv import write_csv_atomic
 
     cfg = cfg.resolved()
@@ -120,20 +140,8 @@ def run_demo(cfg: DemoConfig) -> DemoResult:
     phases["data"] = time.perf_counter() - t0
     log.info("synthetic set in %s: %d test images, %d classes", data, len(test), test.num_classes)
 
-    train_dir = os.path.join(cfg.out, "train-quick" if cfg.quick else "train")
-    tcfg = TrainConfig(dataset="synthetic", root=data, split="train", dataset_options=dict(opts), recipe="wsol",
-                       backbone=cfg.backbone, weights="pretrained", epochs=cfg.epochs, lr=cfg.lr,
-                       lr_decay_epochs=cfg.lr_decay_epochs, batch_size=cfg.batch_size,
-                       train_layers=cfg.train_layers, holdout=cfg.holdout, select_by=cfg.select_by,
-                       device=cfg.device, out=train_dir, resume=True, seed=cfg.seed, progress=cfg.progress)
     t1 = time.perf_counter()
-    try:
-        train_log = train(tcfg)
-    except WsolError as e:
-        if "--resume" in str(e):
-            raise WsolError(f"{train_dir} holds a training run with another schedule; "
-                            f"remove it or choose another --out") from None
-        raise
+    train_dir, train_log = _train(cfg, data, opts)
     phases["train"] = time.perf_counter() - t1
     weights = os.path.join(train_dir, BEST)
 

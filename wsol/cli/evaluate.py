@@ -22,9 +22,11 @@ class EvaluateCommand:
 
 @dataclass
 class ScoreCommand:
-    """``wsol score``'s own option."""
+    """``wsol score``'s own options: what is scored (one of the two)."""
 
-    cams: str = option("", help="folder holding <image_id>.npy heatmaps")
+    cams: Optional[str] = option(None, metavar="DIR", help="folder holding <image_id>.npy heatmaps (224x224, no class)")
+    boxes: Optional[str] = option(None, metavar="CSV", help="boxes CSV: image_id,x0,y0,x1,y1[,score] in original "
+                                                            "pixels (several rows per image: see --box-rule)")
 
 
 def add_parsers(sub) -> None:
@@ -41,16 +43,20 @@ def add_parsers(sub) -> None:
     add_arguments(g, EvalConfig, ["new_head", "method"])
     g.add_argument("--method-option", action="append", metavar="KEY=VALUE", help="method option, repeatable")
     add_arguments(g, EvaluateCommand, ["method_batch"])
-    add_arguments(g, EvalConfig, ["device", "data_workers", "workers", "save_cams", "seed"])
+    add_arguments(g, EvalConfig, ["device", "data_workers", "workers", "save_cams", "save_boxes", "save_predictions",
+                                  "seed"])
     add_arguments(g, EvaluateCommand, ["report"])
     add_fast_path_args(p)
     add_protocol_args(p)
     p.set_defaults(func=cmd_evaluate)
 
-    p = sub.add_parser("score", help="score heatmaps computed elsewhere (<image_id>.npy files)",
-                       description="Score a folder of heatmaps (<image_id>.npy, 224x224 float in [0,1]) against a "
-                                   "dataset's boxes with the same protocol and CSVs as `wsol evaluate`.")
-    add_arguments(p, ScoreCommand, ["cams"], required=("cams",))
+    p = sub.add_parser("score", help="score heatmaps or boxes computed elsewhere (no model needed)",
+                       description="Score a folder of heatmaps (<image_id>.npy, 224x224 float in [0,1], no class) "
+                                   "or a CSV of boxes (image_id,x0,y0,x1,y1[,score], original pixels) against a "
+                                   "dataset's boxes with the same protocol and CSVs as `wsol evaluate`; class "
+                                   "predictions of any classifier with --predictions.")
+    add_arguments(p.add_mutually_exclusive_group(required=True), ScoreCommand, ["cams", "boxes"])
+    add_arguments(p, EvalConfig, ["box_rule"])
     add_data_args(p)
     add_protocol_args(p)
     p.set_defaults(func=cmd_score)
@@ -71,8 +77,9 @@ def cmd_evaluate(args) -> int:
 
 
 def cmd_score(args) -> int:
-    from wsol.engine.run import score
+    from wsol.engine.run import score, score_boxes
 
-    res = score(args.cams, config_from_args(args, backbone="", weights="", method="heatmaps"))
+    cfg = config_from_args(args, backbone="", weights="", method="heatmaps" if args.cams else "boxes")
+    res = score(args.cams, cfg) if args.cams else score_boxes(args.boxes, cfg)
     print_summary(res, args.out)
     return 0

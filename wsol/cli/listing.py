@@ -69,6 +69,9 @@ def cmd_methods(args) -> int:
         for m in list_train_methods():
             opts = " ".join(f"--{option_flag(m.name, f.name)} {f.default:g}" for f in dataclasses.fields(m.Options))
             print(f"{m.name:8s} {m.description}" + (f"\n{'':8s} options: {opts}" if opts else ""))
+            if m.recipe:   # the reference trainer's schedule, used where --lr ... are not given
+                sched = " ".join(f"--{k.replace('_', '-')} {v:g}" for k, v in m.recipe.items())
+                print(f"{'':8s} schedule defaults: {sched}")
         return 0
     from wsol.cams.base import METHODS, list_methods
 

@@ -60,6 +60,8 @@ def add_protocol_args(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("protocol")
     add_arguments(g, _eval_config(), ["cam_step", "fixed_tau", "pointing_tolerance", "protocol", "sweep", "out",
                                       "batch_size", "on_error", "exclude_skipped"], required=("out",))
+    g = p.add_argument_group("threshold policy and given classes (docs/protocol.md)")
+    add_arguments(g, _eval_config(), ["tau_policy", "tau_source", "tau_holdout", "predictions"])
 
 
 def add_fast_path_args(p: argparse.ArgumentParser) -> None:

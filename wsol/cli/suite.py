@@ -33,9 +33,14 @@ def add_parsers(sub) -> None:
         description="Join DIR/summary.csv with the published numbers (benchmarks/paper_numbers.csv) and write "
                     "DIR/comparison.csv and DIR/comparison.md: measured, published, delta (measured - "
                     "published) and source; published numbers without a run are listed as 'not run'.")
-    p.add_argument("dir", metavar="DIR", help="a suite output folder (holding summary.csv)")
+    p.add_argument("dir", metavar="DIR", nargs="?", default=None,
+                   help="a suite or run output folder (holding summary.csv)")
     p.add_argument("--paper", default=None, metavar="FILE",
                    help="published numbers CSV (default: benchmarks/paper_numbers.csv)")
+    p.add_argument("--published", action="store_true",
+                   help="also (or, without DIR, only) render the whole published table grouped by protocol "
+                        "fingerprint: published.md and published.html in --out (default DIR)")
+    p.add_argument("--out", default=None, metavar="OUT", help="folder for published.md/.html (default DIR)")
     p.set_defaults(func=cmd_compare)
 
 
@@ -77,10 +82,23 @@ def cmd_suite(args) -> int:
 
 
 def cmd_compare(args) -> int:
-    from wsol.comparison import compare, to_markdown
+    from wsol.comparison import REFUSED, compare, render_published, to_markdown
+    from wsol.errors import WsolError
 
+    if args.dir is None and not args.published:
+        raise WsolError("wsol compare needs DIR (a run or suite folder) or --published")
+    if args.published:
+        out = args.out or args.dir
+        if out is None:
+            raise WsolError("wsol compare --published needs --out OUT (or DIR)")
+        md, page = render_published(out, args.paper)
+        print(f"wrote {md} and {page}")
+    if args.dir is None:
+        return 0
     df = compare(args.dir, args.paper)
     sys.stdout.write(to_markdown(df))
+    for _, r in df[df["status"] == REFUSED].iterrows():
+        print(f"refused: {r['dataset']}/{r['backbone']}/{r['method']}/{r['metric']} ({r['source'][:40]}): {r['note']}")
     n = int((df["status"] == "measured").sum())
     print(f"{n} of {len(df)} published numbers measured; wrote "
           f"{os.path.join(args.dir, 'comparison.csv')} and {os.path.join(args.dir, 'comparison.md')}")

@@ -1,4 +1,4 @@
-"""CUB-200-2011 in its official layout (docs/architecture.md, Dataset layouts)."""
+"""CUB-200-2011 in its official layout (docs/datasets.md, Dataset layouts)."""
 from __future__ import annotations
 
 import os

@@ -1,4 +1,4 @@
-"""ILSVRC2012 validation set in any of its usual layouts (docs/architecture.md, Dataset layouts).
+"""ILSVRC2012 validation set in any of its usual layouts (docs/datasets.md, Dataset layouts).
 
 Layouts (``ROOT`` is the folder passed as root):
 

@@ -1,4 +1,4 @@
-"""wsolevaluation metadata (Choe et al.): read it, and write it for any dataset (docs/architecture.md, Dataset layouts).
+"""wsolevaluation metadata (Choe et al.): read it, and write it for any dataset (docs/datasets.md, Dataset layouts).
 
 A split folder holds ``image_ids.txt`` (one image id per line), ``class_labels.txt``
 (``path,label``), ``image_sizes.txt`` (``path,w,h``) and ``localization.txt``

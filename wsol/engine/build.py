@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 from dataclasses import asdict, dataclass, field
 from typing import Dict, Optional, Sequence
@@ -19,13 +20,17 @@ from wsol.evaluation.fastpath import FastPath
 from wsol.engine.heads import backbone_for_dataset
 from wsol.evaluation.loop import Localizer, LoopStats
 from wsol.evaluation.region_scoring import RegionScorer, attach, blank_box_metrics, blank_region_metrics
-from wsol.evaluation.scoring import RunScorer, summary_frame
+from wsol.evaluation.scoring import RunScorer, policy_columns, summary_frame, policy_choice
+from wsol.metrics.fingerprint import measured_fingerprint
+from wsol.metrics.threshold_policy import ThresholdChoice
 from wsol.evaluation.timing import StageTimer
 from wsol.errors import DataError, WsolError
 from wsol.localize.protocols import Protocol, get_protocol
 from wsol.transforms.image import ImageFolderView, test_transform
 from wsol.utils.io import atomic_write, confined_path, write_text_atomic
 from wsol.utils.outdirs import claim_output_dir
+
+log = logging.getLogger(__name__)
 
 @dataclass
 class EvalResult:
@@ -146,7 +151,20 @@ def make_scorer(b: Built, cfg: EvalConfig) -> RunScorer:
     region = (RegionScorer(b.taus, b.dataset.has_masks, cfg.pointing_tolerance)
               if b.protocol.region_metrics else None)
     return RunScorer(b.taus, cfg.fixed_tau, has_predictions=True, box_dtype=b.protocol.box_dtype, region=region,
-                     fair_taus=b.protocol.fair_taus)
+                     predictions=load_predictions(cfg, b.dataset), fair_taus=b.protocol.fair_taus)
+
+
+def load_predictions(cfg: EvalConfig, ds: WsolDataset):
+    """The class-prediction file of ``cfg.predictions`` read against ``ds`` (None without one);
+    rows naming images outside the split are counted and reported."""
+    if not cfg.predictions:
+        return None
+    from wsol.evaluation.given_outputs import read_predictions
+
+    p = read_predictions(cfg.predictions, ds.class_names, ds.num_classes, [s.image_id for s in ds.samples])
+    if p.n_unknown:
+        log.warning("%s: %d row(s) name images outside the split (not scored)", cfg.predictions, p.n_unknown)
+    return p
 
 
 def make_localizer(b: Built, cfg: EvalConfig, scorer: RunScorer) -> Localizer:
@@ -171,11 +189,13 @@ def wall_row(wall: float, n_images: int, batches: int, **extra) -> dict:
 
 
 def result_tables(scorer: RunScorer, timings: pd.DataFrame, stats: LoopStats, meta: dict, has_boxes: bool,
-                  model_run: bool = True) -> EvalResult:
+                  model_run: bool = True, choice: Optional[ThresholdChoice] = None) -> EvalResult:
     """The run's tables from the scorer's state, the stage timings and the loop's counts
     (``model_run``: the maps came from a model, so non-finite maps/logits were counted;
-    ``has_boxes``: the dataset has boxes, else the box metrics are NaN)."""
+    ``has_boxes``: the dataset has boxes, else the box metrics are NaN; ``choice``: the τ
+    of the run's threshold policy, default test_best)."""
     numbers = scorer.summary()
+    numbers.update(policy_numbers(scorer, meta, choice))
     numbers["images_per_s"] = stats.n_images / stats.wall if stats.wall > 0 else float("nan")
     if model_run:
         numbers["n_nonfinite"] = stats.n_nonfinite
@@ -191,6 +211,25 @@ def result_tables(scorer: RunScorer, timings: pd.DataFrame, stats: LoopStats, me
                       scorer=scorer if model_run else None)
 
 
+def policy_numbers(scorer: RunScorer, meta: dict, choice: Optional[ThresholdChoice]) -> dict:
+    """The threshold-policy columns, where the classes came from, and the fingerprints of the
+    policy's Loc numbers and of MaxBoxAccV2 (wsol.metrics.fingerprint)."""
+    fixed = float(scorer.evaluator.fixed_tau)
+    if choice is None:
+        choice = policy_choice(scorer, "test_best", fixed)
+    out = policy_columns(scorer, choice)
+    # images without a prediction are counted (as misses), never dropped; rows naming no image of the split too
+    out["n_missing_predictions"] = scorer.n_missing_predictions
+    out["n_missing_boxes"] = 0
+    out["n_unknown_rows"] = scorer.predictions.n_unknown if scorer.predictions is not None else 0
+    out["classifier"] = "separate" if scorer.predictions is not None else ("same" if scorer.has_predictions else "none")
+    protocol = get_protocol(meta.get("protocol", "wsoleval"))
+    for col, metric in (("fingerprint_loc", "policy_top1_loc"), ("fingerprint_v2", "maxboxacc_v2")):
+        fp = measured_fingerprint(metric, protocol, choice.policy, out["classifier"], fixed, scorer.taus)
+        out[col] = fp.text() if fp is not None else ""
+    return out
+
+
 def loop_timings(timer: StageTimer, stats: LoopStats) -> pd.DataFrame:
     timings = pd.DataFrame(timer.rows())
     timings.loc[len(timings)] = wall_row(stats.wall, stats.n_images, len(timer.records["total"].seconds))
@@ -200,17 +239,38 @@ def loop_timings(timer: StageTimer, stats: LoopStats) -> pd.DataFrame:
 RUN_OUTPUTS = ("summary.csv", "per_image.csv", "curves.csv", "timings.csv", "run.json", "report.html")
 
 
-def write_run_config(cfg: EvalConfig, ds: WsolDataset, backbone=None) -> None:
-    """``<out>/run.json``: the resolved config (for reports, suites and reruns); with the
-    backbone, ``model_options_resolved`` holds every option it was built with (defaults,
-    options a checkpoint recorded or its keys revealed, and the user's)."""
+FINGERPRINT_METRICS = ("gt_known_loc", "top1_loc", "top5_loc", "maxboxacc", "maxboxacc_v2", "policy_gt_known_loc",
+                       "policy_top1_loc", "policy_top5_loc", "policy_boxacc_v2", "pxap", "piou")
+
+
+def config_fingerprints(cfg: EvalConfig, ds: WsolDataset, given_boxes: bool = False) -> Dict[str, Dict[str, str]]:
+    """{metric: protocol fingerprint} of the run ``cfg`` describes (run.json ``fingerprints``)."""
+    from wsol.metrics.fingerprint import run_fingerprints
+
+    protocol = get_protocol(cfg.protocol)
+    try:
+        protocol = protocol.configure(ds.num_classes, cfg.cam_step)
+    except Exception:  # a dataset whose class count is not known yet: the protocol's defaults
+        pass
+    classifier = "separate" if cfg.predictions else ("none" if given_boxes or cfg.method == "heatmaps" else "same")
+    taus = [float("nan")] if given_boxes else protocol.thresholds(cfg.cam_step)
+    return run_fingerprints(list(FINGERPRINT_METRICS), protocol, "given_boxes" if given_boxes else cfg.tau_policy,
+                            classifier, cfg.fixed_tau, taus)
+
+
+def write_run_config(cfg: EvalConfig, ds: WsolDataset, backbone=None, given_boxes: bool = False) -> None:
+    """``<out>/run.json``: the resolved config (for reports, suites and reruns) and the protocol
+    fingerprint of each localization metric; with the backbone, ``model_options_resolved``
+    holds every option it was built with (defaults, options a checkpoint recorded or its keys
+    revealed, and the user's)."""
     claim_run_dir(cfg.out)
     # an interrupted rerun must not leave an earlier run's results behind (summary.csv first)
     for stale in ("summary.csv", "per_image.csv", "curves.csv", "timings.csv", "report.html"):
         if os.path.exists(os.path.join(cfg.out, stale)):
             os.remove(os.path.join(cfg.out, stale))
     info = {**asdict(cfg), "root": os.path.abspath(ds.root), "image_root": ds.image_root,
-            "wsol_version": __version__, "class_names": ds.class_names}
+            "wsol_version": __version__, "class_names": ds.class_names,
+            "fingerprints": config_fingerprints(cfg, ds, given_boxes)}
     if backbone is not None:
         info["model_options_resolved"] = dict(getattr(backbone, "model_options", {}) or {})
     write_text_atomic(os.path.join(cfg.out, "run.json"), json.dumps(info, indent=1, default=str))

@@ -9,15 +9,25 @@ or what it prints (``progress``): a suite does not rerun finished runs when thos
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+import types
+from dataclasses import dataclass, fields
 from typing import Dict, List, Optional
 
 from wsol.localize.protocols import PROTOCOLS
+from wsol.localize.sweeps import SWEEP_NAMES
+from wsol.metrics.threshold_policy import POLICIES, check_policy
 from wsol.utils import options as O
 from wsol.utils.options import option
 
-SWEEPS = ("fast", "reference", "per-threshold")
+SWEEPS = SWEEP_NAMES
 DEVICE = dict(pattern=r"(cpu|mps|cuda)(:\d+)?", pattern_rule="cpu, cuda, cuda:N or mps")
+
+
+def _later(f):
+    """An option added after suites were first cached: left out of the suite hash while at its
+    default (:func:`hash_omits_default`), so runs cached before it existed keep their key."""
+    f.metadata = types.MappingProxyType({**f.metadata, "hash_default": False})
+    return f
 
 
 @dataclass
@@ -96,14 +106,50 @@ class EvalConfig:
     new_head: bool = option(False, help="when the head of --weights does not fit the dataset's classes, evaluate "
                                         "a freshly initialised head instead of stopping with an error (its maps "
                                         "are untrained)")
+    # threshold policy (wsol.metrics.threshold_policy): the τ of the policy_* Loc numbers (docs/protocol.md)
+    tau_policy: str = _later(option(
+        "test_best", choices=POLICIES,
+        help="how the tau of the policy_* Loc numbers is chosen: test_best (best on the test boxes, as MaxBoxAcc; "
+             "default), fixed (--fixed-tau), holdout (best on a held-out split with boxes: --tau-source or "
+             "--tau-holdout), pseudo_boxes (best on pseudo-boxes: --tau-source)"))
+    tau_source: Optional[str] = _later(option(
+        None, metavar="METADATA_DIR",
+        help="holdout / pseudo_boxes: a wsolevaluation metadata folder (image_ids.txt, class_labels.txt, "
+             "image_sizes.txt, localization.txt), e.g. train-fullsup or a pseudo-box release; its images are read "
+             "from the run's image root (--images) or heatmap folder (--cams)"))
+    tau_holdout: Optional[float] = _later(option(
+        None, min=0, max=1, min_open=True, max_open=True, metavar="FRACTION",
+        help="holdout: choose tau on this fraction of each class of the dataset's train split"))
+    # outputs computed elsewhere (wsol.evaluation.given_outputs)
+    predictions: Optional[str] = _later(option(
+        None, metavar="CSV",
+        help="class predictions from any classifier (image_id,top1[,top2..top5]; indices or class names) used "
+             "for Top-1/Top-5 instead of the model's; images without a row count as wrong"))
+    box_rule: str = _later(option(
+        "top", choices=("top", "all"),
+        help="wsol score --boxes, several boxes for an image: 'top' scores the highest-scored one (needs the "
+             "score column; default), 'all' the best IoU over all of them (optimistic)"))
+    save_boxes: Optional[str] = _later(option(
+        None, metavar="CSV",
+        help="also write the predicted box of each image at the policy's tau (image_id,x0,y0,x1,y1, original "
+             "pixels), the input of `wsol score --boxes`"))
+    save_predictions: Optional[str] = _later(option(
+        None, metavar="CSV", help="also write each image's top-5 classes (image_id,top1..top5), the input of "
+                                  "--predictions"))
 
 
 def check_config(cfg: EvalConfig) -> None:
     """Every declared option's rule (:mod:`wsol.utils.options`), for runs started from Python
     (``wsol.evaluate(...)``, suites, bench): a one-line WsolError naming the option."""
     O.check_options(cfg)
+    check_policy(cfg.tau_policy, cfg.tau_source, cfg.tau_holdout)  # the policy's data (a rule across options)
 
 
 def result_fields() -> List[str]:
     """The EvalConfig fields that can change a run's outputs (the suite hashes these)."""
     return O.result_fields(EvalConfig)
+
+
+def hash_omits_default() -> Dict[str, object]:
+    """{field: default} of the result fields the suite hash leaves out while at their default."""
+    return {f.name: f.default for f in fields(EvalConfig) if f.metadata.get("hash_default", True) is False}

@@ -207,18 +207,13 @@ def inference_on_dataset(backbone, loader, method, localizer: Localizer, scorer:
                                                   loader.batch_size or n)
             status = _statuses(cams, logits)
             n_nonfinite += sum(s != "ok" for s in status)
-            for j in bad:  # --on-error skip: recorded, scored as a miss (or excluded)
-                scorer.add_skipped(view.samples[idx[j]].image_id, int(labels[j]), errors[j], exclude_skipped,
-                                   index=view.positions[idx[j]])
-            ok = [j for j in range(n) if j not in bad]
-            smp = [view.samples[idx[j]] for j in ok]
-            size_ok, notes = box_frame_sizes(smp, [sizes[j] for j in ok])
-            size_notes += notes
-            gts = [localizer.protocol.gt_boxes(s.boxes, wh) for s, wh in zip(smp, size_ok)]
-            tag = ([idx[j] for j in ok], labels.numpy()[ok], top5[ok], [status[j] for j in ok], smp, gts)
-            localizer.submit(cams[ok], gts, size_ok, tag)
-            for result, tag in localizer.ready():
-                _record(result, tag, view, scorer, timer, save_maps)
+            _record_skipped(bad, idx, labels, errors, view, scorer, exclude_skipped)
+            record = _batch_record([j for j in range(n) if j not in bad], idx, labels, sizes, top5, status, view,
+                                   localizer.protocol)
+            size_notes += record.size_notes
+            localizer.submit(cams[record.rows], record.gts, record.sizes, record)
+            for result, done in localizer.ready():
+                _record(result, done, view, scorer, timer, save_maps)
             timer.add("total", time.perf_counter() - t_batch + timer.records["data"].seconds[-1], n)
             bar.update(n)
             t_data = time.perf_counter()
@@ -234,11 +229,44 @@ def inference_on_dataset(backbone, loader, method, localizer: Localizer, scorer:
     return LoopStats(len(view), n_nonfinite, time.perf_counter() - t_start, size_notes)
 
 
-def _record(result: tuple, tag: tuple, view, scorer: RunScorer, timer: StageTimer,
+@dataclass
+class BatchRecord:
+    """What the loop keeps of a batch's scored images while their maps are localized."""
+
+    rows: List[int]                   # positions in the batch (skipped images left out)
+    indices: List[int]                # their indices in the loader's view
+    labels: np.ndarray
+    top5: np.ndarray
+    status: List[str]                 # 'ok' or why the map is all zeros
+    samples: List[Sample]
+    gts: List[np.ndarray]             # ground-truth boxes in the protocol's frame
+    sizes: List[Tuple[int, int]]      # the frame the boxes were annotated in
+    size_notes: List[str] = field(default_factory=list)
+
+
+def _batch_record(rows: List[int], idx, labels: torch.Tensor, sizes, top5: np.ndarray, status: List[str], view,
+                  protocol: Protocol) -> BatchRecord:
+    """The record of a batch's readable images (ground truth in the protocol's frame)."""
+    smp = [view.samples[idx[j]] for j in rows]
+    size_ok, notes = box_frame_sizes(smp, [sizes[j] for j in rows])
+    gts = [protocol.gt_boxes(s.boxes, wh) for s, wh in zip(smp, size_ok)]
+    return BatchRecord(rows, [idx[j] for j in rows], labels.numpy()[rows], top5[rows], [status[j] for j in rows],
+                       smp, gts, size_ok, notes)
+
+
+def _record_skipped(bad: List[int], idx, labels: torch.Tensor, errors, view, scorer: RunScorer,
+                    exclude_skipped: bool) -> None:
+    """--on-error skip: each unreadable image recorded, scored as a miss (or excluded)."""
+    for j in bad:
+        scorer.add_skipped(view.samples[idx[j]].image_id, int(labels[j]), errors[j], exclude_skipped,
+                           index=view.positions[idx[j]])
+
+
+def _record(result: tuple, rec: BatchRecord, view, scorer: RunScorer, timer: StageTimer,
             save_maps: Optional[Callable[[Sequence[str], np.ndarray], None]]) -> None:
     """A finished batch into the scorer (and its maps to ``save_maps``)."""
     locs, maps, secs = result
-    idx, labels, top5, status, samples, gts = tag
+    idx, labels, top5, status, samples, gts = rec.indices, rec.labels, rec.top5, rec.status, rec.samples, rec.gts
     timer.add("localize", secs, len(idx))
     ids = [view.samples[i].image_id for i in idx]
     if maps is not None and save_maps is not None:

@@ -10,7 +10,8 @@ import pandas as pd
 from wsol import __version__
 from wsol.localize.boxes import MODES
 from wsol.localize.image import ImageLocalization
-from wsol.metrics.box_accuracy import IOU_THRESHOLDS, LOC_MODE, V2_MODE, BoxAccEvaluator
+from wsol.metrics.box_accuracy import IOU_THRESHOLDS, LOC_MODE, V2_MODE, BoxAccEvaluator, metrics_at_tau
+from wsol.metrics.threshold_policy import RULES, ThresholdChoice, choose_tau
 from wsol.metrics.state import StateSpec, merge_states
 
 LOC_RULE = "argmax_tau BoxAcc(tau, IoU 0.5), largest box"
@@ -23,10 +24,12 @@ SUMMARY_COLUMNS = [
     "dataset", "split", "protocol", "backbone", "weights", "method", "n_images", "top1_cls",
     "top5_cls", "gt_known_loc", "top1_loc", "top5_loc", "loc_tau", "loc_mode", "loc_tau_rule",
     "fixed_tau", "gt_known_loc_fixed", "top1_loc_fixed", "top5_loc_fixed", "maxboxacc",
-    "maxboxacc_v2", "maxboxacc_iou30", "maxboxacc_iou50", "maxboxacc_iou70", "tau_iou30",
+    "maxboxacc_v2", "tau_policy", "tau_policy_rule", "tau_policy_source", "tau_policy_n_images", "policy_tau",
+    "policy_gt_known_loc", "policy_top1_loc", "policy_top5_loc", "policy_boxacc_v2", "policy_mean_iou",
+    "classifier", "fingerprint_loc", "fingerprint_v2", "maxboxacc_iou30", "maxboxacc_iou50", "maxboxacc_iou70", "tau_iou30",
     "tau_iou50", "tau_iou70", "mean_iou", "pxap", "piou", "piou_tau", "pointing_game",
     "pointing_game_class_avg", "energy_pointing_game", "pointing_region", "pointing_tolerance", "cam_step", "n_thresholds", "n_skipped", "metric_denominator",
-    "n_nonfinite", "n_size_mismatch", "images_per_s", "device", "wsol_version", "date",
+    "n_nonfinite", "n_size_mismatch", "n_missing_predictions", "n_missing_boxes", "n_unknown_rows", "images_per_s", "device", "wsol_version", "date",
 ]
 
 
@@ -49,10 +52,12 @@ class RunScorer:
         StateSpec("index", "cat", "int per image: position in the dataset"),
         StateSpec("n_skipped", "sum", "images that could not be scored"),
         StateSpec("exclude_skipped", "any", "skipped images left out of the denominators"),
+        StateSpec("n_missing_predictions", "sum", "images without a row in the class-prediction file"),
     )
 
     def __init__(self, taus: Sequence[float], fixed_tau: float = 0.2, has_predictions: bool = True,
-                 box_dtype=np.uint8, region=None, fair_taus: Optional[Sequence[float]] = None):
+                 box_dtype=np.uint8, region=None, fair_taus: Optional[Sequence[float]] = None,
+                 predictions=None):
         self.taus = np.asarray(taus, dtype=np.float64)
         self.evaluator = BoxAccEvaluator(self.taus, IOU_THRESHOLDS, fixed_tau)
         # the wsoleval scoring of the same maps (each ImageLocalization's ``fair``) under
@@ -69,6 +74,9 @@ class RunScorer:
         self.exclude_skipped = False
         # the whole-map scores (PxAP, pointing games: wsol.evaluation.region_scoring), fed the same images
         self.region = region
+        # class predictions from a file (wsol.evaluation.given_outputs.Predictions) replace the model's
+        self.predictions = predictions
+        self.n_missing_predictions = 0
 
     # ------------------------------------------------------------ declared state
     def state_specs(self) -> Tuple[StateSpec, ...]:
@@ -83,6 +91,7 @@ class RunScorer:
         return {**self.evaluator.state, "rows": self.rows, "iou_all": self.iou["all"],
                 "iou_largest": self.iou["largest"], "box": self.box, "index": self.index,
                 "n_skipped": self.n_skipped, "exclude_skipped": self.exclude_skipped,
+                "n_missing_predictions": self.n_missing_predictions,
                 **({FAIR_PREFIX + k: v for k, v in self.fair.state.items()} if self.fair is not None else {}),
                 **(self.region.state_dict() if self.region else {})}
 
@@ -97,6 +106,7 @@ class RunScorer:
         self.index = [state["index"][k] for k in order]
         self.n_skipped = int(state["n_skipped"])
         self.exclude_skipped = bool(state["exclude_skipped"])
+        self.n_missing_predictions = int(state.get("n_missing_predictions", 0))
         if self.fair is not None:
             self.fair.state = {s.name: state[FAIR_PREFIX + s.name] for s in BoxAccEvaluator.STATE}
         if self.region is not None:
@@ -146,6 +156,9 @@ class RunScorer:
         ``samples``, their normalized ``maps`` and ``gts`` (GT boxes on the map grid)."""
         ious = np.stack([l.iou for l in locs]) if locs else np.zeros((0, len(MODES), len(self.taus)))
         labels = np.asarray(labels, dtype=np.int64)
+        if self.predictions is not None:  # a separate classifier's predictions, looked up by image id
+            top5, missing = self.predictions.lookup(list(image_ids))
+            self.n_missing_predictions += missing
         if top5 is not None and len(top5):
             t1 = top5[:, 0] == labels
             t5 = (top5 == labels[:, None]).any(axis=1)
@@ -158,10 +171,12 @@ class RunScorer:
             row = {"image_id": iid, "label": int(lab)}
             if top5 is not None and len(top5):
                 row["pred_top1"] = int(top5[i, 0])
-                row["pred_top5"] = " ".join(str(int(c)) for c in top5[i])
+                row["pred_top5"] = " ".join(str(int(c)) for c in top5[i] if c >= 0)
                 row["top1_correct"] = bool(t1[i])
                 row["top5_correct"] = bool(t5[i])
             row["_status"] = status[i] if status is not None else "ok"
+            if self.predictions is not None and iid not in self.predictions.top:
+                row["_status"] = "no_prediction" if row["_status"] == "ok" else row["_status"]
             row["_reason"] = ""
             self.index.append(self._next_index(None if indices is None else indices[i]))
             self.rows.append(row)
@@ -180,6 +195,10 @@ class RunScorer:
                 s[k] = float("nan")
         s["loc_mode"] = LOC_MODE
         s["loc_tau_rule"] = LOC_RULE
+        if self.predictions is not None:
+            if self.predictions.k < 5:  # top-5 needs five columns
+                for k in ("top5_cls", "top5_loc", "top5_loc_fixed"):
+                    s[k] = float("nan")
         if self.fair is not None:  # the fair numbers: the same maps under wsoleval
             fair = self.fair.evaluate().__dict__
             s.update({k: fair[k] for k in FAIR_COLUMNS})
@@ -225,6 +244,32 @@ class RunScorer:
                 parts.append(pd.DataFrame({"mode": mode, "iou_threshold": t / 100, "tau": self.taus,
                                            "box_acc": acc[k]}))
         return pd.concat(parts, ignore_index=True)
+
+
+def policy_columns(scorer: RunScorer, choice: ThresholdChoice) -> dict:
+    """summary.csv's threshold-policy columns: which policy chose τ, by which rule, on what
+    (and how many images), the τ, and the Loc numbers of the test set at it."""
+    at = metrics_at_tau(scorer.evaluator, choice.index)
+    out = {"tau_policy": choice.policy, "tau_policy_rule": RULES[choice.policy], "tau_policy_source": choice.source,
+           "tau_policy_n_images": choice.n_images, "policy_tau": choice.tau}
+    out.update({f"policy_{k}": at[k] for k in ("gt_known_loc", "top1_loc", "top5_loc", "boxacc_v2", "mean_iou")})
+    if not scorer.has_predictions or (scorer.predictions is not None and scorer.predictions.k < 5):
+        out["policy_top5_loc"] = float("nan")
+        if not scorer.has_predictions:
+            out["policy_top1_loc"] = float("nan")
+    return out
+
+
+def policy_choice(scorer: RunScorer, policy: str, fixed_tau: float, selection: Optional[RunScorer] = None,
+                source: str = "") -> ThresholdChoice:
+    """The τ ``policy`` picks for the run in ``scorer`` (``selection``: the scorer of the
+    selection set, for holdout and pseudo_boxes)."""
+    i50 = scorer.evaluator.iou_thresholds.index(50)
+    test_curve = scorer.evaluator.curves()[LOC_MODE][i50]
+    sel_curve = None if selection is None else selection.evaluator.curves()[LOC_MODE][i50]
+    n_sel = 0 if selection is None else int(selection.evaluator.state["n"])
+    return choose_tau(policy, scorer.taus, test_curve, fixed_tau, sel_curve, source, n_sel,
+                      int(scorer.evaluator.state["n"]))
 
 
 def summary_frame(numbers: dict, meta: dict) -> pd.DataFrame:

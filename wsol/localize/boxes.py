@@ -158,20 +158,6 @@ def sweep_reference(q: np.ndarray, taus: Sequence[float]) -> SweepResult:
     return SweepResult.from_lists({m: [b[m] for b in per_cut] for m in MODES}, tau_cut.reshape(-1))
 
 
-SWEEPS = {"reference": sweep_reference, "per-threshold": sweep_per_threshold}
-
-
-def get_sweep(name: str):
-    """The sweep implementation called ``name``: 'fast', 'reference' or 'per-threshold'."""
-    from wsol.errors import UnknownNameError
-
-    if name == "fast" and "fast" not in SWEEPS:
-        import wsol.localize.fast_sweep  # noqa: F401  (registers SWEEPS["fast"]; needs numba)
-    if name not in SWEEPS:
-        raise UnknownNameError("sweep", name, SWEEPS)
-    return SWEEPS[name]
-
-
 def best_iou_per_cut(result: SweepResult, mode: str, gt: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
     """Best IoU and the box achieving it (first on ties) at every τ, computed once per distinct cut.
 

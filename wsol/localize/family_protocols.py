@@ -120,6 +120,7 @@ class FamilyProtocol:
     thresholds_by_dataset: dict = {}
     threshold: Optional[float] = None
     fair_taus: Optional[np.ndarray] = None
+    map_resolution = "224"  # protocol fingerprint: maps and ground truth on the 224 grid
 
     def configure(self, num_classes: int, cam_step: float, dataset: str = ""):
         """A copy with the dataset's threshold (CUB: the ``cub`` adapter or 200 classes; any
@@ -174,6 +175,7 @@ class TscamProtocol(FamilyProtocol, Protocol):
                    "MaxBoxAccV2 from wsoleval")
     box_dtype = np.int16
     thresholds_by_dataset = TSCAM_THRESHOLDS
+    box_rules = {"largest": "tscam_largest_contour_8bit", "all": "tscam_largest_contour_8bit"}
 
     def localize(self, cams, gts, sizes, taus, sweep, keep_maps=False):
         return _single_threshold_localize(self, tscam_normalize, tscam_box, cams, gts, taus, sweep, keep_maps)
@@ -186,6 +188,7 @@ class SatProtocol(FamilyProtocol, Protocol):
                    "MaxBoxAccV2 from wsoleval")
     box_dtype = np.int16
     thresholds_by_dataset = SAT_THRESHOLDS
+    box_rules = {"largest": "sat_largest_component", "all": "sat_largest_component"}
 
     def localize(self, cams, gts, sizes, taus, sweep, keep_maps=False):
         return _single_threshold_localize(self, sat_normalize, sat_box, cams, gts, taus, sweep, keep_maps)
@@ -197,6 +200,7 @@ class ScmProtocol(FamilyProtocol, Protocol):
     description = ("SCM (Bai 2022): bilinear float64 maps, wsolevaluation's largest contour at every tau of "
                    "arange(0, 1, 0.01); MaxBoxAccV2 from wsoleval")
     box_dtype = np.uint8
+    box_rules = {"largest": "largest_contour", "all": "largest_contour"}
 
     def thresholds(self, cam_step: float) -> np.ndarray:
         from wsol.localize.maps import thresholds

@@ -61,7 +61,7 @@ from typing import Dict, List, Sequence, Tuple
 import numpy as np
 from numba import njit
 
-from wsol.localize.boxes import MODES, SWEEPS, CutBoxes, SweepResult, sweep_reference
+from wsol.localize.boxes import MODES, CutBoxes, SweepResult, sweep_reference
 from wsol.localize.maps import level_thresholds
 
 # 8-neighbour ring, bit b of the mask: N, NE, E, SE, S, SW, W, NW
@@ -1254,6 +1254,3 @@ def sweep_fast(q: np.ndarray, taus: Sequence[float]) -> SweepResult:
     m = largest.shape[0]
     one = np.arange(m + 1, dtype=np.int64)
     return SweepResult({"all": CutBoxes(all_boxes, start, end), "largest": CutBoxes(largest, one[:-1], one[1:])}, inv)
-
-
-SWEEPS["fast"] = sweep_fast

@@ -6,7 +6,8 @@ from typing import List, Optional, Sequence
 
 import numpy as np
 
-from wsol.localize.boxes import MODES, best_iou_per_cut, get_sweep
+from wsol.localize.boxes import MODES, best_iou_per_cut
+from wsol.localize.sweeps import get_sweep
 from wsol.localize.maps import quantize
 
 

@@ -7,10 +7,11 @@ plain picklable objects, so a worker pool can run :meth:`Protocol.localize` dire
 """
 from __future__ import annotations
 
-from typing import List, Optional, Sequence, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
+from wsol.errors import WsolError
 from wsol.localize.boxes import scale_gt_boxes
 from wsol.localize.cam2016 import CAM2016_THRESHOLD, localize_cam2016
 from wsol.localize.image import ImageLocalization, localize_batch
@@ -27,6 +28,11 @@ class Protocol:
     box_dtype: the integer type that holds its predicted boxes (per_image.csv).
     scores_heatmaps: whether exported 224x224 heatmaps can be scored under it (``wsol score``).
     region_metrics: whether the whole-map scores (PxAP/PIoU on masks, pointing games) apply.
+
+    Protocol fingerprint fields (docs/protocol.md, Protocol fingerprints), read by
+    :meth:`fingerprint_fields`: box_rules: the box rule of each box mode ('largest', 'all');
+    map_resolution: the grid maps are normalized and boxes compared on; test_crop: how a
+    test image becomes the network input.
     """
 
     name: str = ""
@@ -34,6 +40,20 @@ class Protocol:
     box_dtype: type = np.int32
     scores_heatmaps: bool = False
     region_metrics: bool = False
+    box_rules: Dict[str, str] = {}
+    map_resolution: str = ""
+    test_crop: str = "resize224"
+
+    def fingerprint_fields(self, mode: str) -> Dict[str, str]:
+        """The protocol's part of a metric's fingerprint for box ``mode``: box_rule,
+        map_resolution and test_crop (a rule not declared reads '<name>:<mode>')."""
+        return {"box_rule": self.box_rules.get(mode, f"{self.name}:{mode}"),
+                "map_resolution": self.map_resolution or f"{self.name}:unstated", "test_crop": self.test_crop}
+
+    def boxes_to_original(self, boxes: np.ndarray, size: Size) -> np.ndarray:
+        """Predicted boxes as this protocol holds them -> original-image pixels, such that
+        :meth:`gt_boxes` maps them back to the very same boxes (``--save-boxes``)."""
+        raise WsolError(f"protocol {self.name!r} cannot export its boxes in original pixels")
     #: the wsoleval τ grid the same maps are also scored on (MaxBoxAccV2 in the same row), or None
     fair_taus: Optional[np.ndarray] = None
 
@@ -81,6 +101,15 @@ class WsolEvalProtocol(Protocol):
     box_dtype = np.uint8  # 224-grid boxes fit in a byte
     scores_heatmaps = True
     region_metrics = True
+    box_rules = {"largest": "largest_contour", "all": "all_contours"}
+    map_resolution = "224"
+
+    def boxes_to_original(self, boxes, size):
+        """Each 224-grid coordinate -> the centre of its cell in original pixels,
+        ``(x + 0.5) * W / 224``: ``int(that * 224 / W)`` is ``x`` again, whatever W."""
+        b = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
+        sx, sy = float(size[0]) / MAP_SIZE, float(size[1]) / MAP_SIZE
+        return (b + 0.5) * np.array([sx, sy, sx, sy])
 
     def thresholds(self, cam_step: float) -> np.ndarray:
         return thresholds(cam_step)
@@ -107,6 +136,11 @@ class Cam2016Protocol(Protocol):
     description = ("CAM paper (Zhou et al. 2016): one threshold at 20% of the max, largest component, "
                    "original resolution")
     box_dtype = np.int32  # boxes in original pixels
+    box_rules = {"largest": "largest_component_20pct_of_max", "all": "largest_component_20pct_of_max"}
+    map_resolution = "original"
+
+    def boxes_to_original(self, boxes, size):
+        return np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
 
     def thresholds(self, cam_step: float) -> np.ndarray:
         return np.array([CAM2016_THRESHOLD])
@@ -141,6 +175,7 @@ class Cam2016CodeProtocol(Cam2016Protocol):
 
     name = "cam2016_code"
     description = "CAM paper's released code: gray levels 20/100/110, distance-transform erosion, largest box"
+    box_rules = {"largest": "cam2016_code_levels_20_100_110", "all": "cam2016_code_levels_20_100_110"}
 
     def localize(self, cams, gts, sizes, taus, sweep, keep_maps=False):
         from wsol.localize.cam2016_code import localize_cam2016_code

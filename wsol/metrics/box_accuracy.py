@@ -214,3 +214,20 @@ def summarize_arrays(taus: Sequence[float], ious: np.ndarray, top1_correct, top5
     ev = BoxAccEvaluator(taus, fixed_tau=fixed_tau)
     ev.process(ious, top1_correct, top5_correct)
     return ev.evaluate()
+
+
+# ---------------------------------------------------------------- metrics at one τ
+def metrics_at_tau(evaluator: BoxAccEvaluator, k: int) -> Dict[str, float]:
+    """The Loc numbers of ``evaluator`` at τ index ``k`` (percentages), each a slice of its
+    state: GT-known / Top-1 / Top-5 Loc (largest box, IoU >= 0.5), BoxAccV2 (mean over
+    δ of the all-contours BoxAcc at this one τ) and mean IoU (largest box)."""
+    s = evaluator.state
+    n = int(s["n"])
+    curves = evaluator.curves()
+    i50 = evaluator.iou_thresholds.index(50)
+    return {"tau": float(evaluator.taus[k]),
+            "gt_known_loc": float(curves[LOC_MODE][i50, k]),
+            "top1_loc": float(percent(s["top1_hits"][k], n)),
+            "top5_loc": float(percent(s["top5_hits"][k], n)),
+            "boxacc_v2": float(curves[V2_MODE][:, k].mean()),
+            "mean_iou": float(percent(s["iou_sum"][MODES.index(LOC_MODE), k], n))}

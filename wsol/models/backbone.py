@@ -65,7 +65,7 @@ class Backbone(nn.Module):
 
     def forward_train(self, x: torch.Tensor, labels: Optional[torch.Tensor] = None) -> Dict[str, torch.Tensor]:
         """Training-mode outputs as a dict with at least ``logits`` (ACoL and SPG heads add the
-        maps their losses need; see ``docs/architecture.md``)."""
+        maps their losses need; see ``docs/training.md``)."""
         return {"logits": self(x)[1]}
 
     @property

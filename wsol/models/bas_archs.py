@@ -1,5 +1,5 @@
 """BAS (Wu et al., CVPR 2022) as backbones: ``bas_resnet50``, ``bas_vgg16``,
-``bas_inception_v3``, ``bas_mobilenet_v1`` (``docs/architecture.md``, "BAS").
+``bas_inception_v3``, ``bas_mobilenet_v1`` (``docs/training.md``, "BAS").
 
 The released checkpoints load as they are: ``{'model': state_dict, ...}``, keys without a
 prefix (CUB, ``train.py``) or with DDP's ``module.`` (ILSVRC, ``train_ILSVRC.py``); the head
@@ -27,7 +27,7 @@ import torch
 from torch import nn
 
 from wsol.errors import WsolError
-from wsol.models.bas_common import CUB_TOPK, foreground_classes, foreground_map, xavier_init
+from wsol.models.bas_common import CUB_TOPK, xavier_init
 from wsol.models.bas_nets import NETS
 from wsol.models.backbone import Backbone, BackboneInfo
 from wsol.models.registry import register_backbone
@@ -68,7 +68,7 @@ class BasBackbone(Backbone):
         """M_fg [B, h, w]: the mean sigmoid map of ``targets`` (topk 1) or of the ``topk``
         highest logits (``None``: :meth:`default_topk`)."""
         k = self.default_topk() if topk is None else int(topk)
-        return foreground_map(self.net.loc_maps(feats), foreground_classes(logits, targets, k))[:, 0]
+        return self.net.foreground(feats, logits, targets, k)[:, 0]
 
     def class_maps(self, feats, targets):
         return self.foreground(feats, feats.new_zeros(feats.shape[0], 1), targets, topk=1)

@@ -1,5 +1,5 @@
 """What the four BAS nets share (Background Activation Suppression, Wu et al., CVPR 2022;
-``docs/architecture.md``, "BAS"): a trunk to a 28x28 map ``x_loc``, a tail to the last map,
+``docs/training.md``, "BAS"): a trunk to a 28x28 map ``x_loc``, a tail to the last map,
 ``classifier_cls`` (3x3 conv to 1024 + ReLU, 3x3 conv 1024 + ReLU, 1x1 conv to the classes)
 on the tail's output with GAP = the logits (``score_1``), and ``classifier_loc`` (3x3 conv to
 the classes + sigmoid) on ``x_loc``: the per-class foreground maps ``M`` [B, C, 28, 28].
@@ -100,6 +100,23 @@ class BasNet(nn.Module):
     def loc_maps(self, x_loc: torch.Tensor) -> torch.Tensor:
         """M [B, C, 28, 28]: ``classifier_loc``'s sigmoid map of every class."""
         return self.classifier_loc(x_loc)
+
+    def foreground(self, x_loc: torch.Tensor, scores: torch.Tensor, labels: Optional[torch.Tensor],
+                   topk: int) -> torch.Tensor:
+        """M_fg [B, 1, h, w] of the ``topk`` classes (:func:`foreground_classes`). With fewer
+        classes than the head has, only their ``classifier_loc`` filters run: one grouped
+        convolution over the batch (image b's input with its own classes' filters), the same
+        sums as the full head's at a k/C share of its cost."""
+        classes = foreground_classes(scores, labels, topk)
+        b, k = classes.shape
+        conv = self.classifier_loc[0]
+        if k >= conv.out_channels:
+            return foreground_map(self.loc_maps(x_loc), classes)
+        flat = classes.reshape(-1)
+        h, w = x_loc.shape[-2:]
+        out = F.conv2d(x_loc.reshape(1, -1, h, w), conv.weight[flat], conv.bias[flat], padding=conv.padding,
+                       groups=b)
+        return torch.sigmoid(out.view(b, k, h, w)).mean(dim=1, keepdim=True)
 
     def classifier_layer(self) -> nn.Module:
         return self.classifier_cls[4]

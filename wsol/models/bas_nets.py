@@ -1,5 +1,5 @@
 """The four BAS nets (wpy1999/BAS, ``WSOL/Model/*.py``) with the reference's module names, so
-that its checkpoints load with their own keys (``docs/architecture.md``, "BAS"). At 224 input:
+that its checkpoints load with their own keys (``docs/training.md``, "BAS"). At 224 input:
 
 - ``BasResNet50``: torchvision ResNet-50 naming (``conv1, bn1, layer1..4``, no ``fc``),
   layer3 at stride 1 (``x_loc`` = its 28x28 output, 1024 channels), a 2x2 max-pool, then

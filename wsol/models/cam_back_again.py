@@ -1,5 +1,5 @@
 """CAM Back Again's models (Yasuki & Taki, CVPR 2024) as backbones, so that their checkpoints
-load as they are (``docs/architecture.md``, "CAM Back Again").
+load as they are (``docs/training.md``, "CAM Back Again").
 
 The reference builds ``nn.Sequential(nn.Sequential(stem, stages), Net2Head)`` from a timm
 ConvNeXt (its ``norm_pre`` and head, with the head's LayerNorm, dropped); ``Net2Head`` is an

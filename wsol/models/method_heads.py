@@ -1,5 +1,5 @@
 """ACoL, SPG and ADL on any backbone: the generic method variants ``NAME+acol``, ``NAME+spg``,
-``NAME+adl`` (``docs/architecture.md``, "Generic method heads").
+``NAME+adl`` (``docs/training.md``, "Generic method heads").
 
 Choe et al.'s three architectures have the reference's own variants (``vgg16_acol``,
 ``resnet50_spg``, ``vgg16_gap`` with ``adl=true`` ...; :func:`variant_for` picks them).
@@ -250,30 +250,3 @@ def add_adl(base: Backbone, info: BackboneInfo, adl_drop_rate: float = ADL_DROP_
     base.info = info
     base.model_options = {"adl_drop_rate": float(adl_drop_rate), "adl_drop_threshold": float(adl_drop_threshold)}
     return base
-
-
-def variant_entry(name: str):
-    """The registry entry of generic variant ``name`` (``BASE+acol|spg|adl``)."""
-    from wsol.models.registry import ModelEntry, resolve
-
-    base_name, kind = split_variant(name)
-    base_entry = resolve(base_name)
-    b = base_entry.info
-    notes = {"acol": "ACoL heads on the last feature map; cam = the fused map of both heads",
-             "spg": "SPG stages A1-A3 + side branches on the last feature map; cam = the SPG_A_4 map",
-             "adl": "ADL layers at the end of the last two stages; inactive at evaluation"}
-    layer = {"acol": b.feature_layer, "spg": "SPG_A_3", "adl": b.feature_layer}[kind]
-    info = BackboneInfo(name, b.source, layer, b.stride, kind == "spg" or (kind == "adl" and b.cam_exact), notes[kind])
-
-    def build(pretrained: bool, num_classes: int, **options: Any) -> Backbone:
-        base = base_entry.build(pretrained, num_classes)
-        # ADL keeps the base's head (exact as the base is); SPG's head is GAP + 1x1 conv (exact)
-        exact = {"acol": False, "spg": True, "adl": base.info.cam_exact}[kind]
-        built = BackboneInfo(**{**vars(info), "cam_exact": exact})
-        if kind == "adl":
-            return add_adl(base, built, **options)
-        cls = AcolVariant if kind == "acol" else SpgVariant
-        return cls(base, built, num_classes, **options)
-
-    return ModelEntry(info, build, base_entry.default_classes, weights_offline=base_entry.weights_offline,
-                      options=dict(OPTIONS[kind]))

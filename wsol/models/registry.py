@@ -226,8 +226,6 @@ def resolve(name: str) -> ModelEntry:
     if entry is not None:
         return entry
     if "+" in name:  # a generic method variant: NAME+acol, NAME+spg, NAME+adl
-        from wsol.models.method_heads import variant_entry
-
         return variant_entry(name)
     return _timm_entry(name)
 
@@ -260,3 +258,31 @@ def create_backbone(name: str, weights: str = "random", num_classes: Optional[in
 
         bb = load_checkpoint(entry, weights, num_classes, options)
     return bb.to(device).eval()
+
+
+def variant_entry(name: str):
+    """The registry entry of generic variant ``name`` (``BASE+acol|spg|adl``): the base entry
+    with the method's heads (wsol.models.method_heads)."""
+    from wsol.models.method_heads import OPTIONS, AcolVariant, SpgVariant, add_adl, split_variant
+
+    base_name, kind = split_variant(name)
+    base_entry = resolve(base_name)
+    b = base_entry.info
+    notes = {"acol": "ACoL heads on the last feature map; cam = the fused map of both heads",
+             "spg": "SPG stages A1-A3 + side branches on the last feature map; cam = the SPG_A_4 map",
+             "adl": "ADL layers at the end of the last two stages; inactive at evaluation"}
+    layer = {"acol": b.feature_layer, "spg": "SPG_A_3", "adl": b.feature_layer}[kind]
+    info = BackboneInfo(name, b.source, layer, b.stride, kind == "spg" or (kind == "adl" and b.cam_exact), notes[kind])
+
+    def build(pretrained: bool, num_classes: int, **options: Any) -> Backbone:
+        base = base_entry.build(pretrained, num_classes)
+        # ADL keeps the base's head (exact as the base is); SPG's head is GAP + 1x1 conv (exact)
+        exact = {"acol": False, "spg": True, "adl": base.info.cam_exact}[kind]
+        built = BackboneInfo(**{**vars(info), "cam_exact": exact})
+        if kind == "adl":
+            return add_adl(base, built, **options)
+        cls = AcolVariant if kind == "acol" else SpgVariant
+        return cls(base, built, num_classes, **options)
+
+    return ModelEntry(info, build, base_entry.default_classes, weights_offline=base_entry.weights_offline,
+                      options=dict(OPTIONS[kind]))

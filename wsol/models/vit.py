@@ -1,5 +1,5 @@
 """timm Vision Transformers as CAM backbones (DeiT, ViT, distilled and register-token
-variants; ``docs/architecture.md``, "Token backbones").
+variants; ``docs/training.md``, "Token backbones (ViT)").
 
 Features: the patch tokens of the **last block**, as that block reads them (its ``norm1``
 output), on the patch grid [B, D, h, w]; the prefix tokens (class, distillation, register

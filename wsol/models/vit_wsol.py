@@ -1,5 +1,5 @@
 """The DeiT-based WSOL architectures whose released checkpoints wsol loads as they are
-(``docs/architecture.md``, "Token backbones"):
+(``docs/training.md``, "Token backbones (ViT)"):
 
 - ``deit_tscam_{tiny,small,base}_patch16_224``: TS-CAM (Gao et al., ICCV 2021).
 - ``deit_scm_{tiny,small,base}_patch16_224``: SCM (Bai et al., ECCV 2022), test-time path.
@@ -44,11 +44,12 @@ SAT_MAP_LAST = 3         # SAT: the test map averages the last three blocks' mas
 SCM_ENCODERS = 4         # SCM: training-only encoders whose scalars the checkpoints hold
 
 
-def _deit_trunk(size: str, pretrained: bool, num_classes: int) -> nn.Module:
-    """timm DeiT of ``size`` (ImageNet weights when ``pretrained``) with the conv head."""
+def _deit_trunk(size: str, pretrained: bool, num_classes: int, drop_path_rate: float = 0.0) -> nn.Module:
+    """timm DeiT of ``size`` (ImageNet weights when ``pretrained``) with the conv head;
+    ``drop_path_rate``: stochastic depth of the last block in training (linear from 0)."""
     import timm
 
-    net = timm.create_model(SIZES[size], pretrained=pretrained)
+    net = timm.create_model(SIZES[size], pretrained=pretrained, drop_path_rate=drop_path_rate)
     net.head = nn.Conv2d(net.embed_dim, num_classes, kernel_size=3, stride=1, padding=1)
     _init_head(net.head)
     return net
@@ -242,11 +243,14 @@ def family_info(family: str, size: str) -> BackboneInfo:
     return BackboneInfo(family_name(family, size), "wsol", "norm (patch tokens)", 16, True, note)
 
 
-def build_family(family: str, size: str, pretrained: bool, num_classes: int) -> ConvHeadViT:
+def build_family(family: str, size: str, pretrained: bool, num_classes: int,
+                 drop_path_rate: float = 0.0) -> ConvHeadViT:
     """The family's model of ``size``; ``pretrained``: the DeiT trunk's ImageNet weights
-    (timm), head and family layers new (the references' initialisation for training)."""
+    (timm), head and family layers new (the references' initialisation for training);
+    ``drop_path_rate``: model option, the training methods set the references' 0.1."""
     cls, _ = FAMILIES[family]
-    bb = cls(_deit_trunk(size, pretrained, num_classes), family_info(family, size))
+    bb = cls(_deit_trunk(size, pretrained, num_classes, drop_path_rate), family_info(family, size))
+    bb.model_options = {"drop_path_rate": float(drop_path_rate)}   # recorded in wsol checkpoints
     bb.mark_new(*[p for p in ("net.layers",) if hasattr(bb.net, "layers")])
     return bb
 
@@ -257,8 +261,10 @@ def _register() -> None:
     for family in FAMILIES:
         for size, trunk in SIZES.items():
             register_backbone(family_info(family, size),
-                              lambda pretrained, n, family=family, size=size: build_family(family, size, pretrained, n),
-                              weights_offline=lambda trunk=trunk: timm_weights_cached(trunk))
+                              lambda pretrained, n, family=family, size=size, **o: build_family(family, size,
+                                                                                                pretrained, n, **o),
+                              weights_offline=lambda trunk=trunk: timm_weights_cached(trunk),
+                              options={"drop_path_rate": 0.0})
 
 
 _register()

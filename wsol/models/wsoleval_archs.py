@@ -1,6 +1,6 @@
 """Choe et al.'s (CVPR 2020, "Evaluating WSOL right") architectures, one registered name per
 architecture x head, following clovaai/wsolevaluation module for module so that its
-checkpoints load with their own keys (``docs/architecture.md``, "Training methods and model
+checkpoints load with their own keys (``docs/training.md``, "Training methods and model
 heads"):
 
 - ``vgg16_gap``, ``resnet50_s1``, ``inception_v3_gap``: CAM / HaS / CutMix models, and ADL

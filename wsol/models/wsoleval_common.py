@@ -1,4 +1,4 @@
-"""What every wsolevaluation-style net in wsol implements (see ``docs/architecture.md``,
+"""What every wsolevaluation-style net in wsol implements (see ``docs/training.md``,
 "Training methods and model heads").
 
 A net splits into ``forward_features(x)`` (the map the CAM weights) and

@@ -31,7 +31,7 @@ from wsol.report.csv import write_csv_atomic
 from wsol.training import checkpoints as ck
 from wsol.training import selection
 from wsol.training.methods import TrainMethod, create_train_method
-from wsol.training.recipe import TrainConfig, amp_dtype, config_dict, make_optimizer, resolve, set_epoch_lr
+from wsol.training.recipe import TrainConfig, amp_dtype, config_dict, method_optimizer, resolve, set_epoch_lr
 from wsol.transforms.image import ImageFolderView, train_transform
 from wsol.utils.io import write_text_atomic
 from wsol.utils.outdirs import claim_output_dir
@@ -94,7 +94,8 @@ def method_architecture(method: TrainMethod, backbone: str) -> Tuple[str, Dict[s
     the others) with the method's hyperparameters as model options."""
     from wsol.models.method_heads import variant_for
 
-    return variant_for(backbone, method.architecture, method.model_options())
+    own = method.architecture_for(backbone)
+    return own if own is not None else variant_for(backbone, method.architecture, method.model_options())
 
 
 def method_record(method: TrainMethod, backbone: str, arch: str) -> dict:
@@ -120,10 +121,13 @@ def build_backbone(cfg: TrainConfig, arch: str, model_opts: dict, num_classes: i
 
 # ----------------------------------------------------------------------------- the epochs
 def train_epoch(cfg: TrainConfig, epoch: int, bb: Backbone, view, opt, scaler, dtype, method: TrainMethod,
-                frozen_modules: Sequence[nn.Module], dev: torch.device) -> dict:
+                frozen_modules: Sequence[nn.Module], dev: torch.device, sched=None) -> dict:
     """One pass over the training images (seeded per epoch) at the epoch's learning rate;
     -> the epoch's log row so far (``lr``: the base group's rate, ``lr_new``: the 10x group's)."""
-    lrs = set_epoch_lr(opt, epoch + 1, cfg)
+    if sched is None:
+        lrs = set_epoch_lr(opt, epoch + 1, cfg)
+    else:  # the method's own schedule (stepped after each epoch)
+        lrs = {"lr": opt.param_groups[0]["lr"], "lr_new": opt.param_groups[-1]["lr"]}
     es = epoch_seed(cfg.seed, epoch)
     seed_everything(es)
     gen = torch.Generator()
@@ -164,6 +168,7 @@ class _Run:
     method: TrainMethod
     data: selection.TrainData
     opt: torch.optim.Optimizer
+    sched: object
     scaler: torch.amp.GradScaler
     dtype: Optional[torch.dtype]
     frozen: List[nn.Module]
@@ -213,10 +218,10 @@ def _setup(cfg: TrainConfig) -> _Run:
     log.info("training %s (%s, --wsol-method %s, recipe %s) on %d images (%d to select), %d classes: %s, "
              "%.2fM parameters", arch, cfg.weights, method.name, cfg.recipe, len(data.train), n_sel,
              data.num_classes, ", ".join(units), sum(p.numel() for p in trainable) / 1e6)
-    opt = make_optimizer(bb, trainable, cfg)
+    opt, sched = method_optimizer(bb, trainable, cfg, method)
     dtype = amp_dtype(cfg.amp, dev)
     scaler = torch.amp.GradScaler("cuda", enabled=dtype == torch.float16)
-    return _Run(cfg, arch, bb, method, data, opt, scaler, dtype, frozen, dev,
+    return _Run(cfg, arch, bb, method, data, opt, sched, scaler, dtype, frozen, dev,
                 method_record(method, cfg.backbone, arch))
 
 
@@ -224,15 +229,20 @@ def train(cfg: TrainConfig) -> pd.DataFrame:
     """Fine-tune ``cfg.backbone`` on ``cfg.split`` with image labels only; return the
     per-epoch log (also written to ``<out>/train_log.csv``). With ``cfg.test_split`` the
     checkpoint ``cfg.eval_checkpoint`` is then evaluated on it (``<out>/test/``)."""
-    run = _setup(resolve(cfg))
+    run = _setup(resolve(cfg, create_train_method(cfg.wsol_method, cfg.method_options)))
     cfg = run.cfg
     state = ck.resume(cfg, run.bb, run.opt, run.scaler)
+    for _ in range(state.start if run.sched is not None else 0):  # the method's own schedule, where it was
+        run.sched.step()
     write_text_atomic(os.path.join(cfg.out, ck.CONFIG_FILE), json.dumps(config_dict(cfg), indent=1, sort_keys=True))
     if state.start >= cfg.epochs:
         log.info("%s already trained for %d epochs", cfg.out, state.start)
     view = ImageFolderView(run.data.train, train_transform(run.bb.mean, run.bb.std))
     for epoch in range(state.start, cfg.epochs):
-        row = train_epoch(cfg, epoch, run.bb, view, run.opt, run.scaler, run.dtype, run.method, run.frozen, run.dev)
+        row = train_epoch(cfg, epoch, run.bb, view, run.opt, run.scaler, run.dtype, run.method, run.frozen, run.dev,
+                          run.sched)
+        if run.sched is not None:
+            run.sched.step()
         _finish_epoch(run, row, state)
     if cfg.test_split:
         name = ck.LAST if cfg.eval_checkpoint == "last" else ck.BEST

@@ -33,9 +33,9 @@ LR_SCHEDULES = ("reference", "step")
 
 #: recipe name -> the values of the TrainConfig fields left unset (None)
 RECIPES: Dict[str, Dict[str, object]] = {
-    "reference": dict(epochs=40, lr=0.01, batch_size=64, lr_decay_epochs=30, nesterov=True,
+    "reference": dict(epochs=40, lr=0.01, batch_size=64, lr_decay_epochs=30, weight_decay=1e-4, nesterov=True,
                       lr_schedule="reference", amp="off"),
-    "wsol": dict(epochs=50, lr=1e-3, batch_size=32, lr_decay_epochs=15, nesterov=False,
+    "wsol": dict(epochs=50, lr=1e-3, batch_size=32, lr_decay_epochs=15, weight_decay=1e-4, nesterov=False,
                  lr_schedule="step", amp="auto"),
 }
 RECIPE_FIELDS = tuple(RECIPES["reference"])
@@ -86,7 +86,8 @@ class TrainConfig:
                                              "1-2, 3-5, 6-8, 9-10 at 1, 0.1, 0.01, 0.001) or 'step' (torch "
                                              "StepLR: 1-3, 4-6, ...) (default reference)")
     momentum: float = option(0.9, min=0, max=1, max_open=True, help="SGD momentum")
-    weight_decay: float = option(1e-4, min=0, help="SGD weight decay")
+    weight_decay: Optional[float] = option(None, min=0, help="weight decay (default: the method's reference "
+                                                             "value; 1e-4 for Choe et al.'s)")
     nesterov: Optional[bool] = option(None, cli=False, help="Nesterov momentum, as wsolevaluation's trainer "
                                                             "(--[no-]nesterov; default: on)")
     new_lr_mult: float = option(10.0, min=0, min_open=True, cli=False,
@@ -132,16 +133,18 @@ class TrainConfig:
     progress: bool = option(True, cli=False, help="progress bars (CLI: not -q)")
 
 
-def fill_recipe(cfg: TrainConfig) -> TrainConfig:
-    """``cfg`` with every unset (None) field taken from its recipe."""
+def fill_recipe(cfg: TrainConfig, method=None) -> TrainConfig:
+    """``cfg`` with every unset (None) field taken from the training method's own reference
+    values (``TrainMethod.recipe``, e.g. TS-CAM's trainer), else from ``cfg.recipe``."""
     check_options(cfg, ["recipe"])
-    preset = RECIPES[cfg.recipe]
-    return replace(cfg, **{k: v for k, v in preset.items() if getattr(cfg, k) is None})
+    own = dict(getattr(method, "recipe", None) or {})
+    preset = {**RECIPES[cfg.recipe], **own}
+    return replace(cfg, **{k: v for k, v in preset.items() if k in RECIPE_FIELDS and getattr(cfg, k) is None})
 
 
-def resolve(cfg: TrainConfig) -> TrainConfig:
+def resolve(cfg: TrainConfig, method=None) -> TrainConfig:
     """:func:`fill_recipe`, then :func:`check`."""
-    cfg = fill_recipe(cfg)
+    cfg = fill_recipe(cfg, method)
     check(cfg)
     return cfg
 
@@ -199,6 +202,14 @@ def make_optimizer(bb: Backbone, trainable: Sequence[nn.Parameter], cfg: TrainCo
     for g in opt.param_groups:
         g["initial_lr"] = g["lr"]
     return opt
+
+
+def method_optimizer(bb: Backbone, trainable: Sequence[nn.Parameter], cfg: TrainConfig, method=None):
+    """(optimizer, per-epoch scheduler or None): the method's reference trainer's own
+    (``TrainMethod.make_optimizer``, e.g. TS-CAM's), else :func:`make_optimizer` with the
+    recipe's schedule applied by :func:`set_epoch_lr`."""
+    own = method.make_optimizer(bb, trainable, fill_recipe(cfg, method)) if method is not None else None
+    return own if own is not None else (make_optimizer(bb, trainable, cfg), None)
 
 
 def set_epoch_lr(opt: torch.optim.Optimizer, epoch: int, cfg: TrainConfig) -> Dict[str, float]:

@@ -20,7 +20,7 @@ def test_cub_reads_splits_boxes_and_names(tmp_path):
         assert s.image_id == r[0] and s.label == r[1]
         np.testing.assert_array_equal(s.boxes, [[x, y, x + w, y + h]])  # float boxes kept as floats
         assert os.path.isfile(s.path)
-    # the docs/architecture.md example (Dataset layouts): x y w h = 60 27 325 304 -> 60, 27, 385, 331
+    # the docs/datasets.md example (Dataset layouts): x y w h = 60 27 325 304 -> 60, 27, 385, 331
     (tmp_path / "bounding_boxes.txt").write_text(
         "".join(f"{i} 60.0 27.0 325.0 304.0\n" for i in range(1, len(recs) + 1)))
     assert build_dataset("cub", str(tmp_path), "test").samples[0].boxes.tolist() == [[60, 27, 385, 331]]

@@ -15,6 +15,8 @@ from wsol.datasets import synthetic as syn
 from wsol.datasets.base import Sample, WsolDataset, build_dataset
 from wsol.errors import DataError
 
+from shared_data import REPO
+
 SMALL = dict(n_classes=3, n_train_per_class=2, n_test_per_class=2, seed=7)
 FILES = ("images.txt", "image_class_labels.txt", "classes.txt", "train_test_split.txt",
          "bounding_boxes.txt")

@@ -30,7 +30,16 @@ def test_result_fields_change_the_hash(change):
 
 
 def test_hashed_fields_are_the_result_fields():
-    assert set(hashed_config(EvalConfig(**BASE))) == set(result_fields())
+    from wsol.engine.config import hash_omits_default
+
+    omitted = hash_omits_default()
+    assert set(hashed_config(EvalConfig(**BASE))) == set(result_fields()) - set(omitted)
+    assert set(omitted) == {"tau_policy", "tau_source", "tau_holdout", "predictions", "box_rule", "save_boxes",
+                            "save_predictions"}
+    # away from their default they are hashed like any result field
+    for change in (dict(tau_policy="fixed"), dict(predictions="p.csv"), dict(box_rule="all"),
+                   dict(save_boxes="b.csv"), dict(tau_policy="holdout", tau_holdout=0.1)):
+        assert config_hash(EvalConfig(**{**BASE, **change})) != GOLDEN_HASH, change
     speed = {f.name for f in dataclasses.fields(EvalConfig)} - set(result_fields())
     assert speed == {"batch_size", "workers", "data_workers", "sweep", "out", "progress", "distributed"}
 

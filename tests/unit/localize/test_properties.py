@@ -4,7 +4,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
-from wsol.localize.boxes import MODES, get_sweep, sweep_reference
+from wsol.localize.boxes import MODES, sweep_reference
+from wsol.localize.sweeps import get_sweep
 from wsol.localize.iou import iou_matrix
 from wsol.localize.maps import normalize, quantize
 from wsol.metrics.box_accuracy import box_accuracy

@@ -16,7 +16,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from wsol.localize.boxes import SweepResult, best_iou_per_cut, get_sweep, sweep_per_threshold, sweep_reference
+from wsol.localize.boxes import SweepResult, best_iou_per_cut, sweep_per_threshold, sweep_reference
+from wsol.localize.sweeps import get_sweep
 from wsol.localize.fast_sweep import sweep_fast
 from wsol.localize.maps import normalize, postprocess, quantize, thresholds
 from shared_data import imagenet_val_100

@@ -5,12 +5,12 @@ A training method decides three things for ``wsol train``: which architecture it
 method layers: ``acol``, ``spg``, ``adl``), how a batch is turned into a loss
 (:meth:`TrainMethod.loss`), and its hyperparameters (a dataclass whose fields, with the
 reference defaults, become ``--<method>-<field>`` options of ``wsol train``). See
-``docs/architecture.md`` ("Training methods").
+``docs/training.md`` ("Training methods").
 """
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Dict, List, Mapping, Tuple, Type
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple, Type
 
 import torch
 from torch import nn
@@ -18,7 +18,8 @@ from torch import nn
 from wsol.errors import WsolError
 from wsol.utils.registry import Registry
 
-_ORDER = ("cam", "has", "acol", "spg", "adl", "cutmix")   # the reference's table order
+_ORDER = ("cam", "has", "acol", "spg", "adl", "cutmix",   # Choe et al.'s table order
+          "tscam", "sat", "bas")                          # then the later families
 TRAIN_METHODS: Registry[type] = Registry("training method (--wsol-method)",
                                          [f"wsol.training.methods.{m}" for m in _ORDER])
 
@@ -45,9 +46,25 @@ class TrainMethod:
         """The hyperparameters as plain values (recorded in train_config.json and checkpoints)."""
         return dataclasses.asdict(self.options)
 
+    #: defaults of ``wsol train``'s schedule fields that the method's reference trainer sets
+    #: differently (``lr``, ``weight_decay``, ``epochs``, ``batch_size``, ``lr_decay_epochs``);
+    #: they apply where the user left the field unset (None)
+    recipe: Dict[str, Any] = {}
+
     def model_options(self) -> Dict[str, Any]:
         """Options the method's architecture is built with (e.g. ADL's drop rate)."""
         return {}
+
+    def architecture_for(self, backbone: str) -> Optional[Tuple[str, Dict[str, Any]]]:
+        """(backbone name, model options) the method trains for ``backbone``, or None for the
+        generic rule (:func:`wsol.models.method_heads.variant_for` with ``architecture``)."""
+        return None
+
+    def make_optimizer(self, model: nn.Module, trainable: Sequence[nn.Parameter], cfg: Any
+                       ) -> Optional[Tuple[torch.optim.Optimizer, Any]]:
+        """(optimizer, per-epoch lr scheduler) of the method's reference trainer, or None for
+        ``wsol train``'s SGD; ``cfg`` is the resolved TrainConfig (lr, weight_decay, ...)."""
+        return None
 
     def loss(self, model: nn.Module, images: torch.Tensor, labels: torch.Tensor
              ) -> Tuple[torch.Tensor, torch.Tensor]:
