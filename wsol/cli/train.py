@@ -13,7 +13,7 @@ outputs in --out: last.pt and best.pt (load either with `wsol evaluate --weights
 train_log.csv (one row per epoch, with its learning rate), train_config.json, and with
 --test-split the evaluation of the last (or --eval-checkpoint best) checkpoint in test/.
 
-examples (docs/architecture.md, "Training like the paper"):
+examples (docs/training.md, "Training like the paper"):
   wsol train --dataset wsoleval --root wsolevaluation/metadata/CUB --dataset-option images=dataset/CUB \\
       --backbone resnet50_s1 --wsol-method cam --lr 1.7e-4 --test-split test --device cuda --out runs/r50_cam
   wsol train --dataset synthetic --root data/synthetic --backbone efficientnet_lite0 \\

@@ -11,7 +11,7 @@ trial), trials/<number>/ (each trial's `wsol train` run), and with --final: fina
 best configuration retrained, final/test/ its test evaluation) and summary.csv, which
 `wsol compare OUT` sets beside the published number.
 
-examples (docs/architecture.md, "Training like the paper"):
+examples (docs/training.md, "Training like the paper"):
   wsol tune --dataset wsoleval --root wsolevaluation/metadata/CUB --dataset-option images=dataset/CUB \\
       --backbone resnet50_s1 --wsol-method has --trials 30 --test-split test --final --device cuda --out tune/r50_has
   # two processes (or machines) running one study:
@@ -28,7 +28,7 @@ def add_parsers(subparsers) -> None:
     p = subparsers.add_parser(
         "tune", help="random hyperparameter search of a training method (Choe et al.'s protocol, Optuna)",
         description="Random search over the learning rate, weight decay, decay step and the method's own\n"
-                    "hyperparameters (ranges: docs/architecture.md), each trial one `wsol train` scored on the\n"
+                    "hyperparameters (ranges: docs/training.md), each trial one `wsol train` scored on the\n"
                     "selection split (train-fullsup); the other options are the base run's. Resumable: rerun\n"
                     "the same command after a kill; several processes may share a study (--storage).",
         epilog=_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)

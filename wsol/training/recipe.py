@@ -6,7 +6,7 @@ The default recipe, ``reference``, is the trainer of Choe et al. (clovaai/wsolev
 parameter, the new layers at 10x the rate, batch 64, 40 epochs, rate 0.01 multiplied by 0.1
 *before* every epoch ``e`` with ``e % lr_decay_epochs == 0`` (decay frequency 30), float32.
 ``wsol`` is the recipe wsol used before (no Nesterov, decay *after* every ``lr_decay_epochs``
-epochs, bf16/fp16 autocast on CUDA); ``wsol demo`` trains with it. See ``docs/architecture.md`` ("Training like the paper").
+epochs, bf16/fp16 autocast on CUDA); ``wsol demo`` trains with it. See ``docs/training.md`` ("Training like the paper").
 """
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """The hyperparameter search space of ``wsol tune``, with the source of every range.
 
-Two published protocols define it (``docs/architecture.md`` ("Training like the paper") cites them):
+Two published protocols define it (``docs/training.md`` ("Training like the paper") cites them):
 
 - Choe et al., "Evaluating Weakly Supervised Object Localization Methods Right" (CVPR 2020),
   whose random search draws the learning rate log-uniformly from [1e-5, 1] and each

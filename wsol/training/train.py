@@ -4,7 +4,7 @@ The public names of the training package in one place (the work is done by one m
 job): :mod:`wsol.training.recipe` (``TrainConfig``, the recipes, the schedule, the
 optimizer, mixed precision), :mod:`wsol.training.loop` (``train``, the epochs and the step),
 :mod:`wsol.training.checkpoints` (``last.pt``/``best.pt``, resumption) and
-:mod:`wsol.training.selection` (the selection split and its scores). ``docs/architecture.md`` ("Training like the paper")
+:mod:`wsol.training.selection` (the selection split and its scores). ``docs/training.md`` ("Training like the paper")
 describes the recipe and the outputs: ``last.pt``, ``best.pt`` (both loadable with
 ``wsol evaluate --weights``), ``train_log.csv`` (one row per epoch, with its learning rate)
 and ``train_config.json``.
