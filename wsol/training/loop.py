@@ -34,6 +34,7 @@ from wsol.training.methods import TrainMethod, create_train_method
 from wsol.training.recipe import TrainConfig, amp_dtype, config_dict, method_optimizer, resolve, set_epoch_lr
 from wsol.transforms.image import ImageFolderView, train_transform
 from wsol.utils.io import write_text_atomic
+from wsol.utils.options import check_options
 from wsol.utils.outdirs import claim_output_dir
 
 log = logging.getLogger(__name__)
@@ -229,6 +230,7 @@ def train(cfg: TrainConfig) -> pd.DataFrame:
     """Fine-tune ``cfg.backbone`` on ``cfg.split`` with image labels only; return the
     per-epoch log (also written to ``<out>/train_log.csv``). With ``cfg.test_split`` the
     checkpoint ``cfg.eval_checkpoint`` is then evaluated on it (``<out>/test/``)."""
+    check_options(cfg, ["wsol_method"])  # the schema's refusal line before the registry's
     run = _setup(resolve(cfg, create_train_method(cfg.wsol_method, cfg.method_options)))
     cfg = run.cfg
     state = ck.resume(cfg, run.bb, run.opt, run.scaler)
