@@ -4,7 +4,7 @@ For every method (cam, has, acol, spg, adl, cutmix) this runs what a user runs:
 
     wsol train --dataset synthetic --root DATA --backbone efficientnet_lite0 --wsol-method M \\
         --train-layers last:3 --epochs 2 --batch-size 16 --lr 0.01 --lr-decay-epochs 2 \\
-        --holdout 0 --select-by last --out OUT/M
+        --holdout 0 --select-by last --recipe wsol --out OUT/M
     wsol evaluate --dataset synthetic --root DATA --split test --backbone <trained name> \\
         --weights OUT/M/best.pt --out OUT/M/test
 
@@ -145,7 +145,7 @@ def main(argv=None) -> int:
         out = os.path.join(args.out, name)
         t0 = time.perf_counter()
         train(TrainConfig(dataset="synthetic", root=data, split="train", backbone=demo.backbone,
-                          weights="pretrained", wsol_method=name, epochs=demo.epochs, lr=demo.lr,
+                          weights="pretrained", wsol_method=name, recipe="wsol", epochs=demo.epochs, lr=demo.lr,
                           lr_decay_epochs=demo.lr_decay_epochs, batch_size=demo.batch_size,
                           train_layers=demo.train_layers, holdout=demo.holdout, select_by=demo.select_by,
                           device=args.device, out=out, resume=True, seed=args.seed, progress=False))

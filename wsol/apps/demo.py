@@ -107,7 +107,7 @@ def _train(cfg: DemoConfig, data: str, opts: dict) -> tuple:
     from wsol.training.train import TrainConfig, train
 
     train_dir = os.path.join(cfg.out, "train-quick" if cfg.quick else "train")
-    tcfg = TrainConfig(dataset="synthetic", root=data, split="train", dataset_options=dict(opts),
+    tcfg = TrainConfig(dataset="synthetic", root=data, split="train", dataset_options=dict(opts), recipe="wsol",
                        backbone=cfg.backbone, weights="pretrained", epochs=cfg.epochs, lr=cfg.lr,
                        lr_decay_epochs=cfg.lr_decay_epochs, batch_size=cfg.batch_size,
                        train_layers=cfg.train_layers, holdout=cfg.holdout, select_by=cfg.select_by,

@@ -27,6 +27,7 @@ COMMAND_MODULES = (
     "wsol.cli.data",        # check-data, export-metadata
     "wsol.cli.report",      # report, overlay
     "wsol.cli.train",       # train, demo
+    "wsol.cli.tune",        # tune
     "wsol.cli.bench",       # bench
     "wsol.cli.suite",       # suite, compare
 )

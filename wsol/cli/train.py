@@ -6,18 +6,19 @@ import argparse
 
 from wsol.utils.options import add_arguments, values_from_args
 
-from wsol.training.train import TrainConfig
+from wsol.training.recipe import TrainConfig
 
 _TRAIN_EPILOG = """\
-outputs in --out: best.pt and last.pt (load either with `wsol evaluate --weights FILE`),
-train_log.csv (one row per epoch), train_config.json.
+outputs in --out: last.pt and best.pt (load either with `wsol evaluate --weights FILE`),
+train_log.csv (one row per epoch, with its learning rate), train_config.json, and with
+--test-split the evaluation of the last (or --eval-checkpoint best) checkpoint in test/.
 
-examples:
-  wsol train --dataset cub --root CUB_200_2011 --backbone resnet50 --epochs 50 --lr 1.7e-4 \\
-      --lr-decay-epochs 15 --device cuda --out runs/r50
+examples (docs/training.md, "Training like the paper"):
+  wsol train --dataset wsoleval --root wsolevaluation/metadata/CUB --dataset-option images=dataset/CUB \\
+      --backbone resnet50_s1 --wsol-method cam --lr 1.7e-4 --test-split test --device cuda --out runs/r50_cam
   wsol train --dataset synthetic --root data/synthetic --backbone efficientnet_lite0 \\
       --train-layers last:3 --epochs 2 --batch-size 16 --lr 0.01 --holdout 0 --out runs/lite0
-  wsol evaluate --dataset cub --root CUB_200_2011 --backbone resnet50 --weights runs/r50/best.pt --out runs/r50/test
+  wsol evaluate --dataset cub --root CUB_200_2011 --backbone resnet50 --weights runs/r50/last.pt --out runs/r50/test
   wsol train --dataset cub --root CUB_200_2011 --backbone vgg16_gap --wsol-method has --has-grid-size 4 \
       --has-drop-rate 0.5 --device cuda --out runs/vgg_has
 """
@@ -27,18 +28,28 @@ def add_parsers(subparsers) -> None:
     """Add the ``train`` and ``demo`` subcommands."""
     p = subparsers.add_parser(
         "train", help="fine-tune a backbone with image labels only (Choe et al.'s recipe)",
-        description="Fine-tune a classifier on a dataset split with image-level labels only, following\n"
-                    "Choe et al. (CVPR 2020): resize 256x256 -> random crop 224 -> horizontal flip; SGD\n"
-                    "(momentum 0.9, weight decay 1e-4) with the new layers (the classifier) at 10x the\n"
-                    "learning rate, the rate divided by 10 every --lr-decay-epochs. The checkpoint kept as\n"
-                    "best.pt is chosen on a held-out part of the train split (--holdout), whose boxes\n"
-                    "serve only that choice.",
+        description="Fine-tune a classifier on a dataset split with image-level labels only, as Choe et\n"
+                    "al. (CVPR 2020) train (--recipe reference, the default): resize 256x256 -> random crop\n"
+                    "224 -> horizontal flip; SGD with Nesterov momentum 0.9 and weight decay 1e-4, the new\n"
+                    "layers at 10x the rate; rate 0.01, batch 64, 40 epochs, the rate multiplied by 0.1\n"
+                    "before every epoch e with e % --lr-decay-epochs == 0 (30); float32. A separate\n"
+                    "selection split (train-fullsup: --selection-split) is scored every epoch; best.pt is\n"
+                    "its best epoch, last.pt the last, which --test-split evaluates by default.",
         epilog=_TRAIN_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_train_arguments(p)
+    p.set_defaults(func=cmd_train)
+    _add_demo_parser(subparsers)
+
+
+def add_train_arguments(p) -> None:
+    """Every option of ``wsol train`` (``wsol tune`` takes them too: its base run), declared
+    once on :class:`TrainConfig`."""
     g = p.add_argument_group("data")
     add_arguments(g, TrainConfig, ["dataset", "root", "split"], required=("root",))
     g.add_argument("--dataset-option", action="append", metavar="KEY=VALUE",
                    help="adapter-specific option, repeatable (e.g. n_train_per_class=40 for synthetic)")
-    add_arguments(g, TrainConfig, ["holdout", "select_by", "val_method"])
+    add_arguments(g, TrainConfig, ["selection_split", "holdout", "select_by", "val_method", "test_split",
+                                   "eval_checkpoint"])
     _add_method_options(p)
     g = p.add_argument_group("model")
     add_arguments(g, TrainConfig, ["backbone", "weights"])
@@ -46,14 +57,15 @@ def add_parsers(subparsers) -> None:
                    help="model option, repeatable (e.g. large_feature_map=true for Choe et al.'s architectures; "
                         "`wsol models` lists them); recorded in the checkpoints")
     add_arguments(g, TrainConfig, ["train_layers"])
-    g = p.add_argument_group("schedule")
-    add_arguments(g, TrainConfig, ["epochs", "lr", "lr_decay_epochs", "batch_size", "momentum", "nesterov",
-                                   "weight_decay", "seed"])
+    g = p.add_argument_group("schedule (defaults: --recipe reference, clovaai/wsolevaluation's trainer)")
+    add_arguments(g, TrainConfig, ["recipe", "epochs", "lr", "lr_decay_epochs", "lr_schedule", "batch_size",
+                                   "momentum"])
+    g.add_argument("--nesterov", action=argparse.BooleanOptionalAction, default=None,
+                   help="Nesterov momentum, as wsolevaluation's trainer (default: on)")
+    add_arguments(g, TrainConfig, ["weight_decay", "seed"])
     g = p.add_argument_group("run")
     add_arguments(g, TrainConfig, ["out"], required=("out",))
     add_arguments(g, TrainConfig, ["resume", "device", "amp", "data_workers", "val_batch_size"])
-    p.set_defaults(func=cmd_train)
-    _add_demo_parser(subparsers)
 
 
 def _add_demo_parser(subparsers) -> None:
@@ -79,10 +91,9 @@ def _add_method_options(p) -> None:
 
     from wsol.training.methods import list_train_methods, option_flag
 
-    methods = list_train_methods()
     g = p.add_argument_group("WSOL training method (defaults: the reference's, clovaai/wsolevaluation)")
     add_arguments(g, TrainConfig, ["wsol_method"])
-    for m in methods:
+    for m in list_train_methods():
         for f in dataclasses.fields(m.Options):
             g.add_argument(f"--{option_flag(m.name, f.name)}", dest=f"mopt__{m.name}__{f.name}",
                            type=type(f.default), default=None, metavar=type(f.default).__name__.upper(),
@@ -107,22 +118,32 @@ def method_options_from(args) -> dict:
     return out
 
 
-def cmd_train(args) -> int:
+def train_config_from(args) -> TrainConfig:
+    """The TrainConfig of parsed ``wsol train`` (or ``wsol tune``) arguments."""
     from wsol.cli.options import parse_options
-    from wsol.training.train import method_architecture, train
+
+    return TrainConfig(**values_from_args(args, TrainConfig),  # nesterov too (--[no-]nesterov)
+                       method_options=method_options_from(args),
+                       model_options=parse_options(args.model_option, "--model-option"),
+                       dataset_options=parse_options(args.dataset_option, "--dataset-option"),
+                       progress=not args.quiet)
+
+
+def cmd_train(args) -> int:
+    from wsol.training.loop import method_architecture, train
     from wsol.training.methods import create_train_method
 
-    cfg = TrainConfig(**values_from_args(args, TrainConfig), method_options=method_options_from(args),
-                      model_options=parse_options(args.model_option, "--model-option"),
-                      dataset_options=parse_options(args.dataset_option, "--dataset-option"),
-                      progress=not args.quiet)
+    cfg = train_config_from(args)
     df = train(cfg)
     if len(df):
         cols = [c for c in ("epoch", "train_loss", "train_top1", "val_top1", "val_maxboxacc_v2", "best") if c in df]
         print(df[cols].to_string(index=False, float_format=lambda v: f"{v:.4g}"))
     arch, _ = method_architecture(create_train_method(cfg.wsol_method), cfg.backbone)
-    print(f"wrote best.pt, last.pt, train_log.csv to {args.out}")
-    print(f"evaluate with: wsol evaluate --backbone {arch} --weights {args.out}/best.pt ...")
+    print(f"wrote last.pt, best.pt, train_log.csv to {args.out}")
+    if cfg.test_split:
+        print(f"evaluated {cfg.eval_checkpoint}.pt on {cfg.test_split}: {args.out}/test/summary.csv")
+    else:
+        print(f"evaluate with: wsol evaluate --backbone {arch} --weights {args.out}/last.pt ...")
     return 0
 
 

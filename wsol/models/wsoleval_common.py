@@ -56,6 +56,9 @@ class WsolevalNet(nn.Module):
 
     head: str = "fc"
     logits_dropout: bool = False
+    #: the reference's ``initialize_weights`` mode of this net ('he' or 'xavier'): a new head
+    #: for another class count is initialised by it, as the reference's constructor does
+    init_mode: str = "xavier"
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
@@ -80,7 +83,7 @@ class WsolevalNet(nn.Module):
             new: nn.Module = nn.Linear(old.in_features, num_classes)
         else:
             new = nn.Conv2d(old.in_channels, num_classes, kernel_size=1)
-        init_like_reference([new], "xavier")
+        init_like_reference([new], self.init_mode)
         _set_child(self, self.head, new)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -137,7 +140,7 @@ class AcolNet(WsolevalNet):
         for name in ("classifier_A", "classifier_B"):
             seq = getattr(self, name)
             new = nn.Conv2d(seq[4].in_channels, num_classes, kernel_size=1)
-            init_like_reference([new], "xavier")
+            init_like_reference([new], self.init_mode)
             seq[4] = new
 
 

@@ -75,6 +75,8 @@ class ResNetCam(_Trunk, WsolevalNet):
 class ResNetAcol(_Trunk, AcolNet):
     """ResNet50 trunk + two ACoL heads 2048 -> 1024 -> 1024 -> classes."""
 
+    init_mode = "he"
+
     def __init__(self, num_classes: int = 1000, large_feature_map: bool = False, acol_drop_threshold: float = 0.7):
         super().__init__()
         self.drop_threshold = float(acol_drop_threshold)
@@ -85,7 +87,7 @@ class ResNetAcol(_Trunk, AcolNet):
         self.layer4 = nn.Sequential(*self._blocks(512, 3, 1))
         self.classifier_A = acol_classifier(2048, num_classes, inplace=False)
         self.classifier_B = acol_classifier(2048, num_classes, inplace=False)
-        init_like_reference(self.modules(), "he")
+        init_like_reference(self.modules(), self.init_mode)
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         x = self._stem_forward(x)

@@ -51,6 +51,7 @@ class VggCam(WsolevalNet):
     """Conv layers (CAM or ADL list) + conv6 3x3 512->1024 + ReLU; GAP + ``fc``."""
 
     head = "fc"
+    init_mode = "he"
 
     def __init__(self, num_classes: int = 1000, large_feature_map: bool = False, adl: bool = False,
                  adl_drop_rate: float = 0.75, adl_drop_threshold: float = 0.9):
@@ -60,7 +61,7 @@ class VggCam(WsolevalNet):
         self.conv6 = nn.Conv2d(512, 1024, kernel_size=3, padding=1)
         self.relu = nn.ReLU(inplace=False)
         self.fc = nn.Linear(1024, num_classes)
-        init_like_reference(self.modules(), "he")
+        init_like_reference(self.modules(), self.init_mode)
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         return self.relu(self.conv6(self.features(x)))

@@ -38,9 +38,9 @@ def test_recipe_fills_only_the_unset_schedule_fields():
         return c.lr, c.weight_decay, c.epochs, c.batch_size, c.lr_decay_epochs
 
     assert resolved("tscam") == (5e-4, 0.05, 60, 128, 30)
-    assert resolved("sat") == (1e-4, 0.05, 30, 256, 15)
+    assert resolved("sat") == (1e-4, 0.05, 30, 256, 30)     # decay frequency: the reference recipe's
     assert resolved("bas") == (1e-3, 5e-4, 120, 32, 80)
-    assert resolved("cam") == (1e-3, 1e-4, 50, 32, 15)
+    assert resolved("cam") == (0.01, 1e-4, 40, 64, 30)      # Choe et al.'s trainer (--recipe reference)
     assert resolved("tscam", lr=0.01, epochs=2) == (0.01, 0.05, 2, 128, 30)
 
 

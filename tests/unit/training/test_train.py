@@ -55,7 +55,7 @@ def start_ckpt(tmp_path_factory) -> str:
 
 def _cfg(root: str, out: str, start: str, **kw) -> tr.TrainConfig:
     base = dict(dataset="synthetic", root=root, backbone=NET, weights=start, epochs=2, lr=0.02,
-                batch_size=4, lr_decay_epochs=1, holdout=0.0, select_by="last", out=out, progress=False)
+                batch_size=4, lr_decay_epochs=2, holdout=0.0, select_by="last", out=out, progress=False)
     base.update(kw)
     return tr.TrainConfig(**base)
 
@@ -76,7 +76,7 @@ def test_steps_reduce_loss_on_fixed_batch(tiny_root, start_ckpt):
     bb = create_backbone(NET, start_ckpt)
     x, y = _fixed_batch(tiny_root, bb)
     trainable, frozen, _ = mt.set_trainable(bb, "all")
-    opt, _ = tr.make_optimizer(bb, trainable, _cfg(tiny_root, "", start_ckpt, lr=0.01))
+    opt = tr.make_optimizer(bb, trainable, _cfg(tiny_root, "", start_ckpt, lr=0.01))
     scaler = torch.amp.GradScaler("cuda", enabled=False)
     bb.train()
     losses = [float(tr.train_step(bb, opt, scaler, x, y)[0]) for _ in range(8)]
@@ -86,7 +86,8 @@ def test_steps_reduce_loss_on_fixed_batch(tiny_root, start_ckpt):
 def test_new_parameters_get_ten_times_the_lr(start_ckpt):
     bb = create_backbone(NET, start_ckpt)
     trainable, _, _ = mt.set_trainable(bb, "all")
-    opt, sched = tr.make_optimizer(bb, trainable, tr.TrainConfig(lr=0.003, lr_decay_epochs=2))
+    cfg = tr.TrainConfig(lr=0.003, lr_decay_epochs=2)
+    opt = tr.make_optimizer(bb, trainable, cfg)
     groups = {g["name"]: g for g in opt.param_groups}
     new_ids = {id(p) for p in bb.new_parameters()}
     assert new_ids == {id(p) for p in bb.classifier().parameters()}
@@ -94,11 +95,11 @@ def test_new_parameters_get_ten_times_the_lr(start_ckpt):
     assert not new_ids & {id(p) for p in groups["pretrained"]["params"]}
     assert len(groups["new"]["params"]) + len(groups["pretrained"]["params"]) == len(list(bb.parameters()))
     assert groups["pretrained"]["lr"] == pytest.approx(0.003) and groups["new"]["lr"] == pytest.approx(0.03)
-    for g in opt.param_groups:
-        assert g["momentum"] == 0.9 and g["weight_decay"] == pytest.approx(1e-4)
-    for _ in range(2):  # step decay: x0.1 after lr_decay_epochs epochs, both groups
-        opt.step()
-        sched.step()
+    for g in opt.param_groups:  # the reference recipe: Nesterov, decay on every parameter
+        assert g["momentum"] == 0.9 and g["weight_decay"] == pytest.approx(1e-4) and g["nesterov"]
+    assert tr.set_epoch_lr(opt, 1, tr.fill_recipe(cfg)) == pytest.approx({"lr": 0.003, "lr_new": 0.03})
+    # the reference decays before epoch 2 (2 % 2 == 0), both groups
+    assert tr.set_epoch_lr(opt, 2, tr.fill_recipe(cfg)) == pytest.approx({"lr": 0.0003, "lr_new": 0.003})
     assert groups["pretrained"]["lr"] == pytest.approx(0.0003) and groups["new"]["lr"] == pytest.approx(0.003)
 
 

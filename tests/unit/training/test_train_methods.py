@@ -441,7 +441,7 @@ def test_reference_architectures_use_the_reference_lr_groups():
 
     r = create_backbone("resnet50_s1", "random", num_classes=3)
     trainable, _, _ = tr.set_trainable(r, "all")
-    opt, _ = tr.make_optimizer(r, trainable, tr.TrainConfig(lr=0.01, nesterov=True))
+    opt = tr.make_optimizer(r, trainable, tr.TrainConfig(lr=0.01))
     fast = {id(p) for g in opt.param_groups if g["name"] == "new" for p in g["params"]}
     names = {n for n, p in r.net.named_parameters() if id(p) in fast}
     assert names == {n for n, _ in r.net.named_parameters() if n.startswith(("layer4.", "fc."))}
@@ -507,3 +507,21 @@ def test_adl_on_a_reference_architecture_trains_and_reloads(tiny_set, tmp_path, 
     assert ck["model_options"]["adl_drop_threshold"] == 0.8 and "net.layer4.3.conv1.weight" in ck["state_dict"]  # shifted past ADL
     bb = create_backbone("resnet50_s1", f"{out}/best.pt")
     assert [m.drop_threshold for m in bb.modules() if isinstance(m, ADL)] == [0.8] * 3
+
+
+def test_new_acol_heads_are_initialised_by_the_reference_rule():
+    """ResNet50-ACoL on 7 classes: the new 1x1 convs follow the reference constructor's rule
+    (He, fan-out: std sqrt(2 / (7 * 1 * 1))), VGG16-ACoL's Xavier-uniform (bound sqrt(6 / (1024 + 7)))."""
+    from wsol.models.registry import create_backbone
+
+    torch.manual_seed(0)
+    r = create_backbone("resnet50_acol", "random", num_classes=1000)
+    r.reset_classifier(7)
+    w = r.net.classifier_A[4].weight
+    assert w.shape == (7, 1024, 1, 1) and float(r.net.classifier_A[4].bias.abs().max()) == 0
+    assert float(w.std()) == pytest.approx(math.sqrt(2 / 7), rel=0.05)
+    v = create_backbone("vgg16_acol", "random", num_classes=1000)
+    v.reset_classifier(7)
+    w = v.net.classifier_B[4].weight
+    bound = math.sqrt(6 / (1024 + 7))
+    assert float(w.abs().max()) <= bound and float(w.std()) == pytest.approx(bound / math.sqrt(3), rel=0.05)
