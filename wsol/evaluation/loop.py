@@ -180,6 +180,16 @@ def _statuses(cams: np.ndarray, logits: np.ndarray) -> List[str]:
     return out
 
 
+def _faithfulness(scorer: RunScorer, runner, timer: StageTimer, images, labels, cams, logits, ok: List[int],
+                  positions: List[int]) -> None:
+    """The batch's perturbed forwards for the run's faithfulness metrics (when it has any),
+    on the readable images ``ok``."""
+    if scorer.faithfulness is None or not ok:
+        return
+    with timer.stage("faithfulness", len(ok)):
+        score_batch(scorer.faithfulness, _logits_fn(runner), images[ok], labels[ok], cams[ok], logits[ok], positions)
+
+
 def inference_on_dataset(backbone, loader, method, localizer: Localizer, scorer: RunScorer, timer: StageTimer,
                          runner: Optional[FastPath] = None, on_error: str = "fail", exclude_skipped: bool = False,
                          save_maps: Optional[Callable[[Sequence[str], np.ndarray], None]] = None,
@@ -218,12 +228,9 @@ def inference_on_dataset(backbone, loader, method, localizer: Localizer, scorer:
             n_nonfinite += sum(s != "ok" for s in status)
             _record_skipped(bad, idx, labels, errors, view, scorer, exclude_skipped)
             ok = [j for j in range(n) if j not in bad]
-            if scorer.faithfulness is not None and ok:
-                with timer.stage("faithfulness", len(ok)):
-                    score_batch(scorer.faithfulness, _logits_fn(runner), images[ok], labels_dev[ok],
-                                cams[ok], logits[ok], [view.positions[idx[j]] for j in ok])
-            record = _batch_record([j for j in range(n) if j not in bad], idx, labels, sizes, top5, status, view,
-                                   localizer.protocol)
+            _faithfulness(scorer, runner, timer, images, labels_dev, cams, logits, ok,
+                          [view.positions[idx[j]] for j in ok])
+            record = _batch_record(ok, idx, labels, sizes, top5, status, view, localizer.protocol)
             size_notes += record.size_notes
             localizer.submit(cams[record.rows], record.gts, record.sizes, record)
             for result, done in localizer.ready():
