@@ -296,7 +296,8 @@ INVOCATIONS = {
     "make-synthetic": inv_make_synthetic, "bench": inv_bench, "train": inv_train,
 }
 #: Subcommands not run here, with the reason.
-NOT_RUN = {"demo": "fine-tunes efficientnet_lite0 (minutes): tests/unit/training/test_train.py::test_demo_quick runs it (slow)"}
+NOT_RUN = {"demo": "fine-tunes efficientnet_lite0 (minutes): tests/unit/training/test_train.py::test_demo_quick runs it (slow)",
+           "tune": "runs whole wsol train trials (minutes): tests/unit/training/test_tune.py runs it, two processes and a kill (slow)"}
 
 
 class _Ctx:

@@ -147,23 +147,23 @@ class EvalConfig:
                                   "--predictions"))
 
     # faithfulness (docs/protocol.md, "Faithfulness")
-    faithfulness: str = option("", pattern=FAITH_PATTERN, metavar="NAME[,NAME]",
+    faithfulness: str = _later(option("", pattern=FAITH_PATTERN, metavar="NAME[,NAME]",
                                pattern_rule="a comma list of " + ", ".join(FAITHFULNESS_METRICS) + " (or all)",
                                help="also measure avg_drop (Average Drop / Increase in Confidence), deletion, "
                                     "insertion, road (or all): perturbed forward passes per batch on --device; "
-                                    "columns in summary.csv and per_image.csv, curves in curves.csv")
-    faithfulness_steps: int = option(20, min=1, help="deletion/insertion: steps of the curve (21 points at 20)")
-    faithfulness_patch: int = option(1, min=1, metavar="PX",
+                                    "columns in summary.csv and per_image.csv, curves in curves.csv"))
+    faithfulness_steps: int = _later(option(20, min=1, max=1000, help="deletion/insertion: steps of the curve (21 points at 20)"))
+    faithfulness_patch: int = _later(option(1, min=1, max=224, metavar="PX",
                                      help="deletion/insertion: perturb squares of PX pixels ranked by the map's "
-                                          "mean over them (PX must divide the input size; 1 = pixels)")
-    deletion_baseline: str = option("zeros", choices=BASELINES,
+                                          "mean over them (PX must divide the input size; 1 = pixels)"))
+    deletion_baseline: str = _later(option("zeros", choices=BASELINES,
                                     help="what deleted positions become: zeros (0 after normalization = the mean "
                                          "colour, RISE), blur (Gaussian, kernel 11, sigma 5), mean (the image's "
-                                         "mean colour)")
-    insertion_baseline: str = option("blur", choices=BASELINES,
-                                     help="the canvas insertion reveals the image on (blur: RISE's)")
-    road_noise: float = option(0.01, min=0, help="ROAD: standard deviation of the noise on imputed pixels "
-                                                 "(the paper's 0.01)")
+                                         "mean colour)"))
+    insertion_baseline: str = _later(option("blur", choices=BASELINES,
+                                     help="the canvas insertion reveals the image on (blur: RISE's)"))
+    road_noise: float = _later(option(0.01, min=0, max=10, help="ROAD: standard deviation of the noise on imputed pixels "
+                                                 "(the paper's 0.01)"))
 
 
 def check_config(cfg: EvalConfig) -> None:

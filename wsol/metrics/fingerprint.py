@@ -93,7 +93,7 @@ def measured_fingerprint(metric: str, protocol, tau_policy: str = "test_best", c
             policy = f"fixed:{fixed_tau:g}"
     else:
         return None
-    if (m in _V2 or m == "maxboxacc") and protocol.name != "wsoleval" and hasattr(protocol, "with_fair"):
+    if (m in _V2 or m == "maxboxacc") and hasattr(protocol, "with_fair"):  # a protocol scored with its fair twin
         from wsol.localize.protocols import get_protocol
 
         protocol, taus = get_protocol("wsoleval"), None  # these columns: the wsoleval scoring of the same maps

@@ -216,12 +216,14 @@ def run_search(cfg: TuneConfig):
 
 #: wsolevaluation's metadata folder names -> the dataset names of the published table
 _WSOLEVAL_NAMES = {"cub": "cub", "ilsvrc": "imagenet", "openimages": "openimages"}
+#: dataset adapters that read wsolevaluation metadata folders (a dataset name, not a protocol)
+_METADATA_ADAPTERS = frozenset({"wsoleval"})
 
 
 def dataset_name(cfg: TrainConfig) -> str:
     """The dataset's name for ``wsol compare``: for ``wsoleval`` the metadata folder's
     (``metadata/CUB`` -> cub), else the adapter's."""
-    if cfg.dataset == "wsoleval":
+    if cfg.dataset in _METADATA_ADAPTERS:
         return _WSOLEVAL_NAMES.get(os.path.basename(os.path.normpath(cfg.root)).lower(), cfg.dataset)
     return cfg.dataset
 

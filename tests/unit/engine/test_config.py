@@ -35,10 +35,12 @@ def test_hashed_fields_are_the_result_fields():
     omitted = hash_omits_default()
     assert set(hashed_config(EvalConfig(**BASE))) == set(result_fields()) - set(omitted)
     assert set(omitted) == {"tau_policy", "tau_source", "tau_holdout", "predictions", "box_rule", "save_boxes",
-                            "save_predictions"}
+                            "save_predictions", "faithfulness", "faithfulness_steps", "faithfulness_patch",
+                            "deletion_baseline", "insertion_baseline", "road_noise"}
     # away from their default they are hashed like any result field
     for change in (dict(tau_policy="fixed"), dict(predictions="p.csv"), dict(box_rule="all"),
-                   dict(save_boxes="b.csv"), dict(tau_policy="holdout", tau_holdout=0.1)):
+                   dict(save_boxes="b.csv"), dict(tau_policy="holdout", tau_holdout=0.1),
+                   dict(faithfulness="deletion"), dict(faithfulness_steps=10), dict(road_noise=0.0)):
         assert config_hash(EvalConfig(**{**BASE, **change})) != GOLDEN_HASH, change
     speed = {f.name for f in dataclasses.fields(EvalConfig)} - set(result_fields())
     assert speed == {"batch_size", "workers", "data_workers", "sweep", "out", "progress", "distributed"}
