@@ -83,7 +83,7 @@ def test_bad_options_are_one_line_errors(cub, capsys):
     with pytest.raises(SystemExit) as e:
         main(["-q", "evaluate", "--root", str(cub), "--out", "x", "--faithfulness-steps", "0"])
     assert e.value.code == 2
-    assert "faithfulness_steps must be an integer >= 1, got 0" in capsys.readouterr().err
+    assert "faithfulness_steps must be an integer in 1..1000, got 0" in capsys.readouterr().err
 
 
 def _counting_score(calls):
