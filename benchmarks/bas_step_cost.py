@@ -73,7 +73,7 @@ def time_steps(backbone: str, weights: str, batch: int, classes: int, steps: int
         t2 = time.perf_counter()
         opt.step()
         t3 = time.perf_counter()
-        out.append((t1 - t0, t2 - t1, t3 - t0, float(terms["total"])))
+        out.append((t1 - t0, t2 - t1, t3 - t0, float(terms["total"].detach())))
     return out[1:]
 
 

@@ -13,8 +13,7 @@ trainer does with it is in :meth:`BasNet.forward_train`'s docstring.
 """
 from __future__ import annotations
 
-import copy
-from typing import Dict, Optional
+from typing import Callable, Dict, Optional
 
 import torch
 import torch.nn.functional as F
@@ -64,6 +63,33 @@ def foreground_map(loc_maps: torch.Tensor, classes: torch.Tensor) -> torch.Tenso
 
 def gap(x: torch.Tensor) -> torch.Tensor:
     return x.mean(dim=(2, 3))
+
+
+class _Path(nn.Module):
+    """The modules of a forward path, held (not copied) so that :func:`run_frozen` can swap
+    their state; ``run`` computes the path with them."""
+
+    def __init__(self, modules: Dict[str, nn.Module], run: Callable[[torch.Tensor, Dict[str, nn.Module]], torch.Tensor]):
+        super().__init__()
+        self.mods = nn.ModuleDict(modules)
+        self._run = run
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self._run(x, dict(self.mods.items()))
+
+
+def run_frozen(modules: Dict[str, nn.Module], run: Callable[[torch.Tensor, Dict[str, nn.Module]], torch.Tensor],
+               x: torch.Tensor) -> torch.Tensor:
+    """``run(x, modules)`` as on throw-away copies of ``modules``, without copying them: the
+    parameters enter detached (the result's gradient reaches ``x`` only, and no weight
+    gradient is computed) and the buffers as clones (batch norms update the clones' running
+    statistics, which are dropped). The numbers are those of ``copy.deepcopy`` copies (BAS's
+    erase branch); the cost is the forward and the input gradient, without the copies' weight
+    gradients."""
+    path = _Path(modules, run)
+    state = {n: p.detach() for n, p in path.named_parameters()}
+    state.update({n: b.clone() for n, b in path.named_buffers()})
+    return torch.func.functional_call(path, state, (x,))
 
 
 class BasNet(nn.Module):
@@ -125,6 +151,10 @@ class BasNet(nn.Module):
         return self.forward_logits(self.forward_features(x))
 
     # ------------------------------------------------------------------ training
+    def _erase_path(self, x: torch.Tensor, mods: Dict[str, nn.Module]) -> torch.Tensor:
+        """The tail and ``classifier_cls`` through ``mods`` (the erase branch's frozen state)."""
+        return mods["classifier_cls"](self.tail(x, mods))
+
     def forward_train(self, x: torch.Tensor, labels: torch.Tensor, topk: int = 1) -> Dict[str, torch.Tensor]:
         """The reference model's training forward (``model(x, label, topk)``), per image b:
 
@@ -133,9 +163,11 @@ class BasNet(nn.Module):
         - ``logits_fg`` = ``score_2`` [B, C]: GAP of ``classifier_cls``'s map times
           ``avg_pool2d(m_fg, 2)`` (the map on the 14x14 grid);
         - ``s`` [B]: ``score_1[b, label]``, detached; ``s_bg`` [B]: the label's logit of the
-          erase branch: deep copies of the tail and of ``classifier_cls`` (made anew at each
-          call, so the loss reaches only ``classifier_loc`` through ``m_fg``; their batch norms
-          update only the copies) run on ``x_loc.detach() * (1 - m_fg)``, then GAP;
+          erase branch: the tail and ``classifier_cls`` as frozen copies (the reference deep-copies
+          them at each call: the loss reaches only ``classifier_loc`` through ``m_fg``, their
+          batch norms update only the copies; :func:`run_frozen` gives the same numbers without
+          copying and without the copies' weight gradients) on ``x_loc.detach() * (1 - m_fg)``,
+          then GAP;
         - ``bas`` [B] = ``relu(s_bg) / (relu(s) + 1e-8)``, set to ``bas_clamp`` (1; VGG16's
           reference: 0) where ``relu(s_bg) > relu(s)``;
         - ``area`` [B]: the spatial mean of ``m_fg``.
@@ -151,9 +183,8 @@ class BasNet(nn.Module):
         m_fg = foreground_map(self.loc_maps(x_loc), foreground_classes(logits, labels, topk))
         rows = torch.arange(x.shape[0], device=x.device)
         s = logits[rows, labels].detach()
-        copies = {k: copy.deepcopy(m) for k, m in self.tail_modules().items()}
-        head_copy = copy.deepcopy(self.classifier_cls)
-        erased = gap(head_copy(self.tail(x_loc.detach() * (1 - m_fg), copies)))
+        erased = gap(run_frozen({**self.tail_modules(), "classifier_cls": self.classifier_cls}, self._erase_path,
+                                x_loc.detach() * (1 - m_fg)))
         s_bg = erased[rows, labels]
         s_pos, s_bg_pos = F.relu(s), F.relu(s_bg)
         bas = s_bg_pos / (s_pos + 1e-8)
