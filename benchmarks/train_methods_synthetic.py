@@ -1,6 +1,6 @@
 """Each WSOL training method vs the centre baseline on the synthetic set, at the demo's budget.
 
-For every method (cam, has, acol, spg, adl, cutmix) this runs what a user runs:
+For every method (cam, has, acol, spg, adl, cutmix, bas) this runs what a user runs:
 
     wsol train --dataset synthetic --root DATA --backbone efficientnet_lite0 --wsol-method M \\
         --train-layers last:3 --epochs 2 --batch-size 16 --lr 0.01 --lr-decay-epochs 2 \\
@@ -10,16 +10,19 @@ For every method (cam, has, acol, spg, adl, cutmix) this runs what a user runs:
 
 (the schedule is ``wsol demo``'s, read from :class:`wsol.apps.demo.DemoConfig`; the
 method hyperparameters are the reference defaults), plus ``center_gaussian`` once.
-ACoL/SPG/ADL train the generic variants ``efficientnet_lite0+acol|spg|adl``. Appends one
-row per method to ``results/train_methods_synthetic.csv`` (with date, machine, threads and
-seconds) and prints a markdown table.
+ACoL/SPG/ADL/BAS train the generic variants ``efficientnet_lite0+acol|spg|adl|bas`` (BAS
+with its own optimizer: SGD at lr 0.01 on the trunk, 0.1 / 0.2 on its heads' weights /
+biases, weight decay 5e-4; its ``bas`` map is evaluated next to ``cam``). Appends one row
+per method and map to ``results/train_methods_synthetic.csv`` (with date, machine, threads,
+load average and seconds) and prints a markdown table.
 
     python benchmarks/train_methods_synthetic.py --out /tmp/tms [--methods cam,acol] [--device cpu]
 
-The later families (``--methods tscam,sat,bas``) have no offline ImageNet weights for their
-trunks, so they train from random weights on a smaller synthetic set (:data:`LATER_SET`,
-the centre baseline evaluated again on it) with their reference recipe except the epochs and
-batch size (:data:`LATER`), and are evaluated with ``cam`` and the family's own map:
+The later families' own architectures (``--methods tscam,sat,bas_random``: TS-CAM and SAT
+DeiTs, the reference ``bas_mobilenet_v1``) have no offline ImageNet weights for their trunks,
+so they train from random weights on a smaller synthetic set (:data:`LATER_SET`, the centre
+baseline evaluated again on it) with their reference recipe except the epochs and batch
+size (:data:`LATER`), and are evaluated with ``cam`` and the family's own map:
 
     wsol train --dataset synthetic --root DATA --dataset-option n_classes=4 ... \
         --backbone deit_tscam_tiny_patch16_224 --weights random --wsol-method tscam \
@@ -53,11 +56,14 @@ COLUMNS = ("method", "backbone", "top1_cls", "gt_known_loc", "maxboxacc", "maxbo
            "maxboxacc_iou30", "maxboxacc_iou50", "maxboxacc_iou70")
 #: the smaller synthetic set of the later families (CPU budget: their trunks train from scratch)
 LATER_SET = {"n_classes": 4, "n_train_per_class": 16, "n_test_per_class": 8}
-#: later family -> (architecture, epochs, batch size, CAM methods evaluated); lr, weight
-#: decay, optimizer and loss are the method's reference recipe
-LATER = {"tscam": ("deit_tscam_tiny_patch16_224", 2, 8, ("cam", "tscam")),
-         "sat": ("deit_sat_tiny_patch16_224", 2, 8, ("cam", "sat")),
-         "bas": ("bas_mobilenet_v1", 1, 8, ("cam",))}
+#: run name -> (training method, architecture, epochs, batch size, CAM methods evaluated) of
+#: the later families on random weights; lr, weight decay, optimizer and loss are the
+#: method's reference recipe
+LATER = {"tscam": ("tscam", "deit_tscam_tiny_patch16_224", 2, 8, ("cam", "tscam")),
+         "sat": ("sat", "deit_sat_tiny_patch16_224", 2, 8, ("cam", "sat")),
+         "bas_random": ("bas", "bas_mobilenet_v1", 1, 8, ("cam",))}
+#: CAM methods evaluated after the demo-budget training, besides ``cam``
+OWN_MAPS = {"bas": ("bas",)}
 
 
 def _cpu_name() -> str:
@@ -81,12 +87,12 @@ def _evaluate(data: str, arch: str, weights: str, cam_method: str, out: str, dev
 
 def run_later(name: str, out_root: str, device: str, seed: int, stamp: dict) -> list:
     """Train a later family (random weights, :data:`LATER_SET`) and evaluate its CAMs; rows."""
-    arch, epochs, batch, cam_methods = LATER[name]
+    method, arch, epochs, batch, cam_methods = LATER[name]
     data = os.path.join(out_root, "synthetic_small")
     out = os.path.join(out_root, name)
     t0 = time.perf_counter()
     train(TrainConfig(dataset="synthetic", root=data, split="train", backbone=arch, weights="random",
-                      wsol_method=name, epochs=epochs, batch_size=batch, holdout=0.0, select_by="last",
+                      wsol_method=method, epochs=epochs, batch_size=batch, holdout=0.0, select_by="last",
                       device=device, out=out, resume=True, seed=seed, progress=False,
                       dataset_options=dict(LATER_SET)))
     t1 = time.perf_counter()
@@ -96,7 +102,7 @@ def run_later(name: str, out_root: str, device: str, seed: int, stamp: dict) -> 
     for cm in cam_methods + ("center_gaussian",):
         row = _evaluate(data, arch, os.path.join(out, BEST), cm, os.path.join(out, f"test-{cm}"), device, seed,
                         LATER_SET)
-        row.update(method=name if cm != "center_gaussian" else "center_gaussian", backbone=arch, cam_method=cm,
+        row.update(method=method if cm != "center_gaussian" else "center_gaussian", backbone=arch, cam_method=cm,
                    dataset="synthetic " + " ".join(f"{k}={v}" for k, v in LATER_SET.items()),
                    weights="random", epochs=epochs, batch_size=batch,
                    train_seconds=round(train_s, 1) if cm != "center_gaussian" else 0.0, **stamp)
@@ -118,58 +124,68 @@ def append_rows(rows: list, path: str) -> pd.DataFrame:
     return new
 
 
+def _load() -> float:
+    return round(os.getloadavg()[0], 1)
+
+
+def run_demo_budget(name: str, out_root: str, data: str, test, device: str, seed: int, stamp: dict,
+                    with_center: bool) -> list:
+    """Train ``name`` at ``wsol demo``'s budget on the offline pretrained trunk and evaluate
+    ``cam`` (and the method's own map, :data:`OWN_MAPS`; ``center_gaussian`` too if
+    ``with_center``) on the test images; rows (the centre's last)."""
+    demo = DemoConfig()
+    arch, _ = method_architecture(create_train_method(name), demo.backbone)
+    out = os.path.join(out_root, name)
+    load0, t0 = _load(), time.perf_counter()
+    train(TrainConfig(dataset="synthetic", root=data, split="train", backbone=demo.backbone,
+                      weights="pretrained", wsol_method=name, recipe="wsol", epochs=demo.epochs, lr=demo.lr,
+                      lr_decay_epochs=demo.lr_decay_epochs, batch_size=demo.batch_size,
+                      train_layers=demo.train_layers, holdout=demo.holdout, select_by=demo.select_by,
+                      device=device, out=out, resume=True, seed=seed, progress=False))
+    t1, load1 = time.perf_counter(), _load()
+    rows = []
+    for cm in ("cam",) + OWN_MAPS.get(name, ()) + (("center_gaussian",) if with_center else ()):
+        ecfg = EvalConfig(dataset="synthetic", root=data, split="test", backbone=arch,
+                          weights=os.path.join(out, BEST), method=cm, device=device,
+                          out=os.path.join(out, f"test-{cm}"), progress=False, seed=seed)
+        s = evaluate(ecfg, dataset=test).summary.iloc[0].to_dict()
+        row = {c: s.get(c) for c in COLUMNS}
+        row.update(method=name if cm != "center_gaussian" else "center_gaussian", backbone=arch, cam_method=cm,
+                   train_seconds=round(t1 - t0, 1) if cm != "center_gaussian" else 0.0,
+                   load=f"{load0}-{load1}", **stamp)
+        rows.append(row)
+        print(f"{name} / {cm}: MaxBoxAccV2 {row['maxboxacc_v2']:.1f} (train {t1 - t0:.0f} s)", flush=True)
+    return rows
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", default="tms_runs", help="work folder (data, checkpoints, runs)")
-    ap.add_argument("--methods", default=",".join(m.name for m in list_train_methods()))
+    ap.add_argument("--methods", default=",".join(m.name for m in list_train_methods() if m.name not in LATER))
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--csv", default=str(DEFAULT_CSV))
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--note", default="", help="the rows' note column")
     args = ap.parse_args(argv)
 
-    demo = DemoConfig()
     data = os.path.join(args.out, "synthetic")
-    six = [m for m in args.methods.split(",") if m not in LATER]
-    test = build_dataset("synthetic", data, "test") if six else None
-    rows = []
+    names = args.methods.split(",")
+    at_demo = [m for m in names if m not in LATER]
+    test = build_dataset("synthetic", data, "test") if at_demo else None
     stamp = dict(date=datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
                  machine=_cpu_name() if args.device == "cpu" else args.device,
-                 threads=torch.get_num_threads(), torch=torch.__version__)
-    base = None
-    later_rows = []
-    for name in [m for m in args.methods.split(",") if m in LATER]:
+                 threads=torch.get_num_threads(), torch=torch.__version__, note=args.note)
+    later_rows, rows = [], []
+    for name in [m for m in names if m in LATER]:
         later_rows += run_later(name, args.out, args.device, args.seed, stamp)
-    for name in six:
-        method = create_train_method(name)
-        arch, _ = method_architecture(method, demo.backbone)
-        out = os.path.join(args.out, name)
-        t0 = time.perf_counter()
-        train(TrainConfig(dataset="synthetic", root=data, split="train", backbone=demo.backbone,
-                          weights="pretrained", wsol_method=name, recipe="wsol", epochs=demo.epochs, lr=demo.lr,
-                          lr_decay_epochs=demo.lr_decay_epochs, batch_size=demo.batch_size,
-                          train_layers=demo.train_layers, holdout=demo.holdout, select_by=demo.select_by,
-                          device=args.device, out=out, resume=True, seed=args.seed, progress=False))
-        t1 = time.perf_counter()
-        for cam_method in ("cam",) + (("center_gaussian",) if base is None else ()):
-            ecfg = EvalConfig(dataset="synthetic", root=data, split="test", backbone=arch,
-                              weights=os.path.join(out, BEST), method=cam_method, device=args.device,
-                              out=os.path.join(out, f"test-{cam_method}"), progress=False, seed=args.seed)
-            s = evaluate(ecfg, dataset=test).summary.iloc[0].to_dict()
-            row = {c: s.get(c) for c in COLUMNS}
-            row.update(method=name if cam_method == "cam" else "center_gaussian", backbone=arch,
-                       train_seconds=round(t1 - t0, 1), **stamp)
-            if cam_method == "center_gaussian":
-                row["train_seconds"] = 0.0
-                base = row
-            else:
-                rows.append(row)
-        print(f"{name}: MaxBoxAccV2 {rows[-1]['maxboxacc_v2']:.1f} (train {t1 - t0:.0f} s)", flush=True)
-    table = pd.DataFrame(rows + ([base] if base else []))
+    for i, name in enumerate(at_demo):
+        rows += run_demo_budget(name, args.out, data, test, args.device, args.seed, stamp, with_center=i == 0)
+    table = pd.DataFrame(rows)
     if len(table):
-        table["beats_center"] = table.maxboxacc_v2 > (base["maxboxacc_v2"] if base else float("nan"))
+        base = table[table.method == "center_gaussian"].maxboxacc_v2.iloc[0]
+        table["beats_center"] = (table.method != "center_gaussian") & (table.maxboxacc_v2 > base)
     table = pd.concat([table, pd.DataFrame(later_rows)], ignore_index=True, sort=False)
     append_rows(table.to_dict("records"), args.csv)
-    table = table.fillna({"cam_method": "cam"})
     cols = ["method", "backbone", "cam_method", "top1_cls", "gt_known_loc", "maxboxacc_v2", "beats_center",
             "train_seconds"]
     print("| " + " | ".join(cols) + " |\n|" + "---|" * len(cols))

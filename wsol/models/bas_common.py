@@ -92,6 +92,68 @@ def run_frozen(modules: Dict[str, nn.Module], run: Callable[[torch.Tensor, Dict[
     return torch.func.functional_call(path, state, (x,))
 
 
+def head_foreground(loc_head: nn.Sequential, x_loc: torch.Tensor, scores: torch.Tensor,
+                    labels: Optional[torch.Tensor], topk: int) -> torch.Tensor:
+    """M_fg [B, 1, h, w] of ``loc_head`` (``classifier_loc``: conv + sigmoid) for the ``topk``
+    classes (:func:`foreground_classes`). With fewer classes than the head has, only their
+    filters run: one grouped convolution over the batch (image b's input with its own
+    classes' filters), the same sums as the full head's at a k/C share of its cost."""
+    classes = foreground_classes(scores, labels, topk)
+    b, k = classes.shape
+    conv = loc_head[0]
+    if k >= conv.out_channels:
+        return foreground_map(loc_head(x_loc), classes)
+    flat = classes.reshape(-1)
+    h, w = x_loc.shape[-2:]
+    out = F.conv2d(x_loc.reshape(1, -1, h, w), conv.weight[flat], conv.bias[flat], padding=conv.padding, groups=b)
+    return torch.sigmoid(out.view(b, k, h, w)).mean(dim=1, keepdim=True)
+
+
+def pool_to(m: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+    """``m`` average-pooled onto ``like``'s grid: the reference's ``avg_pool2d(m, 2)`` from
+    28x28 to 14x14; unchanged on the same grid; adaptive pooling otherwise."""
+    h, w = like.shape[-2:]
+    if m.shape[-2:] == (h, w):
+        return m
+    k = m.shape[-1] // w
+    if k > 1 and m.shape[-2:] == (h * k, w * k):
+        return F.avg_pool2d(m, k)
+    return F.adaptive_avg_pool2d(m, (h, w))
+
+
+def bas_train_outputs(x_loc: torch.Tensor, path: Callable[[torch.Tensor, Dict[str, nn.Module]], torch.Tensor],
+                      mods: Dict[str, nn.Module], loc_head: nn.Sequential, labels: torch.Tensor, topk: int = 1,
+                      clamp: float = 1.0) -> Dict[str, torch.Tensor]:
+    """BAS's training forward from ``x_loc`` (the map ``loc_head`` reads), per image b:
+
+    - ``logits`` = ``score_1`` [B, C]: GAP of ``F = path(x_loc, mods)`` (the tail, if any,
+      then ``classifier_cls``);
+    - ``m_fg`` [B, 1, h, w]: the foreground map of ``loc_head`` for the ``topk`` classes (1: the label);
+    - ``logits_fg`` = ``score_2`` [B, C]: GAP of ``F`` times ``m_fg`` pooled onto F's grid
+      (:func:`pool_to`: the reference's ``avg_pool2d(m_fg, 2)``);
+    - ``s`` [B]: ``score_1[b, label]``, detached; ``s_bg`` [B]: the label's logit of the
+      erase branch: ``path`` on frozen copies of ``mods`` (the reference deep-copies them at
+      each call: its gradient reaches ``m_fg``, i.e. ``loc_head`` and, through its input,
+      the trunk, but not ``mods``; their batch norms update only the copies; :func:`run_frozen` gives the same numbers without copying and
+      without the copies' weight gradients) on ``x_loc.detach() * (1 - m_fg)``, then GAP;
+    - ``bas`` [B] = ``relu(s_bg) / (relu(s) + 1e-8)``, set to ``clamp`` (1; VGG16's
+      reference: 0) where ``relu(s_bg) > relu(s)``;
+    - ``area`` [B]: the spatial mean of ``m_fg``.
+    """
+    fmap = path(x_loc, mods)
+    logits = gap(fmap)
+    m_fg = foreground_map(loc_head(x_loc), foreground_classes(logits, labels, topk))
+    rows = torch.arange(x_loc.shape[0], device=x_loc.device)
+    s = logits[rows, labels].detach()
+    s_bg = gap(run_frozen(mods, path, x_loc.detach() * (1 - m_fg)))[rows, labels]
+    s_pos, s_bg_pos = F.relu(s), F.relu(s_bg)
+    bas = s_bg_pos / (s_pos + 1e-8)
+    bas = torch.where(s_bg_pos > s_pos, torch.full_like(bas, clamp), bas)
+    logits_fg = gap(fmap * pool_to(m_fg, fmap))
+    return {"logits": logits, "logits_fg": logits_fg, "m_fg": m_fg, "s": s, "s_bg": s_bg, "bas": bas,
+            "area": m_fg.flatten(1).mean(dim=1)}
+
+
 class BasNet(nn.Module):
     """Base of the BAS nets. Subclasses build the trunk, ``classifier_cls`` and
     ``classifier_loc`` and implement :meth:`trunk`, :meth:`tail_modules` and :meth:`tail`."""
@@ -105,7 +167,7 @@ class BasNet(nn.Module):
         raise NotImplementedError
 
     def tail_modules(self) -> Dict[str, nn.Module]:
-        """The modules between ``x_loc`` and ``classifier_cls`` (copied for the erase branch)."""
+        """The modules between ``x_loc`` and ``classifier_cls`` (frozen copies in the erase branch)."""
         raise NotImplementedError
 
     def tail(self, x: torch.Tensor, mods: Dict[str, nn.Module]) -> torch.Tensor:
@@ -129,20 +191,8 @@ class BasNet(nn.Module):
 
     def foreground(self, x_loc: torch.Tensor, scores: torch.Tensor, labels: Optional[torch.Tensor],
                    topk: int) -> torch.Tensor:
-        """M_fg [B, 1, h, w] of the ``topk`` classes (:func:`foreground_classes`). With fewer
-        classes than the head has, only their ``classifier_loc`` filters run: one grouped
-        convolution over the batch (image b's input with its own classes' filters), the same
-        sums as the full head's at a k/C share of its cost."""
-        classes = foreground_classes(scores, labels, topk)
-        b, k = classes.shape
-        conv = self.classifier_loc[0]
-        if k >= conv.out_channels:
-            return foreground_map(self.loc_maps(x_loc), classes)
-        flat = classes.reshape(-1)
-        h, w = x_loc.shape[-2:]
-        out = F.conv2d(x_loc.reshape(1, -1, h, w), conv.weight[flat], conv.bias[flat], padding=conv.padding,
-                       groups=b)
-        return torch.sigmoid(out.view(b, k, h, w)).mean(dim=1, keepdim=True)
+        """M_fg [B, 1, h, w] of the ``topk`` classes (:func:`head_foreground`)."""
+        return head_foreground(self.classifier_loc, x_loc, scores, labels, topk)
 
     def classifier_layer(self) -> nn.Module:
         return self.classifier_cls[4]
@@ -151,44 +201,19 @@ class BasNet(nn.Module):
         return self.forward_logits(self.forward_features(x))
 
     # ------------------------------------------------------------------ training
-    def _erase_path(self, x: torch.Tensor, mods: Dict[str, nn.Module]) -> torch.Tensor:
-        """The tail and ``classifier_cls`` through ``mods`` (the erase branch's frozen state)."""
+    def _path(self, x: torch.Tensor, mods: Dict[str, nn.Module]) -> torch.Tensor:
+        """The tail and ``classifier_cls`` through ``mods`` (the live modules or frozen copies)."""
         return mods["classifier_cls"](self.tail(x, mods))
 
     def forward_train(self, x: torch.Tensor, labels: torch.Tensor, topk: int = 1) -> Dict[str, torch.Tensor]:
-        """The reference model's training forward (``model(x, label, topk)``), per image b:
-
-        - ``logits`` = ``score_1`` [B, C]: GAP of ``classifier_cls`` on the tail;
-        - ``m_fg`` [B, 1, 28, 28]: the foreground map of the ``topk`` classes (1: the label);
-        - ``logits_fg`` = ``score_2`` [B, C]: GAP of ``classifier_cls``'s map times
-          ``avg_pool2d(m_fg, 2)`` (the map on the 14x14 grid);
-        - ``s`` [B]: ``score_1[b, label]``, detached; ``s_bg`` [B]: the label's logit of the
-          erase branch: the tail and ``classifier_cls`` as frozen copies (the reference deep-copies
-          them at each call: the loss reaches only ``classifier_loc`` through ``m_fg``, their
-          batch norms update only the copies; :func:`run_frozen` gives the same numbers without
-          copying and without the copies' weight gradients) on ``x_loc.detach() * (1 - m_fg)``,
-          then GAP;
-        - ``bas`` [B] = ``relu(s_bg) / (relu(s) + 1e-8)``, set to ``bas_clamp`` (1; VGG16's
-          reference: 0) where ``relu(s_bg) > relu(s)``;
-        - ``area`` [B]: the spatial mean of ``m_fg``.
+        """The reference model's training forward (``model(x, label, topk)``):
+        :func:`bas_train_outputs` from the trunk's ``x_loc`` through the tail and
+        ``classifier_cls`` (F on the 14x14 grid, ``m_fg`` on 28x28) with ``bas_clamp``.
 
         The reference trainer's loss: ``CE(logits) + alpha * CE(logits_fg) + mean(bas) +
         beta * mean(area)`` (alpha, beta per dataset and architecture: CUB ResNet50 0.5, 1.5);
         SGD with Nesterov momentum 0.9, weight decay 5e-4 on every group, groups by name:
         trunk weights 1x lr, trunk biases 2x, ``classifier`` weights 10x, biases 20x.
         """
-        x_loc = self.trunk(x)
-        fmap = self.classifier_cls(self.tail(x_loc, self.tail_modules()))
-        logits = gap(fmap)
-        m_fg = foreground_map(self.loc_maps(x_loc), foreground_classes(logits, labels, topk))
-        rows = torch.arange(x.shape[0], device=x.device)
-        s = logits[rows, labels].detach()
-        erased = gap(run_frozen({**self.tail_modules(), "classifier_cls": self.classifier_cls}, self._erase_path,
-                                x_loc.detach() * (1 - m_fg)))
-        s_bg = erased[rows, labels]
-        s_pos, s_bg_pos = F.relu(s), F.relu(s_bg)
-        bas = s_bg_pos / (s_pos + 1e-8)
-        bas = torch.where(s_bg_pos > s_pos, torch.full_like(bas, self.bas_clamp), bas)
-        logits_fg = gap(fmap * F.avg_pool2d(m_fg, 2))
-        return {"logits": logits, "logits_fg": logits_fg, "m_fg": m_fg, "s": s, "s_bg": s_bg, "bas": bas,
-                "area": m_fg.flatten(1).mean(dim=1)}
+        mods = {**self.tail_modules(), "classifier_cls": self.classifier_cls}
+        return bas_train_outputs(self.trunk(x), self._path, mods, self.classifier_loc, labels, topk, self.bas_clamp)

@@ -1,5 +1,5 @@
-"""ACoL, SPG and ADL on any backbone: the generic method variants ``NAME+acol``, ``NAME+spg``,
-``NAME+adl`` (``docs/training.md``, "Generic method heads").
+"""ACoL, SPG, ADL and BAS on any backbone: the generic method variants ``NAME+acol``,
+``NAME+spg``, ``NAME+adl``, ``NAME+bas`` (``docs/training.md``, "Generic method heads").
 
 Choe et al.'s three architectures have the reference's own variants (``vgg16_acol``,
 ``resnet50_spg``, ``vgg16_gap`` with ``adl=true`` ...; :func:`variant_for` picks them).
@@ -18,6 +18,10 @@ added the same way on top of its feature stack:
 - ``+adl``: a parameter-free ADL layer at the end of each of the last two stages of the
   feature stack (timm ``blocks``, torchvision ``layer3``/``layer4`` or ``features``); keys
   are unchanged, so the backbone's own checkpoints load.
+- ``+bas``: the classifier is removed; BAS's ``classifier_cls`` and ``classifier_loc`` (as the
+  reference BAS nets define them) read the last feature map (:mod:`wsol.models.bas_variant`).
+  The reference nets themselves are ``bas_resnet50`` ... (``--wsol-method bas`` picks them
+  for ``resnet50``, ``vgg16``, ``inception_v3``).
 
 All new layers are Xavier-initialised and returned by ``new_parameters()`` (10x lr).
 """
@@ -34,12 +38,13 @@ from wsol.models.backbone import Backbone, BackboneInfo, NetBackbone, TimmBackbo
 from wsol.models.heads import ACOL_DROP_THRESHOLD, class_attention, erase_attention, normalize_maps
 from wsol.models.wsoleval_common import acol_classifier, gap, init_like_reference, spg_outputs, spg_side_branches
 
-KINDS = ("acol", "spg", "adl")
+KINDS = ("acol", "spg", "adl", "bas")
 #: model options of the generic variants (name -> default)
 OPTIONS: Dict[str, Dict[str, Any]] = {
     "acol": {"acol_drop_threshold": ACOL_DROP_THRESHOLD},
     "spg": {},
     "adl": {"adl_drop_rate": ADL_DROP_RATE, "adl_drop_threshold": ADL_DROP_THRESHOLD},
+    "bas": {},
 }
 #: the reference's own variants of Choe et al.'s architectures: (backbone, kind) -> (name, options)
 _REFERENCE: Dict[Tuple[str, str], Tuple[str, Dict[str, Any]]] = {}
@@ -62,7 +67,7 @@ def split_variant(name: str) -> Tuple[str, Optional[str]]:
 
 
 def method_of(name: str) -> str:
-    """The method architecture a backbone name stands for: 'acol', 'spg', 'adl' or 'cam'."""
+    """The method architecture a backbone name stands for: 'acol', 'spg', 'adl', 'bas' or 'cam'."""
     base, kind = split_variant(name)
     if kind:
         return kind
@@ -89,7 +94,8 @@ def variant_for(backbone: str, kind: str, options: Optional[Dict[str, Any]] = No
     if have == kind:
         return backbone, opts
     if have != "cam":
-        raise WsolError(f"backbone '{backbone}' is an {have.upper()} architecture: train it with "
+        article = "an" if have[0] in "aeiou" else "a"
+        raise WsolError(f"backbone '{backbone}' is {article} {have.upper()} architecture: train it with "
                         f"--wsol-method {have}, or give the plain backbone")
     if kind == "cam":
         return backbone, {}
@@ -97,7 +103,7 @@ def variant_for(backbone: str, kind: str, options: Optional[Dict[str, Any]] = No
 
 
 # ----------------------------------------------------------------------------- building
-def _strip_head(base: Backbone) -> int:
+def strip_head(base: Backbone) -> int:
     """Remove ``base``'s classifier (GAP + linear) and return its input width."""
     fc = base.classifier()
     width = int(fc.weight.shape[1])
@@ -137,7 +143,7 @@ class AcolVariant(_Variant):
 
     def __init__(self, base: Backbone, info: BackboneInfo, num_classes: int,
                  acol_drop_threshold: float = ACOL_DROP_THRESHOLD):
-        width = _strip_head(base)
+        width = strip_head(base)
         super().__init__(base, info)
         self.drop_threshold = float(acol_drop_threshold)
         self.model_options = {"acol_drop_threshold": self.drop_threshold}
@@ -190,7 +196,7 @@ class SpgVariant(_Variant):
     WIDTH = 512
 
     def __init__(self, base: Backbone, info: BackboneInfo, num_classes: int):
-        width = _strip_head(base)
+        width = strip_head(base)
         super().__init__(base, info)
         self.model_options = {}
         w = self.WIDTH

@@ -239,7 +239,7 @@ def resolve(name: str) -> ModelEntry:
     entry = BACKBONES.find(name)
     if entry is not None:
         return entry
-    if "+" in name:  # a generic method variant: NAME+acol, NAME+spg, NAME+adl
+    if "+" in name:  # a generic method variant: NAME+acol, NAME+spg, NAME+adl, NAME+bas
         return variant_entry(name)
     return _timm_entry(name)
 
@@ -275,8 +275,9 @@ def create_backbone(name: str, weights: str = "random", num_classes: Optional[in
 
 
 def variant_entry(name: str):
-    """The registry entry of generic variant ``name`` (``BASE+acol|spg|adl``): the base entry
-    with the method's heads (wsol.models.method_heads)."""
+    """The registry entry of generic variant ``name`` (``BASE+acol|spg|adl|bas``): the base
+    entry with the method's heads (wsol.models.method_heads, wsol.models.bas_variant)."""
+    from wsol.models.bas_variant import BasVariant
     from wsol.models.method_heads import OPTIONS, AcolVariant, SpgVariant, add_adl, split_variant
 
     base_name, kind = split_variant(name)
@@ -284,17 +285,21 @@ def variant_entry(name: str):
     b = base_entry.info
     notes = {"acol": "ACoL heads on the last feature map; cam = the fused map of both heads",
              "spg": "SPG stages A1-A3 + side branches on the last feature map; cam = the SPG_A_4 map",
-             "adl": "ADL layers at the end of the last two stages; inactive at evaluation"}
-    layer = {"acol": b.feature_layer, "spg": "SPG_A_3", "adl": b.feature_layer}[kind]
+             "adl": "ADL layers at the end of the last two stages; inactive at evaluation",
+             "bas": "BAS heads classifier_cls/classifier_loc on the last feature map; cam = classifier_loc's "
+                    "sigmoid map of the class; method bas = the foreground map (topk classes)"}
+    layer = {"acol": b.feature_layer, "spg": "SPG_A_3", "adl": b.feature_layer, "bas": b.feature_layer}[kind]
     info = BackboneInfo(name, b.source, layer, b.stride, kind == "spg" or (kind == "adl" and b.cam_exact), notes[kind])
 
     def build(pretrained: bool, num_classes: int, **options: Any) -> Backbone:
         base = base_entry.build(pretrained, num_classes)
         # ADL keeps the base's head (exact as the base is); SPG's head is GAP + 1x1 conv (exact)
-        exact = {"acol": False, "spg": True, "adl": base.info.cam_exact}[kind]
+        exact = {"acol": False, "spg": True, "adl": base.info.cam_exact, "bas": False}[kind]
         built = BackboneInfo(**{**vars(info), "cam_exact": exact})
         if kind == "adl":
             return add_adl(base, built, **options)
+        if kind == "bas":
+            return BasVariant(base, built, num_classes)
         cls = AcolVariant if kind == "acol" else SpgVariant
         return cls(base, built, num_classes, **options)
 

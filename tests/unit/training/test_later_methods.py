@@ -337,3 +337,49 @@ def test_wsol_train_bas_end_to_end(tiny_set, tmp_path, capsys, one_thread):
     ck, cfg, arch = _cli_train_evaluate(tiny_set, tmp_path, capsys, "bas", "mobilenet_v1", "--bas-beta", "1.9")
     assert arch == "bas_mobilenet_v1" and ck["method_options"] == {"alpha": 0.5, "beta": 1.9}
     assert (cfg["lr"], cfg["weight_decay"], cfg["lr_decay_epochs"]) == (1e-3, 5e-4, 80)
+
+
+@pytest.mark.slow
+def test_wsol_train_bas_generic_variant_end_to_end(tiny_set, tmp_path, capsys, one_thread):
+    """`wsol train --wsol-method bas` on the offline pretrained efficientnet_lite0 trains
+    `efficientnet_lite0+bas` (BAS's heads on its last feature map) with BAS's loss and
+    optimizer; `wsol evaluate` of the checkpoint gives the foreground map (`--method bas`),
+    which is not constant, and `--method cam` gives the same map (topk 1: classifier_loc's
+    map of the target)."""
+    import glob
+    import json
+    import os
+
+    import numpy as np
+    import pandas as pd
+
+    from wsol.cli import main
+
+    out = str(tmp_path / "bas")
+    rc = main(["-q", "train", "--dataset", "synthetic", "--root", tiny_set, "--backbone", "efficientnet_lite0",
+               "--weights", "pretrained", "--wsol-method", "bas", "--train-layers", "last:3", "--epochs", "1",
+               "--batch-size", "6", "--lr", "0.01", "--holdout", "0", "--select-by", "last", "--seed", "1",
+               "--out", out])
+    assert rc == 0
+    line = [ln for ln in capsys.readouterr().out.splitlines() if ln.startswith("evaluate with:")][0]
+    assert "--backbone efficientnet_lite0+bas " in line + " "
+    ck = torch.load(os.path.join(out, "best.pt"), map_location="cpu", weights_only=True)
+    assert (ck["backbone"], ck["wsol_method"], ck["base_backbone"]) == ("efficientnet_lite0+bas", "bas",
+                                                                       "efficientnet_lite0")
+    cfg = json.load(open(os.path.join(out, "train_config.json")))
+    assert (cfg["lr"], cfg["weight_decay"]) == (0.01, 5e-4)           # --lr given; BAS's weight decay
+    log = pd.read_csv(os.path.join(out, "train_log.csv"))
+    assert len(log) == 1 and log.n_train[0] == 12 and math.isfinite(log.train_loss[0])
+    maps = {}
+    for method in ("bas", "cam"):
+        ev = str(tmp_path / f"eval-{method}")
+        assert main(["-q", "evaluate", "--dataset", "synthetic", "--root", tiny_set,
+                     "--backbone", "efficientnet_lite0+bas", "--weights", os.path.join(out, "best.pt"),
+                     "--method", method, "--out", ev, "--save-cams", os.path.join(ev, "cams")]) == 0
+        s = pd.read_csv(os.path.join(ev, "summary.csv")).iloc[0]
+        assert s.n_images == 6 and 0 <= s.maxboxacc_v2 <= 100
+        files = sorted(glob.glob(os.path.join(ev, "cams", "**", "*.npy"), recursive=True))
+        maps[method] = [np.load(f) for f in files]
+    assert len(maps["bas"]) == 6
+    assert all(float(m.max()) > float(m.min()) for m in maps["bas"])   # a foreground map, not constant
+    assert all(np.array_equal(a, b) for a, b in zip(maps["bas"], maps["cam"]))

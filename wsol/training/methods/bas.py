@@ -1,12 +1,13 @@
 """``bas``: BAS, Background Activation Suppression (Wu et al., CVPR 2022), as its reference
 trainer (BAS-Extension, ``WSOL/train.py``) trains it.
 
-The model (a BAS architecture) has a classification path giving ``score_1`` and class maps
-F, and a localization head giving a sigmoid foreground map; in training the map of the
-label's class is M_fg. Its training-mode forward also runs an *erase branch*: copies of the
-classifier's last stages, made at every step, score the detached trunk features times
-(1 − M_fg); S_bg is that score of the label, whose gradient reaches only the localization
-head. With S = ``score_1`` of the label (detached) the loss (:func:`bas_loss_terms`) is
+The model (a BAS architecture: a reference net ``bas_*``, or any CNN backbone's generic
+variant ``NAME+bas``) has a classification path giving ``score_1`` and class maps F, and a
+localization head giving a sigmoid foreground map; in training the map of the label's class
+is M_fg. Its training-mode forward also runs an *erase branch*: frozen copies of the
+classifier's last stages score the detached trunk features times (1 − M_fg); S_bg is that
+score of the label, whose gradient reaches M_fg (the localization head and its input) but
+not the copied stages. With S = ``score_1`` of the label (detached) the loss (:func:`bas_loss_terms`) is
 
     total = CE(score_1) + alpha CE(score_2) + mean(bas) + beta mean(area)
 
@@ -35,7 +36,7 @@ from torch import nn
 from wsol.errors import WsolError
 from wsol.training.methods.base import TrainMethod, in_range, register_train_method, train_outputs
 from wsol.training.methods.param_groups import bas_groups, reference_named_parameters
-from wsol.training.methods.tscam import family_architecture
+from wsol.training.methods.tscam import family_architecture, family_names
 
 #: the reference's loss weights (alpha, beta) per dataset and architecture (utils/hyperparameters.py)
 BAS_WEIGHTS = {("cub", "vgg16"): (0.0, 0.9), ("cub", "resnet50"): (0.5, 1.5), ("cub", "inception_v3"): (0.5, 1.0),
@@ -44,6 +45,21 @@ BAS_WEIGHTS = {("cub", "vgg16"): (0.0, 0.9), ("cub", "resnet50"): (0.5, 1.5), ("
                ("imagenet", "mobilenet_v1"): (0.5, 1.5)}
 #: the erase-branch ratio's guard against S = 0
 BAS_EPS = 1e-8
+
+
+def bas_architecture(backbone: str) -> str:
+    """The architecture ``--wsol-method bas`` trains for ``backbone`` (see :meth:`Bas.architecture_for`)."""
+    from wsol.models.method_heads import variant_for
+    from wsol.models.registry import BACKBONES
+
+    names = family_names("bas")
+    if backbone in names or f"bas_{backbone}" in names:
+        return family_architecture(backbone, "bas")
+    entry = BACKBONES.find(backbone.rpartition("+")[0] or backbone)
+    if entry is not None and "patch tokens" in entry.info.feature_layer:
+        raise WsolError(f"--wsol-method bas trains a BAS model: --backbone takes {', '.join(names)}, or a CNN "
+                        f"backbone (its generic variant NAME+bas), got the ViT '{backbone}'")
+    return variant_for(backbone, "bas")[0]
 
 
 @dataclasses.dataclass
@@ -91,7 +107,9 @@ class Bas(TrainMethod):
     momentum = 0.9
 
     def architecture_for(self, backbone: str) -> Optional[Tuple[str, Dict[str, Any]]]:
-        return family_architecture(backbone, "bas"), {}
+        """A reference BAS net for its own name or its trunk's (``resnet50`` -> ``bas_resnet50``);
+        for any other CNN backbone its generic variant ``NAME+bas``; a ViT is refused."""
+        return bas_architecture(backbone), {}
 
     def make_optimizer(self, model, trainable, cfg):
         groups = bas_groups(reference_named_parameters(model, trainable), cfg.lr)

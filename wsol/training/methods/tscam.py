@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
-from typing import Any, Dict, Optional, Tuple
+from typing import Any, Dict, List, Optional, Tuple
 
 import torch
 from torch import nn
@@ -49,15 +49,23 @@ class StepsAtMultiples:
         return 0.1 ** ((epoch + 1) // self.step)
 
 
+def family_names(family: str) -> List[str]:
+    """The registered ``<family>`` architectures: names holding ``_<family>_`` or starting with
+    ``<family>_`` (``deit_tscam_small_patch16_224``, ``bas_resnet50``; not ``deit_base_...``
+    for ``bas``)."""
+    from wsol.models.registry import BACKBONES
+
+    return [n for n in BACKBONES.names() if f"_{family}_" in n or n.startswith(f"{family}_")]
+
+
 def family_architecture(backbone: str, family: str) -> str:
     """The ``<family>`` architecture trained for ``backbone``: a registered name holding
     ``_<family>_`` or starting with ``<family>_`` as it is; a plain name whose family model
     is registered (``deit_small_patch16_224`` -> ``deit_tscam_small_patch16_224``,
     ``resnet50`` -> ``bas_resnet50``) mapped to it; anything else is a one-line error
     listing the family's models."""
-    from wsol.models.registry import BACKBONES
 
-    names = BACKBONES.names(f"*{family}*")
+    names = family_names(family)
     if backbone in names:
         return backbone
     m = _DEIT.match(backbone)
