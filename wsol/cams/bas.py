@@ -7,8 +7,9 @@ of classes, ``M_fg`` [B, 28, 28] at 224 input. With ``topk = 1`` the class is th
 ``k`` highest-scoring classes of the image, whatever its label (the CUB setting: the map is
 then class-agnostic). The default ``topk`` is the reference's for the head: 1 on a
 1000-class head; on a 200-class (CUB) head 200 for ResNet50/InceptionV3, 80 for
-VGG16/MobileNetV1. Only BAS backbones (``bas_*``) have the head; the map is computed on the
-model's device, batched, from the features of the same forward pass.
+VGG16/MobileNetV1; on a generic variant ``NAME+bas`` 1. Only BAS backbones (``bas_*``,
+``NAME+bas``) have the head; the map is computed on the model's device, batched, from the
+features of the same forward pass.
 """
 from __future__ import annotations
 
@@ -34,7 +35,7 @@ def _topk(value: Union[None, str, int]) -> Optional[int]:
 class BasForeground(CamMethod):
     name = "bas"
     description = ("BAS (Wu et al. 2022): the foreground head's sigmoid map, mean over the target (topk 1) "
-                   "or the top-k predicted classes (bas_* backbones)")
+                   "or the top-k predicted classes (bas_* and NAME+bas backbones)")
     example_backbone = "bas_mobilenet_v1"
 
     def __init__(self, topk: Union[None, str, int] = None, **options):
@@ -45,7 +46,7 @@ class BasForeground(CamMethod):
         foreground = getattr(backbone, "foreground", None)
         if foreground is None:
             raise WsolError(f"method bas needs a BAS backbone (bas_resnet50, bas_vgg16, bas_inception_v3, "
-                            f"bas_mobilenet_v1); '{backbone.name}' has no foreground head")
+                            f"bas_mobilenet_v1, or a CNN's NAME+bas); '{backbone.name}' has no foreground head")
         check_targets(targets, backbone.num_classes)
         if self.topk is not None and self.topk > backbone.num_classes:
             raise WsolError(f"bas: topk {self.topk} > the head's {backbone.num_classes} classes")
