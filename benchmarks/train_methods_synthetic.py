@@ -33,11 +33,13 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import json
 import os
 import platform
 import sys
 import time
 from pathlib import Path
+from typing import Optional
 
 import pandas as pd
 import torch
@@ -136,20 +138,23 @@ def _load() -> float:
 
 
 def run_demo_budget(name: str, out_root: str, data: str, test, device: str, seed: int, stamp: dict,
-                    with_center: bool) -> list:
+                    with_center: bool, method_options: Optional[dict] = None) -> list:
     """Train ``name`` at ``wsol demo``'s budget on the offline pretrained trunk and evaluate
     ``cam`` (and the method's own map, :data:`OWN_MAPS`; ``center_gaussian`` too if
-    ``with_center``) on the test images; rows (the centre's last)."""
+    ``with_center``) on the test images; rows (the centre's last). ``method_options``: the
+    method's hyperparameters other than the reference defaults (a diagnostic run; its
+    folder is ``NAME-KEY=VALUE...``)."""
     demo = DemoConfig()
-    arch, _ = method_architecture(create_train_method(name), demo.backbone)
-    out = os.path.join(out_root, name)
+    opts = dict(method_options or {})
+    arch, _ = method_architecture(create_train_method(name, opts), demo.backbone)
+    out = os.path.join(out_root, "-".join([name] + [f"{k}={v}" for k, v in sorted(opts.items())]))
     load0, t0 = _load(), time.perf_counter()
     train(TrainConfig(dataset="synthetic", root=data, split="train", backbone=demo.backbone,
                       weights="pretrained", wsol_method=name, recipe="wsol", epochs=demo.epochs,
                       lr=None if name in REFERENCE_LR else demo.lr,
                       lr_decay_epochs=demo.lr_decay_epochs, batch_size=demo.batch_size,
                       train_layers=demo.train_layers, holdout=demo.holdout, select_by=demo.select_by,
-                      device=device, out=out, resume=True, seed=seed, progress=False))
+                      device=device, out=out, resume=True, seed=seed, progress=False, method_options=opts))
     t1, load1 = time.perf_counter(), _load()
     rows = []
     for cm in ("cam",) + OWN_MAPS.get(name, ()) + (("center_gaussian",) if with_center else ()):
@@ -160,7 +165,7 @@ def run_demo_budget(name: str, out_root: str, data: str, test, device: str, seed
         row = {c: s.get(c) for c in COLUMNS}
         row.update(method=name if cm != "center_gaussian" else "center_gaussian", backbone=arch, cam_method=cm,
                    train_seconds=round(t1 - t0, 1) if cm != "center_gaussian" else 0.0,
-                   load=f"{load0}-{load1}", **stamp)
+                   load=f"{load0}-{load1}", method_options=json.dumps(opts) if opts else "", **stamp)
         rows.append(row)
         print(f"{name} / {cm}: MaxBoxAccV2 {row['maxboxacc_v2']:.1f} (train {t1 - t0:.0f} s)", flush=True)
     return rows
@@ -174,6 +179,9 @@ def main(argv=None) -> int:
     ap.add_argument("--csv", default=str(DEFAULT_CSV))
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--note", default="", help="the rows' note column")
+    ap.add_argument("--method-option", action="append", default=[], metavar="KEY=VALUE",
+                    help="a hyperparameter of the demo-budget methods other than its reference default "
+                         "(diagnostic runs, e.g. beta=0 for bas)")
     args = ap.parse_args(argv)
 
     data = os.path.join(args.out, "synthetic")
@@ -187,7 +195,9 @@ def main(argv=None) -> int:
     for name in [m for m in names if m in LATER]:
         later_rows += run_later(name, args.out, args.device, args.seed, stamp)
     for i, name in enumerate(at_demo):
-        rows += run_demo_budget(name, args.out, data, test, args.device, args.seed, stamp, with_center=i == 0)
+        opts = dict(kv.split("=", 1) for kv in args.method_option)
+        rows += run_demo_budget(name, args.out, data, test, args.device, args.seed, stamp, with_center=i == 0,
+                                method_options=opts)
     table = pd.DataFrame(rows)
     if len(table):
         base = table[table.method == "center_gaussian"].maxboxacc_v2.iloc[0]
