@@ -101,7 +101,7 @@ def _check_ranks(local_error: Optional[BaseException], world: int) -> None:
 
 def evaluate_distributed(cfg, dataset=None, backbone=None):
     """:func:`wsol.engine.run.evaluate` sharded over the torchrun ranks: each rank builds
-    the run, scores its shard in the inference loop, and the scorers' declared states are
+    the run, scores its shard in the inference loop, and the evaluators' declared states are
     merged; every rank returns the same result and rank 0 writes the CSVs (into a staging
     folder that replaces an earlier run's files only when the run finishes)."""
     from wsol.engine.build import staged_run

@@ -4,7 +4,7 @@
 :func:`evaluate` builds the run's objects from an :class:`EvalConfig`
 (:mod:`wsol.engine.build`), runs :func:`wsol.evaluation.loop.inference_on_dataset` over them and
 writes the tables; under torchrun it hands over to :mod:`wsol.engine.distributed`, which
-does the same on each rank's shard and merges the scorers' declared state.
+does the same on each rank's shard and merges the evaluators' declared state.
 """
 from __future__ import annotations
 

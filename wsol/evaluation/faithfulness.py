@@ -1,4 +1,4 @@
-"""The faithfulness scorer (docs/protocol.md, "Faithfulness"): runs the perturbed forward
+"""The faithfulness evaluator (docs/protocol.md, "Faithfulness"): runs the perturbed forward
 passes of a batch on the model's device and hands the class scores to the metrics of
 :mod:`wsol.metrics.faithfulness`.
 

@@ -110,7 +110,7 @@ class Localizer:
 
 @dataclass
 class LoopStats:
-    """What the loop counted besides the scorer's state."""
+    """What the loop counted besides the evaluator's state."""
 
     n_images: int
     n_nonfinite: int

@@ -2,9 +2,9 @@
 (:class:`MaskEvaluator`) and the pointing games (:class:`PointingEvaluator`).
 
 Per image: the normalized 224x224 map, its GT boxes on the 224 grid and, when the dataset
-has masks, the mask (read once per image by the record, ``wsol.datasets.masks``). The pointing game uses the mask
-when the image has one, else the boxes; the energy-based game uses the boxes when the image
-has any, else the mask (docs/protocol.md, "Pointing games").
+has masks, the mask (read once per image by the record, ``wsol.datasets.masks``). The
+pointing game uses the mask when the image has one, else the boxes; the energy-based game
+uses the boxes when the image has any, else the mask (docs/protocol.md, "Pointing games").
 """
 from __future__ import annotations
 
