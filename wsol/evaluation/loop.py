@@ -172,63 +172,84 @@ def inference_on_dataset(runner, loader, evaluator: DatasetEvaluator, localizer:
     ``loader.dataset`` has ``samples`` and ``positions`` (each sample's place in the whole
     dataset) and yields (data, label, index, (width, height), error).
     """
-    opts, timer = options or LoopOptions(), timer or StageTimer(runner.device)
-    view = loader.dataset
+    loop = _Loop(runner, loader, evaluator, localizer, timer or StageTimer(runner.device), options or LoopOptions())
     runner.prepare()
-    bar = tqdm(total=len(view), desc=opts.desc, unit="img", disable=not opts.progress)
-    counts = {"nonfinite": 0}
-    size_notes: List[str] = []
+    bar = tqdm(total=len(loop.view), desc=loop.opts.desc, unit="img", disable=not loop.opts.progress)
     t_start = time.perf_counter()
     t_data = t_start
     try:
         for batch in loader:
-            t_batch = _batch(batch, runner, loader, evaluator, localizer, timer, opts, t_data, counts, size_notes)
-            timer.add("total", time.perf_counter() - t_batch + timer.records["data"].seconds[-1], len(batch[2]))
-            bar.update(len(batch[2]))
+            n = len(batch[2])
+            t_batch = loop.batch(batch, t_data)
+            loop.timer.add("total", time.perf_counter() - t_batch + loop.timer.records["data"].seconds[-1], n)
+            bar.update(n)
             t_data = time.perf_counter()
         for result, tag in localizer.ready(drain=True):
-            _record(result, tag, view, evaluator, timer, opts.save_maps)
+            loop.record(result, tag)
     finally:
         bar.close()
         localizer.close()
-    if counts["nonfinite"]:
+    if loop.n_nonfinite:
         log.warning("%d image(s) had non-finite logits or maps: scored with an all-zero map "
-                    "(status column of per_image.csv)", counts["nonfinite"])
-    warn_size_mismatch(size_notes)
-    return LoopStats(len(view), counts["nonfinite"], time.perf_counter() - t_start, size_notes)
+                    "(status column of per_image.csv)", loop.n_nonfinite)
+    warn_size_mismatch(loop.size_notes)
+    return LoopStats(len(loop.view), loop.n_nonfinite, time.perf_counter() - t_start, loop.size_notes)
 
 
-def _batch(batch, runner, loader, evaluator: DatasetEvaluator, localizer: Localizer, timer: StageTimer,
-           opts: LoopOptions, t_data: float, counts: dict, size_notes: List[str]) -> float:
-    """One loader batch: run, hand skipped images and forward outputs over, queue the
-    localization, record the batches that are done; -> when its work began."""
-    data, labels, idx, sizes, errors = batch
-    view = loader.dataset
-    bad = [j for j, e in enumerate(errors) if e]
-    if bad and opts.on_error == "fail":
-        raise DataError(errors[bad[0]] + "  (use --on-error skip to record it and go on)")
-    n = len(idx)
-    data = runner.to_device(data)
-    labels_dev = labels.to(runner.device, non_blocking=True)
-    timer.add("data", time.perf_counter() - t_data, n)
-    t_batch = time.perf_counter()
-    out = runner.run(data, labels_dev, timer, loader.batch_size or n)
-    counts["nonfinite"] += sum(s != "ok" for s in out.status)
-    if bad:  # --on-error skip: each unreadable image recorded, scored as a miss (or excluded)
-        evaluator.process(ScoredBatch.skipped_images([view.samples[idx[j]] for j in bad],
-                                                     [view.positions[idx[j]] for j in bad],
-                                                     [errors[j] for j in bad], opts.exclude_skipped))
-    ok = [j for j in range(n) if j not in bad]
-    if evaluator.uses_forward and ok and out.logits is not None:
-        with timer.stage("faithfulness", len(ok)):
-            evaluator.process_forward(ForwardBatch(data[ok], labels_dev[ok], out.maps[ok], out.logits[ok],
-                                                   [view.positions[idx[j]] for j in ok], runner.logits_fn()))
-    record = _batch_record(ok, idx, labels, sizes, out, view, localizer.protocol)
-    size_notes += record.size_notes
-    localizer.submit(_take(out.maps, record.rows), record.gts, record.sizes, record, runner.normalized)
-    for result, done in localizer.ready():
-        _record(result, done, view, evaluator, timer, opts.save_maps)
-    return t_batch
+class _Loop:
+    """The objects of one :func:`inference_on_dataset` call and what it counts."""
+
+    def __init__(self, runner, loader, evaluator: DatasetEvaluator, localizer: Localizer, timer: StageTimer,
+                 opts: LoopOptions):
+        self.runner, self.loader, self.evaluator, self.localizer = runner, loader, evaluator, localizer
+        self.timer, self.opts, self.view = timer, opts, loader.dataset
+        self.n_nonfinite = 0
+        self.size_notes: List[str] = []
+
+    def batch(self, batch, t_data: float) -> float:
+        """One loader batch: run it, hand skipped images and forward outputs over, queue the
+        localization, record the batches that are done; -> when its work began."""
+        data, labels, idx, sizes, errors = batch
+        view, timer, opts = self.view, self.timer, self.opts
+        bad = [j for j, e in enumerate(errors) if e]
+        if bad and opts.on_error == "fail":
+            raise DataError(errors[bad[0]] + "  (use --on-error skip to record it and go on)")
+        n = len(idx)
+        data = self.runner.to_device(data)
+        labels_dev = labels.to(self.runner.device, non_blocking=True)
+        timer.add("data", time.perf_counter() - t_data, n)
+        t_batch = time.perf_counter()
+        out = self.runner.run(data, labels_dev, timer, self.loader.batch_size or n)
+        self.n_nonfinite += sum(s != "ok" for s in out.status)
+        if bad:  # --on-error skip: each unreadable image recorded, scored as a miss (or excluded)
+            self.evaluator.process(ScoredBatch.skipped_images([view.samples[idx[j]] for j in bad],
+                                                              [view.positions[idx[j]] for j in bad],
+                                                              [errors[j] for j in bad], opts.exclude_skipped))
+        ok = [j for j in range(n) if j not in bad]
+        if self.evaluator.uses_forward and ok and out.logits is not None:
+            with timer.stage("faithfulness", len(ok)):
+                self.evaluator.process_forward(ForwardBatch(data[ok], labels_dev[ok], out.maps[ok], out.logits[ok],
+                                                            [view.positions[idx[j]] for j in ok],
+                                                            self.runner.logits_fn()))
+        record = _batch_record(ok, idx, labels, sizes, out, view, self.localizer.protocol)
+        self.size_notes += record.size_notes
+        self.localizer.submit(_take(out.maps, record.rows), record.gts, record.sizes, record, self.runner.normalized)
+        for result, done in self.localizer.ready():
+            self.record(result, done)
+        return t_batch
+
+    def record(self, result: tuple, rec: "BatchRecord") -> None:
+        """A finished batch into the evaluator (and its maps to ``save_maps``)."""
+        locs, maps, secs = result
+        idx = rec.indices
+        self.timer.add("localize", secs, len(idx))
+        ids = [self.view.samples[i].image_id for i in idx]
+        if maps is not None and self.opts.save_maps is not None:
+            self.opts.save_maps(ids, maps)
+        t0 = time.perf_counter()
+        self.evaluator.process(ScoredBatch(ids, rec.labels, [self.view.positions[i] for i in idx], locs, rec.top5,
+                                           rec.status, rec.samples, maps, rec.gts))
+        self.timer.add("metrics", time.perf_counter() - t0, len(idx))
 
 
 def _take(maps: Sequence[np.ndarray], rows: List[int]):
@@ -259,18 +280,3 @@ def _batch_record(rows: List[int], idx, labels: torch.Tensor, sizes, out, view, 
     top5 = out.top5[rows] if out.top5 is not None else None
     return BatchRecord(rows, [idx[j] for j in rows], labels.numpy()[rows], top5, [out.status[j] for j in rows],
                        smp, gts, size_ok, notes)
-
-
-def _record(result: tuple, rec: BatchRecord, view, evaluator: DatasetEvaluator, timer: StageTimer,
-            save_maps: Optional[Callable[[Sequence[str], Sequence[np.ndarray]], None]]) -> None:
-    """A finished batch into the evaluator (and its maps to ``save_maps``)."""
-    locs, maps, secs = result
-    idx = rec.indices
-    timer.add("localize", secs, len(idx))
-    ids = [view.samples[i].image_id for i in idx]
-    if maps is not None and save_maps is not None:
-        save_maps(ids, maps)
-    t0 = time.perf_counter()
-    evaluator.process(ScoredBatch(ids, rec.labels, [view.positions[i] for i in idx], locs, rec.top5, rec.status,
-                                  rec.samples, maps, rec.gts))
-    timer.add("metrics", time.perf_counter() - t0, len(idx))
