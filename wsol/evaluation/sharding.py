@@ -17,14 +17,18 @@ def shard_bounds(n: int, world_size: int, rank: int) -> Tuple[int, int]:
 
 
 def gather_state(evaluator, device: str) -> None:
-    """Merge every rank's ``evaluator`` state into it, from its declarations alone: tensor
-    sums are all-reduced (on ``device`` for CUDA), every other state is all-gathered (rank
-    order) and reduced by :func:`merge_states`; loading puts per-image states in dataset order."""
-    local = evaluator.state_dict()
+    """Merge every rank's ``evaluator`` state into it, from its declarations alone: sums held
+    as tensors on every rank are all-reduced (on ``device`` for CUDA), every other state (and a
+    sum some rank has not started, None) is all-gathered in rank order and reduced by
+    :func:`merge_states`; loading puts per-image states in dataset order."""
+    specs, local = evaluator.state_specs(), evaluator.state_dict()
+    tensors = [s.reduce == "sum" and isinstance(local[s.name], torch.Tensor) for s in specs]
+    every: List[object] = [None] * dist.get_world_size()
+    dist.all_gather_object(every, tensors)  # the ranks agree on which collective each state takes
     merged = {}
-    for spec in evaluator.state_specs():
+    for k, spec in enumerate(specs):
         v = local[spec.name]
-        if spec.reduce == "sum" and isinstance(v, torch.Tensor):
+        if all(flags[k] for flags in every):
             t = v.to(device) if device.startswith("cuda") else v.clone()
             dist.all_reduce(t, op=dist.ReduceOp.SUM)
             merged[spec.name] = t.cpu()

@@ -202,3 +202,48 @@ def test_score_runs_heatmaps_through_the_inference_loop(tmp_path, monkeypatch):
               "energy_pointing_game"):
         assert ev[c] == sc[c], c
     assert np.isnan(sc.top1_cls) and not np.isnan(ev.top1_cls)
+
+
+def _faith_rank(rank: int, store: str, out: str) -> None:
+    """One gloo rank: rank 0 perturbs three images, rank 1 has none; both merge."""
+    import pickle
+
+    import torch
+    import torch.distributed as dist
+
+    from wsol.evaluation.faithfulness import FaithfulnessEvaluator, FaithfulnessOptions
+    from wsol.evaluation.sharding import gather_state
+
+    dist.init_process_group("gloo", init_method=f"file://{store}", rank=rank, world_size=2)
+    try:
+        ev = FaithfulnessEvaluator(FaithfulnessOptions(("deletion",), steps=4, deletion_baseline="zeros"))
+        if rank == 0:
+            maps = torch.rand(3, 4, 4, generator=torch.Generator().manual_seed(0))
+            ev.perturb(_mean_score, torch.ones(3, 1, 4, 4), maps, np.ones(3), [0, 1, 2])
+        gather_state(ev, "cpu")
+        with open(f"{out}.{rank}", "wb") as f:
+            pickle.dump((ev.evaluate(), ev.curves(), ev.index), f)
+    finally:
+        dist.destroy_process_group()
+
+
+def _mean_score(batch):
+    m = batch.double().mean(dim=(1, 2, 3)).numpy()
+    return m, m > 0.5
+
+
+def test_gather_state_with_a_rank_that_has_no_images(tmp_path):
+    """A rank without images has no curve yet (None): the ranks still agree on each state's
+    collective, and both end with the merged numbers (deletion of a ones image in 4 steps of
+    4 pixels: 1, .75, .5, .25, 0 -> area 0.5)."""
+    import pickle
+
+    import torch.multiprocessing as mp
+
+    mp.start_processes(_faith_rank, args=(str(tmp_path / "store"), str(tmp_path / "out")), nprocs=2, join=True,
+                       start_method="fork")
+    (s0, c0, i0), (s1, c1, i1) = (pickle.load(open(tmp_path / f"out.{r}", "rb")) for r in (0, 1))
+    assert s0["deletion_auc"] == pytest.approx(0.5) and s1["deletion_auc"] == s0["deletion_auc"]
+    assert s0["n_faithfulness"] == s1["n_faithfulness"] == 3 and i0 == i1 == [0, 1, 2]
+    pd.testing.assert_frame_equal(c0, c1)
+    assert c1.score.tolist() == pytest.approx([1, 0.75, 0.5, 0.25, 0])
