@@ -24,6 +24,7 @@ class c draws from ``numpy.random.default_rng([seed, c, k])``; JPEG quality 95).
 from __future__ import annotations
 
 import colorsys
+import dataclasses
 import json
 import logging
 import math
@@ -37,6 +38,8 @@ import numpy as np
 from wsol.datasets.base import WsolDataset, register_dataset
 from wsol.errors import DataError
 from wsol.utils.io import write_bytes_atomic
+from wsol.utils.options import Option, option, options_of
+from wsol.utils.rules import MAX_SEED
 
 log = logging.getLogger(__name__)
 
@@ -56,8 +59,40 @@ TEXTURES = ("Striped", "Dotted", "Solid", "Checkered")
 HUES = (("Red", 0.0), ("Orange", 28.0), ("Yellow", 55.0), ("Green", 120.0),
         ("Cyan", 180.0), ("Blue", 225.0), ("Purple", 275.0), ("Pink", 320.0))
 
-DEFAULTS: Dict[str, Any] = dict(n_classes=8, n_train_per_class=40, n_test_per_class=15,
-                                image_size=(270, 230), seed=0)
+#: the most images the synthetic generator writes in one set
+MAX_IMAGES = 100_000
+#: the most classes: every (shape, texture, hue) combination
+MAX_CLASSES = len(SHAPES) * len(TEXTURES) * len(HUES)
+
+
+@dataclasses.dataclass
+class SyntheticParams:
+    """The generator's parameters, declared once: ``wsol make-synthetic``'s flags, the
+    ``--dataset-option`` / suite ``options`` of ``--dataset synthetic`` and
+    :func:`make_synthetic`'s arguments are all checked by these declarations."""
+
+    n_classes: int = option(8, help="number of classes", min=1, max=MAX_CLASSES, flag="--classes", metavar="N")
+    n_train_per_class: int = option(40, help="train images per class", min=0, max=MAX_IMAGES,
+                                    flag="--train-per-class", metavar="N")
+    n_test_per_class: int = option(15, help="test images per class", min=0, max=MAX_IMAGES,
+                                   flag="--test-per-class", metavar="N")
+    seed: int = option(0, help="random seed", min=0, max=MAX_SEED)
+
+
+#: one side of the nominal image size (``image_size`` is W, H: two of these)
+IMAGE_SIDE = dataclasses.replace(Option(help="nominal image side in pixels", kind="int", min=32, max=4096),
+                                 name="synthetic image_size")
+
+
+def param_options() -> Dict[str, Option]:
+    """The declared generator parameters, each named ``synthetic <name>`` in its refusal."""
+    return {k: dataclasses.replace(o, name=f"synthetic {k}", flag=o.flag_name())
+            for k, o in options_of(SyntheticParams).items()}
+
+
+#: the generator's defaults: the declared ones and the nominal image size (W, H)
+DEFAULTS: Dict[str, Any] = {**{k: o.default for k, o in options_of(SyntheticParams).items()},
+                            "image_size": (270, 230)}
 _TXT_FILES = ("images.txt", "image_class_labels.txt", "classes.txt",
               "train_test_split.txt", "bounding_boxes.txt")
 
@@ -316,6 +351,8 @@ def _draw_distractor(rng: np.random.Generator, img: np.ndarray, taken: set, spec
 
 # ----------------------------------------------------------------------------- writing
 def _params(**params: Any) -> Dict[str, Any]:
+    """The generator's parameters with the defaults filled in, each checked by its declaration
+    (text from ``--dataset-option`` converted); -> a plain dict."""
     unknown = set(params) - set(DEFAULTS)
     if unknown:
         raise TypeError(f"unknown synthetic parameter(s): {', '.join(sorted(unknown))}")
@@ -325,30 +362,16 @@ def _params(**params: Any) -> Dict[str, Any]:
         size = size.replace("x", ",").split(",")
     elif isinstance(size, (int, float)):
         size = (size, size)
-    p["image_size"] = [_param_int("image_size", v) for v in size]
-    if len(p["image_size"]) != 2:
+    if len(size) != 2:
         raise DataError(f"synthetic image_size takes W,H, not {params.get('image_size')!r}")
-    for k in ("n_classes", "n_train_per_class", "n_test_per_class", "seed"):
-        p[k] = _param_int(k, p[k])
+    p["image_size"] = [IMAGE_SIDE.coerce(v) for v in size]
+    for k, opt in param_options().items():
+        p[k] = opt.coerce(p[k])
     total = p["n_classes"] * (p["n_train_per_class"] + p["n_test_per_class"])
-    if total > MAX_IMAGES or max(p["image_size"]) > 4096:
+    if total > MAX_IMAGES:
         raise DataError(f"synthetic set of {total:,} images of {p['image_size'][0]}x{p['image_size'][1]} px: at most "
-                        f"{MAX_IMAGES:,} images of at most 4096 px a side (a bigger set is hours of generation; "
-                        "use a real dataset)")
+                        f"{MAX_IMAGES:,} images (a bigger set is hours of generation; use a real dataset)")
     return p
-
-
-#: the most images the synthetic generator writes in one set
-MAX_IMAGES = 100_000
-
-
-def _param_int(key: str, value: Any) -> int:
-    """A generator parameter as an integer (text from --dataset-option converted); refused in one
-    line when it is not one, is negative, or (seed) is beyond 2**32 - 1."""
-    from wsol.utils.rules import MAX_SEED, Rule
-
-    hi = MAX_SEED if key == "seed" else MAX_IMAGES
-    return Rule("int", 0, hi).coerce(f"synthetic {key}", value)
 
 
 def _stamp(p: Dict[str, Any]) -> Dict[str, Any]:
@@ -396,11 +419,8 @@ def make_synthetic(out_dir: str, n_classes: int = DEFAULTS["n_classes"],
     """
     p = _params(n_classes=n_classes, n_train_per_class=n_train_per_class,
                 n_test_per_class=n_test_per_class, image_size=image_size, seed=seed)
-    if p["n_train_per_class"] < 0 or p["n_test_per_class"] < 0 or \
-            p["n_train_per_class"] + p["n_test_per_class"] < 1:
+    if p["n_train_per_class"] + p["n_test_per_class"] < 1:
         raise ValueError("need at least one image per class")
-    if min(p["image_size"]) < 32:
-        raise ValueError(f"image_size too small: {p['image_size']}")
     names = class_names(p["n_classes"])  # validates n_classes before anything is touched
     stamp_path = os.path.join(out_dir, STAMP_NAME)
     img_root, seg_root = _clear_old_set(out_dir, stamp_path)
