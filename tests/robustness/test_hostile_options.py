@@ -103,9 +103,9 @@ def test_the_synthetic_set_refuses_a_127_hour_size(tmp_path):
                                     (dict(nesterov="false"), "nesterov must be true or false"),
                                     (dict(epochs=10 ** 9), "epochs must be an integer in 1..10000"),
                                     (dict(seed=2 ** 80), "seed must be an integer in 0..4294967295"),
-                                    (dict(wsol_method="has", method_options={"grid_size": "nan"}), "--has-grid-size"),
+                                    (dict(wsol_method="has", method_options={"grid_size": "nan"}), "has_grid_size must be an integer"),
                                     (dict(wsol_method="adl", method_options={"drop_rate": float("nan")}),
-                                     "--adl-drop-rate takes a float (finite)")])
+                                     "adl_drop_rate must be a number in [0, 1], got nan")])
 def test_wsol_train_refuses_before_any_work(cub, tmp_path, kw, msg):
     """Before: momentum=-1 was a torch traceback, 'false' a truthy nesterov."""
     with pytest.raises(WsolError) as e:
