@@ -174,10 +174,9 @@ def inference_on_dataset(runner, loader, evaluator: DatasetEvaluator, localizer:
     """
     loop = _Loop(runner, loader, evaluator, localizer, timer or StageTimer(runner.device), options or LoopOptions())
     bar = tqdm(total=len(loop.view), desc=loop.opts.desc, unit="img", disable=not loop.opts.progress)
-    t_start = time.perf_counter()
-    t_data = t_start
     try:
         runner.prepare()
+        t_start = t_data = time.perf_counter()
         for batch in loader:
             n = len(batch[2])
             t_batch = loop.batch(batch, t_data)
