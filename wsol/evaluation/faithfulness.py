@@ -22,6 +22,7 @@ from wsol.evaluation.evaluator import DatasetEvaluator
 from wsol.evaluation.records import ForwardBatch, ScoredBatch
 from wsol.evaluation import perturbation as P
 from wsol.localize.maps import postprocess_batch
+from wsol.utils.options import Option
 from wsol.metrics.faithfulness import (BASELINES, FAITHFULNESS_METRICS, ROAD_PERCENTILES, ConfidenceEvaluator,
                                        CurveEvaluator, RoadEvaluator, perturbation_counts, removal_count)
 
@@ -46,30 +47,36 @@ def parse_metrics(text: Optional[str]) -> Tuple[str, ...]:
     return tuple(dict.fromkeys(names))
 
 
+#: The rules of a run's faithfulness settings, stated once: EvalConfig's options are declared
+#: from them (``wsol/engine/config.py``: the CLI, the API and suites) and
+#: :class:`FaithfulnessOptions` checks by them when built directly.
+OPTION_RULES: Dict[str, Option] = {
+    "faithfulness_steps": Option(help="", name="faithfulness_steps", kind="int", default=20, min=1, max=1000),
+    "faithfulness_patch": Option(help="", name="faithfulness_patch", kind="int", default=1, min=1, max=224),
+    "deletion_baseline": Option(help="", name="deletion_baseline", kind="str", default="zeros", choices=BASELINES),
+    "insertion_baseline": Option(help="", name="insertion_baseline", kind="str", default="blur", choices=BASELINES),
+    "road_noise": Option(help="", name="road_noise", kind="float", default=0.01, min=0, max=10),
+}
+_FIELD = {"steps": "faithfulness_steps", "patch": "faithfulness_patch", "deletion_baseline": "deletion_baseline",
+          "insertion_baseline": "insertion_baseline", "road_noise": "road_noise"}
+
+
 @dataclass(frozen=True)
 class FaithfulnessOptions:
     """What to measure and how; every field is recorded in summary.csv."""
 
     metrics: Tuple[str, ...]
-    steps: int = 20
-    patch: int = 1
-    deletion_baseline: str = "zeros"
-    insertion_baseline: str = "blur"
+    steps: int = OPTION_RULES["faithfulness_steps"].default
+    patch: int = OPTION_RULES["faithfulness_patch"].default
+    deletion_baseline: str = OPTION_RULES["deletion_baseline"].default
+    insertion_baseline: str = OPTION_RULES["insertion_baseline"].default
     road_percentiles: Tuple[float, ...] = ROAD_PERCENTILES
-    road_noise: float = 0.01
+    road_noise: float = OPTION_RULES["road_noise"].default
     seed: int = 0
 
     def __post_init__(self) -> None:
-        for name, value in (("deletion_baseline", self.deletion_baseline),
-                            ("insertion_baseline", self.insertion_baseline)):
-            if value not in BASELINES:
-                raise WsolError(f"{name} must be one of {', '.join(BASELINES)}, got {value!r}")
-        if isinstance(self.steps, bool) or not isinstance(self.steps, (int, np.integer)) or self.steps < 1:
-            raise WsolError(f"faithfulness_steps must be an integer >= 1, got {self.steps!r}")
-        if isinstance(self.patch, bool) or not isinstance(self.patch, (int, np.integer)) or self.patch < 1:
-            raise WsolError(f"faithfulness_patch must be an integer >= 1, got {self.patch!r}")
-        if not (np.isfinite(self.road_noise) and self.road_noise >= 0):
-            raise WsolError(f"road_noise must be a number >= 0, got {self.road_noise!r}")
+        for attr, name in _FIELD.items():
+            OPTION_RULES[name].check(getattr(self, attr))
 
     def record(self) -> Dict[str, object]:
         """The summary.csv columns that say how the metrics were computed."""
