@@ -15,7 +15,8 @@ from typing import Dict, List, Optional
 
 from wsol.localize.protocols import PROTOCOLS
 from wsol.localize.sweeps import SWEEP_NAMES
-from wsol.metrics.faithfulness import BASELINES, FAITHFULNESS_METRICS
+from wsol.evaluation.faithfulness import OPTION_RULES
+from wsol.metrics.faithfulness import FAITHFULNESS_METRICS
 from wsol.metrics.threshold_policy import POLICIES, check_policy
 from wsol.utils import options as O
 from wsol.utils.options import option
@@ -29,6 +30,13 @@ MAX_BATCH = 65536               # images per batch: far beyond any device's memo
 MAX_WORKERS = 512               # processes
 FAITH_PATTERN = r"(all|({0})(,({0}))*)?".format("|".join(FAITHFULNESS_METRICS))
 DEVICE = dict(pattern=r"(cpu|mps|cuda)(:\d+)?", pattern_rule="cpu, cuda, cuda:N or mps")
+
+
+def _faith(name: str, **kw):
+    """An EvalConfig option made from the faithfulness rule stated in the evaluation layer
+    (:data:`wsol.evaluation.faithfulness.OPTION_RULES`): same bounds, choices and default."""
+    rule = OPTION_RULES[name]
+    return option(rule.default, kind=rule.kind, min=rule.min, max=rule.max, choices=rule.choices, **kw)
 
 
 def _later(f):
@@ -152,18 +160,19 @@ class EvalConfig:
                                help="also measure avg_drop (Average Drop / Increase in Confidence), deletion, "
                                     "insertion, road (or all): perturbed forward passes per batch on --device; "
                                     "columns in summary.csv and per_image.csv, curves in curves.csv"))
-    faithfulness_steps: int = _later(option(20, min=1, max=1000, help="deletion/insertion: steps of the curve (21 points at 20)"))
-    faithfulness_patch: int = _later(option(1, min=1, max=224, metavar="PX",
-                                     help="deletion/insertion: perturb squares of PX pixels ranked by the map's "
-                                          "mean over them (PX must divide the input size; 1 = pixels)"))
-    deletion_baseline: str = _later(option("zeros", choices=BASELINES,
-                                    help="what deleted positions become: zeros (0 after normalization = the mean "
-                                         "colour, RISE), blur (Gaussian, kernel 11, sigma 5), mean (the image's "
-                                         "mean colour)"))
-    insertion_baseline: str = _later(option("blur", choices=BASELINES,
-                                     help="the canvas insertion reveals the image on (blur: RISE's)"))
-    road_noise: float = _later(option(0.01, min=0, max=10, help="ROAD: standard deviation of the noise on imputed pixels "
-                                                 "(the paper's 0.01)"))
+    faithfulness_steps: int = _later(_faith("faithfulness_steps", help="deletion/insertion: steps of the curve "
+                                                                      "(21 points at 20)"))
+    faithfulness_patch: int = _later(_faith("faithfulness_patch", metavar="PX",
+                                            help="deletion/insertion: perturb squares of PX pixels ranked by the "
+                                                 "map's mean over them (PX must divide the input size; 1 = pixels)"))
+    deletion_baseline: str = _later(_faith("deletion_baseline",
+                                           help="what deleted positions become: zeros (0 after normalization = the "
+                                                "mean colour, RISE), blur (Gaussian, kernel 11, sigma 5), mean (the "
+                                                "image's mean colour)"))
+    insertion_baseline: str = _later(_faith("insertion_baseline",
+                                            help="the canvas insertion reveals the image on (blur: RISE's)"))
+    road_noise: float = _later(_faith("road_noise", help="ROAD: standard deviation of the noise on imputed pixels "
+                                                         "(the paper's 0.01)"))
 
 
 def check_config(cfg: EvalConfig) -> None:
