@@ -4,7 +4,7 @@
 A batch of real images (default: the 100 ILSVRC2012 val images next to the checkout, the
 first ``--images``) goes once through the backbone (the run's forward, timed as ``forward``)
 and its CAM; then each metric alone runs its perturbed forwards on the same batch through
-:class:`wsol.evaluation.faithfulness.FaithfulnessScorer`, as ``wsol evaluate --faithfulness``
+:class:`wsol.evaluation.faithfulness.FaithfulnessEvaluator`, as ``wsol evaluate --faithfulness``
 does. ROAD's time includes the noisy linear imputation (a sparse solve per image and
 removal fraction, on the CPU).
 
@@ -35,7 +35,7 @@ if str(REPO) not in sys.path:
 
 from wsol.cams.base import create_method  # noqa: E402
 from wsol.datasets.base import build_dataset  # noqa: E402
-from wsol.evaluation.faithfulness import (FaithfulnessOptions, FaithfulnessScorer, class_scorer,  # noqa: E402
+from wsol.evaluation.faithfulness import (FaithfulnessOptions, FaithfulnessEvaluator, class_scorer,  # noqa: E402
                                           normalized_maps)
 from wsol.models.registry import create_backbone  # noqa: E402
 from wsol.transforms.image import ImageFolderView, test_transform  # noqa: E402
@@ -88,9 +88,9 @@ def measure(args) -> List[dict]:
     rows = [{**base, "metric": "forward", "forwards_per_image": 1, "ms_per_image": round(fwd_ms, 2), "x_forward": 1.0}]
     passes = {"avg_drop": 1, "deletion": args.steps, "insertion": args.steps, "road": 18}
     for metric in ("avg_drop", "deletion", "insertion", "road"):
-        scorer = FaithfulnessScorer(FaithfulnessOptions((metric,), steps=args.steps))
+        scorer = FaithfulnessEvaluator(FaithfulnessOptions((metric,), steps=args.steps))
         t0 = time.perf_counter()
-        scorer.process(class_scorer(logits_fn, labels), images, maps, original, list(range(n)))
+        scorer.perturb(class_scorer(logits_fn, labels), images, maps, original, list(range(n)))
         ms = 1000 * (time.perf_counter() - t0) / n
         rows.append({**base, "metric": metric, "forwards_per_image": passes[metric], "ms_per_image": round(ms, 2),
                      "x_forward": round(ms / fwd_ms, 1)})

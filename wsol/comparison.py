@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import math
 import os
-from typing import Optional, Tuple
+from typing import List, Optional, Tuple
 
 import pandas as pd
 
@@ -112,14 +112,8 @@ def measured_value(row: pd.Series, metric: str) -> float:
     return float("nan")
 
 
-def compare(run_dir: str, paper: Optional[str] = None, write: bool = True) -> pd.DataFrame:
-    """Join ``run_dir/summary.csv`` with the published numbers; write comparison.csv/.md.
-
-    A run matches a published number on dataset (the adapter, or the suite's dataset name),
-    split, backbone, method and protocol. Every published number
-    gets at least one row: ``measured`` (with delta = measured - published), ``failed``
-    (the run failed; reason in note) or ``not run``.
-    """
+def _read_runs(run_dir: str) -> pd.DataFrame:
+    """``run_dir/summary.csv`` with the key columns checked (one line naming the file if not)."""
     path = os.path.join(run_dir, "summary.csv")
     if not os.path.isfile(path):
         raise WsolError(f"{path}: no summary.csv (run `wsol suite` or `wsol evaluate --out` first)")
@@ -130,45 +124,68 @@ def compare(run_dir: str, paper: Optional[str] = None, write: bool = True) -> pd
     need = [k for k in KEYS[:-1] if k not in runs.columns]
     if need:
         raise WsolError(f"{path}: missing column(s) {', '.join(need)}")
+    return runs
+
+
+def _run_datasets(r: pd.Series) -> set:
+    """The names a run answers to: its adapter and, in a suite, its dataset's own name."""
+    return {str(r["dataset"]), str(r.get("dataset_name", r["dataset"]))}
+
+
+def _run_training(r: pd.Series) -> str:
+    """The run's training method ('cam' when the column is absent or empty)."""
+    t = r.get("training", "cam")
+    return "cam" if t is None or (isinstance(t, float) and math.isnan(t)) or str(t) == "" else str(t)
+
+
+def _published_base(p: pd.Series) -> dict:
+    """The columns every comparison row of published number ``p`` carries."""
+    base = {k: p[k] for k in KEYS}
+    base["training"] = p["training"]
+    base["paper_backbone"] = p.get("paper_backbone", p["backbone"]) or p["backbone"]
+    base.update(published=p["value"], source=p["source"], note=p["note"], fingerprint=p["fingerprint"])
+    return base
+
+
+def _matched_row(p: pd.Series, r: pd.Series, base: dict) -> Optional[dict]:
+    """The comparison row of published number ``p`` against run ``r``: failed, refused (the
+    fingerprints differ) or measured; None when the run has no value for the metric."""
+    if ("status" in r.index and str(r.get("status", "ok"))) == "failed":
+        return {**base, "measured": float("nan"), "delta": float("nan"), "status": "failed",
+                "run_id": r.get("run_id", ""), "n_images": float("nan"), "note": str(r.get("reason", "") or "")}
+    v = measured_value(r, p["metric"])
+    if math.isnan(v):
+        return None
+    row = {**base, "run_id": r.get("run_id", ""), "n_images": r.get("n_images", float("nan"))}
+    published_fp, measured_fp = from_mapping(p), run_fingerprint(r, p["metric"])
+    if published_fp is not None and measured_fp is not None and measured_fp.differences(published_fp):
+        return {**row, "measured": float("nan"), "delta": float("nan"), "status": REFUSED,
+                "note": fingerprint_note(measured_fp, published_fp)}
+    return {**row, "measured": v, "delta": v - p["value"], "status": "measured"}
+
+
+def _rows_for(p: pd.Series, runs: pd.DataFrame) -> List[dict]:
+    """Every comparison row of published number ``p`` ('not run' when no run gives one)."""
+    base = _published_base(p)
+    match = [r for _, r in runs.iterrows()
+             if p["dataset"] in _run_datasets(r) and all(str(r[k]) == p[k] for k in KEYS[1:-1])
+             and _run_training(r) == p["training"]]
+    rows = [row for row in (_matched_row(p, r, base) for r in match) if row is not None]
+    return rows or [{**base, "measured": float("nan"), "delta": float("nan"), "status": "not run",
+                     "run_id": "", "n_images": float("nan")}]
+
+
+def compare(run_dir: str, paper: Optional[str] = None, write: bool = True) -> pd.DataFrame:
+    """Join ``run_dir/summary.csv`` with the published numbers; write comparison.csv/.md.
+
+    A run matches a published number on dataset (the adapter, or the suite's dataset name),
+    split, backbone, method and protocol. Every published number
+    gets at least one row: ``measured`` (with delta = measured - published), ``failed``
+    (the run failed; reason in note) or ``not run``.
+    """
+    runs = _read_runs(run_dir)
     pub = read_paper_numbers(paper)
-
-    def datasets(r: pd.Series) -> set:
-        return {str(r["dataset"]), str(r.get("dataset_name", r["dataset"]))}
-
-    def training(r: pd.Series) -> str:
-        t = r.get("training", "cam")
-        return "cam" if t is None or (isinstance(t, float) and math.isnan(t)) or str(t) == "" else str(t)
-
-    out = []
-    for _, p in pub.iterrows():
-        match = [r for _, r in runs.iterrows()
-                 if p["dataset"] in datasets(r) and all(str(r[k]) == p[k] for k in KEYS[1:-1])
-                 and training(r) == p["training"]]
-        base = {k: p[k] for k in KEYS}
-        base["training"] = p["training"]
-        base["paper_backbone"] = p.get("paper_backbone", p["backbone"]) or p["backbone"]
-        base.update(published=p["value"], source=p["source"], note=p["note"], fingerprint=p["fingerprint"])
-        found = False
-        for r in match:
-            v = measured_value(r, p["metric"])
-            status = str(r.get("status", "ok")) if "status" in r.index else "ok"
-            if status == "failed":
-                out.append({**base, "measured": float("nan"), "delta": float("nan"), "status": "failed",
-                            "run_id": r.get("run_id", ""), "n_images": float("nan"),
-                            "note": str(r.get("reason", "") or "")})
-                found = True
-            elif not math.isnan(v):
-                row = {**base, "run_id": r.get("run_id", ""), "n_images": r.get("n_images", float("nan"))}
-                published_fp, measured_fp = from_mapping(p), run_fingerprint(r, p["metric"])
-                if published_fp is not None and measured_fp is not None and measured_fp.differences(published_fp):
-                    out.append({**row, "measured": float("nan"), "delta": float("nan"), "status": REFUSED,
-                                "note": fingerprint_note(measured_fp, published_fp)})
-                else:
-                    out.append({**row, "measured": v, "delta": v - p["value"], "status": "measured"})
-                found = True
-        if not found:
-            out.append({**base, "measured": float("nan"), "delta": float("nan"), "status": "not run",
-                        "run_id": "", "n_images": float("nan")})
+    out = [row for _, p in pub.iterrows() for row in _rows_for(p, runs)]
     df = pd.DataFrame(out, columns=COMPARISON_COLUMNS)
     _best_of_six(df)
     if write:

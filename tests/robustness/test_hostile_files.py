@@ -191,16 +191,16 @@ def test_interrupted_evaluate_says_how_far_it_got(cub, tmp_path, monkeypatch, ca
     out = tmp_path / "o"
     assert main(["-q", "evaluate", "--root", str(cub), *TINY, "--out", str(out), "--batch-size", "2"]) == 0
     before = {n: (out / n).read_bytes() for n in os.listdir(out)}
-    from wsol.evaluation import scoring
+    from wsol.evaluation import box_evaluator
 
-    real_add, calls = scoring.RunScorer.add, []
+    real_add, calls = box_evaluator.BoxEvaluator.process, []
 
     def add_then_interrupt(self, *a, **k):
         if calls:
             raise KeyboardInterrupt
         calls.append(1)
         return real_add(self, *a, **k)
-    monkeypatch.setattr(scoring.RunScorer, "add", add_then_interrupt)
+    monkeypatch.setattr(box_evaluator.BoxEvaluator, "process", add_then_interrupt)
     rc = main(["-q", "evaluate", "--root", str(cub), *TINY, "--out", str(out), "--batch-size", "2"])
     err = capsys.readouterr().err.strip()
     assert rc == 130 and len(err.splitlines()) == 1
@@ -215,11 +215,11 @@ def test_interrupted_score_says_how_far_it_got(cub, tmp_path, monkeypatch, capsy
     assert main(["-q", "score", "--root", str(cub), "--cams", str(cams), "--out", str(out)]) == 0
     capsys.readouterr()
     before = {n: (out / n).read_bytes() for n in os.listdir(out)}
-    from wsol.evaluation import scoring
+    from wsol.evaluation import box_evaluator
 
     def interrupt(self, *a, **k):
         raise KeyboardInterrupt
-    monkeypatch.setattr(scoring.RunScorer, "add", interrupt)
+    monkeypatch.setattr(box_evaluator.BoxEvaluator, "process", interrupt)
     rc = main(["-q", "score", "--root", str(cub), "--cams", str(cams), "--out", str(out)])
     err = capsys.readouterr().err.strip()
     assert rc == 130 and "0 of 3 images scored" in err and f"{out} is as it was" in err

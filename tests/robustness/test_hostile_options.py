@@ -67,9 +67,10 @@ API_CASES = [
     (dict(method="gradcam", method_options={"relu": "maybe"}), "gradcam option relu must be true or false"),
     (dict(method="center_gaussian", method_options={"sigma": -1}), "center_gaussian option sigma must be a number in (0, 10]"),
     (dict(method="scorecam", method_options={"method_batch": 10 ** 9}), "method_batch must be an integer in 1..65536"),
-    (dict(backbone="vgg16_gap", model_options={"adl_drop_rate": float("nan")}), "expected a finite float"),
-    (dict(backbone="vgg16_gap", model_options={"adl_drop_rate": 1.5}), "adl_drop_rate for 'vgg16_gap' must be in [0, 1]"),
-    (dict(backbone="vgg16_gap", model_options={"adl": "nope"}), "expected a bool"),
+    (dict(backbone="vgg16_gap", model_options={"adl_drop_rate": float("nan")}),
+     "model option adl_drop_rate of 'vgg16_gap' must be a number in [0, 1], got nan"),
+    (dict(backbone="vgg16_gap", model_options={"adl_drop_rate": 1.5}), "model option adl_drop_rate of 'vgg16_gap' must be a number in [0, 1], got 1.5"),
+    (dict(backbone="vgg16_gap", model_options={"adl": "nope"}), "model option adl of 'vgg16_gap' must be true or false"),
     (dict(backbone="vgg16_gap", model_options={"adl_rate": 0.5}), "has no model option 'adl_rate'"),
     (dict(dataset_options={"num_classes": 10 ** 9}), "num_classes takes an integer in 1..100000"),
     (dict(dataset_options={"seg_threshold": float("nan")}), "seg_threshold must be a gray level in [0, 255)"),
@@ -103,9 +104,9 @@ def test_the_synthetic_set_refuses_a_127_hour_size(tmp_path):
                                     (dict(nesterov="false"), "nesterov must be true or false"),
                                     (dict(epochs=10 ** 9), "epochs must be an integer in 1..10000"),
                                     (dict(seed=2 ** 80), "seed must be an integer in 0..4294967295"),
-                                    (dict(wsol_method="has", method_options={"grid_size": "nan"}), "--has-grid-size"),
+                                    (dict(wsol_method="has", method_options={"grid_size": "nan"}), "has_grid_size must be an integer"),
                                     (dict(wsol_method="adl", method_options={"drop_rate": float("nan")}),
-                                     "--adl-drop-rate takes a float (finite)")])
+                                     "adl_drop_rate must be a number in [0, 1], got nan")])
 def test_wsol_train_refuses_before_any_work(cub, tmp_path, kw, msg):
     """Before: momentum=-1 was a torch traceback, 'false' a truthy nesterov."""
     with pytest.raises(WsolError) as e:
@@ -122,7 +123,7 @@ CLI_CASES = [
     (["--method", "gradcam", "--method-option", "rleu=1"], "method 'gradcam' has no option 'rleu'"),
     (["--method", "random", "--method-option", "seed=nan"], "random option seed must be an integer"),
     (["--method", "random", "--method-option", "seed=1_0"], "random option seed must be an integer"),
-    (["--backbone", "vgg16_gap", "--model-option", "adl_drop_rate=nan"], "expected a finite float"),
+    (["--backbone", "vgg16_gap", "--model-option", "adl_drop_rate=nan"], "model option adl_drop_rate of 'vgg16_gap' must be a number in [0, 1], got nan"),
     (["--dataset-option", "seg_threshold=-1"], "seg_threshold must be a gray level in [0, 255)"),
     (["--dataset-option", "num_classes=1000000000"], "num_classes takes an integer in 1..100000"),
 ]

@@ -204,11 +204,11 @@ def test_ctrl_c_stops_cleanly_and_keeps_the_earlier_run(cub, tmp_path, monkeypat
     assert main(["-q", "evaluate", "--root", str(cub), "--backbone", "tiny_test_net", "--weights", "random",
                  "--out", str(out)]) == 0
     summary = (out / "summary.csv").read_bytes()
-    from wsol.evaluation import scoring
+    from wsol.evaluation import box_evaluator
 
     def interrupt(*a, **k):
         raise KeyboardInterrupt
-    monkeypatch.setattr(scoring.RunScorer, "add", interrupt)
+    monkeypatch.setattr(box_evaluator.BoxEvaluator, "process", interrupt)
     rc = main(["-q", "evaluate", "--root", str(cub), "--backbone", "tiny_test_net", "--weights", "random",
                "--out", str(out)])
     err = capsys.readouterr().err

@@ -24,8 +24,13 @@ class CamMethod:
     #: tests/integration/test_matrix.py run it there; None: any backbone with feature maps
     example_backbone: Optional[str] = None
 
+    #: option -> :class:`wsol.utils.rules.Rule`; the rule is applied in ``__init__`` (so a
+    #: method built directly checks its options as ``create_method`` and the CLI do)
+    option_rules: Dict[str, Any] = {}
+
     def __init__(self, **options):
-        self.options = options
+        self.options = {k: (self.option_rules[k].coerce(f"{self.name} option {k}", v) if k in self.option_rules else v)
+                        for k, v in options.items()}
 
     def __call__(self, backbone, images: torch.Tensor, feats: torch.Tensor, logits: torch.Tensor,
                  targets: torch.Tensor) -> torch.Tensor:

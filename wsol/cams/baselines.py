@@ -30,7 +30,6 @@ from typing import Optional
 import torch
 
 from wsol.cams.base import CamMethod, register_method
-from wsol.errors import WsolError
 from wsol.utils.rules import MAX_SEED, Rule
 
 
@@ -46,9 +45,7 @@ class CenterGaussian(BaselineMethod):
 
     def __init__(self, sigma: float = 0.25, **options):
         super().__init__(sigma=sigma, **options)
-        if not sigma > 0:
-            raise WsolError(f"center_gaussian: sigma must be > 0 (fraction of the shorter side), got {sigma}")
-        self.sigma = float(sigma)
+        self.sigma = float(self.options["sigma"])
 
     def __call__(self, backbone, images, feats=None, logits=None, targets=None):
         B, (H, W) = images.shape[0], images.shape[-2:]
@@ -68,14 +65,12 @@ def center_box_bounds(size: int, fraction: float) -> tuple:
 @register_method
 class CenterBox(BaselineMethod):
     name = "center_box"
-    option_rules = {"fraction": Rule("float", 0, 1, min_open=True)}
+    option_rules = {"fraction": Rule("float", 0, 1, min_open=True, note="of the image area")}
     description = "Baseline: a centred box covering half the image area (each side x sqrt(0.5)), 1 inside, 0 outside"
 
     def __init__(self, fraction: float = 0.5, **options):
         super().__init__(fraction=fraction, **options)
-        if not 0 < fraction <= 1:
-            raise WsolError(f"center_box: fraction (of the image area) must be in (0, 1], got {fraction}")
-        self.fraction = float(fraction)
+        self.fraction = float(self.options["fraction"])
 
     def __call__(self, backbone, images, feats=None, logits=None, targets=None):
         B, (H, W) = images.shape[0], images.shape[-2:]
@@ -99,10 +94,7 @@ class RandomMap(BaselineMethod):
 
     def __init__(self, seed: int = 0, cell: int = 32, **options):
         super().__init__(seed=seed, cell=cell, **options)
-        if int(cell) < 1:
-            raise WsolError(f"random: cell must be >= 1 pixel, got {cell}")
-        self.seed = int(seed)
-        self.cell = int(cell)
+        self.seed, self.cell = self.options["seed"], self.options["cell"]
         self._next_index = 0
 
     def reset(self) -> None:

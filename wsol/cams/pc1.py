@@ -29,16 +29,6 @@ from wsol.cams.base import CamMethod, check_targets, register_method
 from wsol.errors import WsolError
 from wsol.utils.rules import Rule
 
-_TRUE, _FALSE = ("1", "true", "yes", "on"), ("0", "false", "no", "off")
-
-
-def _flag(name: str, value) -> bool:
-    text = str(value).strip().lower()
-    if text not in _TRUE + _FALSE:
-        raise WsolError(f"pc1: {name} must be true or false, got {value!r}")
-    return text in _TRUE
-
-
 def minmax_channels(feats: torch.Tensor) -> torch.Tensor:
     """[B, K, n] -> each channel min-max normalized over n (constant channels -> 0)."""
     lo = feats.amin(dim=2, keepdim=True)
@@ -80,16 +70,13 @@ def pc1_maps(feats: torch.Tensor) -> torch.Tensor:
 @register_method
 class PC1(CamMethod):
     name = "pc1"
-    option_rules = {"target": Rule("str", choices=("label", "predicted"))}
+    option_rules = {"weighted": Rule("bool"), "target": Rule("str", choices=("label", "predicted"))}
     description = ("CAM Back Again (Yasuki & Taki 2024): first principal component of the (class-weight signed) "
                    "feature maps, any CNN backbone")
 
     def __init__(self, weighted=True, target: str = "label", **options):
         super().__init__(weighted=weighted, target=target, **options)
-        self.weighted = _flag("weighted", weighted)
-        if target not in ("label", "predicted"):
-            raise WsolError(f"pc1: target must be 'label' or 'predicted', got {target!r}")
-        self.target = target
+        self.weighted, self.target = self.options["weighted"], self.options["target"]
 
     def __call__(self, backbone, images, feats, logits, targets):
         if feats.dim() != 4:

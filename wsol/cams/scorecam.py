@@ -21,7 +21,6 @@ import torch
 import torch.nn.functional as F
 
 from wsol.cams.base import CamMethod, check_targets, register_method
-from wsol.errors import WsolError
 from wsol.utils.rules import Rule
 
 
@@ -35,9 +34,7 @@ class ScoreCAM(CamMethod):
 
     def __init__(self, method_batch: int = 64, **options):
         super().__init__(method_batch=method_batch, **options)
-        if int(method_batch) < 1:
-            raise WsolError(f"scorecam: method_batch must be >= 1, got {method_batch}")
-        self.method_batch = int(method_batch)
+        self.method_batch = self.options["method_batch"]
 
     @torch.no_grad()
     def channel_weights(self, backbone, images: torch.Tensor, acts: torch.Tensor,

@@ -4,9 +4,9 @@ from __future__ import annotations
 import argparse
 import time
 
-from wsol.datasets.synthetic import DEFAULTS, SIZE_JITTER, make_synthetic
+from wsol.datasets.synthetic import DEFAULTS, IMAGE_SIDE, SIZE_JITTER, make_synthetic, param_options
 from wsol.errors import WsolError
-from wsol.utils import cli_types as T
+from wsol.utils.options import parser_of
 
 
 def add_parsers(sub) -> None:
@@ -23,17 +23,13 @@ def add_parsers(sub) -> None:
         epilog="example: wsol make-synthetic --out data/synthetic --classes 8 --seed 0")
     p.add_argument("--out", required=True, metavar="DIR",
                    help="folder to write (created; an earlier synthetic set there is replaced)")
-    p.add_argument("--classes", type=T.int_in(1, 256), default=DEFAULTS["n_classes"], metavar="N",
-                   help="number of classes (default %(default)s, at most 256)")
-    p.add_argument("--train-per-class", type=T.nonnegative_int, default=DEFAULTS["n_train_per_class"],
-                   metavar="N", help="train images per class (default %(default)s)")
-    p.add_argument("--test-per-class", type=T.nonnegative_int, default=DEFAULTS["n_test_per_class"],
-                   metavar="N", help="test images per class (default %(default)s)")
-    p.add_argument("--image-size", type=T.int_in(32, 4096), nargs=2, default=list(DEFAULTS["image_size"]),
+    for name, opt in param_options().items():  # the generator's own declarations
+        p.add_argument(opt.flag_name(), dest=name, type=parser_of(opt), default=opt.default, metavar=opt.metavar,
+                       help=f"{opt.help} ({opt.rule()}; default {opt.default})")
+    p.add_argument("--image-size", type=parser_of(IMAGE_SIDE), nargs=2, default=list(DEFAULTS["image_size"]),
                    metavar=("W", "H"),
-                   help=f"nominal image width and height; each image varies within "
+                   help=f"nominal image width and height ({IMAGE_SIDE.rule()}); each image varies within "
                         f"+-{int(SIZE_JITTER * 100)}%% (default %(default)s)")
-    p.add_argument("--seed", type=T.nonnegative_int, default=DEFAULTS["seed"], help="random seed (default %(default)s)")
     # also after the command name; SUPPRESS keeps a global -q from being reset to False
     p.add_argument("-q", "--quiet", action="store_true", default=argparse.SUPPRESS,
                    help="no progress bar or summary line")
@@ -43,12 +39,12 @@ def add_parsers(sub) -> None:
 def cmd_make_synthetic(args) -> int:
     t0 = time.perf_counter()
     try:
-        make_synthetic(args.out, n_classes=args.classes, n_train_per_class=args.train_per_class,
-                       n_test_per_class=args.test_per_class, image_size=tuple(args.image_size), seed=args.seed,
+        make_synthetic(args.out, n_classes=args.n_classes, n_train_per_class=args.n_train_per_class,
+                       n_test_per_class=args.n_test_per_class, image_size=tuple(args.image_size), seed=args.seed,
                        progress=not args.quiet)
     except (ValueError, OSError) as e:
         raise WsolError(f"{args.out}: {e}") from None
     if not args.quiet:
-        n = args.classes * (args.train_per_class + args.test_per_class)
-        print(f"wrote {n} images in {args.classes} classes to {args.out} ({time.perf_counter() - t0:.1f} s)")
+        n = args.n_classes * (args.n_train_per_class + args.n_test_per_class)
+        print(f"wrote {n} images in {args.n_classes} classes to {args.out} ({time.perf_counter() - t0:.1f} s)")
     return 0

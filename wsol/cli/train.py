@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from wsol.utils.options import add_arguments, values_from_args
+from wsol.utils.options import add_arguments, parser_of, values_from_args
 
 from wsol.training.recipe import TrainConfig
 
@@ -86,18 +86,18 @@ def _add_demo_parser(subparsers) -> None:
 
 
 def _add_method_options(p) -> None:
-    """--wsol-method and one --<method>-<option> flag per hyperparameter of each method."""
-    import dataclasses
-
-    from wsol.training.methods import list_train_methods, option_flag
+    """--wsol-method and one --<method>-<option> flag per hyperparameter of each method,
+    derived from the methods' declarations (the same check as the API's and a suite's)."""
+    from wsol.training.methods import list_train_methods
+    from wsol.training.methods.base import method_options
 
     g = p.add_argument_group("WSOL training method (defaults: the reference's, clovaai/wsolevaluation)")
     add_arguments(g, TrainConfig, ["wsol_method"])
     for m in list_train_methods():
-        for f in dataclasses.fields(m.Options):
-            g.add_argument(f"--{option_flag(m.name, f.name)}", dest=f"mopt__{m.name}__{f.name}",
-                           type=type(f.default), default=None, metavar=type(f.default).__name__.upper(),
-                           help=f"{m.name}: {f.metadata.get('help', f.name)} (default {f.default:g})")
+        for field, opt in method_options(m.name, m.Options).items():
+            text = f"{m.name}: {opt.help} ({opt.rule()}; default {opt.default:g})"
+            g.add_argument(opt.flag_name(), dest=f"mopt__{m.name}__{field}", type=parser_of(opt), default=None,
+                           metavar=opt.kind.upper(), help=text.replace("%", "%%"))
 
 
 def method_options_from(args) -> dict:

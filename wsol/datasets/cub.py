@@ -94,36 +94,13 @@ def read_cub(root: str, split: str = "test", segmentations: Optional[str] = None
     labels = _read_map(labels_file, int)
     split_file = os.path.join(root, "train_test_split.txt")
     is_train = _read_map(split_file, int)
-    classes_file = os.path.join(root, "classes.txt")
-    class_names: List[str] = []
-    for ln, (k, name) in read_rows(classes_file, 2):
-        idx = to_number(k, int, classes_file, ln, "class id")
-        if idx != len(class_names) + 1:
-            raise DataError(f"class ids must run 1..N in order, got {idx}", path=classes_file, line=ln)
-        class_names.append(name)
+    class_names = _read_cub_classes(os.path.join(root, "classes.txt"))
     boxes_file = os.path.join(root, "bounding_boxes.txt")
-    boxes: Dict[int, List[List[float]]] = {}
-    for ln, fields in read_rows(boxes_file, 5, at_least=True):
-        if len(fields) != 5:
-            raise DataError(f"expected 5 fields, got {len(fields)}", path=boxes_file, line=ln)
-        iid = to_number(fields[0], int, boxes_file, ln, "image id")
-        x, y, w, h = (to_number(v, float, boxes_file, ln, "box coordinate") for v in fields[1:])
-        if w < 0 or h < 0:
-            raise DataError(f"negative box width/height ({w}, {h})", path=boxes_file, line=ln)
-        boxes.setdefault(iid, []).append([x, y, x + w, y + h])
-
+    boxes = _read_cub_boxes(boxes_file)
     samples: List[Sample] = []
     for iid in sorted(paths):
-        for name, table, f in (("label", labels, labels_file), ("split flag", is_train, split_file)):
-            if iid not in table:
-                raise DataError(f"image id {iid} has no {name}", path=f)
-        label = int(labels[iid]) - 1
-        if not 0 <= label < len(class_names):
-            line = next((ln for ln, (k, _) in read_rows(labels_file, 2) if k.strip() == str(iid)), None)
-            raise DataError(f"class id {label + 1} of image {iid} outside 1..{len(class_names)} (classes.txt)",
-                            path=labels_file, line=line)
-        flag = is_train[iid]
-        if split != "all" and flag != (1 if split == "train" else 0):
+        label = _cub_label(iid, labels, labels_file, is_train, split_file, len(class_names))
+        if split != "all" and is_train[iid] != (1 if split == "train" else 0):
             continue
         if iid not in boxes:
             raise DataError(f"image id {iid} has no box", path=boxes_file)
@@ -134,6 +111,45 @@ def read_cub(root: str, split: str = "test", segmentations: Optional[str] = None
         samples.append(Sample(image_id=rel, path=os.path.join(image_root, rel), label=label,
                               boxes=np.asarray(boxes[iid], dtype=np.float64), mask=mask))
     return WsolDataset("cub", split, root, image_root, samples, class_names)
+
+
+def _read_cub_classes(classes_file: str) -> List[str]:
+    """classes.txt: ``id name`` rows, ids 1..N in order."""
+    class_names: List[str] = []
+    for ln, (k, name) in read_rows(classes_file, 2):
+        idx = to_number(k, int, classes_file, ln, "class id")
+        if idx != len(class_names) + 1:
+            raise DataError(f"class ids must run 1..N in order, got {idx}", path=classes_file, line=ln)
+        class_names.append(name)
+    return class_names
+
+
+def _read_cub_boxes(boxes_file: str) -> Dict[int, List[List[float]]]:
+    """bounding_boxes.txt: ``id x y w h`` rows -> image id -> [[x0, y0, x1, y1], ...]."""
+    boxes: Dict[int, List[List[float]]] = {}
+    for ln, fields in read_rows(boxes_file, 5, at_least=True):
+        if len(fields) != 5:
+            raise DataError(f"expected 5 fields, got {len(fields)}", path=boxes_file, line=ln)
+        iid = to_number(fields[0], int, boxes_file, ln, "image id")
+        x, y, w, h = (to_number(v, float, boxes_file, ln, "box coordinate") for v in fields[1:])
+        if w < 0 or h < 0:
+            raise DataError(f"negative box width/height ({w}, {h})", path=boxes_file, line=ln)
+        boxes.setdefault(iid, []).append([x, y, x + w, y + h])
+    return boxes
+
+
+def _cub_label(iid: int, labels: Dict[int, int], labels_file: str, is_train: Dict[int, int], split_file: str,
+               n_classes: int) -> int:
+    """Image ``iid``'s 0-based label, checked: it has a label and a split flag, in 1..N."""
+    for name, table, f in (("label", labels, labels_file), ("split flag", is_train, split_file)):
+        if iid not in table:
+            raise DataError(f"image id {iid} has no {name}", path=f)
+    label = int(labels[iid]) - 1
+    if not 0 <= label < n_classes:
+        line = next((ln for ln, (k, _) in read_rows(labels_file, 2) if k.strip() == str(iid)), None)
+        raise DataError(f"class id {label + 1} of image {iid} outside 1..{n_classes} (classes.txt)",
+                        path=labels_file, line=line)
+    return label
 
 
 def write_example(folder: str) -> tuple:

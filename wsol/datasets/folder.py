@@ -125,12 +125,29 @@ def read_folder(root: str, split: str = "test", csv: Optional[str] = None,
     """
     csv_path = _find_csv(root, csv)
     class_names = read_class_list(classes) if classes is not None else []
-    rows: Dict[str, Tuple[int, str, List[List[float]]]] = {}
+    rows, masks, opt_cols = _read_box_rows(csv_path, root)
+    if not rows:
+        raise DataError("no rows", path=csv_path)
+
+    labels, class_names = _resolve_labels(rows, class_names, classes, csv_path)
+    refs = _mask_refs(rows, masks, opt_cols, root, csv_path)
+    samples = [Sample(image, os.path.join(root, image), labels[image], np.asarray(b, dtype=np.float64),
+                      mask=refs[image])
+               for image, (_, _lab, b) in rows.items()]
+    return WsolDataset("folder", split, root, root, samples, class_names)
+
+
+_Rows = Dict[str, Tuple[int, str, List[List[float]]]]
+
+
+def _read_box_rows(csv_path: str, root: str) -> Tuple[_Rows, Dict[str, Tuple[List[str], List[str]]], Dict[str, int]]:
+    """The box CSV -> (image -> (first line, label, boxes), image -> (mask files, ignore files),
+    optional column -> index). Header optional; every row checked."""
+    rows: _Rows = {}
     masks: Dict[str, Tuple[List[str], List[str]]] = {}
     opt_cols: Dict[str, int] = {}
     order: Optional[List[int]] = None
-    n_fields = len(COLUMNS)
-    first = True
+    n_fields, first = len(COLUMNS), True
     with io.StringIO(read_text_file(csv_path, "box CSV"), newline="") as f:
         reader = _csv.reader(f)
         for row in reader:
@@ -148,36 +165,43 @@ def read_folder(root: str, split: str = "test", csv: Optional[str] = None,
             if len(row) != n_fields:
                 raise DataError(f"expected {n_fields} fields ({','.join(COLUMNS)}), got {len(row)}",
                                 path=csv_path, line=ln)
-            vals = [row[i] for i in order] if order is not None else row
-            image, label = _image_id(vals[0], root, csv_path, ln), vals[1].strip()
-            box = [to_number(v.strip(), float, csv_path, ln, c) for v, c in zip(vals[2:], COLUMNS[2:])]
-            if box[2] < box[0] or box[3] < box[1]:
-                raise DataError(f"inverted box x0,y0,x1,y1 = {','.join(v.strip() for v in vals[2:])} "
-                                "(x1 < x0 or y1 < y0)", path=csv_path, line=ln)
-            if not label:
-                raise DataError("empty label", path=csv_path, line=ln)
+            image, label, box = _parse_box_row([row[i] for i in order] if order is not None else row,
+                                               root, csv_path, ln)
             if opt_cols:
-                mk = masks.setdefault(image, ([], []))
-                for key, lst in (("mask", mk[0]), ("ignore", mk[1])):
-                    v = row[opt_cols[key]].strip() if key in opt_cols else ""
-                    if v and v not in lst:
-                        lst.append(v)
-            if image in rows:
-                if rows[image][1] != label:
-                    raise DataError(f"label {label!r} of {image} differs from {rows[image][1]!r} on line "
-                                    f"{rows[image][0]}", path=csv_path, line=ln)
-                rows[image][2].append(box)
-            else:
-                rows[image] = (ln, label, [box])
-    if not rows:
-        raise DataError("no rows", path=csv_path)
+                _add_mask_files(masks.setdefault(image, ([], [])), row, opt_cols)
+            _add_box(rows, image, label, box, csv_path, ln)
+    return rows, masks, opt_cols
 
-    labels, class_names = _resolve_labels(rows, class_names, classes, csv_path)
-    refs = _mask_refs(rows, masks, opt_cols, root, csv_path)
-    samples = [Sample(image, os.path.join(root, image), labels[image], np.asarray(b, dtype=np.float64),
-                      mask=refs[image])
-               for image, (_, _lab, b) in rows.items()]
-    return WsolDataset("folder", split, root, root, samples, class_names)
+
+def _parse_box_row(vals: List[str], root: str, csv_path: str, ln: int) -> Tuple[str, str, List[float]]:
+    """One data row's (image id, label, [x0, y0, x1, y1]), checked."""
+    image, label = _image_id(vals[0], root, csv_path, ln), vals[1].strip()
+    box = [to_number(v.strip(), float, csv_path, ln, c) for v, c in zip(vals[2:], COLUMNS[2:])]
+    if box[2] < box[0] or box[3] < box[1]:
+        raise DataError(f"inverted box x0,y0,x1,y1 = {','.join(v.strip() for v in vals[2:])} "
+                        "(x1 < x0 or y1 < y0)", path=csv_path, line=ln)
+    if not label:
+        raise DataError("empty label", path=csv_path, line=ln)
+    return image, label, box
+
+
+def _add_mask_files(mk: Tuple[List[str], List[str]], row: List[str], opt_cols: Dict[str, int]) -> None:
+    """The row's mask and ignore files, each kept once per image."""
+    for key, lst in (("mask", mk[0]), ("ignore", mk[1])):
+        v = row[opt_cols[key]].strip() if key in opt_cols else ""
+        if v and v not in lst:
+            lst.append(v)
+
+
+def _add_box(rows: _Rows, image: str, label: str, box: List[float], csv_path: str, ln: int) -> None:
+    """Add a row's box to its image (the same label on every row of an image)."""
+    if image in rows:
+        if rows[image][1] != label:
+            raise DataError(f"label {label!r} of {image} differs from {rows[image][1]!r} on line "
+                            f"{rows[image][0]}", path=csv_path, line=ln)
+        rows[image][2].append(box)
+    else:
+        rows[image] = (ln, label, [box])
 
 
 def _resolve_labels(rows: Dict[str, Tuple[int, str, List[List[float]]]], class_names: List[str],

@@ -276,6 +276,7 @@ def _image_label(ann: VocAnnotation) -> str:
 
 
 def _read_kaggle(root: str, wnids, devkit: Optional[Devkit], issues: List[DataIssue]):
+    """The Kaggle layout: LOC_val_solution.csv (+ the per-image XMLs for sizes, when present)."""
     csv_path = require_file(os.path.join(root, KAGGLE_CSV), "kaggle LOC_val_solution.csv")
     image_dir = os.path.join(root, KAGGLE_IMAGES)
     xml_dir = os.path.join(root, KAGGLE_XMLS)
@@ -283,6 +284,28 @@ def _read_kaggle(root: str, wnids, devkit: Optional[Devkit], issues: List[DataIs
     if not have_xml:
         issues.append(DataIssue("no_sizes", f"no {KAGGLE_XMLS}: image sizes unknown until the images are read, "
                                 "boxes not clipped", root))
+    rows = _read_kaggle_csv(csv_path)
+    classes, src = _class_list(root, wnids, devkit, [r[1] for r in rows.values()], issues)
+    index = {w: i for i, w in enumerate(classes)}
+    samples = []
+    for iid in tqdm(sorted(rows), desc="reading annotations", unit="img", leave=False,
+                    disable=len(rows) < 5000 or not have_xml):
+        ln, wnid, boxes = rows[iid]
+        if wnid not in index:
+            raise DataError(f"WNID {wnid} is not in the class list ({src})", path=csv_path, line=ln)
+        image_id = f"val/{iid}.JPEG"
+        ann = _kaggle_xml(xml_dir, iid, wnid, boxes, csv_path, ln, issues) if have_xml else None
+        w, h = (ann.width, ann.height) if ann is not None else (0, 0)
+        _check_devkit_label(devkit, iid, ann, wnid, csv_path, ln)
+        if w and h:
+            boxes = _clip(boxes, w, h, image_id, csv_path, [ln] * len(boxes), issues)
+        samples.append(Sample(image_id, os.path.join(image_dir, iid + ".JPEG"), index[wnid],
+                              np.asarray(boxes, dtype=np.float64), w, h))
+    return os.path.join(root, "ILSVRC", "Data", "CLS-LOC"), samples, classes
+
+
+def _read_kaggle_csv(csv_path: str) -> Dict[str, Tuple[int, str, List[List[float]]]]:
+    """LOC_val_solution.csv -> image id -> (line, wnid, boxes), every row checked."""
     rows: Dict[str, Tuple[int, str, List[List[float]]]] = {}
     with io.StringIO(read_text_file(csv_path, "CSV"), newline="") as f:
         reader = csv.reader(f)
@@ -294,58 +317,50 @@ def _read_kaggle(root: str, wnids, devkit: Optional[Devkit], issues: List[DataIs
                 continue
             if len(row) != 2:
                 raise DataError(f"expected 2 fields (ImageId,PredictionString), got {len(row)}", path=csv_path, line=ln)
-            iid, toks = check_image_id(row[0].strip(), csv_path, ln), row[1].split()
-            if not toks or len(toks) % 5:
-                raise DataError(f"PredictionString must hold groups of 5 (wnid x0 y0 x1 y1), got {len(toks)} values",
-                                path=csv_path, line=ln)
+            iid = check_image_id(row[0].strip(), csv_path, ln)
             if iid in rows:
                 raise DataError(f"duplicate ImageId {iid} (first on line {rows[iid][0]})", path=csv_path, line=ln)
-            wnid = toks[0]
-            boxes = []
-            for k in range(0, len(toks), 5):
-                if toks[k] != wnid:
-                    raise DataError(f"boxes of different classes ({wnid} and {toks[k]}) for {iid}",
-                                    path=csv_path, line=ln)
-                b = [to_number(v, float, csv_path, ln, "box coordinate") for v in toks[k + 1:k + 5]]
-                if b[2] < b[0] or b[3] < b[1]:
-                    raise DataError(f"inverted box x0,y0,x1,y1 = {_fmt(b)} (x1 < x0 or y1 < y0)",
-                                    path=csv_path, line=ln)
-                boxes.append(b)
+            wnid, boxes = _prediction_string(row[1].split(), iid, csv_path, ln)
             rows[iid] = (ln, wnid, boxes)
     if not rows:
         raise DataError("no images listed", path=csv_path)
-    classes, src = _class_list(root, wnids, devkit, [r[1] for r in rows.values()], issues)
-    index = {w: i for i, w in enumerate(classes)}
-    samples = []
-    for iid in tqdm(sorted(rows), desc="reading annotations", unit="img", leave=False,
-                    disable=len(rows) < 5000 or not have_xml):
-        ln, wnid, boxes = rows[iid]
-        if wnid not in index:
-            raise DataError(f"WNID {wnid} is not in the class list ({src})", path=csv_path, line=ln)
-        image_id = f"val/{iid}.JPEG"
-        w = h = 0
-        ann = None
-        if have_xml:
-            xml_path = os.path.join(xml_dir, iid + ".xml")
-            if os.path.isfile(xml_path):
-                ann = read_voc_xml(xml_path)
-                w, h = ann.width, ann.height
-                for o in ann.objects:
-                    if o.name != wnid:
-                        raise DataError(f"object class {o.name} disagrees with {csv_path}:{ln} ({wnid})",
-                                        path=xml_path, line=o.name_line)
-                if sorted(tuple(o.box) for o in ann.objects) != sorted(tuple(b) for b in boxes):
-                    issues.append(DataIssue("csv_xml_mismatch", f"boxes of {iid} differ from {xml_path}; "
-                                            "using the CSV", csv_path, ln, image_id))
-            else:
-                issues.append(DataIssue("missing_xml", f"no annotation XML for {iid}: size unknown",
-                                        xml_path, None, image_id))
-        _check_devkit_label(devkit, iid, ann, wnid, csv_path, ln)
-        if w and h:
-            boxes = _clip(boxes, w, h, image_id, csv_path, [ln] * len(boxes), issues)
-        samples.append(Sample(image_id, os.path.join(image_dir, iid + ".JPEG"), index[wnid],
-                              np.asarray(boxes, dtype=np.float64), w, h))
-    return os.path.join(root, "ILSVRC", "Data", "CLS-LOC"), samples, classes
+    return rows
+
+
+def _prediction_string(toks: List[str], iid: str, csv_path: str, ln: int) -> Tuple[str, List[List[float]]]:
+    """A PredictionString's groups of ``wnid x0 y0 x1 y1`` -> (wnid, boxes); one class per image."""
+    if not toks or len(toks) % 5:
+        raise DataError(f"PredictionString must hold groups of 5 (wnid x0 y0 x1 y1), got {len(toks)} values",
+                        path=csv_path, line=ln)
+    wnid, boxes = toks[0], []
+    for k in range(0, len(toks), 5):
+        if toks[k] != wnid:
+            raise DataError(f"boxes of different classes ({wnid} and {toks[k]}) for {iid}", path=csv_path, line=ln)
+        b = [to_number(v, float, csv_path, ln, "box coordinate") for v in toks[k + 1:k + 5]]
+        if b[2] < b[0] or b[3] < b[1]:
+            raise DataError(f"inverted box x0,y0,x1,y1 = {_fmt(b)} (x1 < x0 or y1 < y0)", path=csv_path, line=ln)
+        boxes.append(b)
+    return wnid, boxes
+
+
+def _kaggle_xml(xml_dir: str, iid: str, wnid: str, boxes: List[List[float]], csv_path: str, ln: int,
+                issues: List[DataIssue]):
+    """The image's annotation XML (its size), checked against the CSV row; None (and an issue
+    recorded) when it is missing."""
+    image_id = f"val/{iid}.JPEG"
+    xml_path = os.path.join(xml_dir, iid + ".xml")
+    if not os.path.isfile(xml_path):
+        issues.append(DataIssue("missing_xml", f"no annotation XML for {iid}: size unknown", xml_path, None, image_id))
+        return None
+    ann = read_voc_xml(xml_path)
+    for o in ann.objects:
+        if o.name != wnid:
+            raise DataError(f"object class {o.name} disagrees with {csv_path}:{ln} ({wnid})",
+                            path=xml_path, line=o.name_line)
+    if sorted(tuple(o.box) for o in ann.objects) != sorted(tuple(b) for b in boxes):
+        issues.append(DataIssue("csv_xml_mismatch", f"boxes of {iid} differ from {xml_path}; using the CSV",
+                                csv_path, ln, image_id))
+    return ann
 
 
 def _find_xml_dir(root: str, bbox: Optional[str]) -> str:

@@ -24,6 +24,7 @@ class c draws from ``numpy.random.default_rng([seed, c, k])``; JPEG quality 95).
 from __future__ import annotations
 
 import colorsys
+import dataclasses
 import json
 import logging
 import math
@@ -37,6 +38,8 @@ import numpy as np
 from wsol.datasets.base import WsolDataset, register_dataset
 from wsol.errors import DataError
 from wsol.utils.io import write_bytes_atomic
+from wsol.utils.options import Option, option, options_of
+from wsol.utils.rules import MAX_SEED
 
 log = logging.getLogger(__name__)
 
@@ -56,8 +59,40 @@ TEXTURES = ("Striped", "Dotted", "Solid", "Checkered")
 HUES = (("Red", 0.0), ("Orange", 28.0), ("Yellow", 55.0), ("Green", 120.0),
         ("Cyan", 180.0), ("Blue", 225.0), ("Purple", 275.0), ("Pink", 320.0))
 
-DEFAULTS: Dict[str, Any] = dict(n_classes=8, n_train_per_class=40, n_test_per_class=15,
-                                image_size=(270, 230), seed=0)
+#: the most images the synthetic generator writes in one set
+MAX_IMAGES = 100_000
+#: the most classes: every (shape, texture, hue) combination
+MAX_CLASSES = len(SHAPES) * len(TEXTURES) * len(HUES)
+
+
+@dataclasses.dataclass
+class SyntheticParams:
+    """The generator's parameters, declared once: ``wsol make-synthetic``'s flags, the
+    ``--dataset-option`` / suite ``options`` of ``--dataset synthetic`` and
+    :func:`make_synthetic`'s arguments are all checked by these declarations."""
+
+    n_classes: int = option(8, help="number of classes", min=1, max=MAX_CLASSES, flag="--classes", metavar="N")
+    n_train_per_class: int = option(40, help="train images per class", min=0, max=MAX_IMAGES,
+                                    flag="--train-per-class", metavar="N")
+    n_test_per_class: int = option(15, help="test images per class", min=0, max=MAX_IMAGES,
+                                   flag="--test-per-class", metavar="N")
+    seed: int = option(0, help="random seed", min=0, max=MAX_SEED)
+
+
+#: one side of the nominal image size (``image_size`` is W, H: two of these)
+IMAGE_SIDE = dataclasses.replace(Option(help="nominal image side in pixels", kind="int", min=32, max=4096),
+                                 name="synthetic image_size")
+
+
+def param_options() -> Dict[str, Option]:
+    """The declared generator parameters, each named ``synthetic <name>`` in its refusal."""
+    return {k: dataclasses.replace(o, name=f"synthetic {k}", flag=o.flag_name())
+            for k, o in options_of(SyntheticParams).items()}
+
+
+#: the generator's defaults: the declared ones and the nominal image size (W, H)
+DEFAULTS: Dict[str, Any] = {**{k: o.default for k, o in options_of(SyntheticParams).items()},
+                            "image_size": (270, 230)}
 _TXT_FILES = ("images.txt", "image_class_labels.txt", "classes.txt",
               "train_test_split.txt", "bounding_boxes.txt")
 
@@ -251,8 +286,24 @@ def render_sample(rng: np.random.Generator, label: int, n_classes: int = DEFAULT
         W, H = int(size[0]), int(size[1])
     img = _background(rng, H, W)
     shape, texture, hue = specs[label]
+    obj = _draw_object(rng, shape, W, H)
+    oh, ow = obj.shape
+    ox, oy = int(rng.integers(0, W - ow + 1)), int(rng.integers(0, H - oh + 1))
+    # Distractors: drawn before (under) the object.
+    for _ in range(int(rng.integers(1, 4))):
+        _draw_distractor(rng, img, set(specs), specs[label], (ox, oy, ow, oh))
+    _paste(img, obj, _texture(rng, texture, HUES[hue][1], oh, ow), ox, oy)
+    img += rng.normal(0.0, 3.0, img.shape).astype(np.float32)  # sensor noise
+    mask = np.zeros((H, W), bool)
+    mask[oy:oy + oh, ox:ox + ow] = obj
+    x, y, w, h = mask_box(mask)
+    assert MIN_AREA <= w * h / (W * H) <= MAX_AREA, (w, h, W, H)
+    return np.clip(np.round(img), 0, 255).astype(np.uint8), mask, label
 
-    # Object: draw a shape, crop it to its tight box, resample until the box area fits.
+
+def _draw_object(rng: np.random.Generator, shape: int, W: int, H: int) -> np.ndarray:
+    """The object's bool mask, cropped to its tight box: a shape resampled until the box's
+    area is within MIN_AREA..MAX_AREA of the W x H image."""
     for _ in range(100):
         frac = math.exp(rng.uniform(math.log(0.06), math.log(0.32)))
         aspect = math.exp(rng.uniform(-0.3, 0.3))  # w / h
@@ -265,47 +316,43 @@ def render_sample(rng: np.random.Generator, label: int, n_classes: int = DEFAULT
             continue
         oh, ow = obj.shape
         if MIN_AREA <= oh * ow / (W * H) <= MAX_AREA:
+            return obj
+    raise RuntimeError("could not draw an object of the required size")  # pragma: no cover
+
+
+def _draw_distractor(rng: np.random.Generator, img: np.ndarray, taken: set, spec: Tuple[int, int, int],
+                     box: Tuple[int, int, int, int]) -> None:
+    """Paste one distractor into ``img``: another shape, texture and hue than the object's
+    ``spec`` and no class's combination (``taken``), small, placed off the object's ``box``
+    (x, y, w, h) where possible."""
+    shape, texture, hue = spec
+    ox, oy, ow, oh = box
+    H, W = img.shape[:2]
+    for _ in range(50):
+        d = (int(rng.integers(len(SHAPES))), int(rng.integers(len(TEXTURES))), int(rng.integers(len(HUES))))
+        if d[0] != shape and d[1] != texture and d[2] != hue and d not in taken:
             break
-    else:  # pragma: no cover - the ranges above make this unreachable in practice
-        raise RuntimeError("could not draw an object of the required size")
-    ox, oy = int(rng.integers(0, W - ow + 1)), int(rng.integers(0, H - oh + 1))
-
-    # Distractors: other shape, texture and hue, no class's combination, small, placed
-    # off the object's box where possible; drawn before (under) the object.
-    taken = set(specs)
-    for _ in range(int(rng.integers(1, 4))):
-        for _ in range(50):
-            d = (int(rng.integers(len(SHAPES))), int(rng.integers(len(TEXTURES))),
-                 int(rng.integers(len(HUES))))
-            if d[0] != shape and d[1] != texture and d[2] != hue and d not in taken:
-                break
-        else:  # every combination is a class: settle for another shape and texture
-            d = ((shape + 1) % len(SHAPES), (texture + 1) % len(TEXTURES), d[2])
-        f = rng.uniform(0.08, MAX_DISTRACTOR_AREA) * ow * oh
-        a = math.exp(rng.uniform(-0.3, 0.3))
-        dw = max(4, min(W, int(math.sqrt(f * a))))
-        dh = max(4, min(H, int(math.sqrt(f / a))))
-        dm = _cropped_shape(rng, d[0], dw, dh)
-        if dm is None:
-            continue
-        mh, mw = dm.shape
-        for _ in range(20):
-            dx, dy = int(rng.integers(0, W - mw + 1)), int(rng.integers(0, H - mh + 1))
-            if dx + mw <= ox - 2 or dx >= ox + ow + 2 or dy + mh <= oy - 2 or dy >= oy + oh + 2:
-                break
-        _paste(img, dm, _texture(rng, d[1], HUES[d[2]][1], mh, mw), dx, dy)
-
-    _paste(img, obj, _texture(rng, texture, HUES[hue][1], oh, ow), ox, oy)
-    img += rng.normal(0.0, 3.0, img.shape).astype(np.float32)  # sensor noise
-    mask = np.zeros((H, W), bool)
-    mask[oy:oy + oh, ox:ox + ow] = obj
-    x, y, w, h = mask_box(mask)
-    assert MIN_AREA <= w * h / (W * H) <= MAX_AREA, (w, h, W, H)
-    return np.clip(np.round(img), 0, 255).astype(np.uint8), mask, label
+    else:  # every combination is a class: settle for another shape and texture
+        d = ((shape + 1) % len(SHAPES), (texture + 1) % len(TEXTURES), d[2])
+    f = rng.uniform(0.08, MAX_DISTRACTOR_AREA) * ow * oh
+    a = math.exp(rng.uniform(-0.3, 0.3))
+    dw = max(4, min(W, int(math.sqrt(f * a))))
+    dh = max(4, min(H, int(math.sqrt(f / a))))
+    dm = _cropped_shape(rng, d[0], dw, dh)
+    if dm is None:
+        return
+    mh, mw = dm.shape
+    for _ in range(20):
+        dx, dy = int(rng.integers(0, W - mw + 1)), int(rng.integers(0, H - mh + 1))
+        if dx + mw <= ox - 2 or dx >= ox + ow + 2 or dy + mh <= oy - 2 or dy >= oy + oh + 2:
+            break
+    _paste(img, dm, _texture(rng, d[1], HUES[d[2]][1], mh, mw), dx, dy)
 
 
 # ----------------------------------------------------------------------------- writing
 def _params(**params: Any) -> Dict[str, Any]:
+    """The generator's parameters with the defaults filled in, each checked by its declaration
+    (text from ``--dataset-option`` converted); -> a plain dict."""
     unknown = set(params) - set(DEFAULTS)
     if unknown:
         raise TypeError(f"unknown synthetic parameter(s): {', '.join(sorted(unknown))}")
@@ -315,30 +362,16 @@ def _params(**params: Any) -> Dict[str, Any]:
         size = size.replace("x", ",").split(",")
     elif isinstance(size, (int, float)):
         size = (size, size)
-    p["image_size"] = [_param_int("image_size", v) for v in size]
-    if len(p["image_size"]) != 2:
+    if len(size) != 2:
         raise DataError(f"synthetic image_size takes W,H, not {params.get('image_size')!r}")
-    for k in ("n_classes", "n_train_per_class", "n_test_per_class", "seed"):
-        p[k] = _param_int(k, p[k])
+    p["image_size"] = [IMAGE_SIDE.coerce(v) for v in size]
+    for k, opt in param_options().items():
+        p[k] = opt.coerce(p[k])
     total = p["n_classes"] * (p["n_train_per_class"] + p["n_test_per_class"])
-    if total > MAX_IMAGES or max(p["image_size"]) > 4096:
+    if total > MAX_IMAGES:
         raise DataError(f"synthetic set of {total:,} images of {p['image_size'][0]}x{p['image_size'][1]} px: at most "
-                        f"{MAX_IMAGES:,} images of at most 4096 px a side (a bigger set is hours of generation; "
-                        "use a real dataset)")
+                        f"{MAX_IMAGES:,} images (a bigger set is hours of generation; use a real dataset)")
     return p
-
-
-#: the most images the synthetic generator writes in one set
-MAX_IMAGES = 100_000
-
-
-def _param_int(key: str, value: Any) -> int:
-    """A generator parameter as an integer (text from --dataset-option converted); refused in one
-    line when it is not one, is negative, or (seed) is beyond 2**32 - 1."""
-    from wsol.utils.rules import MAX_SEED, Rule
-
-    hi = MAX_SEED if key == "seed" else MAX_IMAGES
-    return Rule("int", 0, hi).coerce(f"synthetic {key}", value)
 
 
 def _stamp(p: Dict[str, Any]) -> Dict[str, Any]:
@@ -386,31 +419,19 @@ def make_synthetic(out_dir: str, n_classes: int = DEFAULTS["n_classes"],
     """
     p = _params(n_classes=n_classes, n_train_per_class=n_train_per_class,
                 n_test_per_class=n_test_per_class, image_size=image_size, seed=seed)
-    if p["n_train_per_class"] < 0 or p["n_test_per_class"] < 0 or \
-            p["n_train_per_class"] + p["n_test_per_class"] < 1:
+    if p["n_train_per_class"] + p["n_test_per_class"] < 1:
         raise ValueError("need at least one image per class")
-    if min(p["image_size"]) < 32:
-        raise ValueError(f"image_size too small: {p['image_size']}")
     names = class_names(p["n_classes"])  # validates n_classes before anything is touched
     stamp_path = os.path.join(out_dir, STAMP_NAME)
-    img_root = os.path.join(out_dir, "images")
-    seg_root = os.path.join(out_dir, "segmentations")
-    if os.path.exists(stamp_path):  # ours: drop the stamp first, then the old images
-        os.remove(stamp_path)
-        shutil.rmtree(img_root, ignore_errors=True)
-        shutil.rmtree(seg_root, ignore_errors=True)
-    elif os.path.exists(os.path.join(out_dir, "images.txt")) or os.path.isdir(img_root):
-        raise DataError(f"holds a dataset not made by make_synthetic (no {STAMP_NAME}); "
-                        "refusing to overwrite it", path=out_dir)
-    os.makedirs(img_root, exist_ok=True)
-
+    img_root, seg_root = _clear_old_set(out_dir, stamp_path)
     n_per = p["n_train_per_class"] + p["n_test_per_class"]
     jobs = [(c, k) for c in range(p["n_classes"]) for k in range(1, n_per + 1)]
     it = jobs
     if progress:
         from tqdm import tqdm
         it = tqdm(jobs, desc="synthetic", unit="img", leave=False)
-    images, labels, splits, boxes = [], [], [], []
+    lines: Dict[str, List[str]] = {f: [] for f in ("images.txt", "image_class_labels.txt",
+                                                    "train_test_split.txt", "bounding_boxes.txt")}
     train_of: Dict[int, set] = {}
     for c, k in it:
         if c not in train_of:
@@ -421,29 +442,48 @@ def make_synthetic(out_dir: str, n_classes: int = DEFAULTS["n_classes"],
         rng = np.random.default_rng([p["seed"], c, k])
         img, mask, _ = render_sample(rng, c, p["n_classes"], p["image_size"])
         rel = f"{c + 1:03d}.{names[c]}/{names[c]}_{k:04d}.jpg"
-        ok, buf = cv2.imencode(".jpg", cv2.cvtColor(img, cv2.COLOR_RGB2BGR),
-                               [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY])
-        if not ok:  # pragma: no cover
-            raise DataError("JPEG encoding failed", path=rel)
-        _write_bytes(os.path.join(img_root, rel), buf.tobytes())
-        ok, png = cv2.imencode(".png", mask.astype(np.uint8) * 255)
-        if not ok:  # pragma: no cover
-            raise DataError("PNG encoding failed", path=rel)
-        _write_bytes(os.path.join(seg_root, rel[:-4] + ".png"), png.tobytes())
-        i = len(images) + 1
+        _write_sample(img, mask, img_root, seg_root, rel)
+        i = len(lines["images.txt"]) + 1
         x, y, w, h = mask_box(mask)
-        images.append(f"{i} {rel}")
-        labels.append(f"{i} {c + 1}")
-        splits.append(f"{i} {1 if k in train_of[c] else 0}")
-        boxes.append(f"{i} {x:.1f} {y:.1f} {w:.1f} {h:.1f}")
-    _write_lines(os.path.join(out_dir, "images.txt"), images)
-    _write_lines(os.path.join(out_dir, "image_class_labels.txt"), labels)
-    _write_lines(os.path.join(out_dir, "classes.txt"),
-                 [f"{c + 1} {c + 1:03d}.{n}" for c, n in enumerate(names)])
-    _write_lines(os.path.join(out_dir, "train_test_split.txt"), splits)
-    _write_lines(os.path.join(out_dir, "bounding_boxes.txt"), boxes)
+        lines["images.txt"].append(f"{i} {rel}")
+        lines["image_class_labels.txt"].append(f"{i} {c + 1}")
+        lines["train_test_split.txt"].append(f"{i} {1 if k in train_of[c] else 0}")
+        lines["bounding_boxes.txt"].append(f"{i} {x:.1f} {y:.1f} {w:.1f} {h:.1f}")
+    for name in ("images.txt", "image_class_labels.txt"):
+        _write_lines(os.path.join(out_dir, name), lines[name])
+    _write_lines(os.path.join(out_dir, "classes.txt"), [f"{c + 1} {c + 1:03d}.{n}" for c, n in enumerate(names)])
+    for name in ("train_test_split.txt", "bounding_boxes.txt"):
+        _write_lines(os.path.join(out_dir, name), lines[name])
     _write_bytes(stamp_path, (json.dumps(_stamp(p), indent=1, sort_keys=True) + "\n").encode())
     return out_dir
+
+
+def _clear_old_set(out_dir: str, stamp_path: str) -> Tuple[str, str]:
+    """Make ``out_dir`` ready for a new set: a set of ours (it has our stamp) is removed, stamp
+    first; any other CUB-like set is refused. Returns (images folder, segmentations folder)."""
+    img_root = os.path.join(out_dir, "images")
+    seg_root = os.path.join(out_dir, "segmentations")
+    if os.path.exists(stamp_path):  # ours: drop the stamp first, then the old images
+        os.remove(stamp_path)
+        shutil.rmtree(img_root, ignore_errors=True)
+        shutil.rmtree(seg_root, ignore_errors=True)
+    elif os.path.exists(os.path.join(out_dir, "images.txt")) or os.path.isdir(img_root):
+        raise DataError(f"holds a dataset not made by make_synthetic (no {STAMP_NAME}); "
+                        "refusing to overwrite it", path=out_dir)
+    os.makedirs(img_root, exist_ok=True)
+    return img_root, seg_root
+
+
+def _write_sample(img: np.ndarray, mask: np.ndarray, img_root: str, seg_root: str, rel: str) -> None:
+    """The image as JPEG under ``img_root`` and its mask as 0/255 PNG under ``seg_root``."""
+    ok, buf = cv2.imencode(".jpg", cv2.cvtColor(img, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY])
+    if not ok:  # pragma: no cover
+        raise DataError("JPEG encoding failed", path=rel)
+    _write_bytes(os.path.join(img_root, rel), buf.tobytes())
+    ok, png = cv2.imencode(".png", mask.astype(np.uint8) * 255)
+    if not ok:  # pragma: no cover
+        raise DataError("PNG encoding failed", path=rel)
+    _write_bytes(os.path.join(seg_root, rel[:-4] + ".png"), png.tobytes())
 
 
 # ----------------------------------------------------------------------------- adapter

@@ -16,12 +16,14 @@ from wsol import __version__
 from wsol.cams.base import CamMethod, check_targets, create_method
 from wsol.datasets.base import WsolDataset, build_dataset
 from wsol.engine.config import EvalConfig, check_config, faithfulness_options
-from wsol.evaluation.faithfulness import FaithfulnessScorer
+from wsol.evaluation.box_evaluator import BoxEvaluator
+from wsol.evaluation.evaluator import DatasetEvaluators
 from wsol.evaluation.fastpath import FastPath
 from wsol.engine.heads import backbone_for_dataset
-from wsol.evaluation.loop import Localizer, LoopStats
-from wsol.evaluation.region_scoring import RegionScorer, attach, blank_box_metrics, blank_region_metrics
-from wsol.evaluation.scoring import RunScorer, policy_columns, summary_frame, policy_choice
+from wsol.evaluation.loop import Localizer, LoopOptions, LoopStats
+from wsol.evaluation.run_evaluators import run_evaluators
+from wsol.evaluation.runners import ModelRunner
+from wsol.evaluation.scoring import policy_columns, summary_frame, policy_choice
 from wsol.metrics.fingerprint import measured_fingerprint
 from wsol.metrics.threshold_policy import ThresholdChoice
 from wsol.evaluation.timing import StageTimer
@@ -41,12 +43,12 @@ class EvalResult:
     per_image: pd.DataFrame
     curves: pd.DataFrame
     timings: pd.DataFrame
-    scorer: Optional[RunScorer] = field(default=None, repr=False)  # the merged state behind the tables
+    evaluator: Optional[DatasetEvaluators] = field(default=None, repr=False)  # the merged state behind the tables
 
     @property
-    def region(self):
-        """The whole-map scorer (PxAP, pointing games) behind the tables, or None."""
-        return self.scorer.region if self.scorer is not None else None
+    def boxes(self) -> Optional[BoxEvaluator]:
+        """The box evaluator behind the tables (None when not kept)."""
+        return self.evaluator["boxes"] if self.evaluator is not None else None
 
     def tables(self) -> Dict[str, pd.DataFrame]:
         return {"summary.csv": self.summary, "per_image.csv": self.per_image,
@@ -62,7 +64,8 @@ class Built:
     method: CamMethod
     protocol: Protocol
     taus: np.ndarray
-    runner: FastPath
+    fast: FastPath          # the speed options
+    runner: ModelRunner     # backbone + method through ``fast``
     device: torch.device
 
 
@@ -113,7 +116,7 @@ def build(cfg: EvalConfig, dataset: Optional[WsolDataset] = None, backbone=None,
     touching the caller's global RNG state."""
     check_config(cfg)
     dev = resolve_device(device or cfg.device)
-    runner = FastPath(cfg, dev)  # validates --dtype/--decode/--channels-last/--compile
+    fast = FastPath(cfg, dev)  # validates --dtype/--decode/--channels-last/--compile
     ds = load_split(cfg, dataset)
     protocol = get_protocol(cfg.protocol).configure(ds.num_classes, cfg.cam_step, cfg.dataset)
     method = create_method(cfg.method, **cfg.method_options)
@@ -125,7 +128,7 @@ def build(cfg: EvalConfig, dataset: Optional[WsolDataset] = None, backbone=None,
     check_targets(torch.tensor([s.label for s in ds.samples]), backbone.num_classes)
     protocol = protocol.for_backbone(getattr(backbone, "name", cfg.backbone))  # e.g. bas: per architecture
     taus = protocol.thresholds(cfg.cam_step)
-    return Built(ds, backbone, method, protocol, taus, runner, dev)
+    return Built(ds, backbone, method, protocol, taus, fast, ModelRunner(backbone, method, fast), dev)
 
 
 def make_loader(b: Built, cfg: EvalConfig, lo: int = 0, hi: Optional[int] = None) -> torch.utils.data.DataLoader:
@@ -134,8 +137,8 @@ def make_loader(b: Built, cfg: EvalConfig, lo: int = 0, hi: Optional[int] = None
     view = ImageFolderView(b.dataset.samples[lo:hi], test_transform(b.backbone.mean, b.backbone.std),
                            positions=range(lo, hi))
     # its own generator: a loader otherwise draws its workers' base seed from the global RNG
-    return torch.utils.data.DataLoader(b.runner.view(view), batch_size=cfg.batch_size, shuffle=False,
-                                       num_workers=cfg.data_workers, collate_fn=b.runner.collate(collate),
+    return torch.utils.data.DataLoader(b.fast.view(view), batch_size=cfg.batch_size, shuffle=False,
+                                       num_workers=cfg.data_workers, collate_fn=b.fast.collate(collate),
                                        pin_memory=b.device.type == "cuda",
                                        generator=torch.Generator().manual_seed(cfg.seed))
 
@@ -147,14 +150,21 @@ def collate(batch):
     return images, labels, [b[2] for b in batch], [b[3] for b in batch], [b[4] for b in batch]
 
 
-def make_scorer(b: Built, cfg: EvalConfig) -> RunScorer:
-    """The run's scorer: boxes, plus the whole-map scores where the protocol has them."""
-    region = (RegionScorer(b.taus, b.dataset.has_masks, cfg.pointing_tolerance)
-              if b.protocol.region_metrics else None)
-    opts = faithfulness_options(cfg)
-    return RunScorer(b.taus, cfg.fixed_tau, has_predictions=True, box_dtype=b.protocol.box_dtype, region=region,
-                     predictions=load_predictions(cfg, b.dataset), fair_taus=b.protocol.fair_taus,
-                     faithfulness=FaithfulnessScorer(opts) if opts is not None else None)
+def make_evaluator(b: Built, cfg: EvalConfig) -> DatasetEvaluators:
+    """The run's evaluators: boxes, the whole-map scores where the protocol has them, and
+    faithfulness when asked."""
+    return run_evaluators(b.taus, cfg.fixed_tau, box_dtype=b.protocol.box_dtype, has_predictions=True,
+                          predictions=load_predictions(cfg, b.dataset), has_boxes=b.dataset.has_boxes,
+                          fair_taus=b.protocol.fair_taus, region=b.protocol.region_metrics,
+                          has_masks=b.dataset.has_masks, pointing_tolerance=cfg.pointing_tolerance,
+                          faithfulness=faithfulness_options(cfg))
+
+
+def loop_options(cfg: EvalConfig, progress: bool = True) -> LoopOptions:
+    """The loop's options from the run's config (``progress``: this process may show a bar)."""
+    return LoopOptions(on_error=cfg.on_error, exclude_skipped=cfg.exclude_skipped,
+                       save_maps=heatmap_writer(cfg.save_cams), progress=cfg.progress and progress,
+                       desc=f"{cfg.backbone}/{cfg.method}")
 
 
 def load_predictions(cfg: EvalConfig, ds: WsolDataset):
@@ -170,10 +180,10 @@ def load_predictions(cfg: EvalConfig, ds: WsolDataset):
     return p
 
 
-def make_localizer(b: Built, cfg: EvalConfig, scorer: RunScorer) -> Localizer:
+def make_localizer(b: Built, cfg: EvalConfig, evaluator: DatasetEvaluators) -> Localizer:
     """The protocol's localization at the run's τ grid; it keeps the normalized maps when
     they are saved or scored as whole maps."""
-    keep = cfg.save_cams is not None or scorer.region is not None
+    keep = cfg.save_cams is not None or evaluator.uses_maps
     return Localizer(b.protocol, b.taus, cfg.sweep, cfg.workers, keep_maps=keep)
 
 
@@ -191,62 +201,36 @@ def wall_row(wall: float, n_images: int, batches: int, **extra) -> dict:
             "median_batch_ms": float("nan"), "batches": batches, "warmup_batches": 0, **extra}
 
 
-def result_tables(scorer: RunScorer, timings: pd.DataFrame, stats: LoopStats, meta: dict, has_boxes: bool,
+def result_tables(evaluator: DatasetEvaluators, timings: pd.DataFrame, stats: LoopStats, meta: dict,
                   model_run: bool = True, choice: Optional[ThresholdChoice] = None) -> EvalResult:
-    """The run's tables from the scorer's state, the stage timings and the loop's counts
+    """The run's tables from the evaluators' state, the stage timings and the loop's counts
     (``model_run``: the maps came from a model, so non-finite maps/logits were counted;
-    ``has_boxes``: the dataset has boxes, else the box metrics are NaN; ``choice``: the τ
-    of the run's threshold policy, default test_best)."""
-    numbers = scorer.summary()
-    numbers.update(policy_numbers(scorer, meta, choice))
+    ``choice``: the τ of the run's threshold policy, default test_best)."""
+    numbers = evaluator.evaluate()
+    numbers.update(policy_numbers(evaluator["boxes"], meta, choice))
     numbers["images_per_s"] = stats.n_images / stats.wall if stats.wall > 0 else float("nan")
     if model_run:
         numbers["n_nonfinite"] = stats.n_nonfinite
         numbers["n_size_mismatch"] = stats.n_size_mismatch
-    per_image, curves = scorer.per_image(), scorer.curves()
-    if scorer.region is not None:
-        numbers, per_image, curves = attach(numbers, per_image, curves, scorer.region)
-    else:
-        blank_region_metrics(numbers)
-    if scorer.faithfulness is not None:
-        numbers, per_image, curves = attach_faithfulness(numbers, per_image, curves, scorer)
-    if not has_boxes:
-        blank_box_metrics(numbers)
-    return EvalResult(summary_frame(numbers, meta), per_image, curves, timings,
-                      scorer=scorer if model_run else None)
+    return EvalResult(summary_frame(numbers, meta), evaluator.per_image(), evaluator.curves(), timings,
+                      evaluator=evaluator if model_run else None)
 
 
-def attach_faithfulness(numbers: dict, per_image: pd.DataFrame, curves: pd.DataFrame, scorer: RunScorer) -> tuple:
-    """The faithfulness numbers, per-image columns (before status/reason, in the scorer's image
-    order) and curve rows added to a run's tables."""
-    faith = scorer.faithfulness
-    numbers = {**numbers, **faith.summary()}
-    if len(per_image):
-        extra = faith.per_image(scorer.index)
-        tail = [c for c in ("status", "reason") if c in per_image.columns]
-        base = per_image.reset_index(drop=True)
-        per_image = pd.concat([base.drop(columns=tail), extra, base[tail]], axis=1)
-    rows = faith.curve_rows()
-    if rows is not None:
-        curves = pd.concat([curves, rows], ignore_index=True)
-    return numbers, per_image, curves
-
-
-def policy_numbers(scorer: RunScorer, meta: dict, choice: Optional[ThresholdChoice]) -> dict:
+def policy_numbers(boxes: BoxEvaluator, meta: dict, choice: Optional[ThresholdChoice]) -> dict:
     """The threshold-policy columns, where the classes came from, and the fingerprints of the
     policy's Loc numbers and of MaxBoxAccV2 (wsol.metrics.fingerprint)."""
-    fixed = float(scorer.evaluator.fixed_tau)
+    fixed = float(boxes.boxacc.fixed_tau)
     if choice is None:
-        choice = policy_choice(scorer, "test_best", fixed)
-    out = policy_columns(scorer, choice)
+        choice = policy_choice(boxes, "test_best", fixed)
+    out = policy_columns(boxes, choice)
     # images without a prediction are counted (as misses), never dropped; rows naming no image of the split too
-    out["n_missing_predictions"] = scorer.n_missing_predictions
+    out["n_missing_predictions"] = boxes.n_missing_predictions
     out["n_missing_boxes"] = 0
-    out["n_unknown_rows"] = scorer.predictions.n_unknown if scorer.predictions is not None else 0
-    out["classifier"] = "separate" if scorer.predictions is not None else ("same" if scorer.has_predictions else "none")
+    out["n_unknown_rows"] = boxes.predictions.n_unknown if boxes.predictions is not None else 0
+    out["classifier"] = "separate" if boxes.predictions is not None else ("same" if boxes.has_predictions else "none")
     protocol = get_protocol(meta.get("protocol", "wsoleval"))
     for col, metric in (("fingerprint_loc", "policy_top1_loc"), ("fingerprint_v2", "maxboxacc_v2")):
-        fp = measured_fingerprint(metric, protocol, choice.policy, out["classifier"], fixed, scorer.taus)
+        fp = measured_fingerprint(metric, protocol, choice.policy, out["classifier"], fixed, boxes.taus)
         out[col] = fp.text() if fp is not None else ""
     return out
 

@@ -28,12 +28,13 @@ import logging
 import os
 from typing import List, Optional, Tuple
 
-import numpy as np
 import pandas as pd
 import torch
 import torch.distributed as dist
 
 from wsol.errors import WsolError
+from wsol.evaluation.sharding import gather_state, shard_bounds
+from wsol.evaluation.timing import reduce_timings
 
 log = logging.getLogger(__name__)
 
@@ -44,11 +45,6 @@ def launched_by_torchrun() -> bool:
         return "RANK" in os.environ and int(os.environ.get("WORLD_SIZE", "1")) > 1
     except ValueError:
         return False
-
-
-def shard_bounds(n: int, world_size: int, rank: int) -> Tuple[int, int]:
-    """[start, stop) of rank's contiguous shard: sizes differ by at most one, union is 0..n."""
-    return rank * n // world_size, (rank + 1) * n // world_size
 
 
 def _init(device: str) -> Tuple[bool, str]:
@@ -70,49 +66,10 @@ def _init(device: str) -> Tuple[bool, str]:
     return created, str(dev)
 
 
-def _gather_state(scorer, device: str) -> None:
-    """Merge every rank's scorer state into ``scorer`` by its declared reductions: sums are
-    all-reduced, per-image lists all-gathered (rank order) and put back in dataset order."""
-    from wsol.metrics.state import merge_states
-
-    specs, local = scorer.state_specs(), scorer.state_dict()
-    merged = {}
-    for spec in specs:
-        v = local[spec.name]
-        if spec.reduce == "sum" and isinstance(v, torch.Tensor):
-            t = v.to(device) if device.startswith("cuda") else v.clone()
-            dist.all_reduce(t, op=dist.ReduceOp.SUM)
-            merged[spec.name] = t.cpu()
-        else:
-            parts: List[object] = [None] * dist.get_world_size()
-            dist.all_gather_object(parts, v)
-            merged[spec.name] = merge_states([spec], [{spec.name: p} for p in parts])[spec.name]
-    scorer.load_state_dict(merged)
-
-
-def reduce_timings(per_rank: List[pd.DataFrame]) -> Tuple[pd.DataFrame, pd.DataFrame]:
-    """(timings summed over ranks as documented above, all ranks' rows with a ``rank`` column)."""
-    frames = [df.assign(rank=r) for r, df in enumerate(per_rank) if df is not None and len(df)]
-    if not frames:
-        return pd.DataFrame(), pd.DataFrame()
-    allr = pd.concat(frames, ignore_index=True)
-    rows = []
-    for stage, g in allr.groupby("stage", sort=False):
-        if stage == "wall":
-            continue
-        rows.append({"stage": stage, "seconds": float(g.seconds.sum()), "images": int(g.images.sum()),
-                     "images_per_s": float(g.images_per_s.sum()),
-                     "median_batch_ms": float(np.median(g.median_batch_ms)),
-                     "batches": int(g.batches.sum()), "warmup_batches": int(g.warmup_batches.sum())})
-    out = pd.DataFrame(rows)
-    out["ranks"] = len(per_rank)
-    return out, allr
-
-
 def _run_shard(cfg, dataset, backbone, device: str, rank: int, world: int, stage: Optional[str] = None):
-    """Build, run the loop on this rank's shard; -> (built, scorer, timer, stats). Rank 0
+    """Build, run the loop on this rank's shard; -> (built, evaluator, timer, stats). Rank 0
     writes run.json into ``stage`` (the run's staging folder)."""
-    from wsol.engine.build import build, heatmap_writer, make_loader, make_localizer, make_scorer, write_run_config
+    from wsol.engine.build import build, loop_options, make_evaluator, make_loader, make_localizer, write_run_config
     from wsol.evaluation.loop import inference_context, inference_on_dataset
     from wsol.evaluation.timing import StageTimer
 
@@ -120,14 +77,11 @@ def _run_shard(cfg, dataset, backbone, device: str, rank: int, world: int, stage
     if rank == 0 and stage:
         write_run_config(cfg, b.dataset, b.backbone, folder=stage)
     lo, hi = shard_bounds(len(b.dataset), world, rank)
-    scorer, timer = make_scorer(b, cfg), StageTimer(b.device)
+    evaluator, timer = make_evaluator(b, cfg), StageTimer(b.device)
     with inference_context(b.backbone, cfg.channels_last):
-        b.runner.prepare(b.backbone)
-        stats = inference_on_dataset(b.backbone, make_loader(b, cfg, lo, hi), b.method, make_localizer(b, cfg, scorer),
-                                     scorer, timer, runner=b.runner, on_error=cfg.on_error,
-                                     exclude_skipped=cfg.exclude_skipped, save_maps=heatmap_writer(cfg.save_cams),
-                                     progress=cfg.progress and rank == 0, desc=f"{cfg.backbone}/{cfg.method}")
-    return b, scorer, timer, stats
+        stats = inference_on_dataset(b.runner, make_loader(b, cfg, lo, hi), evaluator,
+                                     make_localizer(b, cfg, evaluator), timer, loop_options(cfg, rank == 0))
+    return b, evaluator, timer, stats
 
 
 def _check_ranks(local_error: Optional[BaseException], world: int) -> None:
@@ -147,7 +101,7 @@ def _check_ranks(local_error: Optional[BaseException], world: int) -> None:
 
 def evaluate_distributed(cfg, dataset=None, backbone=None):
     """:func:`wsol.engine.run.evaluate` sharded over the torchrun ranks: each rank builds
-    the run, scores its shard in the inference loop, and the scorers' declared states are
+    the run, scores its shard in the inference loop, and the evaluators' declared states are
     merged; every rank returns the same result and rank 0 writes the CSVs (into a staging
     folder that replaces an earlier run's files only when the run finishes)."""
     from wsol.engine.build import staged_run
@@ -167,11 +121,11 @@ def _evaluate_ranks(cfg, dataset, backbone, created: bool, device: str, rank: in
 
     try:
         try:
-            b, scorer, timer, stats = _run_shard(cfg, dataset, backbone, device, rank, world, stage)
+            b, evaluator, timer, stats = _run_shard(cfg, dataset, backbone, device, rank, world, stage)
         except Exception as e:  # tell the other ranks instead of leaving them in a collective
             _check_ranks(e, world)
         _check_ranks(None, world)
-        _gather_state(scorer, device)
+        gather_state(evaluator, device)
         local = (pd.DataFrame(timer.rows()) if stats.n_images else None, stats.wall if stats.n_images else None,
                  stats.n_nonfinite, stats.size_notes)
         parts: List[tuple] = [None] * world  # type: ignore[list-item]
@@ -187,7 +141,7 @@ def _evaluate_ranks(cfg, dataset, backbone, created: bool, device: str, rank: in
     timings.loc[len(timings)] = wall_row(stats.wall, n, int(timings.set_index("stage").batches.get("total", 0)),
                                          ranks=world)
     meta = run_meta(cfg, len(b.taus), f"{world} x {device_name(torch.device(device))}")
-    res = result_tables(scorer, timings, stats, meta, b.dataset.has_boxes)
+    res = result_tables(evaluator, timings, stats, meta)
     if rank == 0 and stage:
         write_csv_atomic(per_rank, os.path.join(stage, "timings_per_rank.csv"))
         write_run(stage, res.tables())

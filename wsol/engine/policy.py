@@ -18,7 +18,8 @@ from wsol.datasets.base import WsolDataset, build_dataset
 from wsol.datasets.splits import split_holdout
 from wsol.engine.config import EvalConfig
 from wsol.errors import DataError
-from wsol.evaluation.scoring import RunScorer, policy_choice
+from wsol.evaluation.box_evaluator import BoxEvaluator
+from wsol.evaluation.scoring import policy_choice
 from wsol.metrics.threshold_policy import SELECTION_POLICIES, ThresholdChoice
 
 log = logging.getLogger(__name__)
@@ -48,14 +49,15 @@ def selection_source(cfg: EvalConfig) -> str:
     return f"{cfg.tau_holdout:g} of each class of {cfg.dataset}/train (seed {cfg.seed})"
 
 
-def choose(cfg: EvalConfig, scorer: RunScorer, test: WsolDataset,
-           score_selection: Callable[[WsolDataset], RunScorer]) -> ThresholdChoice:
-    """The τ of ``cfg.tau_policy`` for the run in ``scorer``; ``score_selection(ds)`` scores
-    the selection set with the run's model or heatmaps (called only when the policy needs it)."""
+def choose(cfg: EvalConfig, boxes: BoxEvaluator, test: WsolDataset,
+           score_selection: Callable[[WsolDataset], BoxEvaluator]) -> ThresholdChoice:
+    """The τ of ``cfg.tau_policy`` for the run whose box evaluator is ``boxes``;
+    ``score_selection(ds)`` scores the selection set with the run's model or heatmaps (called
+    only when the policy needs it) and returns its box evaluator."""
     sel = selection_dataset(cfg, test)
     selection = None
     if sel is not None:
         log.info("tau policy %s: scoring %d selection images (%s)", cfg.tau_policy, len(sel), selection_source(cfg))
         selection = score_selection(sel)
-    return policy_choice(scorer, cfg.tau_policy, cfg.fixed_tau, selection,
-                       selection_source(cfg) if sel is not None else "")
+    return policy_choice(boxes, cfg.tau_policy, cfg.fixed_tau, selection,
+                         selection_source(cfg) if sel is not None else "")

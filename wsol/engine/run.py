@@ -4,7 +4,7 @@
 :func:`evaluate` builds the run's objects from an :class:`EvalConfig`
 (:mod:`wsol.engine.build`), runs :func:`wsol.evaluation.loop.inference_on_dataset` over them and
 writes the tables; under torchrun it hands over to :mod:`wsol.engine.distributed`, which
-does the same on each rank's shard and merges the scorers' declared state.
+does the same on each rank's shard and merges the evaluators' declared state.
 """
 from __future__ import annotations
 
@@ -16,27 +16,27 @@ from typing import Optional
 
 import numpy as np
 import pandas as pd
-from tqdm import tqdm
 
 from wsol.datasets.base import WsolDataset
 from wsol.datasets.wsoleval import image_size
-from wsol.engine.build import (RUN_OUTPUTS, EvalResult, build, claim_run_dir, device_name, heatmap_writer,
-                               interrupted_note, load_predictions, load_split, loop_timings, make_loader,
-                               make_localizer,
-                               make_scorer, resolve_device, result_tables, run_meta, save_heatmaps,
-                               staged_run, write_run_config)
+from wsol.engine.build import (RUN_OUTPUTS, EvalResult, build, claim_run_dir, device_name, interrupted_note,
+                               load_predictions, load_split, loop_options, loop_timings, make_evaluator,
+                               make_loader, make_localizer, resolve_device, result_tables, run_meta,
+                               save_heatmaps, staged_run, write_run_config)
 from wsol.engine.config import EvalConfig, check_config
 from wsol.engine.exports import export_outputs
 from wsol.engine.policy import choose
-from wsol.evaluation.loop import LoopStats, inference_context, inference_on_dataset
-from wsol.evaluation.region_scoring import RegionScorer
-from wsol.evaluation.scoring import RunScorer
+from wsol.evaluation.box_evaluator import BoxEvaluator
+from wsol.evaluation.evaluator import DatasetEvaluators
+from wsol.evaluation.loop import Localizer, LoopOptions, LoopStats, inference_context, inference_on_dataset
+from wsol.evaluation.records import ScoredBatch
+from wsol.evaluation.region_scoring import MaskEvaluator, PointingEvaluator
+from wsol.evaluation.run_evaluators import run_evaluators
+from wsol.evaluation.runners import HeatmapRunner, heatmap_loader, load_heatmap
 from wsol.evaluation.timing import StageTimer
 from wsol.errors import DataError, RunInterrupted, WsolError
-from wsol.localize.maps import MAP_SIZE
 from wsol.localize.protocols import get_protocol
 from wsol.report.csv import write_run
-from wsol.utils.io import confined_path, load_npy
 from wsol.utils.outdirs import fresh_dir
 
 log = logging.getLogger(__name__)
@@ -62,72 +62,27 @@ def evaluate(cfg: EvalConfig, dataset: Optional[WsolDataset] = None, backbone=No
         b = build(cfg, dataset, backbone)
         if stage:
             write_run_config(cfg, b.dataset, b.backbone, folder=stage)
-        scorer, timer = make_scorer(b, cfg), StageTimer(b.device)
+        evaluator, timer = make_evaluator(b, cfg), StageTimer(b.device)
         with inference_context(b.backbone, cfg.channels_last):
-            b.runner.prepare(b.backbone)
             try:
-                stats = inference_on_dataset(b.backbone, make_loader(b, cfg), b.method,
-                                             make_localizer(b, cfg, scorer), scorer, timer, runner=b.runner,
-                                             on_error=cfg.on_error, exclude_skipped=cfg.exclude_skipped,
-                                             save_maps=heatmap_writer(cfg.save_cams), progress=cfg.progress,
-                                             desc=f"{cfg.backbone}/{cfg.method}")
+                stats = inference_on_dataset(b.runner, make_loader(b, cfg), evaluator,
+                                             make_localizer(b, cfg, evaluator), timer, loop_options(cfg))
             except KeyboardInterrupt:
-                raise RunInterrupted(interrupted_note(cfg, len(scorer.rows), len(b.dataset))) from None
-        choice = choose(cfg, scorer, b.dataset, lambda sel: _selection_scorer(cfg, sel, b.backbone))
+                raise RunInterrupted(interrupted_note(cfg, len(evaluator["boxes"].rows), len(b.dataset))) from None
+        choice = choose(cfg, evaluator["boxes"], b.dataset, lambda sel: _selection_boxes(cfg, sel, b.backbone))
         meta = run_meta(cfg, len(b.taus), device_name(b.device))
-        res = result_tables(scorer, loop_timings(timer, stats), stats, meta, b.dataset.has_boxes, choice=choice)
-        export_outputs(cfg, scorer, choice, b.dataset, b.protocol)
+        res = result_tables(evaluator, loop_timings(timer, stats), stats, meta, choice=choice)
+        export_outputs(cfg, evaluator["boxes"], choice, b.dataset, b.protocol)
         if stage:
             write_run(stage, res.tables())
     return res
 
 
-def _selection_scorer(cfg: EvalConfig, selection: WsolDataset, backbone) -> RunScorer:
+def _selection_boxes(cfg: EvalConfig, selection: WsolDataset, backbone) -> BoxEvaluator:
     """The run's model scored on the threshold policy's selection set (nothing written)."""
     sub = replace(cfg, out=None, save_cams=None, save_boxes=None, save_predictions=None, predictions=None,
                   tau_policy="test_best", tau_source=None, tau_holdout=None, limit=None, distributed="off")
-    return evaluate(sub, dataset=selection, backbone=backbone).scorer
-
-
-def load_heatmap(path: str) -> np.ndarray:
-    """Read one exported heatmap and check it is a finite 224x224 array in [0, 1]."""
-    if not os.path.isfile(path):
-        raise DataError("missing heatmap", path=path)
-    m = load_npy(path, "heatmap")
-    if m.shape != (MAP_SIZE, MAP_SIZE):
-        raise DataError(f"heatmap must be {MAP_SIZE}x{MAP_SIZE}, got {m.shape}", path=path)
-    if m.dtype.kind not in "fiu":
-        raise DataError(f"heatmap must hold numbers, not {m.dtype}", path=path)
-    if not np.isfinite(m).all() or m.min() < 0 or m.max() > 1:
-        raise DataError("heatmap values must be finite and in [0, 1]", path=path)
-    # kept in the precision it comes in: float64 stays float64 (quantize works in float64)
-    return m if m.dtype.kind == "f" else m.astype(np.float64)
-
-
-def _heatmap_batches(ds: WsolDataset, cams_dir: str, protocol, taus: np.ndarray, cfg: EvalConfig,
-                     scorer: RunScorer, timer: StageTimer, desc: str = "score") -> None:
-    """Every image of ``ds``: read ``<cams_dir>/<image_id>.npy``, localize, add to ``scorer``."""
-    bs = max(cfg.batch_size, 1)
-    for b0 in tqdm(range(0, len(ds), bs), desc=desc, unit="batch", disable=not cfg.progress):
-        batch = ds.samples[b0:b0 + bs]
-        with timer.stage("data", len(batch)):
-            maps, gts, good = [], [], []
-            for s in batch:
-                try:
-                    maps.append(load_heatmap(confined_path(cams_dir, s.image_id, ".npy")))
-                    # a sample without boxes (OpenImages: masks only) needs no size to scale them
-                    gts.append(protocol.gt_boxes(s.boxes, image_size(s) if len(s.boxes) else (1, 1)))
-                    good.append(s)
-                except DataError as e:
-                    if cfg.on_error != "skip":
-                        raise DataError(f"{e}  (use --on-error skip to record it and go on)") from None
-                    maps, gts = maps[:len(good)], gts[:len(good)]
-                    scorer.add_skipped(s.image_id, s.label, str(e), cfg.exclude_skipped)
-        with timer.stage("localize", len(batch)):
-            locs = protocol.localize_maps(maps, gts, taus, cfg.sweep)
-        with timer.stage("metrics", len(batch)):
-            scorer.add([s.image_id for s in good], [s.label for s in good], locs, None, samples=good, maps=maps,
-                       gts=gts)
+    return evaluate(sub, dataset=selection, backbone=backbone).boxes
 
 
 def _score_protocol(cfg: EvalConfig):
@@ -138,9 +93,19 @@ def _score_protocol(cfg: EvalConfig):
     return protocol
 
 
+def _score_heatmaps(samples, cams_dir: str, cfg: EvalConfig, protocol, evaluator, timer: StageTimer,
+                    desc: str = "score") -> LoopStats:
+    """The heatmaps of ``samples`` through the inference loop into ``evaluator``."""
+    localizer = Localizer(protocol, protocol.thresholds(cfg.cam_step), cfg.sweep, keep_maps=evaluator.uses_maps)
+    opts = LoopOptions(on_error=cfg.on_error, exclude_skipped=cfg.exclude_skipped, progress=cfg.progress, desc=desc)
+    return inference_on_dataset(HeatmapRunner(), heatmap_loader(samples, cams_dir, cfg.batch_size), evaluator,
+                                localizer, timer, opts)
+
+
 def score(cams_dir: str, cfg: EvalConfig, dataset: Optional[WsolDataset] = None) -> EvalResult:
     """Score heatmaps computed anywhere: ``<cams_dir>/<image_id>.npy`` for each image (class
-    predictions from ``cfg.predictions`` when given; τ by ``cfg.tau_policy``)."""
+    predictions from ``cfg.predictions`` when given; τ by ``cfg.tau_policy``), through the same
+    loop and evaluators as ``evaluate`` (the heatmap files are the runner)."""
     check_config(cfg)
     with staged_run(cfg.out) as stage:  # an earlier run's results stay until this one finishes
         ds = load_split(cfg, dataset)
@@ -149,31 +114,28 @@ def score(cams_dir: str, cfg: EvalConfig, dataset: Optional[WsolDataset] = None)
         protocol = _score_protocol(cfg)
         taus = protocol.thresholds(cfg.cam_step)
         predictions = load_predictions(cfg, ds)
-        scorer = RunScorer(taus, cfg.fixed_tau, has_predictions=predictions is not None,
-                           region=RegionScorer(taus, ds.has_masks, cfg.pointing_tolerance), predictions=predictions)
+        evaluator = run_evaluators(taus, cfg.fixed_tau, has_predictions=predictions is not None,
+                                   predictions=predictions, has_boxes=ds.has_boxes, has_masks=ds.has_masks,
+                                   pointing_tolerance=cfg.pointing_tolerance)
         _check_limited_heatmaps(cams_dir, ds, cfg)
         timer = StageTimer("cpu")
-        t_start = time.perf_counter()
         if stage:
             write_run_config(cfg, ds, folder=stage)
         try:  # Ctrl-C: say how far it got
-            _heatmap_batches(ds, cams_dir, protocol, taus, cfg, scorer, timer)
+            stats = _score_heatmaps(ds.samples, cams_dir, cfg, protocol, evaluator, timer)
 
-            def selection(sel: WsolDataset) -> RunScorer:
-                sel_scorer = RunScorer(taus, cfg.fixed_tau, has_predictions=False)
-                _heatmap_batches(sel, cams_dir, protocol, taus, cfg, sel_scorer, StageTimer("cpu"), desc="selection")
-                return sel_scorer
+            def selection(sel: WsolDataset) -> BoxEvaluator:
+                sel_eval = run_evaluators(taus, cfg.fixed_tau, has_predictions=False, region=False)
+                _score_heatmaps(sel.samples, cams_dir, cfg, protocol, sel_eval, StageTimer("cpu"), desc="selection")
+                return sel_eval["boxes"]
 
-            choice = choose(cfg, scorer, ds, selection)
+            choice = choose(cfg, evaluator["boxes"], ds, selection)
         except KeyboardInterrupt:
-            raise RunInterrupted(interrupted_note(cfg, len(scorer.rows), len(ds))) from None
-        stats = LoopStats(len(ds), 0, time.perf_counter() - t_start)
-        timer.add("total", stats.wall, len(ds))
+            raise RunInterrupted(interrupted_note(cfg, len(evaluator["boxes"].rows), len(ds))) from None
         meta = run_meta(cfg, len(taus), "cpu")
         meta.update({"backbone": "", "weights": "",
                      "method": f"heatmaps:{os.path.basename(os.path.normpath(cams_dir))}"})
-        res = result_tables(scorer, pd.DataFrame(timer.rows()), stats, meta, ds.has_boxes, model_run=False,
-                            choice=choice)
+        res = result_tables(evaluator, pd.DataFrame(timer.rows()), stats, meta, model_run=False, choice=choice)
         if stage:
             write_run(stage, res.tables())
     return res
@@ -202,17 +164,19 @@ def score_boxes(boxes_path: str, cfg: EvalConfig, dataset: Optional[WsolDataset]
     protocol = get_protocol(cfg.protocol)
     given = read_boxes(boxes_path, [s.image_id for s in ds.samples])
     predictions = load_predictions(cfg, ds)
-    scorer = RunScorer(NO_TAU, cfg.fixed_tau, has_predictions=predictions is not None,
-                       box_dtype=protocol.box_dtype, predictions=predictions)
+    boxes = BoxEvaluator(NO_TAU, cfg.fixed_tau, has_predictions=predictions is not None,
+                         box_dtype=protocol.box_dtype, predictions=predictions, has_boxes=ds.has_boxes)
+    evaluator = DatasetEvaluators([boxes], {**MaskEvaluator.blank(), **PointingEvaluator.blank()})
     if cfg.out:
         write_run_config(cfg, ds, given_boxes=True)
     t_start, n_missing = time.perf_counter(), 0
-    for s in ds.samples:
-        boxes = given.select(s.image_id, cfg.box_rule)
-        n_missing += boxes is None
+    for k, s in enumerate(ds.samples):
+        pred = given.select(s.image_id, cfg.box_rule)
+        n_missing += pred is None
         size = image_size(s)
-        loc = localize_given(boxes, protocol.gt_boxes(s.boxes, size), size, protocol)
-        scorer.add([s.image_id], [s.label], [loc], None, status=["ok" if boxes is not None else "no_box"])
+        loc = localize_given(pred, protocol.gt_boxes(s.boxes, size), size, protocol)
+        evaluator.process(ScoredBatch([s.image_id], np.array([s.label], np.int64), [k], [loc],
+                                      status=["ok" if pred is not None else "no_box"]))
     if n_missing:
         log.warning("%s: %d of %d images have no box (scored as misses, n_missing_boxes)", boxes_path, n_missing,
                     len(ds))
@@ -225,7 +189,7 @@ def score_boxes(boxes_path: str, cfg: EvalConfig, dataset: Optional[WsolDataset]
                  "n_unknown_rows": given.n_unknown + (predictions.n_unknown if predictions else 0)})
     choice = ThresholdChoice(GIVEN_BOXES, 0, float("nan"), os.path.abspath(boxes_path), 0)
     timings = pd.DataFrame([{"stage": "total", "seconds": stats.wall, "images": len(ds)}])
-    res = result_tables(scorer, timings, stats, meta, ds.has_boxes, model_run=False, choice=choice)
+    res = result_tables(evaluator, timings, stats, meta, model_run=False, choice=choice)
     for c in BOX_FREE_COLUMNS:
         res.summary[c] = float("nan") if c != "fingerprint_v2" else ""
     res.summary["n_unknown_rows"] = meta["n_unknown_rows"]

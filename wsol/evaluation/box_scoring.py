@@ -1,5 +1,5 @@
 """Given boxes (from any method, in original pixels) -> the per-image localization the
-scorer takes: one 'τ' (there is no threshold), both box modes holding the same IoU
+box evaluator takes: one 'τ' (there is no threshold), both box modes holding the same IoU
 (docs/protocol.md, Bring your own outputs).
 
 The predicted boxes go through the protocol's own ground-truth rule (:meth:`Protocol.gt_boxes`:

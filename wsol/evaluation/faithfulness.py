@@ -1,4 +1,4 @@
-"""The faithfulness scorer (docs/protocol.md, "Faithfulness"): runs the perturbed forward
+"""The faithfulness evaluator (docs/protocol.md, "Faithfulness"): runs the perturbed forward
 passes of a batch on the model's device and hands the class scores to the metrics of
 :mod:`wsol.metrics.faithfulness`.
 
@@ -18,11 +18,12 @@ import pandas as pd
 import torch
 
 from wsol.errors import WsolError
+from wsol.evaluation.evaluator import DatasetEvaluator
+from wsol.evaluation.records import ForwardBatch, ScoredBatch
 from wsol.evaluation import perturbation as P
 from wsol.localize.maps import postprocess_batch
 from wsol.metrics.faithfulness import (BASELINES, FAITHFULNESS_METRICS, ROAD_PERCENTILES, ConfidenceEvaluator,
                                        CurveEvaluator, RoadEvaluator, perturbation_counts, removal_count)
-from wsol.metrics.state import StateSpec
 
 #: (class score [B], top-1 hit [B]) of a batch of model inputs
 ScoreFn = Callable[[torch.Tensor], Tuple[np.ndarray, np.ndarray]]
@@ -101,90 +102,106 @@ class _Batch:
         return self.ranks[patch]
 
 
-class FaithfulnessScorer:
+class FaithfulnessEvaluator(DatasetEvaluator):
     """Streaming faithfulness state for the chosen metrics, plus one row per image.
 
-    Its state is declared (:meth:`state_specs`); rows carry the image's dataset position so
-    they can be put in the run's order."""
+    It works on the model's inputs (:meth:`process_forward`, right after the forward pass);
+    :meth:`process` only records the skipped images. Its state is declared: the per-image
+    rows with their dataset positions, the metrics' sums, and the number of perturbable
+    positions of the inputs (which sets the deletion/insertion fractions; a union, so a shard
+    without images takes it from the others)."""
+
+    name = "faithfulness"
+    uses_forward = True
 
     def __init__(self, options: FaithfulnessOptions):
+        super().__init__()
         self.options = options
-        self.confidence = ConfidenceEvaluator() if "avg_drop" in options.metrics else None
-        self.road = RoadEvaluator(options.road_percentiles) if "road" in options.metrics else None
-        self.curves: Dict[str, CurveEvaluator] = {}
-        self.fractions: Optional[np.ndarray] = None
-        self.rows: List[dict] = []
+        self.confidence = self.add_metric(ConfidenceEvaluator()) if "avg_drop" in options.metrics else None
+        self.curve_evs: Dict[str, CurveEvaluator] = {k: self.add_metric(CurveEvaluator(k)) for k in self._curve_kinds()}
+        self.road = self.add_metric(RoadEvaluator(options.road_percentiles)) if "road" in options.metrics else None
+        self.add_state("faith_rows", [], "cat", "per-image faithfulness columns (dicts)", per_image=True)
+        self.add_state("index", [], "cat", "int per image: position in the dataset", per_image=True)
+        self.add_state("curve_positions", set(), "union", "perturbable positions of an input (one value)")
 
     # ------------------------------------------------------------ declared state
     def _curve_kinds(self) -> List[str]:
         return [k for k in ("deletion", "insertion") if k in self.options.metrics]
 
-    def _ensure_curves(self, n_positions: int) -> None:
-        if self.fractions is None:
-            counts = perturbation_counts(n_positions, self.options.steps)
-            self.counts, self.fractions = counts, counts / n_positions
-            self.curves = {k: CurveEvaluator(k, self.fractions) for k in self._curve_kinds()}
+    @property
+    def counts(self) -> np.ndarray:
+        """Positions perturbed at each point of the curves."""
+        return perturbation_counts(next(iter(self.curve_positions)), self.options.steps)
 
-    def state_specs(self) -> Tuple[StateSpec, ...]:
-        specs: Tuple[StateSpec, ...] = (StateSpec("faith_rows", "cat", "per-image faithfulness columns (dicts)"),)
-        if self.confidence is not None:
-            specs += ConfidenceEvaluator.STATE
-        for k in self._curve_kinds():
-            specs += (StateSpec(f"{k}_curve_sum", "sum"), StateSpec(f"{k}_auc_sum", "sum"), StateSpec(f"{k}_n", "sum"))
-        if self.road is not None:
-            specs += RoadEvaluator.STATE
-        return specs
+    def _set_fractions(self, n_positions: Optional[int] = None) -> None:
+        """The curves' fractions from the inputs' perturbable positions (once known)."""
+        if n_positions is not None:
+            self.curve_positions.add(int(n_positions))
+        if len(self.curve_positions) > 1:
+            raise WsolError(f"faithfulness: inputs of different sizes ({sorted(self.curve_positions)} positions)")
+        if self.curve_positions:
+            n = next(iter(self.curve_positions))
+            for ev in self.curve_evs.values():
+                if ev.fractions is None:
+                    ev.fractions = self.counts / n
 
-    def state_dict(self) -> dict:
-        out: dict = {"faith_rows": self.rows}
-        if self.confidence is not None:
-            out.update(self.confidence.state)
-        for k in self._curve_kinds():
-            out.update(self.curves[k].state if k in self.curves else {f"{k}_curve_sum": None, f"{k}_auc_sum": 0.0,
-                                                                         f"{k}_n": 0})
-        if self.road is not None:
-            out.update(self.road.state)
-        return out
+    def load_state_dict(self, state: dict) -> None:
+        super().load_state_dict(state)
+        self._set_fractions()
 
-    def load_state_dict(self, state: dict, n_positions: Optional[int] = None) -> None:
-        self.rows = list(state["faith_rows"])
-        if self.confidence is not None:
-            self.confidence.state = {s.name: state[s.name] for s in ConfidenceEvaluator.STATE}
-        if self.road is not None:
-            self.road.state = {s.name: state[s.name] for s in RoadEvaluator.STATE}
-        for k in self._curve_kinds():
-            if state.get(f"{k}_curve_sum") is not None and k in self.curves:
-                self.curves[k].state = {n: state[n] for n in (f"{k}_curve_sum", f"{k}_auc_sum", f"{k}_n")}
+    def reset(self) -> None:
+        super().reset()
+        for ev in self.curve_evs.values():
+            ev.fractions = None
+            ev.reset()
 
     # ------------------------------------------------------------ update
-    def process(self, score: ScoreFn, images: torch.Tensor, maps: torch.Tensor, original: np.ndarray,
+    def process_forward(self, batch: ForwardBatch) -> None:
+        """A batch after the run's forward pass: the perturbed passes on the normalized maps."""
+        h, w = batch.images.shape[-2:]
+        maps = torch.from_numpy(normalized_maps(batch.cams, h, w)).to(batch.images.device, torch.float32)
+        lab = batch.labels.to(batch.images.device)
+        original = torch.softmax(torch.from_numpy(np.asarray(batch.logits, np.float32)), dim=1)
+        original = original.gather(1, lab.cpu().view(-1, 1)).squeeze(1).double().numpy()
+        self.perturb(class_scorer(batch.logits_fn, lab), batch.images, maps, original, batch.positions)
+
+    def process(self, batch: ScoredBatch) -> None:
+        """Images that could not be scored: a row of NaN each, left out of every mean."""
+        if batch.skipped:
+            for index in batch.indices:
+                self.index.append(int(index))
+                self.faith_rows.append({})
+
+    def perturb(self, score: ScoreFn, images: torch.Tensor, maps: torch.Tensor, original: np.ndarray,
                 positions: Sequence[int]) -> None:
         """A batch: model inputs and normalized maps [B, H, W] on the model's device, the class
         scores of the run's own forward pass, the images' dataset positions."""
         if len(images) == 0:
             return
         b = _Batch(images, maps.to(images.device), np.asarray(original, dtype=np.float64), list(positions))
-        rows: List[dict] = [{"_index": int(i), "class_score": float(s)} for i, s in zip(b.positions, b.original)]
+        rows: List[dict] = [{"class_score": float(s)} for s in b.original]
         if self.confidence is not None:
             masked, _ = score(P.masked_by_map(b.images, b.maps))
             drop, inc = self.confidence.process(b.original, masked)
             for r, m, d, c in zip(rows, masked, drop, inc):
                 r.update(masked_score=float(m), conf_drop=100.0 * float(d), conf_increase=bool(c))
-        if self._curve_kinds():
+        if self.curve_evs:
             self._process_curves(score, b, rows)
         if self.road is not None:
             self._process_road(score, b, rows)
-        self.rows.extend(rows)
+        self.index.extend(int(i) for i in b.positions)
+        self.faith_rows.extend(rows)
 
     def _process_curves(self, score: ScoreFn, b: _Batch, rows: List[dict]) -> None:
         o = self.options
         h, w = b.images.shape[-2:]
         P.check_patch(o.patch, h, w)
-        self._ensure_curves((h // o.patch) * (w // o.patch))
+        self._set_fractions((h // o.patch) * (w // o.patch))
         ranks = b.ranks_for(o.patch)
-        base = {k: P.make_baseline(b.images, getattr(o, f"{k}_baseline")) for k in self.curves}
-        counts, last = self.counts, len(self.counts) - 1
-        curves = {k: np.zeros((len(b.images), len(counts))) for k in self.curves}
+        base = {k: P.make_baseline(b.images, getattr(o, f"{k}_baseline")) for k in self.curve_evs}
+        counts = self.counts
+        last = len(counts) - 1
+        curves = {k: np.zeros((len(b.images), len(counts))) for k in self.curve_evs}
         shared = None  # the all-baseline input, when deletion and insertion share a baseline
         if "deletion" in curves:
             curves["deletion"][:, 0] = b.original
@@ -201,7 +218,7 @@ class FaithfulnessScorer:
                 top = P.top_mask(ranks, int(counts[j]), h, w, o.patch)
                 curves["insertion"][:, j] = score(P.blend(b.images, base["insertion"], ~top))[0]
         for k, c in curves.items():
-            auc = self.curves[k].process(c)
+            auc = self.curve_evs[k].process(c)
             for r, a in zip(rows, auc):
                 r[f"{k}_auc"] = float(a)
 
@@ -223,36 +240,32 @@ class FaithfulnessScorer:
             r.update(road_morf=float(res["morf"][i].mean()), road_lerf=float(res["lerf"][i].mean()),
                      road_combined=float(combined[i]))
 
-    def add_skipped(self, index: int) -> None:
-        """An image that could not be scored: a row of NaN, left out of every mean."""
-        self.rows.append({"_index": int(index)})
-
     # ------------------------------------------------------------ compute
-    def summary(self) -> dict:
+    def evaluate(self) -> dict:
         """The metrics' numbers and the options they were computed with."""
         out: dict = dict(self.options.record())
         if self.confidence is not None:
             out.update(self.confidence.evaluate())
-        for k in self._curve_kinds():
-            out[f"{k}_auc"] = self.curves[k].evaluate()[f"{k}_auc"] if k in self.curves else float("nan")
+        for k, ev in self.curve_evs.items():
+            out[f"{k}_auc"] = ev.evaluate()[f"{k}_auc"]
         if self.road is not None:
             out.update({k: v for k, v in self.road.evaluate().items() if not k.endswith("_curve")})
-        out["n_faithfulness"] = sum(1 for r in self.rows if "class_score" in r)
+        out["n_faithfulness"] = sum(1 for r in self.faith_rows if "class_score" in r)
         return out
 
-    def per_image(self, order: Sequence[int]) -> pd.DataFrame:
-        """The per-image columns of the chosen metrics, rows in the dataset positions ``order``."""
-        by_index = {r["_index"]: r for r in self.rows}
-        cols = [c for c in PER_IMAGE_COLUMNS if any(c in r for r in self.rows)] or ["class_score"]
-        return pd.DataFrame([{c: by_index.get(int(i), {}).get(c, np.nan) for c in cols} for i in order],
-                            columns=cols)
+    def per_image(self) -> pd.DataFrame:
+        """The per-image columns of the chosen metrics, indexed by dataset position."""
+        cols = [c for c in PER_IMAGE_COLUMNS if any(c in r for r in self.faith_rows)] or ["class_score"]
+        return pd.DataFrame([{c: r.get(c, np.nan) for c in cols} for r in self.faith_rows], columns=cols,
+                            index=pd.Index(self.index))
 
-    def curve_rows(self) -> Optional[pd.DataFrame]:
+    def curves(self) -> Optional[pd.DataFrame]:
         """curves.csv rows: mode deletion / insertion (fraction, mean class score) and
         road_morf / road_lerf (fraction removed, mean class score, top-1 accuracy %)."""
         parts = []
-        for k, ev in self.curves.items():
-            parts.append(pd.DataFrame({"mode": k, "fraction": ev.fractions, "score": ev.evaluate()[f"{k}_curve"]}))
+        for k, ev in self.curve_evs.items():
+            if ev.fractions is not None:
+                parts.append(pd.DataFrame({"mode": k, "fraction": ev.fractions, "score": ev.evaluate()[f"{k}_curve"]}))
         if self.road is not None:
             r = self.road.evaluate()
             for k in ("road_morf", "road_lerf"):
@@ -278,15 +291,3 @@ def normalized_maps(cams: np.ndarray, height: int, width: int) -> np.ndarray:
     if height != width:
         raise WsolError(f"faithfulness needs square model inputs, got {height}x{width}")
     return postprocess_batch(cams, height)
-
-
-def score_batch(faith: FaithfulnessScorer, forward: Callable[[torch.Tensor], torch.Tensor], images: torch.Tensor,
-                labels: torch.Tensor, cams: np.ndarray, logits: np.ndarray, positions: Sequence[int]) -> None:
-    """One batch of the inference loop into ``faith``: ``images`` and ``labels`` on the model's
-    device, the raw maps and the logits of the run's own forward pass (numpy)."""
-    h, w = images.shape[-2:]
-    maps = torch.from_numpy(normalized_maps(cams, h, w)).to(images.device, torch.float32)
-    lab = labels.to(images.device)
-    original = torch.softmax(torch.from_numpy(np.asarray(logits, np.float32)), dim=1)
-    original = original.gather(1, lab.cpu().view(-1, 1)).squeeze(1).double().numpy()
-    faith.process(class_scorer(forward, lab), images, maps, original, positions)

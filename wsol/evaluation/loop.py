@@ -1,5 +1,7 @@
-"""The inference loop, after detectron2's ``inference_on_dataset``: built objects in (backbone,
-loader, method, localizer, scorer, timer), no config; the scorer holds the results.
+"""The inference loop, after detectron2's ``inference_on_dataset``: built objects in (runner,
+loader, evaluator, localizer, timer), no config; the evaluator holds the results. The runner
+is the model or heatmap files (:mod:`wsol.evaluation.runners`), so ``wsol evaluate`` and
+``wsol score`` go through the same loop.
 
 :func:`inference_context` puts a backbone in evaluation mode without parameter gradients
 (and channels_last when asked) and gives it back exactly as it came in. :class:`Localizer`
@@ -21,11 +23,10 @@ import torch
 from tqdm import tqdm
 
 from wsol.datasets.base import Sample
-from wsol.evaluation.faithfulness import score_batch
-from wsol.evaluation.fastpath import FastPath
-from wsol.evaluation.scoring import RunScorer
+from wsol.evaluation.evaluator import DatasetEvaluator
+from wsol.evaluation.records import ForwardBatch, ScoredBatch
 from wsol.evaluation.timing import StageTimer
-from wsol.errors import DataError, WsolError
+from wsol.errors import DataError
 from wsol.localize.protocols import Protocol
 
 log = logging.getLogger(__name__)
@@ -57,11 +58,15 @@ def inference_context(backbone: torch.nn.Module, channels_last: bool = False) ->
         backbone.train(was_training)
 
 
-def _localize_job(protocol: Protocol, cams: np.ndarray, gts: List[np.ndarray], sizes: List[Tuple[int, int]],
-                  taus: np.ndarray, sweep: str, keep_maps: bool):
-    """Worker-pool job: raw maps -> (localizations, normalized maps or None, seconds)."""
+def _localize_job(protocol: Protocol, cams, gts: List[np.ndarray], sizes: List[Tuple[int, int]],
+                  taus: np.ndarray, sweep: str, keep_maps: bool, normalized: bool = False):
+    """Worker-pool job: raw maps -> (localizations, normalized maps or None, seconds);
+    ``normalized``: the maps are already normalized on the 224 grid (heatmap files), kept as they are."""
     t0 = time.perf_counter()
-    locs, maps = protocol.localize(cams, gts, sizes, taus, sweep, keep_maps)
+    if normalized:
+        locs, maps = protocol.localize_maps(cams, gts, taus, sweep), (cams if keep_maps else None)
+    else:
+        locs, maps = protocol.localize(cams, gts, sizes, taus, sweep, keep_maps)
     return locs, maps, time.perf_counter() - t0
 
 
@@ -77,9 +82,11 @@ class Localizer:
         self.pool: Optional[ProcessPoolExecutor] = ProcessPoolExecutor(self.workers) if self.workers > 0 else None
         self.pending: Deque[Tuple[Future, object]] = deque()
 
-    def submit(self, cams: np.ndarray, gts: List[np.ndarray], sizes: List[Tuple[int, int]], tag: object) -> None:
-        """Queue a batch; ``tag`` comes back with its result."""
-        args = (self.protocol, cams, gts, sizes, self.taus, self.sweep, self.keep_maps)
+    def submit(self, cams, gts: List[np.ndarray], sizes: List[Tuple[int, int]], tag: object,
+               normalized: bool = False) -> None:
+        """Queue a batch of raw maps (``normalized``: of normalized maps); ``tag`` comes back
+        with its result."""
+        args = (self.protocol, cams, gts, sizes, self.taus, self.sweep, self.keep_maps, normalized)
         if self.pool is None:
             fut: Future = Future()
             fut.set_result(_localize_job(*args))
@@ -103,7 +110,7 @@ class Localizer:
 
 @dataclass
 class LoopStats:
-    """What the loop counted besides the scorer's state."""
+    """What the loop counted besides the evaluator's state."""
 
     n_images: int
     n_nonfinite: int
@@ -142,112 +149,111 @@ def warn_size_mismatch(notes: List[str]) -> None:
                     len(notes), notes[0])
 
 
-def _forward_and_cam(runner: FastPath, method, backbone, images: torch.Tensor, labels: torch.Tensor,
-                     timer: StageTimer, batch_size: int) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """One batch through the model: (raw maps, logits, top-k classes) as numpy."""
-    n, k = len(images), None
-    try:
-        # The trunk never builds a graph; gradient methods differentiate the head alone
-        # on a leaf copy of the features (wsol.cams.gradcam.head_gradients).
-        with timer.stage("forward", n), torch.no_grad(), runner.autocast():
-            feats, logits = runner.forward(images)
-        with timer.stage("cam", n), torch.no_grad(), runner.autocast():
-            cams = method(backbone, images, feats, logits, labels)
-            # Only the raw low-res maps leave the device; the exact OpenCV upsample +
-            # sweep run in the CPU pool (why not on the GPU: wsol.evaluation.fastpath).
-            k = min(5, logits.shape[1])
-            return (cams.detach().float().cpu().numpy(), logits.detach().float().cpu().numpy(),
-                    logits.detach().float().topk(k, dim=1).indices.cpu().numpy())
-    except torch.cuda.OutOfMemoryError:
-        raise WsolError(f"CUDA out of memory at --batch-size {batch_size}; "
-                        f"try --batch-size {max(1, batch_size // 2)}") from None
+@dataclass
+class LoopOptions:
+    """How the loop treats what it meets: ``on_error`` 'fail' raises on an unreadable image,
+    'skip' records it (a miss, or left out of the denominators with ``exclude_skipped``);
+    ``save_maps(image_ids, maps)`` receives the normalized maps when the localizer keeps them;
+    a progress bar named ``desc``."""
+
+    on_error: str = "fail"
+    exclude_skipped: bool = False
+    save_maps: Optional[Callable[[Sequence[str], Sequence[np.ndarray]], None]] = None
+    progress: bool = False
+    desc: str = ""
 
 
-def _logits_fn(runner: FastPath) -> Callable[[torch.Tensor], torch.Tensor]:
-    """``batch -> logits`` through the run's forward path (its autocast included)."""
-    def logits(x: torch.Tensor) -> torch.Tensor:
-        with torch.no_grad(), runner.autocast():
-            return runner.forward(x)[1]
-    return logits
-
-
-def _statuses(cams: np.ndarray, logits: np.ndarray) -> List[str]:
-    """'ok', or why an image's map will be all zeros (non-finite map or logits)."""
-    out = []
-    for c, l in zip(cams, logits):
-        out.append("nonfinite_map" if not np.isfinite(c).all() else
-                   "nonfinite_logits" if not np.isfinite(l).all() else "ok")
-    return out
-
-
-def _faithfulness(scorer: RunScorer, runner, timer: StageTimer, images, labels, cams, logits, ok: List[int],
-                  positions: List[int]) -> None:
-    """The batch's perturbed forwards for the run's faithfulness metrics (when it has any),
-    on the readable images ``ok``."""
-    if scorer.faithfulness is None or not ok:
-        return
-    with timer.stage("faithfulness", len(ok)):
-        score_batch(scorer.faithfulness, _logits_fn(runner), images[ok], labels[ok], cams[ok], logits[ok], positions)
-
-
-def inference_on_dataset(backbone, loader, method, localizer: Localizer, scorer: RunScorer, timer: StageTimer,
-                         runner: Optional[FastPath] = None, on_error: str = "fail", exclude_skipped: bool = False,
-                         save_maps: Optional[Callable[[Sequence[str], np.ndarray], None]] = None,
-                         progress: bool = False, desc: str = "") -> LoopStats:
-    """Run every batch of ``loader`` through ``backbone`` and ``method``, localize the maps
-    and add them to ``scorer``; stage times go to ``timer``.
+def inference_on_dataset(runner, loader, evaluator: DatasetEvaluator, localizer: Localizer,
+                         timer: Optional[StageTimer] = None, options: Optional[LoopOptions] = None) -> LoopStats:
+    """Run every batch of ``loader`` through ``runner`` (the model, or heatmap files:
+    :mod:`wsol.evaluation.runners`), localize the maps with ``localizer`` and hand each finished
+    batch to ``evaluator``; stage times go to ``timer``.
 
     ``loader.dataset`` has ``samples`` and ``positions`` (each sample's place in the whole
-    dataset, kept by the scorer) and yields (image, label, index, (width, height), error).
-    ``runner`` moves batches to the device and runs the forward pass (default: plain fp32 on
-    the backbone's device). ``on_error``: 'fail' raises on an unreadable image, 'skip'
-    records it in the scorer. ``save_maps(image_ids, maps)`` receives the normalized maps
-    when the localizer keeps them. The caller holds the backbone in :func:`inference_context`.
+    dataset) and yields (data, label, index, (width, height), error).
     """
-    view = loader.dataset
-    if runner is None:
-        runner = FastPath(None, next(backbone.parameters()).device)
-        runner.prepare(backbone)
-    bar = tqdm(total=len(view), desc=desc, unit="img", disable=not progress)
-    n_nonfinite, t_start = 0, time.perf_counter()
-    size_notes: List[str] = []
-    t_data = t_start
+    loop = _Loop(runner, loader, evaluator, localizer, timer or StageTimer(runner.device), options or LoopOptions())
+    bar = tqdm(total=len(loop.view), desc=loop.opts.desc, unit="img", disable=not loop.opts.progress)
     try:
-        for images, labels, idx, sizes, errors in loader:
-            bad = [j for j, e in enumerate(errors) if e]
-            if bad and on_error == "fail":
-                raise DataError(errors[bad[0]] + "  (use --on-error skip to record it and go on)")
-            n = len(idx)
-            images = runner.to_device(images)
-            labels_dev = labels.to(runner.device, non_blocking=True)
-            timer.add("data", time.perf_counter() - t_data, n)
-            t_batch = time.perf_counter()
-            cams, logits, top5 = _forward_and_cam(runner, method, backbone, images, labels_dev, timer,
-                                                  loader.batch_size or n)
-            status = _statuses(cams, logits)
-            n_nonfinite += sum(s != "ok" for s in status)
-            _record_skipped(bad, idx, labels, errors, view, scorer, exclude_skipped)
-            ok = [j for j in range(n) if j not in bad]
-            _faithfulness(scorer, runner, timer, images, labels_dev, cams, logits, ok,
-                          [view.positions[idx[j]] for j in ok])
-            record = _batch_record(ok, idx, labels, sizes, top5, status, view, localizer.protocol)
-            size_notes += record.size_notes
-            localizer.submit(cams[record.rows], record.gts, record.sizes, record)
-            for result, done in localizer.ready():
-                _record(result, done, view, scorer, timer, save_maps)
-            timer.add("total", time.perf_counter() - t_batch + timer.records["data"].seconds[-1], n)
+        runner.prepare()
+        t_start = t_data = time.perf_counter()
+        for batch in loader:
+            n = len(batch[2])
+            t_batch = loop.batch(batch, t_data)
+            loop.timer.add("total", time.perf_counter() - t_batch + loop.timer.records["data"].seconds[-1], n)
             bar.update(n)
             t_data = time.perf_counter()
         for result, tag in localizer.ready(drain=True):
-            _record(result, tag, view, scorer, timer, save_maps)
+            loop.record(result, tag)
     finally:
         bar.close()
         localizer.close()
-    if n_nonfinite:
+    if loop.n_nonfinite:
         log.warning("%d image(s) had non-finite logits or maps: scored with an all-zero map "
-                    "(status column of per_image.csv)", n_nonfinite)
-    warn_size_mismatch(size_notes)
-    return LoopStats(len(view), n_nonfinite, time.perf_counter() - t_start, size_notes)
+                    "(status column of per_image.csv)", loop.n_nonfinite)
+    warn_size_mismatch(loop.size_notes)
+    return LoopStats(len(loop.view), loop.n_nonfinite, time.perf_counter() - t_start, loop.size_notes)
+
+
+class _Loop:
+    """The objects of one :func:`inference_on_dataset` call and what it counts."""
+
+    def __init__(self, runner, loader, evaluator: DatasetEvaluator, localizer: Localizer, timer: StageTimer,
+                 opts: LoopOptions):
+        self.runner, self.loader, self.evaluator, self.localizer = runner, loader, evaluator, localizer
+        self.timer, self.opts, self.view = timer, opts, loader.dataset
+        self.n_nonfinite = 0
+        self.size_notes: List[str] = []
+
+    def batch(self, batch, t_data: float) -> float:
+        """One loader batch: run it, hand skipped images and forward outputs over, queue the
+        localization, record the batches that are done; -> when its work began."""
+        data, labels, idx, sizes, errors = batch
+        view, timer, opts = self.view, self.timer, self.opts
+        bad = [j for j, e in enumerate(errors) if e]
+        if bad and opts.on_error == "fail":
+            raise DataError(errors[bad[0]] + "  (use --on-error skip to record it and go on)")
+        n = len(idx)
+        data = self.runner.to_device(data)
+        labels_dev = labels.to(self.runner.device, non_blocking=True)
+        timer.add("data", time.perf_counter() - t_data, n)
+        t_batch = time.perf_counter()
+        out = self.runner.run(data, labels_dev, timer, self.loader.batch_size or n)
+        self.n_nonfinite += sum(s != "ok" for s in out.status)
+        if bad:  # --on-error skip: each unreadable image recorded, scored as a miss (or excluded)
+            self.evaluator.process(ScoredBatch.skipped_images([view.samples[idx[j]] for j in bad],
+                                                              [view.positions[idx[j]] for j in bad],
+                                                              [errors[j] for j in bad], opts.exclude_skipped))
+        ok = [j for j in range(n) if j not in bad]
+        if self.evaluator.uses_forward and ok and out.logits is not None:
+            with timer.stage("faithfulness", len(ok)):
+                self.evaluator.process_forward(ForwardBatch(data[ok], labels_dev[ok], out.maps[ok], out.logits[ok],
+                                                            [view.positions[idx[j]] for j in ok],
+                                                            self.runner.logits_fn()))
+        record = _batch_record(ok, idx, labels, sizes, out, view, self.localizer.protocol)
+        self.size_notes += record.size_notes
+        self.localizer.submit(_take(out.maps, record.rows), record.gts, record.sizes, record, self.runner.normalized)
+        for result, done in self.localizer.ready():
+            self.record(result, done)
+        return t_batch
+
+    def record(self, result: tuple, rec: "BatchRecord") -> None:
+        """A finished batch into the evaluator (and its maps to ``save_maps``)."""
+        locs, maps, secs = result
+        idx = rec.indices
+        self.timer.add("localize", secs, len(idx))
+        ids = [self.view.samples[i].image_id for i in idx]
+        if maps is not None and self.opts.save_maps is not None:
+            self.opts.save_maps(ids, maps)
+        t0 = time.perf_counter()
+        self.evaluator.process(ScoredBatch(ids, rec.labels, [self.view.positions[i] for i in idx], locs, rec.top5,
+                                           rec.status, rec.samples, maps, rec.gts))
+        self.timer.add("metrics", time.perf_counter() - t0, len(idx))
+
+
+def _take(maps: Sequence[np.ndarray], rows: List[int]):
+    """The maps of ``rows``: an array's rows, or a list's items."""
+    return [maps[j] for j in rows] if isinstance(maps, list) else maps[rows]
 
 
 @dataclass
@@ -257,7 +263,7 @@ class BatchRecord:
     rows: List[int]                   # positions in the batch (skipped images left out)
     indices: List[int]                # their indices in the loader's view
     labels: np.ndarray
-    top5: np.ndarray
+    top5: Optional[np.ndarray]        # None: the runner knows no classes
     status: List[str]                 # 'ok' or why the map is all zeros
     samples: List[Sample]
     gts: List[np.ndarray]             # ground-truth boxes in the protocol's frame
@@ -265,34 +271,11 @@ class BatchRecord:
     size_notes: List[str] = field(default_factory=list)
 
 
-def _batch_record(rows: List[int], idx, labels: torch.Tensor, sizes, top5: np.ndarray, status: List[str], view,
-                  protocol: Protocol) -> BatchRecord:
+def _batch_record(rows: List[int], idx, labels: torch.Tensor, sizes, out, view, protocol: Protocol) -> BatchRecord:
     """The record of a batch's readable images (ground truth in the protocol's frame)."""
     smp = [view.samples[idx[j]] for j in rows]
     size_ok, notes = box_frame_sizes(smp, [sizes[j] for j in rows])
     gts = [protocol.gt_boxes(s.boxes, wh) for s, wh in zip(smp, size_ok)]
-    return BatchRecord(rows, [idx[j] for j in rows], labels.numpy()[rows], top5[rows], [status[j] for j in rows],
+    top5 = out.top5[rows] if out.top5 is not None else None
+    return BatchRecord(rows, [idx[j] for j in rows], labels.numpy()[rows], top5, [out.status[j] for j in rows],
                        smp, gts, size_ok, notes)
-
-
-def _record_skipped(bad: List[int], idx, labels: torch.Tensor, errors, view, scorer: RunScorer,
-                    exclude_skipped: bool) -> None:
-    """--on-error skip: each unreadable image recorded, scored as a miss (or excluded)."""
-    for j in bad:
-        scorer.add_skipped(view.samples[idx[j]].image_id, int(labels[j]), errors[j], exclude_skipped,
-                           index=view.positions[idx[j]])
-
-
-def _record(result: tuple, rec: BatchRecord, view, scorer: RunScorer, timer: StageTimer,
-            save_maps: Optional[Callable[[Sequence[str], np.ndarray], None]]) -> None:
-    """A finished batch into the scorer (and its maps to ``save_maps``)."""
-    locs, maps, secs = result
-    idx, labels, top5, status, samples, gts = rec.indices, rec.labels, rec.top5, rec.status, rec.samples, rec.gts
-    timer.add("localize", secs, len(idx))
-    ids = [view.samples[i].image_id for i in idx]
-    if maps is not None and save_maps is not None:
-        save_maps(ids, maps)
-    t0 = time.perf_counter()
-    scorer.add(ids, labels.tolist(), locs, top5, status, indices=[view.positions[i] for i in idx], samples=samples,
-               maps=maps, gts=gts)
-    timer.add("metrics", time.perf_counter() - t0, len(idx))

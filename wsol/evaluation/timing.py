@@ -6,9 +6,10 @@ from __future__ import annotations
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Dict, Iterator, List
+from typing import Dict, Iterator, List, Tuple
 
 import numpy as np
+import pandas as pd
 import torch
 
 STAGES = ("data", "forward", "cam", "localize", "metrics", "total")
@@ -68,3 +69,23 @@ class StageTimer:
             if r["stage"] == "total":
                 return r["images_per_s"]
         return float("nan")
+
+
+def reduce_timings(per_rank: List[pd.DataFrame]) -> Tuple[pd.DataFrame, pd.DataFrame]:
+    """Per-rank timings -> (timings summed over ranks as :mod:`wsol.engine.distributed`
+    documents, all ranks' rows with a ``rank`` column)."""
+    frames = [df.assign(rank=r) for r, df in enumerate(per_rank) if df is not None and len(df)]
+    if not frames:
+        return pd.DataFrame(), pd.DataFrame()
+    allr = pd.concat(frames, ignore_index=True)
+    rows = []
+    for stage, g in allr.groupby("stage", sort=False):
+        if stage == "wall":
+            continue
+        rows.append({"stage": stage, "seconds": float(g.seconds.sum()), "images": int(g.images.sum()),
+                     "images_per_s": float(g.images_per_s.sum()),
+                     "median_batch_ms": float(np.median(g.median_batch_ms)),
+                     "batches": int(g.batches.sum()), "warmup_batches": int(g.warmup_batches.sum())})
+    out = pd.DataFrame(rows)
+    out["ranks"] = len(per_rank)
+    return out, allr

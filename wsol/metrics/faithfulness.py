@@ -20,7 +20,7 @@ and compute on whole arrays.
 from __future__ import annotations
 
 import math
-from typing import Dict, Sequence, Tuple
+from typing import Dict, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
@@ -114,13 +114,14 @@ class CurveEvaluator:
     """Streaming deletion or insertion: the mean curve and the mean area under it.
 
     ``kind`` ('deletion' or 'insertion') prefixes the state names; ``fractions`` [K] are the
-    perturbed shares at the curve's points (0 first, 1 last)."""
+    perturbed shares at the curve's points (0 first, 1 last). They may be set later (they
+    depend on the input size): until then the curve sum is None, which a merge skips."""
 
-    def __init__(self, kind: str, fractions: Sequence[float]) -> None:
+    def __init__(self, kind: str, fractions: Optional[Sequence[float]] = None) -> None:
         self.kind = kind
-        self.fractions = np.asarray(fractions, dtype=np.float64)
+        self.fractions = None if fractions is None else np.asarray(fractions, dtype=np.float64)
         self.STATE = (
-            StateSpec(f"{kind}_curve_sum", "sum", "float64 [K]: sum of the curves"),
+            StateSpec(f"{kind}_curve_sum", "sum", "float64 [K]: sum of the curves (None before any)"),
             StateSpec(f"{kind}_auc_sum", "sum", "sum of the areas"),
             StateSpec(f"{kind}_n", "sum", "images"),
         )
@@ -128,15 +129,19 @@ class CurveEvaluator:
 
     def reset(self) -> None:
         k = self.kind
-        self.state: Dict[str, object] = {f"{k}_curve_sum": _zeros(len(self.fractions)), f"{k}_auc_sum": 0.0,
-                                         f"{k}_n": 0}
+        start = None if self.fractions is None else _zeros(len(self.fractions))
+        self.state: Dict[str, object] = {f"{k}_curve_sum": start, f"{k}_auc_sum": 0.0, f"{k}_n": 0}
 
     def process(self, curves: np.ndarray) -> np.ndarray:
         """Add a batch of curves [B, K] (class scores at each point); returns the per-image areas."""
+        if self.fractions is None:
+            raise ValueError(f"{self.kind}: the curve's fractions are not set")
         c = np.asarray(curves, dtype=np.float64).reshape(-1, len(self.fractions))
         auc = curve_auc(self.fractions, c)
         k = self.kind
-        self.state[f"{k}_curve_sum"] = self.state[f"{k}_curve_sum"] + torch.from_numpy(c.sum(axis=0))
+        total = self.state[f"{k}_curve_sum"]
+        total = _zeros(len(self.fractions)) if total is None else total
+        self.state[f"{k}_curve_sum"] = total + torch.from_numpy(c.sum(axis=0))
         self.state[f"{k}_auc_sum"] += float(auc.sum())
         self.state[f"{k}_n"] += int(len(c))
         return auc
@@ -145,7 +150,8 @@ class CurveEvaluator:
         """``<kind>_auc`` (mean area) and ``<kind>_curve`` (mean curve, numpy [K])."""
         k, n = self.kind, self.state[f"{self.kind}_n"]
         if n == 0:
-            return {f"{k}_auc": float("nan"), f"{k}_curve": np.full(len(self.fractions), np.nan)}
+            size = 0 if self.fractions is None else len(self.fractions)
+            return {f"{k}_auc": float("nan"), f"{k}_curve": np.full(size, np.nan)}
         return {f"{k}_auc": self.state[f"{k}_auc_sum"] / n,
                 f"{k}_curve": self.state[f"{k}_curve_sum"].numpy() / n}
 

@@ -29,6 +29,8 @@ from typing import Dict, Iterable, Sequence, Tuple
 import numpy as np
 import torch
 
+from wsol.metrics.state import StateSpec
+
 FOREGROUND, BACKGROUND, IGNORE = 1, 0, 255
 
 log = logging.getLogger(__name__)
@@ -132,8 +134,14 @@ class PixelPREvaluator:
     """Streaming PxAP / PIoU: ``reset() / process(map, mask) / evaluate()``.
 
     State: ``fg_hist``, ``bg_hist`` int64 [n_bins] and ``n`` (images), reduced by sum
-    (``merge`` for shards).
+    (``merge`` for shards), declared in :attr:`STATE`.
     """
+
+    STATE = (
+        StateSpec("fg_hist", "sum", "int64 [n_bins]: object pixels per score bin"),
+        StateSpec("bg_hist", "sum", "int64 [n_bins]: background pixels per score bin"),
+        StateSpec("n", "sum", "int64 []: images"),
+    )
 
     def __init__(self, taus: Sequence[float]):
         self.taus = np.asarray(taus, dtype=np.float64)

@@ -17,6 +17,8 @@ from typing import Dict, Sequence, Tuple
 
 import numpy as np
 
+from wsol.metrics.state import StateSpec
+
 
 def peak_point(score_map: np.ndarray) -> Tuple[int, int]:
     """(x, y) of the map's maximum, first in row-major order on ties."""
@@ -75,12 +77,31 @@ def pointing_summary(hits: Sequence[bool], labels: Sequence[int], energies: Sequ
 
 
 class PointingAccumulator:
-    """Streaming pointing-game counts: hits and images per class, energy sum (flat in images)."""
+    """Streaming pointing-game counts: hits and images per class, energy sum (flat in images),
+    declared in :attr:`STATE` (class -> count dicts add key by key)."""
+
+    STATE = (
+        StateSpec("pointing_hits", "sum", "class -> pointing hits"),
+        StateSpec("pointing_count", "sum", "class -> images pointed at"),
+        StateSpec("energy_sum", "sum", "sum of the energy shares"),
+    )
 
     def __init__(self) -> None:
+        self.reset()
+
+    def reset(self) -> None:
         self.hits: Dict[int, int] = {}
         self.count: Dict[int, int] = {}
         self.energy_sum = 0.0
+
+    @property
+    def state(self) -> Dict[str, object]:
+        return {"pointing_hits": self.hits, "pointing_count": self.count, "energy_sum": self.energy_sum}
+
+    @state.setter
+    def state(self, value: Dict[str, object]) -> None:
+        self.hits, self.count = dict(value["pointing_hits"]), dict(value["pointing_count"])
+        self.energy_sum = value["energy_sum"]
 
     def add(self, hit: bool, label: int, energy: float) -> None:
         self.hits[label] = self.hits.get(label, 0) + int(hit)

@@ -1,5 +1,5 @@
-"""Declared metric state, after torchmetrics: every piece of state a scorer keeps is named
-with how two shards of it combine, so merging never needs to know a class's internals.
+"""Declared metric state, after torchmetrics: every piece of state a metric or evaluator keeps
+is named with how two shards of it combine, so merging never needs to know a class's internals.
 
 Reductions:
 

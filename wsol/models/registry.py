@@ -7,7 +7,6 @@ architectures) and, for any other name, timm (``timm/NAME`` forces timm,
 from __future__ import annotations
 
 import logging
-import math
 import os
 from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, List, Optional
@@ -16,7 +15,7 @@ import torch
 
 from wsol.errors import UnknownNameError, WsolError, first_line
 from wsol.models.backbone import Backbone, BackboneInfo, TimmBackbone, check_cam_exact
-from wsol.utils.numbers import parse_number
+from wsol.utils.rules import Rule
 from wsol.utils.registry import Registry
 
 log = logging.getLogger(__name__)
@@ -54,46 +53,27 @@ def register_backbone(info: BackboneInfo, builder: Builder, default_classes: int
     BACKBONES.add(info.name, ModelEntry(info, builder, default_classes, weights_offline, dict(options or {})))
 
 
-_TRUE = ("1", "true", "yes", "on")
-_FALSE = ("0", "false", "no", "off")
+def model_option_rule(key: str, default: Any) -> Rule:
+    """The rule of a model option, from its default: its type, and [0, 1] for drop rates and
+    thresholds on normalized maps (``adl_drop_rate``, ``acol_drop_threshold``, ...)."""
+    kind = next(k for t, k in ((bool, "bool"), (int, "int"), (float, "float"), (str, "str")) if isinstance(default, t))
+    if kind == "float" and key.endswith(("_rate", "_threshold")):
+        return Rule("float", 0.0, 1.0)
+    return Rule(kind)
 
 
 def check_model_options(entry: ModelEntry, options: Optional[Dict[str, Any]]) -> Dict[str, Any]:
-    """``options`` checked against what ``entry`` accepts and coerced to the defaults' types
-    (booleans from true/false/1/0/yes/no); unknown names or bad values: one-line error."""
+    """``options`` checked against what ``entry`` accepts, each by its rule
+    (:func:`model_option_rule`; text from ``--model-option`` / YAML converted); unknown names
+    or bad values: one-line error."""
     out: Dict[str, Any] = {}
     for key, value in (options or {}).items():
         if key not in entry.options:
             accepted = ", ".join(sorted(entry.options)) or "none"
             raise WsolError(f"backbone '{entry.info.name}' has no model option '{key}' (accepted: {accepted})")
-        default = entry.options[key]
-        try:
-            if isinstance(default, bool):
-                text = str(value).strip().lower()
-                if text not in _TRUE + _FALSE:
-                    raise ValueError
-                value = text in _TRUE
-            elif isinstance(default, float):
-                value = parse_number(value, float) if isinstance(value, str) else float(value)
-                if not math.isfinite(value):
-                    raise ValueError
-            elif isinstance(default, int):
-                if isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):
-                    raise ValueError
-                value = parse_number(value, int) if isinstance(value, str) else int(value)
-        except (TypeError, ValueError, OverflowError):
-            raise WsolError(f"model option {key}={value!r} for '{entry.info.name}': "
-                            f"expected a {'finite ' if isinstance(default, float) else ''}"
-                            f"{type(default).__name__} like {default!r}") from None
-        if _is_fraction(key, default) and not 0 <= value <= 1:
-            raise WsolError(f"model option {key} for '{entry.info.name}' must be in [0, 1], got {value!r}")
-        out[key] = value
+        rule = model_option_rule(key, entry.options[key])
+        out[key] = rule.coerce(f"model option {key} of '{entry.info.name}'", value)
     return out
-
-
-def _is_fraction(key: str, default: Any) -> bool:
-    """Drop rates and thresholds on normalized maps (adl_drop_rate, acol_drop_threshold, ...)."""
-    return isinstance(default, float) and not isinstance(default, bool) and key.endswith(("_rate", "_threshold"))
 
 
 def model_options(name: str) -> Dict[str, Any]:

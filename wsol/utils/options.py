@@ -265,12 +265,12 @@ def add_arguments(parser: Any, cls: Any, names: Sequence[str], defaults: Optiona
             continue
         names_ = opt.choice_names()
         metavar = opt.metavar or ("{" + ",".join(names_) + "}" if names_ is not None else None)
-        parser.add_argument(opt.flag_name(), type=_named(opt), metavar=metavar,
+        parser.add_argument(opt.flag_name(), type=parser_of(opt), metavar=metavar,
                             help=_help(opt, None if name in required else default), **kw)
 
 
-def _named(opt: Option) -> Callable[[str], Any]:
-    """``opt.parse`` with a name argparse can show."""
+def parser_of(opt: Option) -> Callable[[str], Any]:
+    """``opt.parse`` with a name argparse can show (an argparse ``type=``)."""
     def parse(text: str) -> Any:
         return opt.parse(text)
 

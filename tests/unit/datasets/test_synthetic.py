@@ -13,7 +13,7 @@ from PIL import Image
 
 from wsol.datasets import synthetic as syn
 from wsol.datasets.base import Sample, WsolDataset, build_dataset
-from wsol.errors import DataError
+from wsol.errors import DataError, WsolError
 
 from shared_data import REPO
 
@@ -185,8 +185,8 @@ def test_refuses_foreign_folder_and_bad_args(tmp_path):
         syn.make_synthetic(str(tmp_path), progress=False, **SMALL)
     assert (tmp_path / "images.txt").read_text() == "1 001.A/a.jpg\n"
     ours = syn.make_synthetic(str(tmp_path / "ours"), progress=False, **SMALL)
-    with pytest.raises(ValueError):  # validated before the old set is removed
-        syn.make_synthetic(ours, progress=False, n_classes=999)
+    with pytest.raises(WsolError, match=r"^synthetic n_classes must be an integer in 1\.\.256, got 999$"):
+        syn.make_synthetic(ours, progress=False, n_classes=999)  # validated before the old set is removed
     assert syn.synthetic_is_current(ours, **SMALL)
 
 
@@ -260,3 +260,25 @@ def test_make_synthetic_prints_summary_without_quiet(tmp_path, capsys):
     assert main(["make-synthetic", "--out", str(tmp_path / "d"), "--classes", "2", "--train-per-class", "1",
                  "--test-per-class", "1"]) == 0
     assert "wrote 4 images in 2 classes" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("name", list(syn.param_options()))
+def test_each_generator_parameter_is_refused_alike_everywhere(name, tmp_path, capsys):
+    """One declaration per parameter: make-synthetic's flag, make_synthetic() and a
+    --dataset-option of --dataset synthetic give the same line for a value past its bound."""
+    from wsol.cli import main
+    from wsol.datasets.base import build_dataset
+
+    opt = syn.param_options()[name]
+    bad = int(opt.max) + 1
+    line = f"synthetic {name} must be an integer in {int(opt.min)}..{int(opt.max)}, got {bad}"
+    with pytest.raises(WsolError) as api:
+        syn.make_synthetic(str(tmp_path / "a"), progress=False, **{name: bad})
+    assert str(api.value) == line
+    with pytest.raises(WsolError) as adapter:
+        build_dataset("synthetic", str(tmp_path / "b"), "test", **{name: str(bad)})
+    assert line in str(adapter.value)
+    with pytest.raises(SystemExit):
+        main(["make-synthetic", "--out", str(tmp_path / "c"), opt.flag_name(), str(bad)])
+    assert line in capsys.readouterr().err
+    assert not (tmp_path / "a").exists() and not (tmp_path / "c").exists()

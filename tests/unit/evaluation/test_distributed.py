@@ -8,7 +8,9 @@ import pytest
 
 from cub_fixture import make_cub
 from wsol.cli import main
-from wsol.engine.distributed import launched_by_torchrun, reduce_timings, shard_bounds
+from wsol.engine.distributed import launched_by_torchrun
+from wsol.evaluation.sharding import shard_bounds
+from wsol.evaluation.timing import reduce_timings
 
 from shared_data import REPO  # noqa: E402
 NOT_COMPARED = {"images_per_s", "device", "date"}

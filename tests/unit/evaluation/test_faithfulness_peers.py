@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from wsol.evaluation.faithfulness import FaithfulnessOptions, FaithfulnessScorer, class_scorer
+from wsol.evaluation.faithfulness import FaithfulnessOptions, FaithfulnessEvaluator, class_scorer
 
 SIDE = 24  # 576 pixels: divisible by 3 and by the step counts used below
 
@@ -31,8 +31,8 @@ def setup():
 def _wsol(setup, metrics, one=None, **opts):
     model, images, maps, labels, original = setup
     sl = slice(None) if one is None else slice(one, one + 1)
-    f = FaithfulnessScorer(FaithfulnessOptions(metrics, **opts))
-    f.process(class_scorer(model, labels[sl]), images[sl], maps[sl], original[sl], list(range(len(images)))[sl])
+    f = FaithfulnessEvaluator(FaithfulnessOptions(metrics, **opts))
+    f.perturb(class_scorer(model, labels[sl]), images[sl], maps[sl], original[sl], list(range(len(images)))[sl])
     return f
 
 
@@ -61,7 +61,7 @@ def test_torchcam_average_drop_and_increase(setup):
     tc.update(images, class_idx=labels.tolist())
     theirs = tc.summary()
     ours = _wsol(setup, ("avg_drop",))
-    s, per = ours.summary(), ours.per_image([0, 1, 2])
+    s, per = ours.evaluate(), ours.per_image()
     assert theirs["conf_increase"] * 100 == pytest.approx(s["increase_in_confidence"], abs=1e-9)
     # torchcam divides by Y + 1e-7: the same drop up to that epsilon
     drop = per["conf_drop"].to_numpy() / 100
@@ -78,7 +78,7 @@ def test_torchcam_deletion_and_insertion(setup):
         tc.update(images, class_idx=labels.tolist())
         theirs = tc.summary()
         s = _wsol(setup, ("deletion", "insertion"), steps=steps, deletion_baseline="zeros",
-                  insertion_baseline="zeros").summary()
+                  insertion_baseline="zeros").evaluate()
         assert s["deletion_auc"] == pytest.approx(theirs["deletion_auc"], abs=1e-6)
         assert s["insertion_auc"] == pytest.approx(theirs["insertion_auc"], abs=1e-6)
 
@@ -92,7 +92,7 @@ def test_pytorch_grad_cam_confidence_drop_is_not_divided(setup):
     targets = [ClassifierOutputSoftmaxTarget(int(c)) for c in labels]
     drop = DropInConfidence()(images, maps.numpy(), targets, model)
     inc = IncreaseInConfidence()(images, maps.numpy(), targets, model)
-    per = _wsol(setup, ("avg_drop",)).per_image([0, 1, 2])
+    per = _wsol(setup, ("avg_drop",)).per_image()
     # pytorch-grad-cam: max(0, Y - O); the paper (and wsol): max(0, Y - O) / Y
     assert drop == pytest.approx(per["conf_drop"].to_numpy() / 100 * original, abs=1e-6)
     assert inc.tolist() == per["conf_increase"].astype(float).tolist()
@@ -139,7 +139,7 @@ def test_quantus_pixel_flipping_is_deletion_without_the_first_point(setup):
         aucs = None
     for i in range(len(images)):
         ours = _wsol(setup, ("deletion",), one=i, steps=steps, deletion_baseline="zeros")
-        curve = ours.curves["deletion"].evaluate()["deletion_curve"]
+        curve = ours.curve_evs["deletion"].evaluate()["deletion_curve"]
         assert curves[i] == pytest.approx(curve[1:], abs=1e-6)  # Quantus has no unperturbed point
         # and integrates with dx = 1 over the steps, not on the fraction axis
         assert aucs is None or aucs[i] == pytest.approx(np.trapezoid(curve[1:], dx=1), abs=1e-5)

@@ -11,7 +11,7 @@ from cub_fixture import make_cub
 from wsol.cli import main
 from wsol.engine.run import EvalConfig, evaluate
 from wsol.errors import WsolError
-from wsol.evaluation.faithfulness import FaithfulnessOptions, FaithfulnessScorer
+from wsol.evaluation.faithfulness import FaithfulnessOptions, FaithfulnessEvaluator
 
 
 @pytest.fixture(scope="module")
@@ -99,27 +99,27 @@ def test_one_batched_pass_per_step_and_the_shared_baseline_point():
     images = torch.ones(3, 1, 4, 4)
     maps = torch.rand(3, 4, 4)
     calls = []
-    f = FaithfulnessScorer(FaithfulnessOptions(("deletion", "insertion"), steps=4, deletion_baseline="zeros",
+    f = FaithfulnessEvaluator(FaithfulnessOptions(("deletion", "insertion"), steps=4, deletion_baseline="zeros",
                                                insertion_baseline="zeros"))
-    f.process(_counting_score(calls), images, maps, np.ones(3), [0, 1, 2])
+    f.perturb(_counting_score(calls), images, maps, np.ones(3), [0, 1, 2])
     # deletion: 4 passes (points 1..4); insertion: 3 (its first point is deletion's last; its last the original)
     assert calls == [3] * 7
     # removing 4 of 16 pixels per step of a ones image: 1, .75, .5, .25, 0 -> area 0.5; insertion mirrors it
-    assert f.curves["deletion"].evaluate()["deletion_curve"] == pytest.approx([1, 0.75, 0.5, 0.25, 0])
-    assert f.summary()["deletion_auc"] == pytest.approx(0.5)
-    assert f.curves["insertion"].evaluate()["insertion_curve"] == pytest.approx([0, 0.25, 0.5, 0.75, 1])
+    assert f.curve_evs["deletion"].evaluate()["deletion_curve"] == pytest.approx([1, 0.75, 0.5, 0.25, 0])
+    assert f.evaluate()["deletion_auc"] == pytest.approx(0.5)
+    assert f.curve_evs["insertion"].evaluate()["insertion_curve"] == pytest.approx([0, 0.25, 0.5, 0.75, 1])
     calls.clear()
-    g = FaithfulnessScorer(FaithfulnessOptions(("insertion",), steps=4, insertion_baseline="zeros"))
-    g.process(_counting_score(calls), images, maps, np.ones(3), [0, 1, 2])
+    g = FaithfulnessEvaluator(FaithfulnessOptions(("insertion",), steps=4, insertion_baseline="zeros"))
+    g.perturb(_counting_score(calls), images, maps, np.ones(3), [0, 1, 2])
     assert calls == [3] * 4  # alone, insertion runs its all-baseline point itself
 
 
 def test_avg_drop_on_the_map_multiplied_image_by_hand():
     images = torch.ones(1, 1, 2, 2)
     maps = torch.tensor([[[1.0, 0.5], [0.0, 0.5]]])  # masked image mean 0.5
-    f = FaithfulnessScorer(FaithfulnessOptions(("avg_drop",)))
-    f.process(_counting_score([]), images, maps, np.array([0.8]), [0])
-    s = f.summary()
+    f = FaithfulnessEvaluator(FaithfulnessOptions(("avg_drop",)))
+    f.perturb(_counting_score([]), images, maps, np.array([0.8]), [0])
+    s = f.evaluate()
     assert s["avg_drop"] == pytest.approx(100 * (0.8 - 0.5) / 0.8)
     assert s["increase_in_confidence"] == 0.0
-    assert f.per_image([0])["masked_score"].tolist() == [0.5]
+    assert f.per_image()["masked_score"].tolist() == [0.5]

@@ -57,8 +57,9 @@ def test_inference_on_dataset_with_built_objects_equals_evaluate(cub):
     """The loop called directly with objects built by hand scores what evaluate scores."""
     from wsol.cams.base import create_method
     from wsol.datasets.base import build_dataset
+    from wsol.evaluation.box_evaluator import BoxEvaluator
     from wsol.evaluation.loop import Localizer, inference_context, inference_on_dataset
-    from wsol.evaluation.scoring import RunScorer
+    from wsol.evaluation.runners import ModelRunner
     from wsol.evaluation.timing import StageTimer
     from wsol.localize.protocols import get_protocol
     from wsol.models.registry import create_backbone
@@ -76,12 +77,12 @@ def test_inference_on_dataset_with_built_objects_equals_evaluate(cub):
                 [b[2] for b in batch], [b[3] for b in batch], [b[4] for b in batch])
 
     loader = torch.utils.data.DataLoader(view, batch_size=3, collate_fn=collate)
-    scorer = RunScorer(taus, 0.2, box_dtype=protocol.box_dtype)
+    boxes = BoxEvaluator(taus, 0.2, box_dtype=protocol.box_dtype)
     with inference_context(bb):
-        stats = inference_on_dataset(bb, loader, create_method("cam"), Localizer(protocol, taus), scorer,
+        stats = inference_on_dataset(ModelRunner(bb, create_method("cam")), loader, boxes, Localizer(protocol, taus),
                                      StageTimer("cpu"))
     assert stats.n_images == len(ds) and stats.n_nonfinite == 0
     ref = evaluate(_cfg(cub, batch_size=3))
-    pd.testing.assert_frame_equal(scorer.per_image(), ref.scorer.per_image())  # box columns
-    got, want = scorer.summary(), ref.scorer.summary()
+    pd.testing.assert_frame_equal(boxes.per_image(), ref.boxes.per_image())  # box columns
+    got, want = boxes.evaluate(), ref.boxes.evaluate()
     assert got == want and np.isfinite(got["maxboxacc_v2"])

@@ -1,6 +1,6 @@
 """Declared scorer state (docs/architecture.md, Package contracts): the streaming evaluator,
 fed in any batches or merged from any shards, agrees with its functional twins on whole
-arrays; reductions do what they declare; the run scorer's per-image state merges back into
+arrays; reductions do what they declare; the box evaluator's per-image state merges back into
 dataset order."""
 import numpy as np
 import pytest
@@ -73,25 +73,31 @@ def _loc(v: float, n_tau: int = 3) -> ImageLocalization:
     return ImageLocalization(np.full((len(MODES), n_tau), v), np.zeros((len(MODES), n_tau, 4), np.int32))
 
 
-def test_run_scorer_shards_merge_into_dataset_order():
+def test_box_evaluator_shards_merge_into_dataset_order():
     """Two shards scored separately (the second shard first, a skipped image in the middle)
-    merge into the same per_image table and summary as one scorer over all images."""
-    from wsol.evaluation.scoring import RunScorer
+    merge into the same per_image table and summary as one evaluator over all images."""
+    from wsol.evaluation.box_evaluator import BoxEvaluator
+    from wsol.evaluation.records import ScoredBatch
+
+    def batch(lo, hi):
+        return ScoredBatch(ids[lo:hi], np.zeros(hi - lo, np.int64) + (lo > 3), list(range(lo, hi)),
+                           [_loc(v) for v in vals[lo:hi]], top5[lo:hi])
+
+    def skipped():
+        return ScoredBatch(["im3"], np.array([1]), [3], reasons=["missing"])
 
     taus = np.array([0.0, 0.5, 0.9])
     ids, vals = [f"im{i}" for i in range(5)], [0.9, 0.2, 0.6, 0.0, 0.55]
     top5 = np.array([[0, 1], [1, 0], [0, 1], [1, 0], [1, 0]])
-    whole = RunScorer(taus)
-    whole.add(ids[:3], [0, 0, 0], [_loc(v) for v in vals[:3]], top5[:3], indices=[0, 1, 2])
-    whole.add_skipped(ids[3], 1, "missing", index=3)
-    whole.add(ids[4:], [1], [_loc(vals[4])], top5[4:], indices=[4])
-    b = RunScorer(taus)
-    b.add_skipped(ids[3], 1, "missing", index=3)
-    b.add(ids[4:], [1], [_loc(vals[4])], top5[4:], indices=[4])
-    a = RunScorer(taus)
-    a.add(ids[:3], [0, 0, 0], [_loc(v) for v in vals[:3]], top5[:3], indices=[0, 1, 2])
-    merged = RunScorer(taus)
+    whole = BoxEvaluator(taus)
+    for b in (batch(0, 3), skipped(), batch(4, 5)):
+        whole.process(b)
+    b, a = BoxEvaluator(taus), BoxEvaluator(taus)
+    b.process(skipped())
+    b.process(batch(4, 5))
+    a.process(batch(0, 3))
+    merged = BoxEvaluator(taus)
     merged.merge(b.state_dict(), a.state_dict())
     assert list(merged.per_image().image_id) == ids
     assert merged.per_image().equals(whole.per_image())
-    assert merged.summary() == whole.summary() and merged.n_skipped == 1
+    assert merged.evaluate() == whole.evaluate() and merged.n_skipped == 1

@@ -19,7 +19,9 @@ import pytest
 
 from wsol.cli.app import main
 from wsol.errors import WsolError
-from wsol.evaluation.scoring import RunScorer, policy_choice
+from wsol.evaluation.box_evaluator import BoxEvaluator
+from wsol.evaluation.records import ScoredBatch
+from wsol.evaluation.scoring import policy_choice
 from wsol.localize.boxes import MODES
 from wsol.localize.image import ImageLocalization
 from wsol.metrics.box_accuracy import BoxAccEvaluator, metrics_at_tau
@@ -74,15 +76,15 @@ def test_metrics_at_tau_by_hand():
     assert at0["mean_iou"] == pytest.approx(55.0) and at1["tau"] == 0.5
 
 
-def test_run_scorer_choice_reads_the_curve_of_each_set():
+def test_box_evaluator_choice_reads_the_curve_of_each_set():
     taus = [0.0, 0.5]
-    test, sel = RunScorer(taus, has_predictions=False), RunScorer(taus, has_predictions=False)
+    test, sel = BoxEvaluator(taus, has_predictions=False), BoxEvaluator(taus, has_predictions=False)
 
     def loc(a, b):
         return ImageLocalization(np.array([[a, b]] * len(MODES)), np.zeros((len(MODES), 2, 4), np.int16))
 
-    test.add(["a", "b"], [0, 0], [loc(0.9, 0.1), loc(0.7, 0.2)])  # best on test: τ 0
-    sel.add(["c"], [0], [loc(0.1, 0.9)])                          # best on the selection: τ .5
+    test.process(ScoredBatch(["a", "b"], np.array([0, 0]), [0, 1], [loc(0.9, 0.1), loc(0.7, 0.2)]))  # best: τ 0
+    sel.process(ScoredBatch(["c"], np.array([0]), [0], [loc(0.1, 0.9)]))  # best on the selection: τ .5
     assert policy_choice(test, "test_best", 0.2).tau == 0.0
     c = policy_choice(test, "pseudo_boxes", 0.2, sel, "/p")
     assert (c.tau, c.n_images, c.source) == (0.5, 1, "/p")

@@ -148,7 +148,7 @@ def test_adl_option_inserts_layers_where_the_reference_puts_them():
 
 @pytest.mark.parametrize("name,opts,msg", [
     ("vgg16_spg", {"adl": True}, "has no model option 'adl' (accepted: large_feature_map)"),
-    ("vgg16_gap", {"large_feature_map": "maybe"}, "expected a bool"),
+    ("vgg16_gap", {"large_feature_map": "maybe"}, "large_feature_map of 'vgg16_gap' must be true or false"),
     ("resnet18", {"large_feature_map": True}, "accepted: none"),
 ])
 def test_bad_model_options_are_one_line_errors(name, opts, msg):

@@ -25,7 +25,7 @@ def test_registry_lists_the_later_methods_with_reference_defaults():
     assert create_train_method("tscam").option_dict() == {"drop_path": 0.1}
     assert create_train_method("sat").option_dict() == {"area_thr": 0.25, "drop_path": 0.1}
     assert create_train_method("bas").option_dict() == {"alpha": 0.5, "beta": 1.5}
-    with pytest.raises(WsolError, match="--sat-area-thr must be in"):
+    with pytest.raises(WsolError, match=r"sat_area_thr must be a number in \[0, 1\], got 1.5"):
         create_train_method("sat", {"area_thr": 1.5})
 
 

@@ -41,12 +41,42 @@ def test_registry_rejects_bad_names_and_values():
         create_train_method("cutmx")
     with pytest.raises(WsolError, match="no option 'beta'"):
         create_train_method("has", {"beta": 1.0})
-    with pytest.raises(WsolError, match="--has-drop-rate must be in"):
+    with pytest.raises(WsolError, match=r"^has_drop_rate must be a number in \[0, 1\], got 1.5$"):
         create_train_method("has", {"drop_rate": 1.5})
-    with pytest.raises(WsolError, match="--adl-threshold"):
+    with pytest.raises(WsolError, match="adl_threshold must be a number in"):
         create_train_method("adl", {"threshold": -0.1})
-    with pytest.raises(WsolError, match="--cutmix-prob takes a float"):
+    with pytest.raises(WsolError, match="cutmix_prob must be a number in \\[0, 1\\], got 'often'"):
         create_train_method("cutmix", {"prob": "often"})
+
+
+def _bad_value(opt):
+    """A value the declaration refuses: past a bound, or NaN for an unbounded number."""
+    if opt.max is not None:
+        return opt.max + (1 if opt.kind == "int" else 0.5)
+    if opt.min is not None:
+        return opt.min - 1
+    return float("nan")
+
+
+@pytest.mark.parametrize("m", [c.name for c in list_train_methods()])
+def test_every_method_option_is_refused_alike_by_the_cli_and_the_api(m):
+    """One declaration per hyperparameter: the CLI flag's parser and the API give one line."""
+    import argparse
+
+    from wsol.cli.train import _add_method_options
+    from wsol.training.methods.base import TRAIN_METHODS, method_options
+
+    parser = argparse.ArgumentParser()
+    _add_method_options(parser)
+    for field, opt in method_options(m, TRAIN_METHODS.get(m).Options).items():
+        bad = _bad_value(opt)
+        with pytest.raises(WsolError) as api:
+            create_train_method(m, {field: bad})
+        action = next(a for a in parser._actions if a.dest == f"mopt__{m}__{field}")
+        with pytest.raises(WsolError) as cli:
+            action.type(str(bad))
+        assert str(api.value) == str(cli.value).replace(f"'{bad}'", str(bad)), (m, field)
+        assert str(api.value).startswith(f"{m}_{field} must be "), str(api.value)
 
 
 # ----------------------------------------------------------------------------- HaS
@@ -323,9 +353,10 @@ def test_wsol_train_rejects_options_of_another_method(tiny_set, tmp_path, capsys
     assert rc == 2
     err = capsys.readouterr().err
     assert "--has-drop-rate is an option of --wsol-method has, not of cam" in err and "Traceback" not in err
-    rc = main(["train", "--dataset", "synthetic", "--root", tiny_set, "--backbone", "test_byobnet",
-               "--weights", "random", "--wsol-method", "has", "--has-drop-rate", "2", "--out", str(tmp_path / "y")])
-    assert rc == 2 and "--has-drop-rate must be in [0, 1]" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as e:  # refused while parsing, by the declaration's own parser
+        main(["train", "--dataset", "synthetic", "--root", tiny_set, "--backbone", "test_byobnet",
+              "--weights", "random", "--wsol-method", "has", "--has-drop-rate", "2", "--out", str(tmp_path / "y")])
+    assert e.value.code == 2 and "has_drop_rate must be a number in [0, 1], got 2.0" in capsys.readouterr().err
     rc = main(["train", "--dataset", "synthetic", "--root", str(tmp_path / "nodata"), "--backbone", "test_byobnet+spg",
                "--wsol-method", "acol", "--out", str(tmp_path / "z")])
     assert rc == 2 and "is an SPG architecture: train it with --wsol-method spg" in capsys.readouterr().err

@@ -12,7 +12,8 @@ import dataclasses
 
 from torch import nn
 
-from wsol.training.methods.base import TrainMethod, in_range, register_train_method, train_outputs
+from wsol.training.methods.base import TrainMethod, register_train_method, train_outputs
+from wsol.utils.options import option
 
 
 def acol_loss(outputs, labels):
@@ -23,11 +24,8 @@ def acol_loss(outputs, labels):
 
 @dataclasses.dataclass
 class AcolOptions:
-    threshold: float = dataclasses.field(
-        default=0.7, metadata={"help": "erase the feature where head A's normalized class map is >= this"})
-
-    def check(self) -> None:
-        in_range(self.threshold, 0.0, 1.0, "acol-threshold")
+    threshold: float = option(0.7, help="erase the feature where head A's normalized class map is >= this",
+                              min=0.0, max=1.0)
 
 
 @register_train_method

@@ -12,19 +12,14 @@ import dataclasses
 
 from torch import nn
 
-from wsol.training.methods.base import TrainMethod, in_range, register_train_method, train_outputs
+from wsol.training.methods.base import TrainMethod, register_train_method, train_outputs
+from wsol.utils.options import option
 
 
 @dataclasses.dataclass
 class AdlOptions:
-    drop_rate: float = dataclasses.field(default=0.75, metadata={"help": "probability of the drop mask "
-                                                                          "(else the importance map)"})
-    threshold: float = dataclasses.field(default=0.9, metadata={"help": "drop where the channel-mean attention "
-                                                                         ">= this x its max"})
-
-    def check(self) -> None:
-        in_range(self.drop_rate, 0.0, 1.0, "adl-drop-rate")
-        in_range(self.threshold, 0.0, 1.0, "adl-threshold")
+    drop_rate: float = option(0.75, help="probability of the drop mask (else the importance map)", min=0.0, max=1.0)
+    threshold: float = option(0.9, help="drop where the channel-mean attention >= this x its max", min=0.0, max=1.0)
 
 
 @register_train_method

@@ -33,7 +33,8 @@ import torch
 from torch import nn
 
 from wsol.errors import WsolError
-from wsol.training.methods.base import TrainMethod, in_range, register_train_method, train_outputs
+from wsol.training.methods.base import TrainMethod, register_train_method, train_outputs
+from wsol.utils.options import option
 from wsol.training.methods.param_groups import bas_groups, reference_named_parameters
 from wsol.training.methods.tscam import family_architecture
 
@@ -48,14 +49,9 @@ BAS_EPS = 1e-8
 
 @dataclasses.dataclass
 class BasOptions:
-    alpha: float = dataclasses.field(default=0.5, metadata={"help": "weight of the foreground-score "
-                                                                     "cross-entropy (CUB ResNet50 value)"})
-    beta: float = dataclasses.field(default=1.5, metadata={"help": "weight of the foreground-area term "
-                                                                    "(CUB ResNet50 value)"})
-
-    def check(self) -> None:
-        in_range(self.alpha, 0.0, 100.0, "bas-alpha")
-        in_range(self.beta, 0.0, 100.0, "bas-beta")
+    alpha: float = option(0.5, help="weight of the foreground-score cross-entropy (CUB ResNet50 value)",
+                          min=0.0, max=100.0)
+    beta: float = option(1.5, help="weight of the foreground-area term (CUB ResNet50 value)", min=0.0, max=100.0)
 
 
 def bas_ratio(s: torch.Tensor, s_bg: torch.Tensor, clamp: float = 1.0, eps: float = BAS_EPS) -> torch.Tensor:

@@ -16,7 +16,7 @@ import torch
 from torch import nn
 
 from wsol.errors import WsolError
-from wsol.utils.rules import Rule
+from wsol.utils.options import Option, options_of
 from wsol.utils.registry import Registry
 
 _ORDER = ("cam", "has", "acol", "spg", "adl", "cutmix",   # Choe et al.'s table order
@@ -37,7 +37,7 @@ class TrainMethod:
     description: str = ""
     #: the model variant the method trains: 'cam' (plain), 'acol', 'spg' or 'adl'
     architecture: str = "cam"
-    #: dataclass of hyperparameters (field default = reference default, metadata 'help')
+    #: dataclass of hyperparameters declared with :func:`wsol.utils.options.option` (default = the reference's)
     Options: type = NoOptions
 
     def __init__(self, options: Mapping[str, Any] | None = None):
@@ -73,38 +73,30 @@ class TrainMethod:
         raise NotImplementedError
 
 
+def method_options(method: str, cls: type) -> Dict[str, Option]:
+    """The declared hyperparameters of training method ``method`` (field -> Option), each
+    named ``<method>_<field>`` so that its refusal reads the same from every door (the
+    flag ``--has-drop-rate``, ``method_options={'drop_rate': ...}``, a suite's YAML)."""
+    return {k: dataclasses.replace(o, name=f"{method}_{k}", flag="--" + option_flag(method, k))
+            for k, o in options_of(cls).items()}
+
+
 def make_options(cls: type, given: Mapping[str, Any], method: str):
-    """``cls(**given)`` with each value converted to its field's type; unknown names are a
-    one-line error naming the method's options."""
-    fields = {f.name: f for f in dataclasses.fields(cls)}
+    """``cls(**given)``, each value checked by its declaration (text converted to the type);
+    an unknown name is a one-line error naming the method's options."""
+    specs = method_options(method, cls)
     kw = {}
     for k, v in given.items():
-        if k not in fields:
-            known = ", ".join(fields) or "none"
+        if k not in specs:
+            known = ", ".join(specs) or "none"
             raise WsolError(f"--wsol-method {method} has no option '{k}' (its options: {known})")
-        typ = type(fields[k].default)
-        kind = {bool: "bool", int: "int", float: "float", str: "str"}.get(typ)
-        try:  # strict: 'false' is not True, nan is not a number
-            kw[k] = Rule(kind).coerce(k, v) if kind else typ(v)
-        except (TypeError, ValueError, WsolError):
-            raise WsolError(f"--{option_flag(method, k)} takes a {typ.__name__}"
-                            f"{' (finite)' if typ is float else ''}, got {v!r}") from None
-    opts = cls(**kw)
-    check = getattr(opts, "check", None)
-    if check is not None:
-        check()
-    return opts
+        kw[k] = specs[k].coerce(v)
+    return cls(**kw)
 
 
 def option_flag(method: str, field: str) -> str:
     """The CLI flag of a hyperparameter: ``has`` + ``grid_size`` -> ``has-grid-size``."""
     return f"{method}-{field}".replace("_", "-")
-
-
-def in_range(value: float, lo: float, hi: float, flag: str) -> None:
-    """One-line error unless ``lo <= value <= hi``."""
-    if not lo <= value <= hi:
-        raise WsolError(f"--{flag} must be in [{lo:g}, {hi:g}], got {value:g}")
 
 
 def register_train_method(cls: Type[TrainMethod]) -> Type[TrainMethod]:

@@ -17,7 +17,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from wsol.training.methods.base import TrainMethod, in_range, register_train_method, train_outputs
+from wsol.training.methods.base import TrainMethod, register_train_method, train_outputs
+from wsol.utils.options import option
 
 
 def rand_box(height: int, width: int, lam: float, rng=np.random) -> Tuple[int, int, int, int]:
@@ -52,12 +53,8 @@ def mixed_loss(logits: torch.Tensor, target_a: torch.Tensor, target_b: torch.Ten
 
 @dataclasses.dataclass
 class CutMixOptions:
-    beta: float = dataclasses.field(default=1.0, metadata={"help": "lambda ~ Beta(beta, beta); 0 = never mix"})
-    prob: float = dataclasses.field(default=1.0, metadata={"help": "probability of mixing a batch"})
-
-    def check(self) -> None:
-        in_range(self.beta, 0.0, float("inf"), "cutmix-beta")
-        in_range(self.prob, 0.0, 1.0, "cutmix-prob")
+    beta: float = option(1.0, help="lambda ~ Beta(beta, beta); 0 = never mix", min=0.0)
+    prob: float = option(1.0, help="probability of mixing a batch", min=0.0, max=1.0)
 
 
 @register_train_method

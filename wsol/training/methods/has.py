@@ -14,7 +14,8 @@ import math
 import torch
 from torch import nn
 
-from wsol.training.methods.base import TrainMethod, in_range, register_train_method, train_outputs
+from wsol.training.methods.base import TrainMethod, register_train_method, train_outputs
+from wsol.utils.options import option
 
 
 def hide_patches(images: torch.Tensor, grid_size: int, drop_rate: float,
@@ -37,12 +38,8 @@ def hide_patches(images: torch.Tensor, grid_size: int, drop_rate: float,
 
 @dataclasses.dataclass
 class HasOptions:
-    grid_size: int = dataclasses.field(default=4, metadata={"help": "side of a hidden cell in pixels"})
-    drop_rate: float = dataclasses.field(default=0.5, metadata={"help": "probability of hiding a cell"})
-
-    def check(self) -> None:
-        in_range(self.grid_size, 0, float("inf"), "has-grid-size")
-        in_range(self.drop_rate, 0.0, 1.0, "has-drop-rate")
+    grid_size: int = option(4, help="side of a hidden cell in pixels (0: hide nothing)", min=0)
+    drop_rate: float = option(0.5, help="probability of hiding a cell", min=0.0, max=1.0)
 
 
 @register_train_method

@@ -29,21 +29,17 @@ import torch
 from torch import nn
 
 from wsol.errors import WsolError
-from wsol.training.methods.base import TrainMethod, in_range, register_train_method, train_outputs
+from wsol.training.methods.base import TrainMethod, register_train_method, train_outputs
+from wsol.utils.options import option
 from wsol.training.methods.param_groups import decay_groups, is_no_decay, reference_named_parameters
 from wsol.training.methods.tscam import adamw, family_architecture
 
 
 @dataclasses.dataclass
 class SatOptions:
-    area_thr: float = dataclasses.field(default=0.25, metadata={
-        "help": "target mean of the token map (0.25 CUB, 0.35 ImageNet)"})
-    drop_path: float = dataclasses.field(default=0.1, metadata={
-        "help": "stochastic-depth rate of the last block (rising linearly from 0 in block 0)"})
-
-    def check(self) -> None:
-        in_range(self.area_thr, 0.0, 1.0, "sat-area-thr")
-        in_range(self.drop_path, 0.0, 1.0, "sat-drop-path")
+    area_thr: float = option(0.25, help="target mean of the token map (0.25 CUB, 0.35 ImageNet)", min=0.0, max=1.0)
+    drop_path: float = option(0.1, help="stochastic-depth rate of the last block (rising linearly from 0 in block 0)",
+                              min=0.0, max=1.0)
 
 
 def sat_blur_kernel(size: int = 3, nsig: float = 6.0) -> torch.Tensor:

@@ -23,7 +23,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from wsol.training.methods.base import TrainMethod, in_range, register_train_method, train_outputs
+from wsol.training.methods.base import TrainMethod, register_train_method, train_outputs
+from wsol.utils.options import option
 
 IGNORE = 255.0
 MIN_FOREGROUND = 30       # fewer foreground pixels than this: fall back to 0.7 x max
@@ -71,7 +72,7 @@ def spg_losses(outputs, labels, thresholds: Tuple[Tuple[float, float], ...]) -> 
 
 
 def _thr(default: float, what: str):
-    return dataclasses.field(default=default, metadata={"help": what})
+    return option(default, help=what, min=0.0, max=1.0)
 
 
 @dataclasses.dataclass
@@ -82,10 +83,6 @@ class SpgOptions:
     threshold_2l: float = _thr(0.05, "background below this in sigmoid(b2) (loss on b1)")
     threshold_3h: float = _thr(0.7, "foreground above this in the fused attention (loss on c)")
     threshold_3l: float = _thr(0.1, "background below this in the fused attention (loss on c)")
-
-    def check(self) -> None:
-        for f in dataclasses.fields(self):
-            in_range(getattr(self, f.name), 0.0, 1.0, f"spg-{f.name}".replace("_", "-"))
 
     def pairs(self) -> Tuple[Tuple[float, float], ...]:
         return ((self.threshold_1h, self.threshold_1l), (self.threshold_2h, self.threshold_2l),

@@ -20,7 +20,8 @@ import torch
 from torch import nn
 
 from wsol.errors import WsolError
-from wsol.training.methods.base import TrainMethod, in_range, register_train_method, train_outputs
+from wsol.training.methods.base import TrainMethod, register_train_method, train_outputs
+from wsol.utils.options import option
 from wsol.training.methods.param_groups import decay_groups, is_no_decay, reference_named_parameters
 
 #: the parameters the reference model exempts from weight decay (its ``no_weight_decay()``)
@@ -30,11 +31,8 @@ _DEIT = re.compile(r"^deit_(tiny|small|base)_patch16_224$")
 
 @dataclasses.dataclass
 class TscamOptions:
-    drop_path: float = dataclasses.field(default=0.1, metadata={
-        "help": "stochastic-depth rate of the last block (rising linearly from 0 in block 0)"})
-
-    def check(self) -> None:
-        in_range(self.drop_path, 0.0, 1.0, "tscam-drop-path")
+    drop_path: float = option(0.1, help="stochastic-depth rate of the last block (rising linearly from 0 in block 0)",
+                              min=0.0, max=1.0)
 
 
 class StepsAtMultiples:
