@@ -8,6 +8,10 @@
 # records a run.
 #
 #   bash benchmarks/tune_synthetic.sh OUT [TRIALS] [METHODS]
+#
+# The set's size and the share of the training images held out to select (and to score
+# the trials) come from the environment: TRAIN_PER_CLASS (8), TEST_PER_CLASS (4), HOLDOUT
+# (0.25: 6 selection images with the defaults).
 set -euo pipefail
 OUT=${1:?output folder}
 TRIALS=${2:-3}
@@ -15,9 +19,9 @@ METHODS=${3:-"cam has"}
 PY=${PYTHON:-python}
 mkdir -p "$OUT"
 [ -f "$OUT/syn/train_test_split.txt" ] || $PY -m wsol -q make-synthetic --out "$OUT/syn" --classes 3 \
-    --train-per-class 8 --test-per-class 4 >/dev/null
+    --train-per-class "${TRAIN_PER_CLASS:-8}" --test-per-class "${TEST_PER_CLASS:-4}" >/dev/null
 BASE=(--dataset synthetic --root "$OUT/syn" --backbone efficientnet_lite0 --weights pretrained
-      --train-layers last:1 --epochs 2 --batch-size 8 --holdout 0.25 --test-split test)
+      --train-layers last:1 --epochs 2 --batch-size 8 --holdout "${HOLDOUT:-0.25}" --test-split test)
 for m in $METHODS; do
     $PY -m wsol -q train "${BASE[@]}" --wsol-method "$m" --resume --out "$OUT/$m/untuned" >/dev/null
     $PY -m wsol -q tune "${BASE[@]}" --wsol-method "$m" --trials "$TRIALS" --final --out "$OUT/$m/tune" >/dev/null

@@ -10,6 +10,11 @@ Two published protocols define it (``docs/training.md`` ("Training like the pape
   decay step (uniform 5-45 epochs of 50 on CUB, 2-9 on ImageNet: here 10%-90% of
   ``--epochs``) ("wacv2025").
 
+Choe et al. list their space in Table 5 (appendix of arXiv 2001.07437); its text could not be
+re-read here (only the paper's opening pages were reachable), so the ranges sourced "choe2020"
+alone follow the paper as first read, while those the WACV'25 table repeats were checked
+against it.
+
 A parameter is drawn per trial; ``target`` says where it goes: a ``TrainConfig`` field
 (``config``) or the method's hyperparameter (``method``).
 """

@@ -117,6 +117,17 @@ def test_has_hides_cells_at_the_given_rate():
     assert torch.equal(hide_patches(x.clone(), 0, 1.0), x)      # grid 0: unchanged, as the reference
 
 
+def test_has_sets_hidden_pixels_to_positive_zero():
+    """The reference assigns 0 to a hidden cell; multiplying by a 0/1 mask would give -0.0
+    where the normalized pixel was negative (same value, other sign bit)."""
+    x = -torch.ones(1, 3, 4, 4)                  # every pixel negative
+    y = hide_patches(x, 2, 1.0)                  # rate 1: every cell hidden
+    assert torch.equal(y, torch.zeros_like(y))
+    assert not torch.signbit(y).any()            # +0.0 everywhere, no -0.0
+    x = torch.tensor([[[[-2.0, 3.0], [-4.0, 5.0]]]])
+    assert torch.equal(hide_patches(x.clone(), 1, 0.0), x)   # rate 0: draws in [0, 1) are never <= 0
+
+
 def test_has_training_loss_sees_hidden_images():
     seen = {}
 

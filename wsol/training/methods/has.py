@@ -22,16 +22,17 @@ def hide_patches(images: torch.Tensor, grid_size: int, drop_rate: float,
                  generator: torch.Generator | None = None) -> torch.Tensor:
     """Zero whole ``grid_size`` x ``grid_size`` cells of ``images`` [B, C, H, W] in place,
     each with probability ``drop_rate`` (a cell is hidden when its uniform draw is
-    <= ``drop_rate``, as the reference's ``random.random() <= drop_rate``); returns
-    ``images``. ``grid_size`` 0 leaves them unchanged."""
+    <= ``drop_rate``, as the reference's ``random.random() <= drop_rate``); hidden pixels
+    become +0.0 in every channel; returns ``images``. ``grid_size`` 0 leaves them unchanged."""
     if grid_size == 0:
         return images
     b, _, h, w = images.shape
     gh, gw = math.ceil(h / grid_size), math.ceil(w / grid_size)
     u = torch.rand((b, gh, gw), generator=generator, device=images.device if generator is None else "cpu")
-    keep = (u > drop_rate).to(device=images.device, dtype=images.dtype)
-    keep = keep.repeat_interleave(grid_size, 1).repeat_interleave(grid_size, 2)[:, :h, :w]
-    images.mul_(keep.unsqueeze(1))
+    hidden = (u <= drop_rate).to(device=images.device)
+    hidden = hidden.repeat_interleave(grid_size, 1).repeat_interleave(grid_size, 2)[:, :h, :w]
+    # assign 0 as the reference does: multiplying by a 0/1 mask would leave -0.0 on negative pixels
+    images.masked_fill_(hidden.unsqueeze(1), 0.0)
     return images
 
 
