@@ -51,6 +51,11 @@ class Backbone(nn.Module):
     def forward_logits(self, feats: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
 
+    def feature_stack(self, x: torch.Tensor) -> torch.Tensor:
+        """Input -> the last map of the feature stack: ``forward_features`` unless the CAM
+        layer sits inside the stack (``NAME+bas``: its trunk, then its tail)."""
+        return self.forward_features(x)
+
     def classifier(self) -> nn.Linear:
         raise NotImplementedError
 

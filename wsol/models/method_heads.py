@@ -18,8 +18,9 @@ added the same way on top of its feature stack:
 - ``+adl``: a parameter-free ADL layer at the end of each of the last two stages of the
   feature stack (timm ``blocks``, torchvision ``layer3``/``layer4`` or ``features``); keys
   are unchanged, so the backbone's own checkpoints load.
-- ``+bas``: the classifier is removed; BAS's ``classifier_cls`` and ``classifier_loc`` (as the
-  reference BAS nets define them) read the last feature map (:mod:`wsol.models.bas_variant`).
+- ``+bas``: the classifier is removed; BAS's ``classifier_loc`` (as the reference BAS nets
+  define it) reads the map before the last downsampling, ``classifier_cls`` the last feature
+  map after the remaining stages (the tail), as in the reference nets (:mod:`wsol.models.bas_variant`).
   The reference nets themselves are ``bas_resnet50`` ... (``--wsol-method bas`` picks them
   for ``resnet50``, ``vgg16``, ``inception_v3``).
 

@@ -266,10 +266,13 @@ def variant_entry(name: str):
     notes = {"acol": "ACoL heads on the last feature map; cam = the fused map of both heads",
              "spg": "SPG stages A1-A3 + side branches on the last feature map; cam = the SPG_A_4 map",
              "adl": "ADL layers at the end of the last two stages; inactive at evaluation",
-             "bas": "BAS heads classifier_cls/classifier_loc on the last feature map; cam = classifier_loc's "
-                    "sigmoid map of the class; method bas = the foreground map (topk classes)"}
-    layer = {"acol": b.feature_layer, "spg": "SPG_A_3", "adl": b.feature_layer, "bas": b.feature_layer}[kind]
-    info = BackboneInfo(name, b.source, layer, b.stride, kind == "spg" or (kind == "adl" and b.cam_exact), notes[kind])
+             "bas": "BAS heads: classifier_loc on the map before the last downsampling (stride 16), "
+                    "classifier_cls after the remaining stages; cam = classifier_loc's sigmoid map of the class; "
+                    "method bas = the foreground map (topk classes)"}
+    layer = {"acol": b.feature_layer, "spg": "SPG_A_3", "adl": b.feature_layer,
+             "bas": "stage before the last /2"}[kind]
+    stride = b.stride // 2 if kind == "bas" else b.stride     # the built model states its own split
+    info = BackboneInfo(name, b.source, layer, stride, kind == "spg" or (kind == "adl" and b.cam_exact), notes[kind])
 
     def build(pretrained: bool, num_classes: int, **options: Any) -> Backbone:
         base = base_entry.build(pretrained, num_classes)

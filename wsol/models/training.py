@@ -23,7 +23,7 @@ def _has_params(m: nn.Module) -> bool:
 
 
 def _scan(bb: Backbone) -> Tuple[List[Tuple[str, List[nn.Module]]], set]:
-    """(units, names of the net's top-level children that run in forward_features)."""
+    """(units, names of the net's top-level children that run in the feature stack)."""
     root = getattr(bb, "net", bb)
     top = [(n, m) for n, m in root.named_children() if _has_params(m)]
     order: Dict[str, int] = {}
@@ -45,11 +45,15 @@ def _scan(bb: Backbone) -> Tuple[List[Tuple[str, List[nn.Module]]], set]:
     try:
         p = next(bb.parameters())
         with torch.no_grad():
-            bb.forward_features(torch.zeros(1, 3, 224, 224, device=p.device, dtype=p.dtype))
+            bb.feature_stack(torch.zeros(1, 3, 224, 224, device=p.device, dtype=p.dtype))
     finally:
         for h in hooks:
             h.remove()
         bb.train(was_training)
+    for n, _ in top:   # a container whose stages ran one by one (NAME+bas's trunk and tail)
+        ran = [i for k, i in order.items() if k.startswith(f"{n}.")]
+        if n not in order and ran:
+            order[n] = min(ran)
     feat_top = [(n, m) for n, m in top if n in order]
     units: List[Tuple[str, List[nn.Module]]] = []
     for n, m in sorted(feat_top, key=lambda nm: order[nm[0]]):
@@ -70,8 +74,8 @@ def _scan(bb: Backbone) -> Tuple[List[Tuple[str, List[nn.Module]]], set]:
 def feature_units(bb: Backbone) -> List[Tuple[str, List[nn.Module]]]:
     """The feature stack as an ordered list of units ``(name, modules)``, input to output.
 
-    Units are the top-level children of the wrapped net that run in ``forward_features``,
-    in the order they run; a Sequential/ModuleList named blocks/stages/layers/features (or
+    Units are the top-level children of the wrapped net that run in the feature stack
+    (``feature_stack``: ``forward_features``, or ``NAME+bas``'s trunk and tail), in the order they run; a Sequential/ModuleList named blocks/stages/layers/features (or
     the only child holding the whole stack) is split into its children (timm EfficientNet:
     ``blocks.0`` ... ``blocks.6``; torchvision ResNet: ``layer1`` ... ``layer4``). A norm
     layer joins the unit before it (``conv_head+bn2``); parameter-free modules are dropped.

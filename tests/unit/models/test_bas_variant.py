@@ -85,6 +85,54 @@ def variant():
     return create_backbone("test_byobnet+bas", "random", num_classes=3)
 
 
+def test_generic_variant_splits_before_the_last_downsampling(variant):
+    """timm's test_byobnet (stem /2, stages /2 /2 /2 /2 at 64 input: 32, 16, 8, 4, 2 cells): the
+    last downsampling is stages.3, so x_loc is stages.2's output (stride 16) and the tail is
+    stages.3 + final_conv."""
+    bb = variant
+    assert bb.split.trunk == ("stem", "stages.0", "stages.1", "stages.2")
+    assert bb.split.tail == ("stages.3", "final_conv") and bb.split.factor == 2
+    assert (bb.info.feature_layer, bb.info.stride) == ("stages.2", 16)
+    x = torch.randn(1, 3, 64, 64)
+    with torch.no_grad():
+        x_loc = bb.eval().forward_features(x)
+        assert x_loc.shape == (1, 128, 4, 4)                                  # 64 / 16
+        assert bb.feature_stack(x).shape == (1, 256, 2, 2)                    # 64 / 32
+        assert torch.equal(bb.tail_modules()(x_loc), bb.net.final_conv(bb.net.stages[3](x_loc)))
+
+
+def test_generic_variant_on_efficientnet_lite0():
+    """The documented split of the offline trunk: x_loc = blocks.4 (112 channels, 14x14 at
+    224), tail blocks.5 (the last /2), blocks.6, conv_head, bn2; --train-layers last:3 trains
+    the tail (the same units as the plain backbone's last:3) and the heads."""
+    from wsol.models.training import feature_units, set_trainable
+
+    bb = create_backbone("efficientnet_lite0+bas", "random", num_classes=4)
+    assert bb.split.trunk[-1] == "blocks.4" and bb.split.tail == ("blocks.5", "blocks.6", "conv_head", "bn2")
+    assert (bb.info.feature_layer, bb.info.stride) == ("blocks.4", 16)
+    assert bb.net.classifier_loc[0].in_channels == 112 and bb.net.classifier_cls[0].in_channels == 1280
+    with torch.no_grad():
+        assert bb.eval().forward_features(torch.zeros(1, 3, 224, 224)).shape == (1, 112, 14, 14)
+    assert [u for u, _ in feature_units(bb)][-4:] == ["blocks.4", "blocks.5", "blocks.6", "conv_head+bn2"]
+    _, _, trained = set_trainable(bb, "last:3")
+    assert trained == ["head", "blocks.5", "blocks.6", "conv_head+bn2"]
+
+
+def test_generic_variant_refuses_a_stack_it_cannot_split():
+    """A feature pass that is no plain sequence of the net's children (a skip around them)."""
+    from wsol.models.backbone import BackboneInfo, NetBackbone
+    from wsol.models.bas_variant import split_feature_stack
+
+    net = nn.Module()
+    net.a, net.b, net.fc = nn.Conv2d(3, 4, 3, stride=2, padding=1), nn.Conv2d(4, 4, 3, stride=2, padding=1), \
+        nn.Linear(4, 2)
+    base = NetBackbone(net, BackboneInfo("skip", "wsol", "b", 4, True), lambda n, x: n.b(n.a(x)) + 1.0, "fc")
+    with pytest.raises(WsolError, match=r"'skip': \+bas cannot split its feature stack"):
+        split_feature_stack(base)
+    base = NetBackbone(net, BackboneInfo("plain", "wsol", "b", 4, True), lambda n, x: n.b(n.a(x)), "fc")
+    assert split_feature_stack(base).trunk == ("a",) and split_feature_stack(base).tail == ("b",)
+
+
 def test_generic_variant_heads_and_shapes(variant):
     bb = variant
     assert bb.name == "test_byobnet+bas" and bb.num_classes == 3 and not bb.info.cam_exact
@@ -97,13 +145,16 @@ def test_generic_variant_heads_and_shapes(variant):
     assert [m.out_channels for m in cls if isinstance(m, nn.Conv2d)] == [1024, 1024, 3]
     assert [m.kernel_size for m in cls if isinstance(m, nn.Conv2d)] == [(3, 3), (3, 3), (1, 1)]
     assert loc[0].out_channels == 3 and loc[0].kernel_size == (3, 3) and isinstance(loc[1], nn.Sigmoid)
+    assert (loc[0].in_channels, cls[0].in_channels) == (128, 256)       # x_loc's width, the last map's
     assert float(cls[0].bias.detach().abs().sum()) == 0.0               # Xavier, zero bias
     with torch.no_grad():
         feats, logits = bb.eval()(torch.randn(2, 3, 64, 64))
-        assert feats.shape[:2] == (2, cls[0].in_channels) and logits.shape == (2, 3)
-        assert torch.allclose(logits, cls(feats).mean(dim=(2, 3)))     # GAP of classifier_cls
-        maps = torch.sigmoid(loc[0](feats))                            # every class's map
+        assert feats.shape == (2, 128, 4, 4) and logits.shape == (2, 3)
+        last = bb.net.final_conv(bb.net.stages[3](feats))              # the tail
+        assert torch.allclose(logits, cls(last).mean(dim=(2, 3)))      # GAP of classifier_cls after the tail
+        maps = torch.sigmoid(loc[0](feats))                            # every class's map, on x_loc's grid
         t = torch.tensor([2, 0])
+        assert bb.class_maps(feats, t).shape == (2, 4, 4)
         assert torch.allclose(bb.class_maps(feats, t), maps[torch.arange(2), t], atol=1e-6)
         top2 = logits.topk(2, dim=1).indices
         want = torch.stack([maps[b, top2[b]].mean(0) for b in range(2)])
@@ -114,16 +165,21 @@ def test_generic_variant_heads_and_shapes(variant):
 def test_generic_variant_training_outputs_and_gradients(variant):
     bb = variant.train()
     bb.zero_grad(set_to_none=True)
+    bn = next(m for m in bb.net.stages[3].modules() if isinstance(m, nn.BatchNorm2d))   # in the tail
+    seen = int(bn.num_batches_tracked)
     x, y = torch.randn(2, 3, 64, 64), torch.tensor([1, 2])
     out = bb.forward_train(x, y)
+    assert int(bn.num_batches_tracked) == seen + 1     # the tail ran once live; the erase branch on clones
     feats = bb.forward_features(x)
-    h, w = feats.shape[-2:]
-    assert out["m_fg"].shape == (2, 1, h, w) and out["logits"].shape == out["logits_fg"].shape == (2, 3)
-    fmap = bb.net.classifier_cls(feats)
-    assert torch.allclose(out["logits_fg"], (fmap * out["m_fg"]).mean(dim=(2, 3)), atol=1e-5)  # same grid
-    out["s_bg"].sum().backward()    # the erase branch reaches m_fg (classifier_loc and its input), not classifier_cls
+    assert out["m_fg"].shape == (2, 1, 4, 4) and out["logits"].shape == out["logits_fg"].shape == (2, 3)
+    fmap = bb.net.classifier_cls(bb.tail_modules()(feats))                  # 2x2: the last map's grid
+    pooled = nn.functional.avg_pool2d(out["m_fg"], 2)                      # the reference's pooling
+    assert torch.allclose(out["logits_fg"], (fmap * pooled).mean(dim=(2, 3)), atol=1e-5)
+    out["s_bg"].sum().backward()    # the erase branch reaches m_fg (classifier_loc and the trunk), not the tail
     assert bb.net.classifier_loc[0].weight.grad.abs().sum() > 0
+    assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in bb.net.stages[2].parameters())
     assert all(p.grad is None for p in bb.net.classifier_cls.parameters())
+    assert all(p.grad is None for n in bb.split.tail for p in bb.net.get_submodule(n).parameters())
     with pytest.raises(WsolError, match="needs the labels"):
         bb.forward_train(x)
     bb.reset_classifier(5)

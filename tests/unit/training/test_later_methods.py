@@ -342,7 +342,7 @@ def test_wsol_train_bas_end_to_end(tiny_set, tmp_path, capsys, one_thread):
 @pytest.mark.slow
 def test_wsol_train_bas_generic_variant_end_to_end(tiny_set, tmp_path, capsys, one_thread):
     """`wsol train --wsol-method bas` on the offline pretrained efficientnet_lite0 trains
-    `efficientnet_lite0+bas` (BAS's heads on its last feature map) with BAS's loss and
+    `efficientnet_lite0+bas` (classifier_loc on blocks.4, classifier_cls after the tail) with BAS's loss and
     optimizer; `wsol evaluate` of the checkpoint gives the foreground map (`--method bas`),
     which is not constant, and `--method cam` gives the same map (topk 1: classifier_loc's
     map of the target)."""
