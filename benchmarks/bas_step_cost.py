@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import datetime
 import os
-import platform
 import statistics
 import subprocess
 import sys
@@ -28,21 +27,12 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if REPO not in sys.path:
     sys.path.insert(0, REPO)
 
+from wsol.engine.build import device_name  # noqa: E402
 from wsol.models.registry import create_backbone  # noqa: E402
 from wsol.training import train as tr  # noqa: E402
 from wsol.training.methods import create_train_method  # noqa: E402
 
 DEFAULT_CSV = os.path.join(REPO, "results", "bas_step_cost.csv")
-
-
-def _cpu_name() -> str:
-    try:
-        for line in open("/proc/cpuinfo", encoding="utf-8"):
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
 def _commit() -> str:
@@ -96,7 +86,7 @@ def main(argv=None) -> int:
            "backward_s": med(1), "losses": " ".join(f"{r[3]:.6f}" for r in rows),
            "load_before": round(load0, 2), "load_after": round(load1, 2),
            "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
-           "machine": _cpu_name(), "threads": torch.get_num_threads(), "torch": torch.__version__,
+           "machine": device_name(torch.device("cpu")).removeprefix("cpu: "), "threads": torch.get_num_threads(), "torch": torch.__version__,
            "commit": _commit(), "note": args.note}
     old = pd.read_csv(args.csv) if os.path.exists(args.csv) else pd.DataFrame()
     pd.concat([old, pd.DataFrame([row])], ignore_index=True, sort=False).to_csv(args.csv, index=False)
