@@ -35,7 +35,6 @@ import argparse
 import datetime
 import json
 import os
-import platform
 import sys
 import time
 from pathlib import Path
@@ -50,6 +49,7 @@ if str(REPO) not in sys.path:
 
 from wsol.datasets.base import build_dataset  # noqa: E402
 from wsol.apps.demo import DemoConfig  # noqa: E402
+from wsol.engine.build import device_name  # noqa: E402
 from wsol.engine.run import EvalConfig, evaluate  # noqa: E402
 from wsol.training.train import BEST, TrainConfig, method_architecture, train  # noqa: E402
 from wsol.training.methods import create_train_method, list_train_methods  # noqa: E402
@@ -73,16 +73,6 @@ OWN_MAPS = {"bas": ("bas",)}
 #: classifier diverges at the second step and never recovers (top-1 at chance; the
 #: diagnosis is in results/train_methods_synthetic.md); its reference lr 0.001 (heads 0.01 / 0.02) is used
 REFERENCE_LR = ("bas",)
-
-
-def _cpu_name() -> str:
-    try:
-        for line in open("/proc/cpuinfo", encoding="utf-8"):
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
 def _evaluate(data: str, arch: str, weights: str, cam_method: str, out: str, device: str, seed: int,
@@ -189,7 +179,7 @@ def main(argv=None) -> int:
     at_demo = [m for m in names if m not in LATER]
     test = build_dataset("synthetic", data, "test") if at_demo else None
     stamp = dict(date=datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
-                 machine=_cpu_name() if args.device == "cpu" else args.device,
+                 machine=device_name(torch.device("cpu")).removeprefix("cpu: ") if args.device == "cpu" else args.device,
                  threads=torch.get_num_threads(), torch=torch.__version__, note=args.note)
     later_rows, rows = [], []
     for name in [m for m in names if m in LATER]:
