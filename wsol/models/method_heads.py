@@ -95,7 +95,7 @@ def variant_for(backbone: str, kind: str, options: Optional[Dict[str, Any]] = No
     if have == kind:
         return backbone, opts
     if have != "cam":
-        article = "a" if have == "bas" else "an"  # an ACoL/SPG/ADL (letters), a BAS (a word)
+        article = {"bas": "a"}.get(have, "an")  # an ACoL/SPG/ADL (read as letters), a BAS (a word)
         raise WsolError(f"backbone '{backbone}' is {article} {have.upper()} architecture: train it with "
                         f"--wsol-method {have}, or give the plain backbone")
     if kind == "cam":

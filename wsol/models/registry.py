@@ -271,7 +271,7 @@ def variant_entry(name: str):
                     "method bas = the foreground map (topk classes)"}
     layer = {"acol": b.feature_layer, "spg": "SPG_A_3", "adl": b.feature_layer,
              "bas": "stage before the last /2"}[kind]
-    stride = b.stride // 2 if kind == "bas" else b.stride     # the built model states its own split
+    stride = b.stride // {"bas": 2}.get(kind, 1)  # BAS's map is one stage before the last /2
     info = BackboneInfo(name, b.source, layer, stride, kind == "spg" or (kind == "adl" and b.cam_exact), notes[kind])
 
     def build(pretrained: bool, num_classes: int, **options: Any) -> Backbone:
@@ -281,10 +281,7 @@ def variant_entry(name: str):
         built = BackboneInfo(**{**vars(info), "cam_exact": exact})
         if kind == "adl":
             return add_adl(base, built, **options)
-        if kind == "bas":
-            return BasVariant(base, built, num_classes)
-        cls = AcolVariant if kind == "acol" else SpgVariant
-        return cls(base, built, num_classes, **options)
+        return {"acol": AcolVariant, "spg": SpgVariant, "bas": BasVariant}[kind](base, built, num_classes, **options)
 
     return ModelEntry(info, build, base_entry.default_classes, weights_offline=base_entry.weights_offline,
                       options=dict(OPTIONS[kind]))
