@@ -126,6 +126,17 @@ class Sat(TokenAttentionMethod):
     example_backbone = "deit_sat_tiny_patch16_224"
     description = "SAT (Wu 2023): the spatial token's attention masks of the last three blocks, averaged (class-agnostic)"
 
+    @classmethod
+    def architecture_for(cls, backbone: str) -> str:
+        """SAT's model of the same DeiT (``deit_tiny_patch16_224`` -> ``deit_sat_tiny_patch16_224``);
+        any other name stays as it is (and is refused)."""
+        from wsol.models.families import family_architecture
+
+        try:
+            return family_architecture(backbone, "sat")
+        except WsolError:
+            return backbone
+
     def map(self, backbone, rec, targets):
         if not hasattr(backbone, "sat_map"):
             raise WsolError(f"method 'sat' needs a SAT model (--backbone deit_sat_small_patch16_224); "

@@ -42,6 +42,17 @@ class BasForeground(CamMethod):
         super().__init__(topk=topk, **options)
         self.topk = _topk(topk)
 
+    @classmethod
+    def architecture_for(cls, backbone: str) -> str:
+        """A BAS net for a plain CNN (``resnet50`` -> ``bas_resnet50``, another CNN ->
+        ``NAME+bas``); a ViT or an unknown name stays as it is (and is refused)."""
+        from wsol.models.families import bas_architecture
+
+        try:
+            return bas_architecture(backbone)
+        except WsolError:
+            return backbone
+
     def __call__(self, backbone, images, feats, logits, targets):
         foreground = getattr(backbone, "foreground", None)
         if foreground is None:

@@ -36,6 +36,14 @@ class CamMethod:
                  targets: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
 
+    @classmethod
+    def architecture_for(cls, backbone: str) -> str:
+        """The model the method reads its map from when the user names ``backbone`` (a method
+        that needs its own heads maps a plain backbone to its family's model, as ``wsol train
+        --wsol-method`` does); the name itself when the method runs on it, or when no mapping
+        exists (the method then refuses the model in one line)."""
+        return backbone
+
 
 @dataclass
 class MethodInfo:

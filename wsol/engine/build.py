@@ -109,6 +109,22 @@ def load_split(cfg: EvalConfig, dataset: Optional[WsolDataset] = None) -> WsolDa
     return ds
 
 
+def method_architecture(method: CamMethod, backbone: str, weights: str) -> str:
+    """The model ``method`` reads its map from for ``--backbone backbone`` (a family method's
+    own model for a plain backbone: ``--method bas --backbone resnet18`` -> ``resnet18+bas``,
+    as ``wsol train --wsol-method bas`` trains it, so its checkpoint loads as ``--weights``).
+    Built from ImageNet or random weights, the family's new heads are untrained: said loudly."""
+    arch = method.architecture_for(backbone)
+    if arch != backbone:
+        log.info("--method %s on '%s': the model is %s", method.name, backbone, arch)
+        if weights in ("pretrained", "random"):
+            log.warning("--method %s on '%s' builds %s, whose %s heads are new (weights %s): its maps are "
+                        "untrained until you pass a checkpoint trained with `wsol train --wsol-method %s "
+                        "--backbone %s` as --weights", method.name, backbone, arch, method.name, weights,
+                        method.name, backbone)
+    return arch
+
+
 def build(cfg: EvalConfig, dataset: Optional[WsolDataset] = None, backbone=None,
           device: Optional[str] = None) -> Built:
     """Build everything ``cfg`` names. ``backbone``: an already built model to use as is;
@@ -121,10 +137,10 @@ def build(cfg: EvalConfig, dataset: Optional[WsolDataset] = None, backbone=None,
     protocol = get_protocol(cfg.protocol).configure(ds.num_classes, cfg.cam_step, cfg.dataset)
     method = create_method(cfg.method, **cfg.method_options)
     if backbone is None:
+        arch = method_architecture(method, cfg.backbone, cfg.weights)
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(cfg.seed)  # random init is reproducible
-            backbone = backbone_for_dataset(ds, cfg.backbone, cfg.weights, dev, cfg.new_head,
-                                            options=cfg.model_options)
+            backbone = backbone_for_dataset(ds, arch, cfg.weights, dev, cfg.new_head, options=cfg.model_options)
     check_targets(torch.tensor([s.label for s in ds.samples]), backbone.num_classes)
     protocol = protocol.for_backbone(getattr(backbone, "name", cfg.backbone))  # e.g. bas: per architecture
     taus = protocol.thresholds(cfg.cam_step)

@@ -37,7 +37,7 @@ from wsol.errors import WsolError
 from wsol.training.methods.base import TrainMethod, register_train_method, train_outputs
 from wsol.utils.options import option
 from wsol.training.methods.param_groups import bas_groups, reference_named_parameters
-from wsol.training.methods.tscam import family_architecture, family_names
+from wsol.models.families import bas_architecture
 
 #: the reference's loss weights (alpha, beta) per dataset and architecture (utils/hyperparameters.py)
 BAS_WEIGHTS = {("cub", "vgg16"): (0.0, 0.9), ("cub", "resnet50"): (0.5, 1.5), ("cub", "inception_v3"): (0.5, 1.0),
@@ -46,21 +46,6 @@ BAS_WEIGHTS = {("cub", "vgg16"): (0.0, 0.9), ("cub", "resnet50"): (0.5, 1.5), ("
                ("imagenet", "mobilenet_v1"): (0.5, 1.5)}
 #: the erase-branch ratio's guard against S = 0
 BAS_EPS = 1e-8
-
-
-def bas_architecture(backbone: str) -> str:
-    """The architecture ``--wsol-method bas`` trains for ``backbone`` (see :meth:`Bas.architecture_for`)."""
-    from wsol.models.method_heads import variant_for
-    from wsol.models.registry import BACKBONES
-
-    names = family_names("bas")
-    if backbone in names or f"bas_{backbone}" in names:
-        return family_architecture(backbone, "bas")
-    entry = BACKBONES.find(backbone.rpartition("+")[0] or backbone)
-    if entry is not None and "patch tokens" in entry.info.feature_layer:
-        raise WsolError(f"--wsol-method bas trains a BAS model: --backbone takes {', '.join(names)}, or a CNN "
-                        f"backbone (its generic variant NAME+bas), got the ViT '{backbone}'")
-    return variant_for(backbone, "bas")[0]
 
 
 @dataclasses.dataclass

@@ -13,20 +13,18 @@ batch 128 (the CUB config). See ``docs/training.md`` ("The later families").
 from __future__ import annotations
 
 import dataclasses
-import re
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Dict, Optional, Tuple
 
 import torch
 from torch import nn
 
-from wsol.errors import WsolError
+from wsol.models.families import family_architecture
 from wsol.training.methods.base import TrainMethod, register_train_method, train_outputs
 from wsol.utils.options import option
 from wsol.training.methods.param_groups import decay_groups, is_no_decay, reference_named_parameters
 
 #: the parameters the reference model exempts from weight decay (its ``no_weight_decay()``)
 TSCAM_NO_DECAY = ("pos_embed", "cls_token")
-_DEIT = re.compile(r"^deit_(tiny|small|base)_patch16_224$")
 
 
 @dataclasses.dataclass
@@ -45,34 +43,6 @@ class StepsAtMultiples:
 
     def __call__(self, epoch: int) -> float:
         return 0.1 ** ((epoch + 1) // self.step)
-
-
-def family_names(family: str) -> List[str]:
-    """The registered ``<family>`` architectures: names holding ``_<family>_`` or starting with
-    ``<family>_`` (``deit_tscam_small_patch16_224``, ``bas_resnet50``; not ``deit_base_...``
-    for ``bas``)."""
-    from wsol.models.registry import BACKBONES
-
-    return [n for n in BACKBONES.names() if f"_{family}_" in n or n.startswith(f"{family}_")]
-
-
-def family_architecture(backbone: str, family: str) -> str:
-    """The ``<family>`` architecture trained for ``backbone``: a registered name holding
-    ``_<family>_`` or starting with ``<family>_`` as it is; a plain name whose family model
-    is registered (``deit_small_patch16_224`` -> ``deit_tscam_small_patch16_224``,
-    ``resnet50`` -> ``bas_resnet50``) mapped to it; anything else is a one-line error
-    listing the family's models."""
-
-    names = family_names(family)
-    if backbone in names:
-        return backbone
-    m = _DEIT.match(backbone)
-    for cand in ([f"deit_{family}_{m.group(1)}_patch16_224"] if m else []) + [f"{family}_{backbone}"]:
-        if cand in names:
-            return cand
-    label = {"tscam": "TS-CAM"}.get(family, family.upper())
-    raise WsolError(f"--wsol-method {family} trains a {label} model: --backbone takes "
-                    f"{', '.join(names) or 'none (no such model is registered)'}, got '{backbone}'")
 
 
 def adamw(groups, lr: float) -> torch.optim.AdamW:
