@@ -6,10 +6,10 @@ import pandas as pd
 import pytest
 import torch
 
-from cub_fixture import make_cub
+from cub_fixture import make_cub, tiny_eval_config
 
 from wsol.cli import main
-from wsol.engine.run import EvalConfig, evaluate
+from wsol.engine.run import evaluate
 from wsol.errors import WsolError
 from wsol.evaluation.faithfulness import FaithfulnessOptions, FaithfulnessEvaluator
 
@@ -22,10 +22,7 @@ def cub(tmp_path_factory):
 
 
 def _cfg(cub, **kw):
-    base = dict(dataset="cub", root=str(cub), split="test", backbone="tiny_test_net", weights="random",
-                batch_size=2, progress=False)
-    base.update(kw)
-    return EvalConfig(**base)
+    return tiny_eval_config(cub, **kw)
 
 
 def test_cli_writes_every_metric_with_its_options(cub, tmp_path):

@@ -5,9 +5,9 @@ import pandas as pd
 import pytest
 import torch
 
-from cub_fixture import make_cub
+from cub_fixture import make_cub, tiny_eval_config
 
-from wsol.engine.run import EvalConfig, evaluate
+from wsol.engine.run import evaluate
 
 
 @pytest.fixture(scope="module")
@@ -18,10 +18,7 @@ def cub(tmp_path_factory):
 
 
 def _cfg(cub, **kw):
-    base = dict(dataset="cub", root=str(cub), split="test", backbone="tiny_test_net", weights="random",
-                batch_size=2, progress=False)
-    base.update(kw)
-    return EvalConfig(**base)
+    return tiny_eval_config(cub, **kw)
 
 
 def test_backbone_passed_in_comes_back_as_it_went_in(cub):
